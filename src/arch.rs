@@ -1,0 +1,350 @@
+//! Network architectures as shapes: which convolutions a model has, in which
+//! order, with which input geometry, and how they are wired into residual
+//! blocks. The trainer (`model`), the HE cost model (`he`) and the integer
+//! inference (`quant`) all build from one [`NetSpec`], so layer names and order
+//! agree everywhere (`explore count` rows, checkpoint tensors, masks).
+
+use std::fmt;
+use std::str::FromStr;
+
+use serde::{Deserialize, Serialize};
+
+/// Errors in naming an architecture or dataset, or in sizing a network.
+#[derive(Debug, thiserror::Error, PartialEq)]
+pub enum ArchError {
+    #[error("unknown model `{0}`: use one of resnet20, resnet32, resnet56, resnet18")]
+    UnknownArch(String),
+    #[error("unknown dataset `{0}`: use one of cifar10, cifar100, fashion-mnist, mnist")]
+    UnknownDataset(String),
+    #[error("width {0} is not a positive finite number: use e.g. 1.0 or 0.25")]
+    BadWidth(f64),
+}
+
+/// The ResNet variants this tool trains and counts (all CIFAR-style: a 3x3
+/// stem, no max-pool, global average pooling, one FC layer).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Arch {
+    ResNet20,
+    ResNet32,
+    ResNet56,
+    ResNet18,
+}
+
+impl Arch {
+    pub const ALL: [Arch; 4] = [Arch::ResNet20, Arch::ResNet32, Arch::ResNet56, Arch::ResNet18];
+
+    pub fn name(self) -> &'static str {
+        match self {
+            Arch::ResNet20 => "resnet20",
+            Arch::ResNet32 => "resnet32",
+            Arch::ResNet56 => "resnet56",
+            Arch::ResNet18 => "resnet18",
+        }
+    }
+
+    /// (blocks per stage, base channels per stage).
+    fn stages(self) -> (Vec<usize>, Vec<usize>) {
+        match self {
+            Arch::ResNet20 => (vec![3, 3, 3], vec![16, 32, 64]),
+            Arch::ResNet32 => (vec![5, 5, 5], vec![16, 32, 64]),
+            Arch::ResNet56 => (vec![9, 9, 9], vec![16, 32, 64]),
+            Arch::ResNet18 => (vec![2, 2, 2, 2], vec![64, 128, 256, 512]),
+        }
+    }
+}
+
+impl fmt::Display for Arch {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.name())
+    }
+}
+
+impl FromStr for Arch {
+    type Err = ArchError;
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        Arch::ALL
+            .into_iter()
+            .find(|a| a.name() == s)
+            .ok_or_else(|| ArchError::UnknownArch(s.to_string()))
+    }
+}
+
+/// Datasets fix the input shape and the number of classes.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+pub enum DatasetKind {
+    #[serde(rename = "cifar10")]
+    Cifar10,
+    #[serde(rename = "cifar100")]
+    Cifar100,
+    #[serde(rename = "fashion-mnist")]
+    FashionMnist,
+    #[serde(rename = "mnist")]
+    Mnist,
+}
+
+impl DatasetKind {
+    pub const ALL: [DatasetKind; 4] = [
+        DatasetKind::Cifar10,
+        DatasetKind::Cifar100,
+        DatasetKind::FashionMnist,
+        DatasetKind::Mnist,
+    ];
+
+    pub fn name(self) -> &'static str {
+        match self {
+            DatasetKind::Cifar10 => "cifar10",
+            DatasetKind::Cifar100 => "cifar100",
+            DatasetKind::FashionMnist => "fashion-mnist",
+            DatasetKind::Mnist => "mnist",
+        }
+    }
+
+    /// Input shape (channels, height, width).
+    pub fn input_shape(self) -> (usize, usize, usize) {
+        match self {
+            DatasetKind::Cifar10 | DatasetKind::Cifar100 => (3, 32, 32),
+            DatasetKind::FashionMnist | DatasetKind::Mnist => (1, 28, 28),
+        }
+    }
+
+    pub fn classes(self) -> usize {
+        match self {
+            DatasetKind::Cifar100 => 100,
+            _ => 10,
+        }
+    }
+}
+
+impl fmt::Display for DatasetKind {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.name())
+    }
+}
+
+impl FromStr for DatasetKind {
+    type Err = ArchError;
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        DatasetKind::ALL
+            .into_iter()
+            .find(|d| d.name() == s)
+            .ok_or_else(|| ArchError::UnknownDataset(s.to_string()))
+    }
+}
+
+/// One convolution: `c_in x h x w` input (the grid it reads, before stride),
+/// `c_out` filters of `k x k`, padding `k / 2`, no bias before folding.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ConvShape {
+    pub name: String,
+    pub c_in: usize,
+    pub c_out: usize,
+    pub h: usize,
+    pub w: usize,
+    pub k: usize,
+    pub stride: usize,
+}
+
+impl ConvShape {
+    pub fn padding(&self) -> usize {
+        self.k / 2
+    }
+    pub fn out_h(&self) -> usize {
+        (self.h + 2 * self.padding() - self.k) / self.stride + 1
+    }
+    pub fn out_w(&self) -> usize {
+        (self.w + 2 * self.padding() - self.k) / self.stride + 1
+    }
+    /// Number of weights, laid out `[c_out, c_in, k, k]` row-major.
+    pub fn weight_len(&self) -> usize {
+        self.c_out * self.c_in * self.k * self.k
+    }
+}
+
+/// The classifier: global average pool, then `in_features -> out_features`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct FcShape {
+    pub name: String,
+    pub in_features: usize,
+    pub out_features: usize,
+}
+
+/// A basic residual block: `relu(bn(conv2(relu(bn(conv1(x))))) + shortcut(x))`,
+/// where the shortcut is identity or a 1x1 projection conv + BN. Fields index
+/// [`NetSpec::convs`].
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Block {
+    pub conv1: usize,
+    pub conv2: usize,
+    pub shortcut: Option<usize>,
+}
+
+/// A network's full shape. `convs[0]` is the stem (`conv1`, followed by BN and
+/// ReLU); blocks follow in forward order; each block lists conv1, conv2, then
+/// its shortcut in `convs`.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct NetSpec {
+    pub arch: Arch,
+    pub dataset: DatasetKind,
+    pub width: f64,
+    pub convs: Vec<ConvShape>,
+    pub blocks: Vec<Block>,
+    pub fc: FcShape,
+}
+
+impl NetSpec {
+    pub fn new(arch: Arch, dataset: DatasetKind, width: f64) -> Result<Self, ArchError> {
+        if !(width.is_finite() && width > 0.0) {
+            return Err(ArchError::BadWidth(width));
+        }
+        let (c0, mut h, mut w) = dataset.input_shape();
+        let (blocks_per_stage, base) = arch.stages();
+        let ch = |c: usize| ((c as f64 * width).round() as usize).max(1);
+        let mut convs = vec![ConvShape {
+            name: "conv1".into(),
+            c_in: c0,
+            c_out: ch(base[0]),
+            h,
+            w,
+            k: 3,
+            stride: 1,
+        }];
+        let mut blocks = Vec::new();
+        let mut c = ch(base[0]);
+        for (stage, (&n, &b)) in blocks_per_stage.iter().zip(&base).enumerate() {
+            let c_out = ch(b);
+            for i in 0..n {
+                let stride = if stage > 0 && i == 0 { 2 } else { 1 };
+                let prefix = format!("layer{}.{}", stage + 1, i);
+                let conv1 = ConvShape {
+                    name: format!("{prefix}.conv1"),
+                    c_in: c,
+                    c_out,
+                    h,
+                    w,
+                    k: 3,
+                    stride,
+                };
+                let (oh, ow) = (conv1.out_h(), conv1.out_w());
+                let conv2 = ConvShape {
+                    name: format!("{prefix}.conv2"),
+                    c_in: c_out,
+                    c_out,
+                    h: oh,
+                    w: ow,
+                    k: 3,
+                    stride: 1,
+                };
+                let shortcut = (stride != 1 || c != c_out).then(|| ConvShape {
+                    name: format!("{prefix}.shortcut"),
+                    c_in: c,
+                    c_out,
+                    h,
+                    w,
+                    k: 1,
+                    stride,
+                });
+                let base_idx = convs.len();
+                convs.push(conv1);
+                convs.push(conv2);
+                let shortcut = shortcut.map(|s| {
+                    convs.push(s);
+                    base_idx + 2
+                });
+                blocks.push(Block {
+                    conv1: base_idx,
+                    conv2: base_idx + 1,
+                    shortcut,
+                });
+                (c, h, w) = (c_out, oh, ow);
+            }
+        }
+        let fc = FcShape {
+            name: "fc".into(),
+            in_features: c,
+            out_features: dataset.classes(),
+        };
+        Ok(NetSpec {
+            arch,
+            dataset,
+            width,
+            convs,
+            blocks,
+            fc,
+        })
+    }
+
+    /// Total number of conv weights.
+    pub fn conv_weight_count(&self) -> usize {
+        self.convs.iter().map(ConvShape::weight_len).sum()
+    }
+}
+
+/// A trained network with BatchNorm folded into each conv (`weight`, `bias`)
+/// as plain row-major `f32`: the form the integer model and the HE executor
+/// run. `convs[i]` matches `spec.convs[i]`; `fc_weight` is `[out, in]`.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct FoldedNet {
+    pub spec: NetSpec,
+    pub convs: Vec<FoldedConv>,
+    pub fc_weight: Vec<f32>,
+    pub fc_bias: Vec<f32>,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct FoldedConv {
+    /// `[c_out, c_in, k, k]`
+    pub weight: Vec<f32>,
+    /// `[c_out]`
+    pub bias: Vec<f32>,
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn resnet20_cifar_has_19_convs_plus_two_projections() {
+        let s = NetSpec::new(Arch::ResNet20, DatasetKind::Cifar10, 1.0).unwrap();
+        assert_eq!(s.convs.len(), 21);
+        assert_eq!(s.blocks.len(), 9);
+        assert_eq!(s.convs[0].name, "conv1");
+        assert_eq!(s.convs[7].name, "layer2.0.conv1");
+        assert_eq!(s.convs[9].name, "layer2.0.shortcut");
+        assert_eq!((s.convs[9].k, s.convs[9].stride, s.convs[9].h), (1, 2, 32));
+        assert_eq!((s.convs[8].h, s.convs[8].c_in), (16, 32));
+        assert_eq!(s.convs.last().unwrap().h, 8);
+        assert_eq!((s.fc.in_features, s.fc.out_features), (64, 10));
+        // 16*3*9 + 6*16*16*9 + 32*16*9 + 5*32*32*9 + 32*16 + 64*32*9 + 5*64*64*9 + 64*32
+        assert_eq!(s.conv_weight_count(), 270_256);
+    }
+
+    #[test]
+    fn fashion_mnist_grids_round_up_on_stride() {
+        let s = NetSpec::new(Arch::ResNet20, DatasetKind::FashionMnist, 0.25).unwrap();
+        assert_eq!(s.convs[0].c_in, 1);
+        assert_eq!(s.convs[0].c_out, 4);
+        let last = s.convs.last().unwrap();
+        assert_eq!((last.h, last.w, last.c_out), (7, 7, 16));
+    }
+
+    #[test]
+    fn resnet18_has_four_stages() {
+        let s = NetSpec::new(Arch::ResNet18, DatasetKind::Cifar100, 1.0).unwrap();
+        assert_eq!(s.blocks.len(), 8);
+        assert_eq!(s.fc.in_features, 512);
+        assert_eq!(s.fc.out_features, 100);
+        assert_eq!(s.convs.iter().filter(|c| c.k == 1).count(), 3);
+    }
+
+    #[test]
+    fn names_parse_and_reject() {
+        assert_eq!("resnet56".parse::<Arch>().unwrap(), Arch::ResNet56);
+        assert!("resnet19".parse::<Arch>().is_err());
+        assert_eq!(
+            "fashion-mnist".parse::<DatasetKind>().unwrap(),
+            DatasetKind::FashionMnist
+        );
+        assert!(NetSpec::new(Arch::ResNet20, DatasetKind::Cifar10, 0.0).is_err());
+    }
+}

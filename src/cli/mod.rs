@@ -1,0 +1,52 @@
+//! Subcommands, one file each; every `run` returns the process exit code.
+
+use std::process::ExitCode;
+
+use clap::{Parser, Subcommand};
+
+mod check;
+mod count;
+mod he_bench;
+mod pareto;
+mod prune;
+mod sweep;
+mod train;
+
+#[derive(Parser)]
+#[command(name = "explore", version, about = "HE-aware pruning: how much encrypted inference cost can pruning remove, and at what accuracy?")]
+pub struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Count HE operations (rotations, plaintext multiplications, additions) per layer.
+    Count(count::Args),
+    /// Run layers on real ciphertexts, verify them and time them.
+    HeBench(he_bench::Args),
+    /// Train the spec's dense model.
+    Train(train::Args),
+    /// Prune the spec's dense model with one strategy to one target.
+    Prune(prune::Args),
+    /// Run a whole sweep: train, prune every strategy x target, measure, report.
+    Sweep(sweep::Args),
+    /// Print the Pareto front of a points.csv.
+    Pareto(pareto::Args),
+    /// Compare a sweep's front with a baseline front; exit 1 on regression.
+    Check(check::Args),
+}
+
+impl Cli {
+    pub fn run(self) -> anyhow::Result<ExitCode> {
+        match self.command {
+            Command::Count(a) => count::run(a),
+            Command::HeBench(a) => he_bench::run(a),
+            Command::Train(a) => train::run(a),
+            Command::Prune(a) => prune::run(a),
+            Command::Sweep(a) => sweep::run(a),
+            Command::Pareto(a) => pareto::run(a),
+            Command::Check(a) => check::run(a),
+        }
+    }
+}

@@ -1,0 +1,1 @@
+//! (module `he`: being written)

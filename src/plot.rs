@@ -1,0 +1,1 @@
+//! (module `plot`: being written)

@@ -1,0 +1,1 @@
+//! (module `points`: being written)

@@ -1,0 +1,1 @@
+//! (module `prune`: being written)

@@ -1,0 +1,1 @@
+//! (module `quant`: being written)

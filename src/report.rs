@@ -1,0 +1,1 @@
+//! (module `report`: being written)

@@ -1,0 +1,1 @@
+//! (module `sweep`: being written)

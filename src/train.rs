@@ -1,0 +1,1 @@
+//! (module `train`: being written)
