@@ -32,7 +32,12 @@ pub enum Arch {
 }
 
 impl Arch {
-    pub const ALL: [Arch; 4] = [Arch::ResNet20, Arch::ResNet32, Arch::ResNet56, Arch::ResNet18];
+    pub const ALL: [Arch; 4] = [
+        Arch::ResNet20,
+        Arch::ResNet32,
+        Arch::ResNet56,
+        Arch::ResNet18,
+    ];
 
     pub fn name(self) -> &'static str {
         match self {

@@ -362,7 +362,14 @@ impl Spec {
         }
         NetSpec::new(self.model.arch, self.data.dataset, self.model.width)
             .map_err(|e| bad("model.width", e.to_string()))?;
-        let phases = [Some(("train", &self.train)), self.prune.finetune.as_ref().map(|t| ("prune.finetune", t)), self.prune.regularization.as_ref().map(|r| ("prune.regularization.train", &r.train))];
+        let phases = [
+            Some(("train", &self.train)),
+            self.prune.finetune.as_ref().map(|t| ("prune.finetune", t)),
+            self.prune
+                .regularization
+                .as_ref()
+                .map(|r| ("prune.regularization.train", &r.train)),
+        ];
         for (field, t) in phases.into_iter().flatten() {
             check_phase(t).map_err(|m| bad(field, m))?;
         }
@@ -370,12 +377,17 @@ impl Spec {
             if !(0.0..1.0).contains(&t) {
                 return Err(bad(
                     "prune.targets",
-                    format!("target {t} is outside [0, 1): use a fraction of weights (or rotations) removed, e.g. 0.8"),
+                    format!(
+                        "target {t} is outside [0, 1): use a fraction of weights (or rotations) removed, e.g. 0.8"
+                    ),
                 ));
             }
         }
         if self.prune.strategies.is_empty() {
-            return Err(bad("prune.strategies", "is empty: list at least one strategy".into()));
+            return Err(bad(
+                "prune.strategies",
+                "is empty: list at least one strategy".into(),
+            ));
         }
         if let Some(r) = &self.prune.regularization
             && !(r.lambda.is_finite() && r.lambda >= 0.0)
@@ -392,13 +404,19 @@ impl Spec {
                 format!("{n} is not a power of two in 4096..32768: use 8192"),
             ));
         }
-        for (field, b) in [("he.weight_bits", self.he.weight_bits), ("he.activation_bits", self.he.activation_bits)] {
+        for (field, b) in [
+            ("he.weight_bits", self.he.weight_bits),
+            ("he.activation_bits", self.he.activation_bits),
+        ] {
             if !(2..=16).contains(&b) {
                 return Err(bad(field, format!("{b} bits is outside 2..16: use 8")));
             }
         }
         if self.he.images == 0 || self.he.repeats == 0 {
-            return Err(bad("he.images", "he.images and he.repeats must be at least 1".into()));
+            return Err(bad(
+                "he.images",
+                "he.images and he.repeats must be at least 1".into(),
+            ));
         }
         Ok(())
     }
@@ -424,10 +442,16 @@ fn check_phase(t: &TrainConfig) -> Result<(), String> {
         return Err(format!("lr {} must be a positive number, e.g. 0.1", t.lr));
     }
     if !(0.0..1.0).contains(&t.momentum) {
-        return Err(format!("momentum {} must be in [0, 1), e.g. 0.9", t.momentum));
+        return Err(format!(
+            "momentum {} must be in [0, 1), e.g. 0.9",
+            t.momentum
+        ));
     }
     if !(t.weight_decay.is_finite() && t.weight_decay >= 0.0) {
-        return Err(format!("weight_decay {} must be >= 0, e.g. 5e-4", t.weight_decay));
+        return Err(format!(
+            "weight_decay {} must be >= 0, e.g. 5e-4",
+            t.weight_decay
+        ));
     }
     Ok(())
 }
@@ -456,7 +480,9 @@ train: {epochs: 1, lr: 0.1}
     #[test]
     fn unknown_key_names_line_and_column() {
         let text = format!("{MINIMAL}bogus: 3\n");
-        let e = Spec::parse(&text, Path::new("t.yaml")).unwrap_err().to_string();
+        let e = Spec::parse(&text, Path::new("t.yaml"))
+            .unwrap_err()
+            .to_string();
         assert!(e.contains("t.yaml"), "{e}");
         assert!(e.contains("bogus"), "{e}");
         assert!(e.contains("line 6"), "{e}");
@@ -465,13 +491,19 @@ train: {epochs: 1, lr: 0.1}
     #[test]
     fn bad_values_name_the_field() {
         let text = MINIMAL.replace("lr: 0.1", "lr: -1");
-        let e = Spec::parse(&text, Path::new("t.yaml")).unwrap_err().to_string();
+        let e = Spec::parse(&text, Path::new("t.yaml"))
+            .unwrap_err()
+            .to_string();
         assert!(e.contains("`train`") && e.contains("lr -1"), "{e}");
         let text = format!("{MINIMAL}he: {{poly_degree: 5000}}\n");
-        let e = Spec::parse(&text, Path::new("t.yaml")).unwrap_err().to_string();
+        let e = Spec::parse(&text, Path::new("t.yaml"))
+            .unwrap_err()
+            .to_string();
         assert!(e.contains("he.poly_degree") && e.contains("5000"), "{e}");
         let text = format!("{MINIMAL}prune: {{targets: [1.0]}}\n");
-        let e = Spec::parse(&text, Path::new("t.yaml")).unwrap_err().to_string();
+        let e = Spec::parse(&text, Path::new("t.yaml"))
+            .unwrap_err()
+            .to_string();
         assert!(e.contains("prune.targets"), "{e}");
     }
 }

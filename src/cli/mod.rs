@@ -13,7 +13,11 @@ mod sweep;
 mod train;
 
 #[derive(Parser)]
-#[command(name = "explore", version, about = "HE-aware pruning: how much encrypted inference cost can pruning remove, and at what accuracy?")]
+#[command(
+    name = "explore",
+    version,
+    about = "HE-aware pruning: how much encrypted inference cost can pruning remove, and at what accuracy?"
+)]
 pub struct Cli {
     #[command(subcommand)]
     command: Command,
@@ -49,4 +53,15 @@ impl Cli {
             Command::Check(a) => check::run(a),
         }
     }
+}
+
+/// Sizes rayon's global pool from the spec (`threads: 0` keeps all cores).
+fn set_threads(threads: usize) -> anyhow::Result<()> {
+    if threads > 0 {
+        rayon::ThreadPoolBuilder::new()
+            .num_threads(threads)
+            .build_global()
+            .map_err(|e| anyhow::anyhow!("threads: {threads}: {e}"))?;
+    }
+    Ok(())
 }
