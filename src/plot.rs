@@ -1,1 +1,513 @@
-//! (module `plot`: being written)
+//! Figures of a sweep, each written as PNG and SVG: accuracy against HE cost
+//! (one colour and marker per strategy, each strategy's Pareto front as a step
+//! line, the dense model as a black star) and per-layer rotations of a dense
+//! and a pruned model. Text is laid out with an embedded DejaVu Sans
+//! (assets/, Bitstream Vera license), registered with plotters' `ab_glyph`
+//! support, so PNGs are identical on every machine and need no system fonts.
+
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+use std::sync::Once;
+
+use plotters::coord::Shift;
+use plotters::prelude::*;
+use plotters::style::register_font;
+use plotters::style::text_anchor::{HPos, Pos, VPos};
+
+use crate::config::Strategy;
+use crate::pareto::{self, Cost};
+use crate::points::PointRecord;
+
+static FONT: &[u8] = include_bytes!("../assets/DejaVuSans.ttf");
+/// plotters' default family, used by every text style below.
+const FAMILY: &str = "sans-serif";
+const ACCURACY_LABEL: &str = "test accuracy (%)";
+
+#[derive(Debug, thiserror::Error)]
+pub enum PlotError {
+    #[error("cannot draw {path}: {message}")]
+    Draw { path: PathBuf, message: String },
+    #[error("{path}: no point has a measured {cost} to plot")]
+    NoPoints { path: PathBuf, cost: Cost },
+}
+
+fn register_embedded_font() {
+    static ONCE: Once = Once::new();
+    ONCE.call_once(|| {
+        // Other styles (bold, italic) fall back to this one.
+        if register_font(FAMILY, FontStyle::Normal, FONT).is_err() {
+            panic!("assets/DejaVuSans.ttf is not a valid font");
+        }
+    });
+}
+
+/// A figure that can draw itself on any plotters backend.
+trait Figure {
+    fn size(&self) -> (u32, u32);
+    fn draw<DB: DrawingBackend>(
+        &self,
+        root: &DrawingArea<DB, Shift>,
+    ) -> Result<(), DrawingAreaErrorKind<DB::ErrorType>>;
+}
+
+/// Draws `figure` into a PNG and an SVG file.
+fn render(figure: &impl Figure, png: &Path, svg: &Path) -> Result<(), PlotError> {
+    register_embedded_font();
+    fn finish<DB: DrawingBackend>(
+        figure: &impl Figure,
+        root: DrawingArea<DB, Shift>,
+        path: &Path,
+    ) -> Result<(), PlotError> {
+        root.fill(&WHITE)
+            .and_then(|()| figure.draw(&root))
+            .and_then(|()| root.present())
+            .map_err(|e| PlotError::Draw {
+                path: path.to_path_buf(),
+                message: e.to_string(),
+            })
+    }
+    finish(
+        figure,
+        BitMapBackend::new(png, figure.size()).into_drawing_area(),
+        png,
+    )?;
+    finish(
+        figure,
+        SVGBackend::new(svg, figure.size()).into_drawing_area(),
+        svg,
+    )
+}
+
+/// Colour (Okabe-Ito, distinguishable with colour blindness) and marker of a
+/// strategy.
+fn strategy_style(s: Strategy) -> (RGBColor, Vec<(i32, i32)>) {
+    let r = 7.0;
+    match s {
+        Strategy::Dense => (BLACK, star(11.0, 4.5)),
+        Strategy::Positional => (RGBColor(0, 114, 178), regular(16, r, 0.0)),
+        Strategy::Diagonal => (RGBColor(213, 94, 0), regular(3, r + 1.5, -90.0)),
+        Strategy::Hybrid => (RGBColor(204, 121, 167), regular(4, r + 1.0, 45.0)),
+        Strategy::Unstructured => (RGBColor(0, 158, 115), plus(r + 1.0, 2.5)),
+        Strategy::Channel => (RGBColor(230, 159, 0), regular(4, r + 1.0, 0.0)),
+    }
+}
+
+/// Marker outlines as pixel offsets from the data point.
+fn polygon(vertices: impl Iterator<Item = (f64, f64)>) -> Vec<(i32, i32)> {
+    vertices
+        .map(|(x, y)| (x.round() as i32, y.round() as i32))
+        .collect()
+}
+
+fn regular(sides: usize, radius: f64, start_degrees: f64) -> Vec<(i32, i32)> {
+    polygon((0..sides).map(|i| {
+        let a = (start_degrees + 360.0 * i as f64 / sides as f64).to_radians();
+        (radius * a.cos(), radius * a.sin())
+    }))
+}
+
+fn star(outer: f64, inner: f64) -> Vec<(i32, i32)> {
+    polygon((0..10).map(|i| {
+        let a = (-90.0 + 36.0 * i as f64).to_radians();
+        let r = if i % 2 == 0 { outer } else { inner };
+        (r * a.cos(), r * a.sin())
+    }))
+}
+
+fn plus(arm: f64, half_width: f64) -> Vec<(i32, i32)> {
+    let (a, w) = (arm, half_width);
+    polygon(
+        [
+            (-w, -a),
+            (w, -a),
+            (w, -w),
+            (a, -w),
+            (a, w),
+            (w, w),
+            (w, a),
+            (-w, a),
+            (-w, w),
+            (-a, w),
+            (-a, -w),
+            (-w, -w),
+        ]
+        .into_iter(),
+    )
+}
+
+/// Test accuracy against one cost, every point drawn.
+struct AccuracyVsCost<'a> {
+    title: &'a str,
+    cost: Cost,
+    /// Points with a measured cost, by strategy.
+    groups: BTreeMap<Strategy, Vec<&'a PointRecord>>,
+}
+
+impl Figure for AccuracyVsCost<'_> {
+    fn size(&self) -> (u32, u32) {
+        (1200, 800)
+    }
+
+    fn draw<DB: DrawingBackend>(
+        &self,
+        root: &DrawingArea<DB, Shift>,
+    ) -> Result<(), DrawingAreaErrorKind<DB::ErrorType>> {
+        let all = || self.groups.values().flatten();
+        // At least 1 so an all-zero cost still spans a drawable axis.
+        let max_cost = all().map(|p| self.cost.of(p)).fold(1.0, f64::max);
+        let percent = |p: &PointRecord| 100.0 * p.accuracy;
+        let (lo, hi) = all()
+            .map(|p| percent(p))
+            .fold((f64::INFINITY, f64::NEG_INFINITY), |(l, h), a| {
+                (l.min(a), h.max(a))
+            });
+        let pad = ((hi - lo) * 0.08).max(0.5);
+        let mut chart = ChartBuilder::on(root)
+            .caption(self.title, (FAMILY, 30))
+            .margin(20)
+            .x_label_area_size(60)
+            .y_label_area_size(80)
+            .build_cartesian_2d(
+                0.0..max_cost * 1.05,
+                (lo - pad).max(0.0)..(hi + pad).min(100.0),
+            )?;
+        chart
+            .configure_mesh()
+            .x_desc(self.cost.label())
+            .y_desc(ACCURACY_LABEL)
+            .axis_desc_style((FAMILY, 22))
+            .label_style((FAMILY, 18))
+            .light_line_style(RGBColor(235, 235, 235))
+            .draw()?;
+        for (&strategy, points) in &self.groups {
+            let (color, shape) = strategy_style(strategy);
+            if strategy != Strategy::Dense {
+                chart.draw_series(LineSeries::new(
+                    front_steps(points, self.cost),
+                    color.mix(0.8).stroke_width(2),
+                ))?;
+            }
+            let marker = move |at: (f64, f64)| {
+                EmptyElement::at(at) + Polygon::new(shape.clone(), color.filled())
+            };
+            let legend_shape = strategy_style(strategy).1;
+            chart
+                .draw_series(points.iter().map(|p| marker((self.cost.of(p), percent(p)))))?
+                .label(match strategy {
+                    Strategy::Dense => "dense (unpruned)",
+                    s => s.name(),
+                })
+                .legend(move |at| {
+                    EmptyElement::at(at) + Polygon::new(legend_shape.clone(), color.filled())
+                });
+        }
+        chart
+            .configure_series_labels()
+            .position(SeriesLabelPosition::UpperLeft)
+            .label_font((FAMILY, 20))
+            .background_style(WHITE.mix(0.9))
+            .border_style(BLACK)
+            .draw()?;
+        Ok(())
+    }
+}
+
+/// The attainment curve of the points' front: from each front point across to
+/// the next one's cost, then up to its accuracy (in percent).
+fn front_steps(points: &[&PointRecord], cost: Cost) -> Vec<(f64, f64)> {
+    let front = pareto::front(points.iter().copied(), cost);
+    let mut steps: Vec<(f64, f64)> = Vec::with_capacity(2 * front.len());
+    for (i, p) in front.iter().enumerate() {
+        let (c, a) = (cost.of(p), 100.0 * p.accuracy);
+        if i > 0 {
+            steps.push((c, steps[steps.len() - 1].1));
+        }
+        steps.push((c, a));
+    }
+    steps
+}
+
+/// Plots test accuracy against `cost` for every point whose cost was
+/// measured, to `png_path` and `svg_path`.
+pub fn accuracy_vs_cost(
+    points: &[PointRecord],
+    cost: Cost,
+    title: &str,
+    png_path: &Path,
+    svg_path: &Path,
+) -> Result<(), PlotError> {
+    let mut groups: BTreeMap<Strategy, Vec<&PointRecord>> = BTreeMap::new();
+    for p in points.iter().filter(|p| cost.of(p).is_finite()) {
+        groups.entry(p.strategy).or_default().push(p);
+    }
+    if groups.is_empty() {
+        return Err(PlotError::NoPoints {
+            path: png_path.to_path_buf(),
+            cost,
+        });
+    }
+    render(
+        &AccuracyVsCost {
+            title,
+            cost,
+            groups,
+        },
+        png_path,
+        svg_path,
+    )
+}
+
+/// Rotations per layer, dense bar behind pruned bar, first layer on top.
+struct LayerRotations<'a> {
+    title: &'a str,
+    rows: &'a [(String, u64, u64)],
+}
+
+impl LayerRotations<'_> {
+    const ROW_PX: u32 = 30;
+}
+
+impl Figure for LayerRotations<'_> {
+    fn size(&self) -> (u32, u32) {
+        (1200, (180 + Self::ROW_PX * self.rows.len() as u32).max(400))
+    }
+
+    fn draw<DB: DrawingBackend>(
+        &self,
+        root: &DrawingArea<DB, Shift>,
+    ) -> Result<(), DrawingAreaErrorKind<DB::ErrorType>> {
+        let n = self.rows.len() as i32;
+        let max = self
+            .rows
+            .iter()
+            .map(|r| r.1.max(r.2))
+            .max()
+            .unwrap_or(1)
+            .max(1) as f64;
+        let longest = self.rows.iter().map(|r| r.0.len()).max().unwrap_or(0) as u32;
+        // Row i of the chart (counted from the bottom) shows layer n - 1 - i.
+        let layer = |v: &SegmentValue<i32>| match v {
+            SegmentValue::CenterOf(i) | SegmentValue::Exact(i) if (0..n).contains(i) => {
+                Some(&self.rows[(n - 1 - i) as usize])
+            }
+            _ => None,
+        };
+        let label = |v: &SegmentValue<i32>| layer(v).map_or(String::new(), |r| r.0.clone());
+        let mut chart = ChartBuilder::on(root)
+            .caption(self.title, (FAMILY, 28))
+            .margin(20)
+            .x_label_area_size(60)
+            .y_label_area_size(40 + 10 * longest)
+            // Room right of the longest bar for its "-62%" label.
+            .build_cartesian_2d(0.0..max * 1.15, (0..n - 1).into_segmented())?;
+        chart
+            .configure_mesh()
+            .disable_y_mesh()
+            .y_labels(self.rows.len())
+            .y_label_formatter(&label)
+            .x_desc("rotations per inference")
+            .y_desc("layer")
+            .axis_desc_style((FAMILY, 22))
+            .label_style((FAMILY, 16))
+            .light_line_style(RGBColor(235, 235, 235))
+            .draw()?;
+        let (pruned_color, _) = strategy_style(Strategy::Diagonal);
+        let dense_color = RGBColor(190, 190, 190);
+        let bar = |i: i32, value: u64, inset: u32, color: RGBColor| {
+            let mut r = Rectangle::new(
+                [
+                    (0.0, SegmentValue::Exact(i)),
+                    (value as f64, SegmentValue::Exact(i + 1)),
+                ],
+                color.filled(),
+            );
+            r.set_margin(inset, inset, 0, 0);
+            r
+        };
+        let bars = |value: fn(&(String, u64, u64)) -> u64, inset: u32, color: RGBColor| {
+            (0..n).map(move |i| bar(i, value(&self.rows[(n - 1 - i) as usize]), inset, color))
+        };
+        chart
+            .draw_series(bars(|r| r.1, 3, dense_color))?
+            .label("dense")
+            .legend(move |(x, y)| {
+                Rectangle::new([(x, y - 6), (x + 16, y + 6)], dense_color.filled())
+            });
+        chart
+            .draw_series(bars(|r| r.2, 9, pruned_color))?
+            .label("pruned")
+            .legend(move |(x, y)| {
+                Rectangle::new([(x, y - 4), (x + 16, y + 4)], pruned_color.filled())
+            });
+        let font =
+            TextStyle::from((FAMILY, 15).into_font()).pos(Pos::new(HPos::Left, VPos::Center));
+        chart.draw_series((0..n).filter_map(|i| {
+            let (_, dense, pruned) = layer(&SegmentValue::CenterOf(i))?;
+            let removed = 100.0 * (1.0 - *pruned as f64 / (*dense).max(1) as f64);
+            let x = (*dense).max(*pruned) as f64 + max * 0.01;
+            Some(Text::new(
+                format!("-{removed:.0}%"),
+                (x, SegmentValue::CenterOf(i)),
+                font.clone(),
+            ))
+        }))?;
+        chart
+            .configure_series_labels()
+            .position(SeriesLabelPosition::LowerRight)
+            .label_font((FAMILY, 18))
+            .background_style(WHITE.mix(0.9))
+            .border_style(BLACK)
+            .draw()?;
+        Ok(())
+    }
+}
+
+/// Bar chart of rotations per layer: `rows` are (layer name, dense rotations,
+/// pruned rotations) in network order.
+pub fn layer_rotations(
+    rows: &[(String, u64, u64)],
+    title: &str,
+    png_path: &Path,
+    svg_path: &Path,
+) -> Result<(), PlotError> {
+    if rows.is_empty() {
+        return Err(PlotError::Draw {
+            path: png_path.to_path_buf(),
+            message: "no layers to plot".into(),
+        });
+    }
+    render(&LayerRotations { title, rows }, png_path, svg_path)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::points::tests::record;
+
+    /// Made-up points of a small sweep: every strategy at a few targets.
+    fn sweep() -> Vec<PointRecord> {
+        let mut points = vec![record(Strategy::Dense, 0.0, 0.915, 1000)];
+        let strategies = [
+            (Strategy::Positional, 0.55),
+            (Strategy::Diagonal, 0.35),
+            (Strategy::Hybrid, 0.30),
+            (Strategy::Unstructured, 0.95),
+            (Strategy::Channel, 0.45),
+        ];
+        for (s, keep_per_target) in strategies {
+            for (k, target) in [0.5, 0.7, 0.8, 0.9, 0.95].into_iter().enumerate() {
+                let rotations = (1000.0 * (1.0 - target * (1.0 - keep_per_target))) as u64;
+                let accuracy = 0.915 - 0.004 * (k * k) as f64 - 0.01 * (s as usize % 3) as f64;
+                points.push(record(s, target, accuracy, rotations));
+            }
+        }
+        points
+    }
+
+    fn assert_png(path: &Path) -> (u32, u32) {
+        let bytes = std::fs::read(path).unwrap();
+        assert_eq!(&bytes[..8], b"\x89PNG\r\n\x1a\n", "{}", path.display());
+        assert_eq!(&bytes[12..16], b"IHDR");
+        let be = |i: usize| u32::from_be_bytes(bytes[i..i + 4].try_into().unwrap());
+        (be(16), be(20))
+    }
+
+    fn assert_svg(path: &Path, must_contain: &[&str]) {
+        let text = std::fs::read_to_string(path).unwrap();
+        assert!(text.starts_with("<svg") && text.trim_end().ends_with("</svg>"));
+        for s in must_contain {
+            assert!(text.contains(s), "{} lacks {s}", path.display());
+        }
+    }
+
+    /// Renders into `EXPLORE_PLOT_DIR` when set (to look at the figures),
+    /// else into a temporary directory.
+    fn out_dir() -> (Option<tempfile::TempDir>, PathBuf) {
+        match std::env::var_os("EXPLORE_PLOT_DIR") {
+            Some(d) => (None, PathBuf::from(d)),
+            None => {
+                let t = tempfile::tempdir().unwrap();
+                let p = t.path().to_path_buf();
+                (Some(t), p)
+            }
+        }
+    }
+
+    #[test]
+    fn accuracy_plots_are_valid_png_and_svg() {
+        let (_keep, dir) = out_dir();
+        let points = sweep();
+        for cost in Cost::ALL {
+            let png = dir.join(format!("accuracy_vs_{cost}.png"));
+            let svg = png.with_extension("svg");
+            accuracy_vs_cost(
+                &points,
+                cost,
+                &format!("ResNet-20, accuracy vs {cost}"),
+                &png,
+                &svg,
+            )
+            .unwrap();
+            assert_eq!(assert_png(&png), (1200, 800));
+            assert_svg(
+                &svg,
+                &[cost.label(), ACCURACY_LABEL, "dense (unpruned)", "diagonal"],
+            );
+        }
+    }
+
+    #[test]
+    fn unmeasured_latency_is_an_error_not_an_empty_plot() {
+        let mut points = sweep();
+        for p in &mut points {
+            p.latency_measured_ms = f64::NAN;
+        }
+        let dir = tempfile::tempdir().unwrap();
+        let png = dir.path().join("l.png");
+        let e = accuracy_vs_cost(
+            &points,
+            Cost::Latency,
+            "t",
+            &png,
+            &png.with_extension("svg"),
+        )
+        .unwrap_err()
+        .to_string();
+        assert!(e.contains("no point has a measured latency"), "{e}");
+    }
+
+    #[test]
+    fn layer_rotation_bars_are_valid_png_and_svg() {
+        let (_keep, dir) = out_dir();
+        let mut rows = vec![("conv1".to_string(), 24, 24)];
+        for stage in 1..=3 {
+            for block in 0..3 {
+                for conv in ["conv1", "conv2"] {
+                    let dense = 48 * stage as u64;
+                    rows.push((
+                        format!("layer{stage}.{block}.{conv}"),
+                        dense,
+                        dense / (block + 2),
+                    ));
+                }
+            }
+        }
+        rows.push(("layer2.0.shortcut".to_string(), 16, 0));
+        let png = dir.join("layer_rotations.png");
+        let svg = png.with_extension("svg");
+        layer_rotations(
+            &rows,
+            "Rotations per layer: diagonal, target 0.9",
+            &png,
+            &svg,
+        )
+        .unwrap();
+        let (w, h) = assert_png(&png);
+        assert_eq!(w, 1200);
+        assert!(h >= 30 * rows.len() as u32, "{h}");
+        assert_svg(
+            &svg,
+            &["layer3.2.conv2", "rotations per inference", "-100%"],
+        );
+    }
+}

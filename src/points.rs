@@ -1,1 +1,503 @@
-//! (module `points`: being written)
+//! The sweep's results table, `points.csv`: one [`PointRecord`] per trained
+//! and measured model, read and written with polars. Writes replace the file
+//! atomically (temp file in the same directory, fsync, rename), so a sweep
+//! killed at any moment leaves either the old table or the new one.
+//!
+//! Accuracies are fractions in [0, 1] (plots and reports show percent);
+//! `NaN` in a float column means "not measured" (e.g. no encrypted run).
+
+use std::fs::File;
+use std::io::Write;
+use std::path::{Path, PathBuf};
+use std::sync::Mutex;
+use std::sync::atomic::{AtomicU64, Ordering};
+
+use polars::prelude::*;
+use serde::{Deserialize, Serialize};
+
+use crate::config::Strategy;
+
+/// One row of `points.csv`; fields in column order.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct PointRecord {
+    pub sweep: String,
+    pub model: String,
+    pub dataset: String,
+    /// `dense` for the unpruned model (then `target` is 0).
+    pub strategy: Strategy,
+    /// Fraction of weights (or rotations) the strategy was asked to remove.
+    pub target: f64,
+    pub seed: u64,
+    /// Float test accuracy, a fraction in [0, 1].
+    pub accuracy: f64,
+    /// Accuracy of the integer (quantized) model that runs under HE.
+    pub accuracy_quantized: f64,
+    pub weight_sparsity: f64,
+    /// Rotations per inference of this model and of its dense counterpart.
+    pub rotations: u64,
+    pub rotations_dense: u64,
+    pub pmults: u64,
+    pub adds: u64,
+    /// Latency predicted from operation counts and the spec's primitive costs.
+    pub latency_model_ms: f64,
+    /// Latency of the encrypted conv layers as timed on this machine.
+    pub latency_measured_ms: f64,
+    /// The encrypted output decrypted to the plaintext integer model's output.
+    pub he_verified: bool,
+    pub train_seconds: f64,
+}
+
+/// The columns of `points.csv`, in order.
+pub const COLUMNS: [&str; 17] = [
+    "sweep",
+    "model",
+    "dataset",
+    "strategy",
+    "target",
+    "seed",
+    "accuracy",
+    "accuracy_quantized",
+    "weight_sparsity",
+    "rotations",
+    "rotations_dense",
+    "pmults",
+    "adds",
+    "latency_model_ms",
+    "latency_measured_ms",
+    "he_verified",
+    "train_seconds",
+];
+
+#[derive(Debug, thiserror::Error)]
+pub enum PointsError {
+    #[error("cannot {action} {path}: {source}")]
+    Io {
+        action: &'static str,
+        path: PathBuf,
+        source: std::io::Error,
+    },
+    #[error("{path}: not a readable CSV table: {message}")]
+    Csv { path: PathBuf, message: String },
+    #[error("{path}: missing column `{column}`: a points table needs the columns {}", COLUMNS.join(","))]
+    MissingColumn { path: PathBuf, column: &'static str },
+    #[error("{path}: unknown column `{column}`: remove it or rename it to one of {}", COLUMNS.join(","))]
+    UnknownColumn { path: PathBuf, column: String },
+    #[error("{path}: line {line}, column `{column}`: `{value}` {problem}")]
+    BadValue {
+        path: PathBuf,
+        line: usize,
+        column: &'static str,
+        value: String,
+        problem: String,
+    },
+}
+
+/// Reads a points table; columns are matched by name, so their order may differ.
+pub fn read(path: &Path) -> Result<Vec<PointRecord>, PointsError> {
+    let file = File::open(path).map_err(|source| PointsError::Io {
+        action: "open",
+        path: path.to_path_buf(),
+        source,
+    })?;
+    // Every column is read as text and parsed here, so a bad cell is reported
+    // with its line and column instead of silently changing the column's type.
+    let df = CsvReadOptions::default()
+        .with_has_header(true)
+        .with_infer_schema_length(Some(0))
+        .into_reader_with_file_handle(file)
+        .finish()
+        .map_err(|e| PointsError::Csv {
+            path: path.to_path_buf(),
+            message: e.to_string(),
+        })?;
+    if let Some(extra) = df
+        .get_column_names()
+        .into_iter()
+        .find(|n| !COLUMNS.contains(&n.as_str()))
+    {
+        return Err(PointsError::UnknownColumn {
+            path: path.to_path_buf(),
+            column: extra.to_string(),
+        });
+    }
+    let cells = Cells::new(&df, path)?;
+    (0..df.height())
+        .map(|row| {
+            let record = PointRecord {
+                sweep: cells.text(row, "sweep")?.to_string(),
+                model: cells.text(row, "model")?.to_string(),
+                dataset: cells.text(row, "dataset")?.to_string(),
+                strategy: cells.parse(row, "strategy", |s| s.parse::<Strategy>())?,
+                target: cells.float(row, "target")?,
+                seed: cells.count(row, "seed")?,
+                accuracy: cells.fraction(row, "accuracy")?,
+                accuracy_quantized: cells.float(row, "accuracy_quantized")?,
+                weight_sparsity: cells.float(row, "weight_sparsity")?,
+                rotations: cells.count(row, "rotations")?,
+                rotations_dense: cells.count(row, "rotations_dense")?,
+                pmults: cells.count(row, "pmults")?,
+                adds: cells.count(row, "adds")?,
+                latency_model_ms: cells.float(row, "latency_model_ms")?,
+                latency_measured_ms: cells.float(row, "latency_measured_ms")?,
+                he_verified: cells.parse(row, "he_verified", |s| match s {
+                    "true" => Ok(true),
+                    "false" => Ok(false),
+                    _ => Err("is not a boolean: write true or false"),
+                })?,
+                train_seconds: cells.float(row, "train_seconds")?,
+            };
+            Ok(record)
+        })
+        .collect()
+}
+
+/// Typed access to the text cells of a table read by [`read`].
+struct Cells<'a> {
+    columns: Vec<&'a StringChunked>,
+    path: &'a Path,
+}
+
+impl<'a> Cells<'a> {
+    fn new(df: &'a DataFrame, path: &'a Path) -> Result<Self, PointsError> {
+        let columns = COLUMNS
+            .iter()
+            .map(|&name| {
+                df.column(name)
+                    .and_then(|c| c.str())
+                    .map_err(|_| PointsError::MissingColumn {
+                        path: path.to_path_buf(),
+                        column: name,
+                    })
+            })
+            .collect::<Result<_, _>>()?;
+        Ok(Cells { columns, path })
+    }
+
+    fn text(&self, row: usize, column: &'static str) -> Result<&'a str, PointsError> {
+        let i = COLUMNS
+            .iter()
+            .position(|&c| c == column)
+            .expect("a known column");
+        self.columns[i]
+            .get(row)
+            .ok_or_else(|| self.bad(row, column, "", "is empty: every cell needs a value"))
+    }
+
+    fn parse<T, E: std::fmt::Display>(
+        &self,
+        row: usize,
+        column: &'static str,
+        parse: impl Fn(&str) -> Result<T, E>,
+    ) -> Result<T, PointsError> {
+        let text = self.text(row, column)?;
+        parse(text).map_err(|e| self.bad(row, column, text, &e.to_string()))
+    }
+
+    fn float(&self, row: usize, column: &'static str) -> Result<f64, PointsError> {
+        self.parse(row, column, |s| {
+            s.parse::<f64>()
+                .map_err(|_| "is not a number (write NaN for a value not measured)")
+        })
+    }
+
+    fn count(&self, row: usize, column: &'static str) -> Result<u64, PointsError> {
+        self.parse(row, column, |s| {
+            s.parse::<u64>()
+                .map_err(|_| "is not a non-negative integer")
+        })
+    }
+
+    fn fraction(&self, row: usize, column: &'static str) -> Result<f64, PointsError> {
+        self.parse(row, column, |s| match s.parse::<f64>() {
+            Ok(x) if (0.0..=1.0).contains(&x) => Ok(x),
+            Ok(_) => {
+                Err("is not a fraction in [0, 1]: accuracies are stored as fractions, not percent")
+            }
+            Err(_) => Err("is not a number"),
+        })
+    }
+
+    fn bad(&self, row: usize, column: &'static str, value: &str, problem: &str) -> PointsError {
+        PointsError::BadValue {
+            path: self.path.to_path_buf(),
+            // Line 1 is the header.
+            line: row + 2,
+            column,
+            value: value.to_string(),
+            problem: problem.to_string(),
+        }
+    }
+}
+
+/// The records as a polars frame with the columns of [`COLUMNS`].
+fn to_frame(records: &[PointRecord]) -> DataFrame {
+    fn col<T>(name: &str, records: &[PointRecord], f: impl Fn(&PointRecord) -> T) -> Column
+    where
+        Series: NamedFrom<Vec<T>, [T]>,
+    {
+        Column::new(name.into(), records.iter().map(f).collect::<Vec<T>>())
+    }
+    let columns = vec![
+        col("sweep", records, |r| r.sweep.clone()),
+        col("model", records, |r| r.model.clone()),
+        col("dataset", records, |r| r.dataset.clone()),
+        col("strategy", records, |r| r.strategy.name().to_string()),
+        col("target", records, |r| r.target),
+        col("seed", records, |r| r.seed),
+        col("accuracy", records, |r| r.accuracy),
+        col("accuracy_quantized", records, |r| r.accuracy_quantized),
+        col("weight_sparsity", records, |r| r.weight_sparsity),
+        col("rotations", records, |r| r.rotations),
+        col("rotations_dense", records, |r| r.rotations_dense),
+        col("pmults", records, |r| r.pmults),
+        col("adds", records, |r| r.adds),
+        col("latency_model_ms", records, |r| r.latency_model_ms),
+        col("latency_measured_ms", records, |r| r.latency_measured_ms),
+        col("he_verified", records, |r| r.he_verified),
+        col("train_seconds", records, |r| r.train_seconds),
+    ];
+    DataFrame::new(records.len(), columns).expect("columns of equal length with distinct names")
+}
+
+/// Writes the records as CSV (header first) to any writer, e.g. stdout.
+pub fn write_csv<W: Write>(out: W, records: &[PointRecord]) -> PolarsResult<()> {
+    CsvWriter::new(out)
+        .include_header(true)
+        .finish(&mut to_frame(records))
+}
+
+/// Replaces `path` with a table of `records`, atomically.
+pub fn write(path: &Path, records: &[PointRecord]) -> Result<(), PointsError> {
+    replace_file(path, |file| {
+        write_csv(file, records).map_err(|e| std::io::Error::other(e.to_string()))
+    })
+}
+
+/// Serializes appends within this process: each append rewrites the whole file.
+static APPEND_LOCK: Mutex<()> = Mutex::new(());
+
+/// Adds one record to the table at `path` (creating it), atomically: the file
+/// is read, extended and replaced, never written in place. Appends from
+/// several threads of one process are serialized; separate processes must
+/// not append to the same file.
+pub fn append(path: &Path, record: &PointRecord) -> Result<(), PointsError> {
+    let _guard = APPEND_LOCK
+        .lock()
+        .unwrap_or_else(|poisoned| poisoned.into_inner());
+    let mut records = if path.exists() {
+        read(path)?
+    } else {
+        Vec::new()
+    };
+    records.push(record.clone());
+    write(path, &records)
+}
+
+/// Replaces `path` with what `fill` writes: the bytes go to a temporary file
+/// in the same directory (so the rename cannot cross file systems), which is
+/// synced and then renamed over `path`. On any error the temporary file is
+/// removed and `path` is left as it was.
+pub(crate) fn replace_file(
+    path: &Path,
+    fill: impl FnOnce(&mut File) -> std::io::Result<()>,
+) -> Result<(), PointsError> {
+    let io = |action: &'static str, p: &Path| {
+        let p = p.to_path_buf();
+        move |source| PointsError::Io {
+            action,
+            path: p,
+            source,
+        }
+    };
+    let dir = match path.parent() {
+        Some(d) if !d.as_os_str().is_empty() => d,
+        _ => Path::new("."),
+    };
+    let name = path
+        .file_name()
+        .ok_or_else(|| io("write", path)(std::io::Error::other("the path names no file")))?;
+    // Unique per process and call, so concurrent writers never share a temp file.
+    static NEXT: AtomicU64 = AtomicU64::new(0);
+    let tmp = dir.join(format!(
+        ".{}.tmp-{}-{}",
+        name.to_string_lossy(),
+        std::process::id(),
+        NEXT.fetch_add(1, Ordering::Relaxed)
+    ));
+    let result = (|| {
+        let mut file = File::create(&tmp).map_err(io("create", &tmp))?;
+        fill(&mut file).map_err(io("write", &tmp))?;
+        file.sync_all().map_err(io("sync", &tmp))?;
+        std::fs::rename(&tmp, path).map_err(io("replace", path))
+    })();
+    if result.is_err() {
+        // Best effort: the error being returned matters more than this one.
+        let _ = std::fs::remove_file(&tmp);
+        return result;
+    }
+    // Persist the rename itself; directories cannot be opened for syncing on
+    // every platform, so a failure to open is not an error.
+    if let Ok(d) = File::open(dir) {
+        d.sync_all().map_err(io("sync", dir))?;
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+pub(crate) mod tests {
+    use super::*;
+
+    /// A plausible record; tests vary the fields they care about.
+    pub(crate) fn record(
+        strategy: Strategy,
+        target: f64,
+        accuracy: f64,
+        rotations: u64,
+    ) -> PointRecord {
+        PointRecord {
+            sweep: "smoke".into(),
+            model: "resnet20".into(),
+            dataset: "cifar10".into(),
+            strategy,
+            target,
+            seed: 0,
+            accuracy,
+            accuracy_quantized: accuracy - 0.002,
+            weight_sparsity: target,
+            rotations,
+            rotations_dense: 1000,
+            pmults: rotations * 9,
+            adds: rotations * 9,
+            latency_model_ms: rotations as f64 * 2.5,
+            latency_measured_ms: rotations as f64 * 2.6,
+            he_verified: true,
+            train_seconds: 12.5,
+        }
+    }
+
+    fn sample() -> Vec<PointRecord> {
+        let mut odd = record(Strategy::Diagonal, 0.9, 0.123456789012345, 7);
+        odd.sweep = "name, with \"quotes\"".into();
+        odd.latency_measured_ms = f64::NAN;
+        odd.he_verified = false;
+        odd.seed = u64::MAX;
+        vec![record(Strategy::Dense, 0.0, 0.91, 1000), odd]
+    }
+
+    fn same(a: &[PointRecord], b: &[PointRecord]) -> bool {
+        // NaN != NaN, so compare the serialized rows.
+        format!("{a:?}") == format!("{b:?}")
+    }
+
+    #[test]
+    fn round_trip_keeps_every_field() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("points.csv");
+        let records = sample();
+        write(&path, &records).unwrap();
+        let text = std::fs::read_to_string(&path).unwrap();
+        assert_eq!(text.lines().next().unwrap(), COLUMNS.join(","));
+        let back = read(&path).unwrap();
+        assert!(same(&back, &records), "{back:?}\n{records:?}");
+        assert!(back[1].latency_measured_ms.is_nan());
+    }
+
+    #[test]
+    fn empty_table_round_trips() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("points.csv");
+        write(&path, &[]).unwrap();
+        assert!(read(&path).unwrap().is_empty());
+    }
+
+    #[test]
+    fn append_creates_then_extends_and_leaves_no_temp_files() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("points.csv");
+        let records = sample();
+        for r in &records {
+            append(&path, r).unwrap();
+        }
+        assert!(same(&read(&path).unwrap(), &records));
+        let names: Vec<_> = std::fs::read_dir(dir.path())
+            .unwrap()
+            .map(|e| e.unwrap().file_name())
+            .collect();
+        assert_eq!(names, vec![std::ffi::OsString::from("points.csv")]);
+    }
+
+    #[test]
+    fn failed_write_keeps_the_old_file_and_removes_the_temp_file() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("points.csv");
+        write(&path, &sample()).unwrap();
+        let before = std::fs::read(&path).unwrap();
+        let err = replace_file(&path, |f| {
+            f.write_all(b"sweep,mod")?;
+            Err(std::io::Error::other("disk full"))
+        })
+        .unwrap_err();
+        assert!(err.to_string().contains("disk full"), "{err}");
+        assert_eq!(std::fs::read(&path).unwrap(), before);
+        assert_eq!(std::fs::read_dir(dir.path()).unwrap().count(), 1);
+    }
+
+    #[test]
+    fn append_to_a_broken_table_fails_without_touching_it() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("points.csv");
+        std::fs::write(&path, "sweep,model\na,b\n").unwrap();
+        let err = append(&path, &sample()[0]).unwrap_err().to_string();
+        assert!(
+            err.contains("points.csv") && err.contains("missing column `dataset`"),
+            "{err}"
+        );
+        assert_eq!(
+            std::fs::read_to_string(&path).unwrap(),
+            "sweep,model\na,b\n"
+        );
+    }
+
+    #[test]
+    fn bad_cells_name_file_line_column_and_value() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("points.csv");
+        write(&path, &sample()).unwrap();
+        let text = std::fs::read_to_string(&path).unwrap();
+        let cases = [
+            (
+                ",0.91,",
+                ",91.0,",
+                "line 2, column `accuracy`: `91.0` is not a fraction",
+            ),
+            (
+                ",1000,1000,",
+                ",lots,1000,",
+                "line 2, column `rotations`: `lots`",
+            ),
+            (
+                ",dense,",
+                ",sparse,",
+                "column `strategy`: `sparse` unknown strategy",
+            ),
+        ];
+        for (from, to, expected) in cases {
+            std::fs::write(&path, text.replacen(from, to, 1)).unwrap();
+            let err = read(&path).unwrap_err().to_string();
+            assert!(
+                err.contains("points.csv") && err.contains(expected),
+                "{err}"
+            );
+        }
+        std::fs::write(&path, text.replacen("train_seconds", "train_secs", 1)).unwrap();
+        let err = read(&path).unwrap_err().to_string();
+        assert!(err.contains("unknown column `train_secs`"), "{err}");
+        let err = read(&dir.path().join("absent.csv"))
+            .unwrap_err()
+            .to_string();
+        assert!(
+            err.contains("cannot open") && err.contains("absent.csv"),
+            "{err}"
+        );
+    }
+}

@@ -1,10 +1,80 @@
-//! (subcommand being written)
+//! `explore pareto`: prints the Pareto front of a points table, overall and
+//! optionally per strategy, as a table or as CSV (usable as a `check` baseline).
 
+use std::path::PathBuf;
 use std::process::ExitCode;
 
-#[derive(clap::Args)]
-pub struct Args {}
+use anyhow::Context;
+use explore::config::Strategy;
+use explore::pareto::{self, Cost};
+use explore::points::{self, PointRecord};
+use explore::report;
 
-pub fn run(_args: Args) -> anyhow::Result<ExitCode> {
-    anyhow::bail!("this subcommand is being written")
+#[derive(Clone, Copy, clap::ValueEnum)]
+enum Format {
+    Table,
+    Csv,
+}
+
+#[derive(clap::Args)]
+pub struct Args {
+    /// A sweep's points.csv.
+    points: PathBuf,
+    /// Cost axis: rotations (per inference) or latency (measured, ms).
+    #[arg(long, default_value = "rotations")]
+    cost: Cost,
+    /// `csv` prints the front's rows plus the dense rows, so the output can be
+    /// saved as a baseline for `explore check`.
+    #[arg(long, value_enum, default_value = "table")]
+    format: Format,
+    /// Also print each strategy's own front (with csv: include its rows).
+    #[arg(long)]
+    per_strategy: bool,
+}
+
+pub fn run(args: Args) -> anyhow::Result<ExitCode> {
+    let all = points::read(&args.points)?;
+    let overall = pareto::front(&all, args.cost);
+    let per = pareto::fronts_by_strategy(&all, args.cost);
+    match args.format {
+        Format::Table => {
+            let reference = pareto::reference_cost(&all, args.cost);
+            let summary = |front: &[&PointRecord]| match reference {
+                Some(r) if r > 0.0 => format!(
+                    "hypervolume {:.4} (normalized by the dense {} {})",
+                    pareto::hypervolume(front.iter().copied(), r, args.cost) / r,
+                    args.cost.name(),
+                    args.cost.format(r)
+                ),
+                _ => "no dense reference, no hypervolume".to_string(),
+            };
+            println!(
+                "Overall front by {}: {}\n",
+                args.cost.label(),
+                summary(&overall)
+            );
+            print!("{}", report::front_table(&overall));
+            if args.per_strategy {
+                for (strategy, front) in &per {
+                    println!("\n{strategy}: {}\n", summary(front));
+                    print!("{}", report::front_table(front));
+                }
+            }
+        }
+        Format::Csv => {
+            let extra = per.values().flatten().filter(|_| args.per_strategy);
+            let listed: Vec<&PointRecord> = overall.iter().chain(extra).copied().collect();
+            // Rows in the table's order; fronts hold references into `all`.
+            let rows: Vec<PointRecord> = all
+                .iter()
+                .filter(|p| {
+                    p.strategy == Strategy::Dense || listed.iter().any(|q| std::ptr::eq(*q, *p))
+                })
+                .cloned()
+                .collect();
+            points::write_csv(std::io::stdout().lock(), &rows)
+                .context("cannot write CSV to stdout")?;
+        }
+    }
+    Ok(ExitCode::SUCCESS)
 }
