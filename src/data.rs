@@ -1,1 +1,0 @@
-//! (module `data`: being written)
