@@ -1,1 +1,460 @@
-//! (module `quant`: being written)
+//! The integer model: a BN-folded ResNet quantized symmetrically (weights per
+//! layer to `weight_bits`, each layer's input to `activation_bits` with a
+//! scale calibrated on a few images), and its forward pass. Every conv and
+//! the FC layer run as exact integer products through [`conv_int`], the same
+//! function the HE executor verifies its decryptions against; rescaling,
+//! bias, ReLU, residual sums and pooling run in f64 between them.
+
+use rayon::prelude::*;
+
+use crate::arch::{ConvShape, FoldedNet, NetSpec};
+
+#[derive(Debug, thiserror::Error, PartialEq)]
+pub enum QuantError {
+    #[error(
+        "layer {layer}: {got} weights, the shape needs {expected}: the checkpoint does not match its NetSpec"
+    )]
+    WeightLength {
+        layer: String,
+        expected: usize,
+        got: usize,
+    },
+    #[error(
+        "{got} image values is not a positive multiple of one image ({per_image} = c*h*w): pass whole images"
+    )]
+    ImageLength { per_image: usize, got: usize },
+    #[error("{labels} labels for {images} images: pass one label per image")]
+    LabelCount { images: usize, labels: usize },
+    #[error("{0} quantization bits is outside 2..16: use 8")]
+    Bits(u32),
+}
+
+/// One quantized layer (the FC layer is a 1x1 conv on a 1x1 grid).
+#[derive(Debug, Clone, PartialEq)]
+pub struct QuantizedLayer {
+    pub shape: ConvShape,
+    /// `[c_out, c_in, k, k]` integers in the weight range.
+    pub weight: Vec<i64>,
+    pub weight_scale: f64,
+    /// Real value of one unit of this layer's integer input.
+    pub input_scale: f64,
+    pub bias: Vec<f64>,
+}
+
+#[derive(Debug, Clone, PartialEq)]
+pub struct QuantizedNet {
+    pub spec: NetSpec,
+    pub convs: Vec<QuantizedLayer>,
+    pub fc: QuantizedLayer,
+    pub weight_bits: u32,
+    pub activation_bits: u32,
+}
+
+fn max_level(bits: u32) -> f64 {
+    ((1i64 << (bits - 1)) - 1) as f64
+}
+
+/// Symmetric per-layer quantization: the largest |w| maps to 2^(bits-1)-1;
+/// zeros stay zero, so pruned patterns survive.
+pub fn quantize_weights(weights: &[f32], bits: u32) -> (Vec<i64>, f64) {
+    let max = weights.iter().fold(0.0f64, |m, &w| m.max((w as f64).abs()));
+    let scale = if max > 0.0 {
+        max / max_level(bits)
+    } else {
+        1.0
+    };
+    let q = weights
+        .iter()
+        .map(|&w| (w as f64 / scale).round() as i64)
+        .collect();
+    (q, scale)
+}
+
+fn quantize(x: &[f64], scale: f64, bits: u32) -> Vec<i64> {
+    let m = max_level(bits);
+    x.iter()
+        .map(|&v| (v / scale).round().clamp(-m, m) as i64)
+        .collect()
+}
+
+/// Exact integer convolution of a `[c_in, h, w]` input with `[c_out, c_in,
+/// k, k]` weights, zero padding k/2 and the shape's stride: `[c_out, out_h,
+/// out_w]` accumulators.
+pub fn conv_int(shape: &ConvShape, input: &[i64], weight: &[i64]) -> Vec<i64> {
+    let (c_in, h, w, k, s) = (shape.c_in, shape.h, shape.w, shape.k, shape.stride);
+    assert_eq!(
+        input.len(),
+        c_in * h * w,
+        "conv_int: input of {}",
+        shape.name
+    );
+    assert_eq!(
+        weight.len(),
+        shape.weight_len(),
+        "conv_int: weights of {}",
+        shape.name
+    );
+    let pad = shape.padding() as isize;
+    let (oh, ow) = (shape.out_h(), shape.out_w());
+    let inside = |v: isize, n: usize| (0..n as isize).contains(&v);
+    let mut out = vec![0i64; shape.c_out * oh * ow];
+    for (o, out_o) in out.chunks_mut(oh * ow).enumerate() {
+        for (i, x_i) in input.chunks(h * w).enumerate() {
+            for kh in 0..k {
+                for kw in 0..k {
+                    let wv = weight[((o * c_in + i) * k + kh) * k + kw];
+                    if wv == 0 {
+                        continue;
+                    }
+                    for oy in 0..oh {
+                        let y = (oy * s + kh) as isize - pad;
+                        if !inside(y, h) {
+                            continue;
+                        }
+                        let row = &x_i[y as usize * w..(y as usize + 1) * w];
+                        for (ox, acc) in out_o[oy * ow..(oy + 1) * ow].iter_mut().enumerate() {
+                            let x = (ox * s + kw) as isize - pad;
+                            if inside(x, w) {
+                                *acc += wv * row[x as usize];
+                            }
+                        }
+                    }
+                }
+            }
+        }
+    }
+    out
+}
+
+/// Called with (layer index, that layer's inputs over the batch); layer
+/// `convs.len()` is the FC layer.
+type ScaleOf<'a> = dyn FnMut(usize, &[Vec<f64>]) -> f64 + 'a;
+type Tap<'a> = dyn FnMut(usize, &[Vec<i64>]) + 'a;
+
+impl QuantizedNet {
+    /// Quantizes `folded`, calibrating each layer's input scale as the
+    /// largest |input| over `calibration` (normalized images, `n*c*h*w`).
+    pub fn new(
+        folded: &FoldedNet,
+        weight_bits: u32,
+        activation_bits: u32,
+        calibration: &[f32],
+    ) -> Result<QuantizedNet, QuantError> {
+        for bits in [weight_bits, activation_bits] {
+            if !(2..=16).contains(&bits) {
+                return Err(QuantError::Bits(bits));
+            }
+        }
+        let spec = &folded.spec;
+        let layer = |shape: ConvShape, w: &[f32], bias: &[f32]| {
+            if w.len() != shape.weight_len() || bias.len() != shape.c_out {
+                return Err(QuantError::WeightLength {
+                    layer: shape.name.clone(),
+                    expected: shape.weight_len() + shape.c_out,
+                    got: w.len() + bias.len(),
+                });
+            }
+            let (weight, weight_scale) = quantize_weights(w, weight_bits);
+            Ok(QuantizedLayer {
+                shape,
+                weight,
+                weight_scale,
+                input_scale: 1.0,
+                bias: bias.iter().map(|&b| b as f64).collect(),
+            })
+        };
+        if folded.convs.len() != spec.convs.len() {
+            return Err(QuantError::WeightLength {
+                layer: "convs".into(),
+                expected: spec.convs.len(),
+                got: folded.convs.len(),
+            });
+        }
+        let convs = spec
+            .convs
+            .iter()
+            .zip(&folded.convs)
+            .map(|(s, c)| layer(s.clone(), &c.weight, &c.bias))
+            .collect::<Result<Vec<_>, _>>()?;
+        let fc_shape = ConvShape {
+            name: spec.fc.name.clone(),
+            c_in: spec.fc.in_features,
+            c_out: spec.fc.out_features,
+            h: 1,
+            w: 1,
+            k: 1,
+            stride: 1,
+        };
+        let fc = layer(fc_shape, &folded.fc_weight, &folded.fc_bias)?;
+        let mut net = QuantizedNet {
+            spec: spec.clone(),
+            convs,
+            fc,
+            weight_bits,
+            activation_bits,
+        };
+        let batch = net.images(calibration)?;
+        let m = max_level(activation_bits);
+        let mut scales = vec![1.0; net.convs.len() + 1];
+        net.forward(
+            batch,
+            &mut |l, xs| {
+                let max = xs.iter().flatten().fold(0.0f64, |a, &v| a.max(v.abs()));
+                scales[l] = if max > 0.0 { max / m } else { 1.0 };
+                scales[l]
+            },
+            &mut |_, _| {},
+        );
+        for (layer, s) in net.convs.iter_mut().chain([&mut net.fc]).zip(scales) {
+            layer.input_scale = s;
+        }
+        Ok(net)
+    }
+
+    fn images(&self, flat: &[f32]) -> Result<Vec<Vec<f64>>, QuantError> {
+        let (c, h, w) = self.spec.dataset.input_shape();
+        let per_image = c * h * w;
+        if flat.is_empty() || flat.len() % per_image != 0 {
+            return Err(QuantError::ImageLength {
+                per_image,
+                got: flat.len(),
+            });
+        }
+        Ok(flat
+            .chunks(per_image)
+            .map(|x| x.iter().map(|&v| v as f64).collect())
+            .collect())
+    }
+
+    fn layer(&self, l: usize) -> &QuantizedLayer {
+        self.convs.get(l).unwrap_or(&self.fc)
+    }
+
+    /// One layer over the batch: quantize inputs with `scale`, integer conv,
+    /// dequantize, add bias.
+    fn apply(
+        &self,
+        l: usize,
+        xs: &[Vec<f64>],
+        scale_of: &mut ScaleOf,
+        tap: &mut Tap,
+    ) -> Vec<Vec<f64>> {
+        let layer = self.layer(l);
+        let scale = scale_of(l, xs);
+        let q: Vec<Vec<i64>> = xs
+            .iter()
+            .map(|x| quantize(x, scale, self.activation_bits))
+            .collect();
+        tap(l, &q);
+        let unit = scale * layer.weight_scale;
+        let hw = layer.shape.out_h() * layer.shape.out_w();
+        q.par_iter()
+            .map(|x| {
+                conv_int(&layer.shape, x, &layer.weight)
+                    .into_iter()
+                    .enumerate()
+                    .map(|(j, acc)| acc as f64 * unit + layer.bias[j / hw])
+                    .collect()
+            })
+            .collect()
+    }
+
+    /// The ResNet forward pass over a batch; returns logits.
+    fn forward(
+        &self,
+        batch: Vec<Vec<f64>>,
+        scale_of: &mut ScaleOf,
+        tap: &mut Tap,
+    ) -> Vec<Vec<f64>> {
+        let relu = |xs: Vec<Vec<f64>>| -> Vec<Vec<f64>> {
+            xs.into_iter()
+                .map(|x| x.into_iter().map(|v| v.max(0.0)).collect())
+                .collect()
+        };
+        let mut x = relu(self.apply(0, &batch, scale_of, tap));
+        for b in &self.spec.blocks {
+            let h = relu(self.apply(b.conv1, &x, scale_of, tap));
+            let y = self.apply(b.conv2, &h, scale_of, tap);
+            let short = match b.shortcut {
+                Some(s) => self.apply(s, &x, scale_of, tap),
+                None => x,
+            };
+            x = y
+                .into_iter()
+                .zip(short)
+                .map(|(a, s)| a.iter().zip(s).map(|(a, s)| (a + s).max(0.0)).collect())
+                .collect();
+        }
+        let c = self.spec.fc.in_features;
+        let pooled: Vec<Vec<f64>> = x
+            .iter()
+            .map(|v| {
+                let hw = v.len() / c;
+                v.chunks(hw)
+                    .map(|ch| ch.iter().sum::<f64>() / hw as f64)
+                    .collect()
+            })
+            .collect();
+        self.apply(self.convs.len(), &pooled, scale_of, tap)
+    }
+
+    fn calibrated(&self) -> impl FnMut(usize, &[Vec<f64>]) -> f64 + '_ {
+        |l: usize, _: &[Vec<f64>]| self.layer(l).input_scale
+    }
+
+    /// Logits of each image in `images` (`n*c*h*w`, normalized).
+    pub fn logits(&self, images: &[f32]) -> Result<Vec<Vec<f64>>, QuantError> {
+        let batch = self.images(images)?;
+        Ok(self.forward(batch, &mut self.calibrated(), &mut |_, _| {}))
+    }
+
+    /// Top-1 accuracy of the integer model, in batches of 64 images.
+    pub fn accuracy(&self, images: &[f32], labels: &[u16]) -> Result<f64, QuantError> {
+        let (c, h, w) = self.spec.dataset.input_shape();
+        let per_image = c * h * w;
+        let n = images.len() / per_image.max(1);
+        if labels.len() != n {
+            return Err(QuantError::LabelCount {
+                images: n,
+                labels: labels.len(),
+            });
+        }
+        let mut correct = 0usize;
+        for (chunk, ls) in images.chunks(64 * per_image).zip(labels.chunks(64)) {
+            for (logits, &label) in self.logits(chunk)?.iter().zip(ls) {
+                let best = (0..logits.len())
+                    .max_by(|&a, &b| logits[a].total_cmp(&logits[b]))
+                    .unwrap_or(0);
+                correct += usize::from(best == label as usize);
+            }
+        }
+        Ok(correct as f64 / n as f64)
+    }
+
+    /// The integer input of every conv layer (`[c_in, h, w]`, in
+    /// `spec.convs` order) when the model runs on one image: what the HE
+    /// executor encrypts.
+    pub fn conv_inputs(&self, image: &[f32]) -> Result<Vec<Vec<i64>>, QuantError> {
+        let (c, h, w) = self.spec.dataset.input_shape();
+        if image.len() != c * h * w {
+            return Err(QuantError::ImageLength {
+                per_image: c * h * w,
+                got: image.len(),
+            });
+        }
+        let mut inputs = vec![Vec::new(); self.convs.len()];
+        self.forward(self.images(image)?, &mut self.calibrated(), &mut |l, q| {
+            if let Some(slot) = inputs.get_mut(l) {
+                *slot = q[0].clone();
+            }
+        });
+        Ok(inputs)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::arch::{Arch, DatasetKind, FoldedConv};
+    use rand::rngs::StdRng;
+    use rand::{Rng, SeedableRng};
+
+    fn random_net(seed: u64) -> FoldedNet {
+        let spec = NetSpec::new(Arch::ResNet20, DatasetKind::FashionMnist, 0.25).unwrap();
+        let mut rng = StdRng::seed_from_u64(seed);
+        let mut v = |n: usize, s: f32| {
+            (0..n)
+                .map(|_| rng.random_range(-s..s))
+                .collect::<Vec<f32>>()
+        };
+        let convs = spec
+            .convs
+            .iter()
+            .map(|c| FoldedConv {
+                weight: v(c.weight_len(), (2.0 / (c.c_in * c.k * c.k) as f32).sqrt()),
+                bias: v(c.c_out, 0.1),
+            })
+            .collect();
+        let fc_weight = v(spec.fc.in_features * spec.fc.out_features, 0.3);
+        let fc_bias = v(spec.fc.out_features, 0.1);
+        FoldedNet {
+            spec,
+            convs,
+            fc_weight,
+            fc_bias,
+        }
+    }
+
+    fn images(n: usize, seed: u64) -> Vec<f32> {
+        let mut rng = StdRng::seed_from_u64(seed);
+        (0..n * 28 * 28)
+            .map(|_| rng.random_range(-1.0..2.0))
+            .collect()
+    }
+
+    #[test]
+    fn conv_int_matches_a_hand_computed_stride_two_case() {
+        let shape = ConvShape {
+            name: "t".into(),
+            c_in: 1,
+            c_out: 1,
+            h: 3,
+            w: 3,
+            k: 3,
+            stride: 2,
+        };
+        let x: Vec<i64> = (1..=9).collect();
+        let mut w = vec![0i64; 9];
+        w[4] = 2; // centre
+        w[8] = -1; // bottom-right neighbour
+        // Output (0,0) reads x(0,0)*2 - x(1,1); (0,1): x(0,2)*2 - 0 (outside).
+        assert_eq!(conv_int(&shape, &x, &w), vec![2 - 5, 6, 14, 18]);
+    }
+
+    #[test]
+    fn weights_quantize_symmetrically_and_keep_zeros() {
+        let (q, s) = quantize_weights(&[0.5, -1.0, 0.0, 0.25], 8);
+        assert_eq!(q, vec![64, -127, 0, 32]);
+        assert!((s - 1.0 / 127.0).abs() < 1e-12);
+    }
+
+    #[test]
+    fn eight_bit_model_tracks_a_sixteen_bit_one() {
+        let folded = random_net(1);
+        let calib = images(4, 2);
+        let q8 = QuantizedNet::new(&folded, 8, 8, &calib).unwrap();
+        let q16 = QuantizedNet::new(&folded, 16, 16, &calib).unwrap();
+        let test = images(3, 3);
+        let (a, b) = (q8.logits(&test).unwrap(), q16.logits(&test).unwrap());
+        let spread = b.iter().flatten().fold(0.0f64, |m, v| m.max(v.abs()));
+        for (x, y) in a.iter().flatten().zip(b.iter().flatten()) {
+            assert!(
+                (x - y).abs() < 0.2 * spread + 1e-9,
+                "{x} vs {y} (spread {spread})"
+            );
+        }
+    }
+
+    #[test]
+    fn conv_inputs_are_in_range_and_shaped_like_each_layer() {
+        let folded = random_net(4);
+        let q = QuantizedNet::new(&folded, 8, 8, &images(2, 5)).unwrap();
+        let inputs = q.conv_inputs(&images(1, 6)).unwrap();
+        for (layer, x) in q.convs.iter().zip(&inputs) {
+            assert_eq!(x.len(), layer.shape.c_in * layer.shape.h * layer.shape.w);
+            assert!(x.iter().all(|v| v.abs() <= 127));
+        }
+        assert!(inputs[1].iter().any(|&v| v != 0));
+        let labels = [0u16, 1];
+        let acc = q.accuracy(&images(2, 7), &labels).unwrap();
+        assert!((0.0..=1.0).contains(&acc));
+        assert!(matches!(
+            q.accuracy(&images(2, 7), &labels[..1]),
+            Err(QuantError::LabelCount { .. })
+        ));
+        assert!(matches!(
+            q.conv_inputs(&[0.0; 5]),
+            Err(QuantError::ImageLength { .. })
+        ));
+    }
+}
