@@ -22,6 +22,7 @@ static FONT: &[u8] = include_bytes!("../assets/DejaVuSans.ttf");
 /// plotters' default family, used by every text style below.
 const FAMILY: &str = "sans-serif";
 const ACCURACY_LABEL: &str = "test accuracy (%)";
+const GRID: RGBColor = RGBColor(225, 225, 225);
 
 #[derive(Debug, thiserror::Error)]
 pub enum PlotError {
@@ -39,6 +40,18 @@ fn register_embedded_font() {
             panic!("assets/DejaVuSans.ttf is not a valid font");
         }
     });
+}
+
+/// Tick labels with as many decimals as an axis spanning `span` needs.
+fn tick_label(span: f64) -> impl Fn(&f64) -> String {
+    let decimals = if span >= 20.0 {
+        0
+    } else if span >= 2.0 {
+        1
+    } else {
+        2
+    };
+    move |x| format!("{x:.decimals$}")
 }
 
 /// A figure that can draw itself on any plotters backend.
@@ -162,22 +175,25 @@ impl Figure for AccuracyVsCost<'_> {
                 (l.min(a), h.max(a))
             });
         let pad = ((hi - lo) * 0.08).max(0.5);
+        let (y_lo, y_hi) = ((lo - pad).max(0.0), (hi + pad).min(100.0));
+        let x_hi = max_cost * 1.05;
+        let (x_tick, y_tick) = (tick_label(x_hi), tick_label(y_hi - y_lo));
         let mut chart = ChartBuilder::on(root)
             .caption(self.title, (FAMILY, 30))
             .margin(20)
             .x_label_area_size(60)
             .y_label_area_size(80)
-            .build_cartesian_2d(
-                0.0..max_cost * 1.05,
-                (lo - pad).max(0.0)..(hi + pad).min(100.0),
-            )?;
+            .build_cartesian_2d(0.0..x_hi, y_lo..y_hi)?;
         chart
             .configure_mesh()
             .x_desc(self.cost.label())
             .y_desc(ACCURACY_LABEL)
+            .x_label_formatter(&x_tick)
+            .y_label_formatter(&y_tick)
             .axis_desc_style((FAMILY, 22))
             .label_style((FAMILY, 18))
-            .light_line_style(RGBColor(235, 235, 235))
+            .bold_line_style(GRID)
+            .light_line_style(TRANSPARENT)
             .draw()?;
         for (&strategy, points) in &self.groups {
             let (color, shape) = strategy_style(strategy);
@@ -299,17 +315,20 @@ impl Figure for LayerRotations<'_> {
             .x_label_area_size(60)
             .y_label_area_size(40 + 10 * longest)
             // Room right of the longest bar for its "-62%" label.
-            .build_cartesian_2d(0.0..max * 1.15, (0..n - 1).into_segmented())?;
+            .build_cartesian_2d(0.0..max * 1.1, (0..n - 1).into_segmented())?;
+        let x_tick = tick_label(max);
         chart
             .configure_mesh()
             .disable_y_mesh()
             .y_labels(self.rows.len())
             .y_label_formatter(&label)
+            .x_label_formatter(&x_tick)
             .x_desc("rotations per inference")
             .y_desc("layer")
             .axis_desc_style((FAMILY, 22))
             .label_style((FAMILY, 16))
-            .light_line_style(RGBColor(235, 235, 235))
+            .bold_line_style(GRID)
+            .light_line_style(TRANSPARENT)
             .draw()?;
         let (pruned_color, _) = strategy_style(Strategy::Diagonal);
         let dense_color = RGBColor(190, 190, 190);
@@ -343,17 +362,22 @@ impl Figure for LayerRotations<'_> {
             TextStyle::from((FAMILY, 15).into_font()).pos(Pos::new(HPos::Left, VPos::Center));
         chart.draw_series((0..n).filter_map(|i| {
             let (_, dense, pruned) = layer(&SegmentValue::CenterOf(i))?;
-            let removed = 100.0 * (1.0 - *pruned as f64 / (*dense).max(1) as f64);
+            let change = 100.0 * (*pruned as f64 / (*dense).max(1) as f64 - 1.0);
             let x = (*dense).max(*pruned) as f64 + max * 0.01;
+            // Rounded first so a tiny change does not print as "-0%".
+            let text = match change.round() {
+                0.0 => "0%".to_string(),
+                c => format!("{c:+}%"),
+            };
             Some(Text::new(
-                format!("-{removed:.0}%"),
+                text,
                 (x, SegmentValue::CenterOf(i)),
                 font.clone(),
             ))
         }))?;
         chart
             .configure_series_labels()
-            .position(SeriesLabelPosition::LowerRight)
+            .position(SeriesLabelPosition::UpperRight)
             .label_font((FAMILY, 18))
             .background_style(WHITE.mix(0.9))
             .border_style(BLACK)
@@ -507,7 +531,12 @@ mod tests {
         assert!(h >= 30 * rows.len() as u32, "{h}");
         assert_svg(
             &svg,
-            &["layer3.2.conv2", "rotations per inference", "-100%"],
+            &[
+                "layer3.2.conv2",
+                "rotations per inference",
+                "-100%",
+                "\n0%\n",
+            ],
         );
     }
 }

@@ -70,11 +70,12 @@ pub const COLUMNS: [&str; 17] = [
 
 #[derive(Debug, thiserror::Error)]
 pub enum PointsError {
-    #[error("cannot {action} {path}: {source}")]
+    // The cause is in the message, not the error chain, so `{:#}` prints it once.
+    #[error("cannot {action} {path}: {error}")]
     Io {
         action: &'static str,
         path: PathBuf,
-        source: std::io::Error,
+        error: std::io::Error,
     },
     #[error("{path}: not a readable CSV table: {message}")]
     Csv { path: PathBuf, message: String },
@@ -94,10 +95,10 @@ pub enum PointsError {
 
 /// Reads a points table; columns are matched by name, so their order may differ.
 pub fn read(path: &Path) -> Result<Vec<PointRecord>, PointsError> {
-    let file = File::open(path).map_err(|source| PointsError::Io {
+    let file = File::open(path).map_err(|error| PointsError::Io {
         action: "open",
         path: path.to_path_buf(),
-        source,
+        error,
     })?;
     // Every column is read as text and parsed here, so a bad cell is reported
     // with its line and column instead of silently changing the column's type.
@@ -303,10 +304,10 @@ pub(crate) fn replace_file(
 ) -> Result<(), PointsError> {
     let io = |action: &'static str, p: &Path| {
         let p = p.to_path_buf();
-        move |source| PointsError::Io {
+        move |error| PointsError::Io {
             action,
             path: p,
-            source,
+            error,
         }
     };
     let dir = match path.parent() {

@@ -15,10 +15,10 @@ pub const ISO_ACCURACY_TOLERANCE: f64 = 0.01;
 
 #[derive(Debug, thiserror::Error)]
 pub enum ReportError {
-    #[error("cannot write {path}: {source}")]
+    #[error("cannot write {path}: {error}")]
     Write {
         path: PathBuf,
-        source: std::io::Error,
+        error: std::io::Error,
     },
 }
 
@@ -33,9 +33,9 @@ pub fn write(
     let path = dir.join("report.md");
     std::fs::create_dir_all(dir)
         .and_then(|()| std::fs::write(&path, render(spec_yaml, points, plots)))
-        .map_err(|source| ReportError::Write {
+        .map_err(|error| ReportError::Write {
             path: path.clone(),
-            source,
+            error,
         })?;
     Ok(path)
 }
@@ -121,13 +121,10 @@ fn speedups(points: &[PointRecord]) -> String {
                     cost.format(cost.of(p)),
                     format!("{:.2}x", reference / cost.of(p)),
                 ]),
-                None => row.extend([
-                    "none within 1 point".into(),
-                    String::new(),
-                    String::new(),
-                    String::new(),
-                    String::new(),
-                ]),
+                None => {
+                    row.extend(["-".to_string(), "-".into(), "-".into(), "-".into()]);
+                    row.push("none within 1 point".into());
+                }
             }
             rows.push(row);
         }
@@ -153,11 +150,17 @@ fn speedups(points: &[PointRecord]) -> String {
 fn hypervolumes(points: &[PointRecord]) -> String {
     let mut md = String::from("## Hypervolume\n\n");
     md += "Area under each front's attainment curve between cost 0 and the dense cost, \
-           divided by the dense cost (reference point: dense cost, accuracy 0).\n\n";
+           divided by the dense cost (reference point: dense cost, accuracy 0).";
     let references: Vec<Option<f64>> = Cost::ALL
         .iter()
         .map(|&c| pareto::reference_cost(points, c))
         .collect();
+    for (cost, reference) in Cost::ALL.iter().zip(&references) {
+        if let Some(r) = reference {
+            let _ = write!(md, " Dense {}: {}.", cost.name(), cost.format(*r));
+        }
+    }
+    md += "\n\n";
     let cell = |subset: &[&PointRecord], cost: Cost, reference: Option<f64>| match reference {
         Some(r) if r > 0.0 => format!(
             "{:.4}",
@@ -403,6 +406,10 @@ mod tests {
     fn hypervolumes_are_normalized_by_the_dense_cost() {
         let md = render("", &sweep(), &[]);
         let s = section(&md, "## Hypervolume");
+        assert!(
+            s.contains("Dense rotations: 1000. Dense latency: 2600.0."),
+            "{s}"
+        );
         // Diagonal: (0.85 * 300 + 0.905 * 500) / 1000; channel: 0.88 * 600 / 1000.
         let diagonal = (0.85 * 300.0 + 0.905 * 500.0) / 1000.0;
         assert!(s.contains(&format!("| diagonal | {diagonal:.4}")), "{s}");
