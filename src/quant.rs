@@ -353,13 +353,14 @@ impl QuantizedNet {
 }
 
 #[cfg(test)]
-mod tests {
+pub(crate) mod tests {
     use super::*;
     use crate::arch::{Arch, DatasetKind, FoldedConv};
     use rand::rngs::StdRng;
     use rand::{Rng, SeedableRng};
 
-    fn random_net(seed: u64) -> FoldedNet {
+    /// A ResNet-20 at width 0.25 on 28x28 inputs with random folded weights.
+    pub(crate) fn random_net(seed: u64) -> FoldedNet {
         let spec = NetSpec::new(Arch::ResNet20, DatasetKind::FashionMnist, 0.25).unwrap();
         let mut rng = StdRng::seed_from_u64(seed);
         let mut v = |n: usize, s: f32| {
@@ -385,7 +386,8 @@ mod tests {
         }
     }
 
-    fn images(n: usize, seed: u64) -> Vec<f32> {
+    /// `n` random normalized 1x28x28 images.
+    pub(crate) fn images(n: usize, seed: u64) -> Vec<f32> {
         let mut rng = StdRng::seed_from_u64(seed);
         (0..n * 28 * 28)
             .map(|_| rng.random_range(-1.0..2.0))

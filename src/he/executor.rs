@@ -535,6 +535,27 @@ mod tests {
     }
 
     #[test]
+    fn a_whole_quantized_network_runs_encrypted_and_verified() {
+        use crate::quant::tests::{images, random_net};
+        let net = QuantizedNet::new(&random_net(9), 8, 8, &images(2, 10)).unwrap();
+        let params = HeParams::new(8192, None, 8, 8, &net.spec.convs).unwrap();
+        let mut ctx = HeContext::new(params);
+        let run = run_network(&mut ctx, &net, &images(1, 11), 1).unwrap();
+        assert!(run.verified);
+        assert_eq!(run.layers.len(), net.convs.len());
+        for (r, layer) in run.layers.iter().zip(&net.convs) {
+            let layout = PackingLayout::new(&layer.shape, 4096).unwrap();
+            assert_eq!(
+                r.executed,
+                conv_cost(&layout, &layer.weight).cost,
+                "{}",
+                r.layer
+            );
+        }
+        assert!(run.measured_ms > 0.0);
+    }
+
+    #[test]
     fn a_corrupted_reference_is_a_mismatch() {
         let s = shape(4, 4, 4, 3);
         let mut ctx = context(std::slice::from_ref(&s));
