@@ -1,1 +1,526 @@
-//! (module `model`: being written)
+//! The trainable CIFAR-style ResNet (burn), built from an [`arch::NetSpec`]:
+//! its forward pass, the conv weights the pruner reads, masks and
+//! regularizes, BatchNorm folding into the plain-`f32` [`FoldedNet`] the
+//! integer and HE models run, and safetensors checkpoints that carry their
+//! `NetSpec` beside them so a checkpoint cannot be loaded into the wrong shape.
+//!
+//! Each conv of `spec.convs` is one [`ConvBn`] in `convs`, in the same order,
+//! so index `i` means the same layer (`spec.convs[i].name`) here, in masks, in
+//! `explore count` rows and in the folded net. Checkpoint tensors are named
+//! `convs.<i>.conv.weight`, `convs.<i>.bn.gamma`, ..., `fc.weight`, `fc.bias`.
+
+use std::path::{Path, PathBuf};
+
+use burn::module::Module;
+use burn::nn::conv::{Conv2d, Conv2dConfig};
+use burn::nn::{BatchNorm, BatchNormConfig, Linear, LinearConfig, PaddingConfig2d};
+use burn::tensor::activation::relu;
+use burn::tensor::{Device, Tensor, TensorData};
+use burn_store::{ModuleSnapshot, SafetensorsStore};
+
+use crate::arch::{ConvShape, FoldedConv, FoldedNet, NetSpec};
+
+/// Checkpoint file names inside a checkpoint directory.
+pub const WEIGHTS_FILE: &str = "model.safetensors";
+pub const NET_FILE: &str = "net.json";
+
+#[derive(Debug, thiserror::Error)]
+pub enum ModelError {
+    #[error("cannot {action} {path}: {source}")]
+    Io {
+        action: &'static str,
+        path: PathBuf,
+        source: std::io::Error,
+    },
+    #[error(
+        "{path}: not a network description ({source}); it is written by `explore train` beside {WEIGHTS_FILE}"
+    )]
+    NetJson {
+        path: PathBuf,
+        source: serde_json::Error,
+    },
+    #[error(
+        "checkpoint {path} holds {found}, but the spec asks for {expected}: retrain (`explore train`) or point the spec's model at the checkpoint's architecture"
+    )]
+    WrongArch {
+        path: PathBuf,
+        found: String,
+        expected: String,
+    },
+    #[error("checkpoint {path}: {message}")]
+    Store { path: PathBuf, message: String },
+}
+
+/// A convolution (no bias, padding `k / 2`) followed by BatchNorm.
+#[derive(Module, Debug)]
+pub struct ConvBn {
+    pub conv: Conv2d,
+    pub bn: BatchNorm,
+}
+
+impl ConvBn {
+    fn new(shape: &ConvShape, device: &Device) -> ConvBn {
+        let p = shape.padding();
+        ConvBn {
+            conv: Conv2dConfig::new([shape.c_in, shape.c_out], [shape.k, shape.k])
+                .with_stride([shape.stride, shape.stride])
+                .with_padding(PaddingConfig2d::Explicit(p, p, p, p))
+                .with_bias(false)
+                .init(device),
+            bn: BatchNormConfig::new(shape.c_out).init(device),
+        }
+    }
+
+    fn forward(&self, x: Tensor<4>) -> Tensor<4> {
+        self.bn.forward(self.conv.forward(x))
+    }
+
+    /// BatchNorm's running statistics folded into the conv:
+    /// `w' = w * s`, `b' = beta - mean * s` with `s = gamma / sqrt(var + eps)`.
+    fn fold(&self) -> FoldedConv {
+        let gamma = to_vec(self.bn.gamma.val());
+        let beta = to_vec(self.bn.beta.val());
+        let mean = to_vec(self.bn.running_mean.value());
+        let var = to_vec(self.bn.running_var.value());
+        let scale: Vec<f32> = gamma
+            .iter()
+            .zip(&var)
+            .map(|(g, v)| g / (v + self.bn.epsilon as f32).sqrt())
+            .collect();
+        let mut weight = to_vec(self.conv.weight.val());
+        let per_filter = weight.len() / scale.len();
+        for (filter, s) in weight.chunks_mut(per_filter).zip(&scale) {
+            filter.iter_mut().for_each(|w| *w *= s);
+        }
+        let bias = beta
+            .iter()
+            .zip(&mean)
+            .zip(&scale)
+            .map(|((b, m), s)| b - m * s)
+            .collect();
+        FoldedConv { weight, bias }
+    }
+}
+
+/// A CIFAR-style ResNet: stem conv + BN + ReLU, basic blocks
+/// `relu(bn2(conv2(relu(bn1(conv1(x))))) + shortcut(x))`, global average
+/// pooling, one linear layer.
+#[derive(Module, Debug)]
+pub struct ResNet {
+    /// One per `spec.convs`, same order.
+    pub convs: Vec<ConvBn>,
+    pub fc: Linear,
+    #[module(skip)]
+    spec: NetSpec,
+}
+
+impl ResNet {
+    pub fn new(spec: &NetSpec, device: &Device) -> ResNet {
+        ResNet {
+            convs: spec.convs.iter().map(|c| ConvBn::new(c, device)).collect(),
+            fc: LinearConfig::new(spec.fc.in_features, spec.fc.out_features).init(device),
+            spec: spec.clone(),
+        }
+    }
+
+    pub fn spec(&self) -> &NetSpec {
+        &self.spec
+    }
+
+    /// `[n, c, h, w]` images to `[n, classes]` logits.
+    pub fn forward(&self, x: Tensor<4>) -> Tensor<2> {
+        let mut x = relu(self.convs[0].forward(x));
+        for block in &self.spec.blocks {
+            let residual = match block.shortcut {
+                Some(s) => self.convs[s].forward(x.clone()),
+                None => x.clone(),
+            };
+            let y = relu(self.convs[block.conv1].forward(x));
+            x = relu(self.convs[block.conv2].forward(y) + residual);
+        }
+        let [n, c, _, _] = x.dims();
+        let pooled = x.mean_dim(3).mean_dim(2).reshape([n, c]);
+        self.fc.forward(pooled)
+    }
+
+    /// Conv weights `[c_out, c_in, k, k]` in `spec.convs` order, still on the
+    /// autodiff graph so a penalty built from them trains the weights.
+    pub fn conv_weights(&self) -> Vec<Tensor<4>> {
+        self.convs.iter().map(|c| c.conv.weight.val()).collect()
+    }
+
+    /// Conv weights as row-major `[c_out, c_in, k, k]` floats, `spec.convs` order.
+    pub fn conv_weight_data(&self) -> Vec<Vec<f32>> {
+        self.conv_weights().into_iter().map(to_vec).collect()
+    }
+
+    /// Multiplies each conv weight by its 0/1 mask (`masks[i]` is row-major
+    /// like `spec.convs[i]`). The weights stay trainable parameters with the
+    /// same ids, so optimizer state carries over.
+    ///
+    /// # Panics
+    /// If the number of masks or a mask's length does not match the spec.
+    pub fn apply_masks(mut self, masks: &[Vec<f32>]) -> ResNet {
+        assert_eq!(
+            masks.len(),
+            self.convs.len(),
+            "one mask per conv layer of {}",
+            self.spec.arch
+        );
+        for ((layer, mask), shape) in self.convs.iter_mut().zip(masks).zip(&self.spec.convs) {
+            assert_eq!(
+                mask.len(),
+                shape.weight_len(),
+                "mask of layer {} has the wrong length",
+                shape.name
+            );
+            let weight = layer.conv.weight.clone();
+            layer.conv.weight = weight.map(|w| {
+                let trainable = w.is_require_grad();
+                let m =
+                    Tensor::<4>::from_data(TensorData::new(mask.clone(), w.dims()), &w.device());
+                // A fresh leaf: the mask multiplication must not become part
+                // of the graph the next backward pass walks.
+                let masked = (w * m).detach();
+                if trainable {
+                    masked.require_grad()
+                } else {
+                    masked
+                }
+            });
+        }
+        self
+    }
+
+    /// BatchNorm (running statistics) folded into every conv, and the FC
+    /// layer as `[out, in]` weights plus bias.
+    pub fn fold(&self) -> FoldedNet {
+        // `valid` brings in the running statistics' latest update.
+        let model = self.valid();
+        let w = to_vec(model.fc.weight.val());
+        let (d_in, d_out) = (self.spec.fc.in_features, self.spec.fc.out_features);
+        // burn stores the linear weight `[in, out]`; the folded form is `[out, in]`.
+        let fc_weight = (0..d_out)
+            .flat_map(|o| (0..d_in).map(move |i| (o, i)))
+            .map(|(o, i)| w[i * d_out + o])
+            .collect();
+        let fc_bias = match &model.fc.bias {
+            Some(b) => to_vec(b.val()),
+            None => vec![0.0; d_out],
+        };
+        FoldedNet {
+            spec: self.spec.clone(),
+            convs: model.convs.iter().map(ConvBn::fold).collect(),
+            fc_weight,
+            fc_bias,
+        }
+    }
+
+    /// Writes `dir/model.safetensors` and `dir/net.json`, creating `dir`.
+    /// Returns the weights file's path.
+    pub fn save(&self, dir: &Path) -> Result<PathBuf, ModelError> {
+        std::fs::create_dir_all(dir).map_err(|source| ModelError::Io {
+            action: "create directory",
+            path: dir.to_path_buf(),
+            source,
+        })?;
+        let net_path = dir.join(NET_FILE);
+        let json = serde_json::to_string_pretty(&self.spec).expect("NetSpec serializes");
+        std::fs::write(&net_path, json).map_err(|source| ModelError::Io {
+            action: "write",
+            path: net_path,
+            source,
+        })?;
+        let path = dir.join(WEIGHTS_FILE);
+        let mut store = SafetensorsStore::from_file(&path).overwrite(true);
+        // `valid` brings in the running statistics' latest update.
+        self.valid()
+            .save_into(&mut store)
+            .map_err(|e| ModelError::Store {
+                path: path.clone(),
+                message: e.to_string(),
+            })?;
+        Ok(path)
+    }
+
+    /// Loads a checkpoint written by [`ResNet::save`]: `path` is its directory
+    /// or its `model.safetensors`. The `net.json` beside it must describe
+    /// `expected`, otherwise the error names both architectures.
+    pub fn load(path: &Path, expected: &NetSpec, device: &Device) -> Result<ResNet, ModelError> {
+        let (dir, weights) = if path.is_dir() {
+            (path.to_path_buf(), path.join(WEIGHTS_FILE))
+        } else {
+            let dir = path.parent().unwrap_or(Path::new(".")).to_path_buf();
+            (dir, path.to_path_buf())
+        };
+        let net_path = dir.join(NET_FILE);
+        let text = std::fs::read_to_string(&net_path).map_err(|source| ModelError::Io {
+            action: "read",
+            path: net_path.clone(),
+            source,
+        })?;
+        let found: NetSpec = serde_json::from_str(&text).map_err(|source| ModelError::NetJson {
+            path: net_path.clone(),
+            source,
+        })?;
+        if &found != expected {
+            let (found, expected) = describe_difference(&found, expected);
+            return Err(ModelError::WrongArch {
+                path: weights,
+                found,
+                expected,
+            });
+        }
+        if !weights.is_file() {
+            return Err(ModelError::Io {
+                action: "read",
+                path: weights,
+                source: std::io::ErrorKind::NotFound.into(),
+            });
+        }
+        let mut model = ResNet::new(expected, device);
+        let mut store = SafetensorsStore::from_file(&weights);
+        model.load_from(&mut store).map_err(|e| ModelError::Store {
+            path: weights.clone(),
+            message: e.to_string(),
+        })?;
+        Ok(model)
+    }
+}
+
+fn to_vec<const D: usize>(t: Tensor<D>) -> Vec<f32> {
+    t.into_data()
+        .try_into_vec::<f32>()
+        .expect("float tensors hold f32 on the training backends")
+}
+
+/// Short descriptions of two different specs that show where they differ:
+/// the headline (arch, width, dataset, layer count) and the first layer whose
+/// shape differs.
+fn describe_difference(found: &NetSpec, expected: &NetSpec) -> (String, String) {
+    let head = |s: &NetSpec| {
+        format!(
+            "{} width {} for {} ({} convs, fc {}->{})",
+            s.arch,
+            s.width,
+            s.dataset,
+            s.convs.len(),
+            s.fc.in_features,
+            s.fc.out_features
+        )
+    };
+    let layer = |c: Option<&ConvShape>| match c {
+        Some(c) => format!(
+            "{} [{}, {}, {}, {}] stride {} on {}x{}",
+            c.name, c.c_out, c.c_in, c.k, c.k, c.stride, c.h, c.w
+        ),
+        None => "no such layer".into(),
+    };
+    let n = found.convs.len().max(expected.convs.len());
+    match (0..n).find(|&i| found.convs.get(i) != expected.convs.get(i)) {
+        Some(i) => (
+            format!(
+                "{}, layer {}: {}",
+                head(found),
+                i,
+                layer(found.convs.get(i))
+            ),
+            format!(
+                "{}, layer {}: {}",
+                head(expected),
+                i,
+                layer(expected.convs.get(i))
+            ),
+        ),
+        None => (head(found), head(expected)),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::arch::{Arch, DatasetKind};
+
+    fn tiny() -> NetSpec {
+        NetSpec::new(Arch::ResNet20, DatasetKind::FashionMnist, 0.125).unwrap()
+    }
+
+    fn input(n: usize, spec: &NetSpec, device: &Device) -> (Vec<f32>, Tensor<4>) {
+        let (c, h, w) = spec.dataset.input_shape();
+        let v: Vec<f32> = (0..n * c * h * w)
+            .map(|i| (i * 7919 % 997) as f32 / 997.0)
+            .collect();
+        let t = Tensor::from_data(TensorData::new(v.clone(), [n, c, h, w]), device);
+        (v, t)
+    }
+
+    /// Plain-Rust inference of a folded net on one `[c, h, w]` image: the
+    /// reference the burn model is checked against.
+    fn folded_forward(net: &FoldedNet, image: &[f32]) -> Vec<f32> {
+        fn conv(s: &ConvShape, f: &FoldedConv, x: &[f32]) -> Vec<f32> {
+            let (oh, ow, p) = (s.out_h(), s.out_w(), s.padding() as isize);
+            let mut y = vec![0.0f32; s.c_out * oh * ow];
+            for co in 0..s.c_out {
+                for oy in 0..oh {
+                    for ox in 0..ow {
+                        let mut acc = f.bias[co];
+                        for ci in 0..s.c_in {
+                            for ky in 0..s.k {
+                                for kx in 0..s.k {
+                                    let iy = (oy * s.stride + ky) as isize - p;
+                                    let ix = (ox * s.stride + kx) as isize - p;
+                                    if iy < 0 || ix < 0 || iy >= s.h as isize || ix >= s.w as isize
+                                    {
+                                        continue;
+                                    }
+                                    let xi = (ci * s.h + iy as usize) * s.w + ix as usize;
+                                    let wi = ((co * s.c_in + ci) * s.k + ky) * s.k + kx;
+                                    acc += f.weight[wi] * x[xi];
+                                }
+                            }
+                        }
+                        y[(co * oh + oy) * ow + ox] = acc;
+                    }
+                }
+            }
+            y
+        }
+        let relu = |v: Vec<f32>| v.into_iter().map(|a| a.max(0.0)).collect::<Vec<_>>();
+        let s = &net.spec;
+        let mut x = relu(conv(&s.convs[0], &net.convs[0], image));
+        for b in &s.blocks {
+            let residual = match b.shortcut {
+                Some(i) => conv(&s.convs[i], &net.convs[i], &x),
+                None => x.clone(),
+            };
+            let y = relu(conv(&s.convs[b.conv1], &net.convs[b.conv1], &x));
+            let y = conv(&s.convs[b.conv2], &net.convs[b.conv2], &y);
+            x = relu(y.iter().zip(&residual).map(|(a, r)| a + r).collect());
+        }
+        let c = s.fc.in_features;
+        let hw = x.len() / c;
+        let pooled: Vec<f32> = x
+            .chunks(hw)
+            .map(|ch| ch.iter().sum::<f32>() / hw as f32)
+            .collect();
+        (0..s.fc.out_features)
+            .map(|o| {
+                net.fc_bias[o]
+                    + (0..c)
+                        .map(|i| net.fc_weight[o * c + i] * pooled[i])
+                        .sum::<f32>()
+            })
+            .collect()
+    }
+
+    /// One training-mode forward so BatchNorm's running statistics move away
+    /// from their (0, 1) start and folding has something to fold.
+    fn warmed_up(spec: &NetSpec) -> ResNet {
+        let device = Device::flex().autodiff();
+        device.seed(3);
+        let model = ResNet::new(spec, &device);
+        let (_, x) = input(8, spec, &device);
+        let _ = model.forward(x);
+        model
+    }
+
+    #[test]
+    fn forward_gives_one_logit_row_per_image() {
+        let spec = NetSpec::new(Arch::ResNet20, DatasetKind::Cifar10, 0.125).unwrap();
+        let device = Device::flex();
+        let model = ResNet::new(&spec, &device);
+        let (_, x) = input(3, &spec, &device);
+        assert_eq!(model.forward(x).dims(), [3, 10]);
+        let weights = model.conv_weights();
+        assert_eq!(weights.len(), spec.convs.len());
+        for (w, s) in weights.iter().zip(&spec.convs) {
+            assert_eq!(w.dims(), [s.c_out, s.c_in, s.k, s.k], "{}", s.name);
+        }
+    }
+
+    #[test]
+    fn folded_net_computes_the_eval_mode_output() {
+        let spec = tiny();
+        let model = warmed_up(&spec);
+        let folded = model.fold();
+        let bn_var = to_vec(model.convs[0].bn.running_var.value_sync());
+        assert!(
+            bn_var.iter().all(|v| (v - 1.0).abs() > 1e-3),
+            "running statistics moved from their start"
+        );
+        let valid = model.valid();
+        let device = valid.fc.weight.device();
+        let (images, x) = input(2, &spec, &device);
+        let logits = to_vec(valid.forward(x));
+        let per_image = images.len() / 2;
+        for (n, image) in images.chunks(per_image).enumerate() {
+            let reference = folded_forward(&folded, image);
+            for (a, b) in logits[n * 10..(n + 1) * 10].iter().zip(&reference) {
+                assert!((a - b).abs() < 1e-3 * (1.0 + b.abs()), "{a} vs {b}");
+            }
+        }
+    }
+
+    #[test]
+    fn checkpoint_round_trips_and_rejects_another_architecture() {
+        let dir = tempfile::tempdir().unwrap();
+        let spec = tiny();
+        let model = warmed_up(&spec);
+        let path = model.save(dir.path()).unwrap();
+        let device = Device::flex();
+        let loaded = ResNet::load(&path, &spec, &device).unwrap();
+        assert_eq!(loaded.fold(), model.fold());
+        let loaded_dir = ResNet::load(dir.path(), &spec, &device).unwrap();
+        assert_eq!(loaded_dir.conv_weight_data(), model.conv_weight_data());
+
+        let wider = NetSpec::new(Arch::ResNet20, DatasetKind::FashionMnist, 0.25).unwrap();
+        let e = ResNet::load(dir.path(), &wider, &device)
+            .unwrap_err()
+            .to_string();
+        assert!(e.contains("width 0.125") && e.contains("width 0.25"), "{e}");
+        assert!(
+            e.contains("[2, 1, 3, 3]") && e.contains("[4, 1, 3, 3]"),
+            "{e}"
+        );
+    }
+
+    #[test]
+    fn tensors_of_another_shape_are_rejected_even_with_a_matching_net_json() {
+        let dir = tempfile::tempdir().unwrap();
+        let spec = tiny();
+        warmed_up(&NetSpec::new(Arch::ResNet20, DatasetKind::FashionMnist, 0.25).unwrap())
+            .save(dir.path())
+            .unwrap();
+        std::fs::write(
+            dir.path().join(NET_FILE),
+            serde_json::to_string(&spec).unwrap(),
+        )
+        .unwrap();
+        let e = ResNet::load(dir.path(), &spec, &Device::flex()).unwrap_err();
+        assert!(matches!(e, ModelError::Store { .. }), "{e}");
+    }
+
+    #[test]
+    fn masks_zero_the_weights_they_cover() {
+        let spec = tiny();
+        let device = Device::flex().autodiff();
+        let model = ResNet::new(&spec, &device);
+        let masks: Vec<Vec<f32>> = spec
+            .convs
+            .iter()
+            .map(|c| {
+                (0..c.weight_len())
+                    .map(|i| (i % 3 != 0) as u8 as f32)
+                    .collect()
+            })
+            .collect();
+        let before = model.conv_weight_data();
+        let masked = model.apply_masks(&masks);
+        assert!(masked.convs[0].conv.weight.val().is_require_grad());
+        for ((w, b), m) in masked.conv_weight_data().iter().zip(&before).zip(&masks) {
+            for ((w, b), m) in w.iter().zip(b).zip(m) {
+                assert_eq!(*w, b * m);
+            }
+        }
+    }
+}

@@ -1,1 +1,493 @@
-//! (module `train`: being written)
+//! SGD training and evaluation of a [`ResNet`] on a [`Dataset`], the device
+//! they run on, and the dense-model run behind `explore train` (train,
+//! evaluate, write the checkpoint and its summary).
+//!
+//! A [`TrainHook`] lets the pruner add a penalty to the loss (group Lasso)
+//! and re-apply masks after every optimizer step without its own loop.
+//! Runs are deterministic in `cfg.seed`: it fixes the shuffling and the
+//! augmentation, and [`device`] seeds weight initialization.
+
+use std::path::{Path, PathBuf};
+use std::time::Instant;
+
+use burn::module::Module;
+use burn::nn::loss::CrossEntropyLoss;
+use burn::optim::decay::WeightDecayConfig;
+use burn::optim::momentum::MomentumConfig;
+use burn::optim::{GradientsParams, SgdConfig};
+use burn::tensor::{Device, Int, Tensor, TensorData};
+use indicatif::{ProgressBar, ProgressStyle};
+use rand::SeedableRng;
+use rand::rngs::StdRng;
+use rand::seq::SliceRandom;
+use serde::{Deserialize, Serialize};
+
+use crate::arch::DatasetKind;
+use crate::config::{Schedule, Spec, TrainConfig};
+use crate::data::{self, DataError, Dataset, Split};
+use crate::model::{ModelError, ResNet};
+
+#[derive(Debug, thiserror::Error)]
+pub enum TrainError {
+    /// `epoch` and `step` count from 1.
+    #[error(
+        "loss became {loss} at epoch {epoch}, step {step}: lower the learning rate (`lr`) or the regularization `lambda`"
+    )]
+    NonFinite {
+        epoch: usize,
+        step: usize,
+        loss: f32,
+    },
+    #[error("{label}: the training set is empty: raise data.train_size")]
+    EmptyDataset { label: String },
+    #[error(
+        "{label}: the model is built for {model} images but the data is {data}: use the same dataset in data.dataset and the checkpoint"
+    )]
+    DatasetMismatch {
+        label: String,
+        model: DatasetKind,
+        data: DatasetKind,
+    },
+    #[error(transparent)]
+    Data(#[from] DataError),
+    #[error(transparent)]
+    Model(#[from] ModelError),
+    #[error("cannot write {path}: {source}")]
+    Write {
+        path: PathBuf,
+        source: std::io::Error,
+    },
+}
+
+/// Extends the training loop: a term added to the loss, and a transformation
+/// of the model after each optimizer step.
+pub trait TrainHook {
+    fn penalty(&self, _model: &ResNet) -> Option<Tensor<1>> {
+        None
+    }
+    fn after_step(&self, model: ResNet) -> ResNet {
+        model
+    }
+}
+
+/// Plain training.
+pub struct NoHook;
+
+impl TrainHook for NoHook {}
+
+/// What a training run saw; loss and accuracy are means over the last epoch
+/// (training mode, augmented inputs).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct TrainStats {
+    pub epochs: usize,
+    pub steps: usize,
+    pub final_loss: f64,
+    pub train_accuracy: f64,
+    pub seconds: f64,
+    pub images_per_second: f64,
+}
+
+/// The training device: burn-flex on the CPU (all cores, through rayon),
+/// with autodiff, its weight initialization seeded by `seed`. The seed is
+/// process-wide (burn-flex keeps one RNG), so initialization repeats exactly
+/// when no other thread creates random tensors at the same time.
+///
+/// A GPU backend is burn's `cuda` or `wgpu` cargo feature plus
+/// `Device::cuda(0)` / `Device::wgpu(DeviceKind::DefaultDevice)` here; the
+/// rest of the crate is backend-agnostic.
+pub fn device(seed: u64) -> Device {
+    let device = Device::flex().autodiff();
+    device.seed(seed);
+    device
+}
+
+/// The learning rate of step `step` (from 0) of epoch `epoch` (from 0).
+/// Cosine decays per step, from `lr` to 0 over the whole run; step divides by
+/// 10 at 50% and again at 75% of the epochs, per epoch.
+pub fn learning_rate(cfg: &TrainConfig, epoch: usize, step: usize, steps_per_epoch: usize) -> f64 {
+    match cfg.schedule {
+        Schedule::Constant => cfg.lr,
+        Schedule::Cosine => {
+            let total = (cfg.epochs * steps_per_epoch).max(1) as f64;
+            let t = (epoch * steps_per_epoch + step) as f64 / total;
+            cfg.lr * 0.5 * (1.0 + (std::f64::consts::PI * t).cos())
+        }
+        Schedule::Step => {
+            let e = epoch as f64;
+            let n = cfg.epochs as f64;
+            let drops = [0.5, 0.75].iter().filter(|&&f| e >= f * n).count();
+            cfg.lr * 0.1f64.powi(drops as i32)
+        }
+    }
+}
+
+/// Trains `model` with SGD (momentum, weight decay) for `cfg.epochs` on
+/// `train`, shuffled and (if `cfg.augment`) augmented by `cfg.seed`. `label`
+/// names the run in the progress bar.
+pub fn train(
+    model: ResNet,
+    train: &Dataset,
+    cfg: &TrainConfig,
+    hook: &dyn TrainHook,
+    label: &str,
+) -> Result<(ResNet, TrainStats), TrainError> {
+    if train.is_empty() {
+        return Err(TrainError::EmptyDataset {
+            label: label.into(),
+        });
+    }
+    check_dataset(&model, train.kind, label)?;
+    let mut model = model.train();
+    let device = model.fc.weight.device();
+    let mut optim = SgdConfig::new()
+        .with_momentum(Some(
+            MomentumConfig::new()
+                .with_momentum(cfg.momentum)
+                .with_dampening(0.0),
+        ))
+        .with_weight_decay(Some(WeightDecayConfig::new(cfg.weight_decay as f32)))
+        .init();
+    let loss_fn = CrossEntropyLoss::new(None, &device);
+    let mut rng = StdRng::seed_from_u64(cfg.seed);
+    let mut order: Vec<usize> = (0..train.len()).collect();
+    let steps_per_epoch = train.len().div_ceil(cfg.batch_size);
+    let progress = progress_bar(label, cfg.epochs * steps_per_epoch);
+    let start = Instant::now();
+    let mut last = EpochTotals::default();
+    for epoch in 0..cfg.epochs {
+        order.shuffle(&mut rng);
+        last = EpochTotals::default();
+        for (step, indices) in order.chunks(cfg.batch_size).enumerate() {
+            let (x, y) = batch(train, indices, cfg.augment.then_some(&mut rng), &device);
+            let logits = model.forward(x);
+            let mut loss = loss_fn.forward(logits.clone(), y.clone());
+            if let Some(p) = hook.penalty(&model) {
+                loss = loss + p;
+            }
+            let loss_value = loss.clone().into_scalar::<f32>();
+            if !loss_value.is_finite() {
+                progress.abandon();
+                return Err(TrainError::NonFinite {
+                    epoch: epoch + 1,
+                    step: step + 1,
+                    loss: loss_value,
+                });
+            }
+            last.add(indices.len(), loss_value, correct(logits.detach(), y));
+            let grads = GradientsParams::from_grads(loss.backward(), &model);
+            let lr = learning_rate(cfg, epoch, step, steps_per_epoch);
+            model = hook.after_step(optim.step(lr, model, grads));
+            progress.inc(1);
+            progress.set_message(format!(
+                "epoch {}/{} loss {:.3} acc {:.3} {:.0} img/s",
+                epoch + 1,
+                cfg.epochs,
+                last.loss(),
+                last.accuracy(),
+                (epoch * train.len() + last.images) as f64 / start.elapsed().as_secs_f64()
+            ));
+        }
+    }
+    progress.finish();
+    let seconds = start.elapsed().as_secs_f64();
+    let stats = TrainStats {
+        epochs: cfg.epochs,
+        steps: cfg.epochs * steps_per_epoch,
+        final_loss: last.loss(),
+        train_accuracy: last.accuracy(),
+        seconds,
+        images_per_second: (cfg.epochs * train.len()) as f64 / seconds,
+    };
+    Ok((model, stats))
+}
+
+/// Top-1 accuracy in `[0, 1]` of `model` in eval mode (BatchNorm running
+/// statistics, no autodiff) on `data`.
+pub fn evaluate(model: &ResNet, data: &Dataset, batch_size: usize) -> f64 {
+    if data.is_empty() {
+        return 0.0;
+    }
+    let model = model.valid();
+    let device = model.fc.weight.device();
+    let indices: Vec<usize> = (0..data.len()).collect();
+    let right: usize = indices
+        .chunks(batch_size.max(1))
+        .map(|chunk| {
+            let (x, y) = batch(data, chunk, None, &device);
+            correct(model.forward(x), y)
+        })
+        .sum();
+    right as f64 / data.len() as f64
+}
+
+/// The one-line summary `explore train` prints and saves as `train.json`.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct DenseSummary {
+    pub test_accuracy: f64,
+    pub epochs: usize,
+    /// Wall time of training (not evaluation or saving).
+    pub seconds: f64,
+    /// The weights file, `<output>/dense/model.safetensors`.
+    pub checkpoint: PathBuf,
+}
+
+pub struct DenseRun {
+    pub model: ResNet,
+    pub stats: TrainStats,
+    pub summary: DenseSummary,
+}
+
+/// Trains the spec's dense model on its data, evaluates it on the test split
+/// and writes `<output>/dense/{model.safetensors, net.json, folded.json,
+/// train.json}`.
+pub fn train_dense(spec: &Spec) -> Result<DenseRun, TrainError> {
+    let train_set = data::load(&spec.data, Split::Train)?;
+    let test_set = data::load(&spec.data, Split::Test)?;
+    let model = ResNet::new(&spec.net_spec(), &device(spec.train.seed));
+    let (model, stats) = train(model, &train_set, &spec.train, &NoHook, "dense")?;
+    let test_accuracy = evaluate(&model, &test_set, spec.train.batch_size);
+    let dir = spec.output_dir().join("dense");
+    let checkpoint = model.save(&dir)?;
+    write_json(&dir.join("folded.json"), &model.fold())?;
+    let summary = DenseSummary {
+        test_accuracy,
+        epochs: stats.epochs,
+        seconds: stats.seconds,
+        checkpoint,
+    };
+    write_json(&dir.join("train.json"), &summary)?;
+    Ok(DenseRun {
+        model,
+        stats,
+        summary,
+    })
+}
+
+fn write_json(path: &Path, value: &impl Serialize) -> Result<(), TrainError> {
+    let text = serde_json::to_string(value).expect("plain data serializes");
+    std::fs::write(path, text).map_err(|source| TrainError::Write {
+        path: path.to_path_buf(),
+        source,
+    })
+}
+
+fn check_dataset(model: &ResNet, data: DatasetKind, label: &str) -> Result<(), TrainError> {
+    let expected = model.spec().dataset;
+    let fits = expected.input_shape() == data.input_shape() && expected.classes() == data.classes();
+    if fits {
+        Ok(())
+    } else {
+        Err(TrainError::DatasetMismatch {
+            label: label.into(),
+            model: expected,
+            data,
+        })
+    }
+}
+
+/// Images `indices` of `data` as an `[n, c, h, w]` tensor (augmented when
+/// `rng` is given) and their labels.
+fn batch(
+    data: &Dataset,
+    indices: &[usize],
+    mut rng: Option<&mut StdRng>,
+    device: &Device,
+) -> (Tensor<4>, Tensor<1, Int>) {
+    let (c, h, w) = data.kind.input_shape();
+    let mut pixels = Vec::with_capacity(indices.len() * data.image_len());
+    for &i in indices {
+        let start = pixels.len();
+        pixels.extend_from_slice(data.image(i));
+        if let Some(rng) = rng.as_deref_mut() {
+            data::augment(data.kind, &mut pixels[start..], rng);
+        }
+    }
+    let labels: Vec<i64> = indices.iter().map(|&i| data.labels[i] as i64).collect();
+    let x = Tensor::from_data(TensorData::new(pixels, [indices.len(), c, h, w]), device);
+    let y = Tensor::from_data(TensorData::new(labels, [indices.len()]), device);
+    (x, y)
+}
+
+fn correct(logits: Tensor<2>, labels: Tensor<1, Int>) -> usize {
+    let [n, _] = logits.dims();
+    let predicted = logits.argmax(1).reshape([n]);
+    predicted.equal(labels).float().sum().into_scalar::<f32>() as usize
+}
+
+#[derive(Default)]
+struct EpochTotals {
+    images: usize,
+    batches: usize,
+    loss_sum: f64,
+    correct: usize,
+}
+
+impl EpochTotals {
+    fn add(&mut self, images: usize, loss: f32, correct: usize) {
+        self.images += images;
+        self.batches += 1;
+        self.loss_sum += loss as f64;
+        self.correct += correct;
+    }
+    fn loss(&self) -> f64 {
+        self.loss_sum / self.batches.max(1) as f64
+    }
+    fn accuracy(&self) -> f64 {
+        self.correct as f64 / self.images.max(1) as f64
+    }
+}
+
+fn progress_bar(label: &str, steps: usize) -> ProgressBar {
+    let bar = ProgressBar::new(steps as u64);
+    bar.set_style(
+        ProgressStyle::with_template("{prefix} [{elapsed_precise}] {bar:30} {pos}/{len} {msg}")
+            .expect("static template"),
+    );
+    bar.set_prefix(label.to_string());
+    bar
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::arch::{Arch, NetSpec};
+
+    fn spec() -> NetSpec {
+        NetSpec::new(Arch::ResNet20, DatasetKind::FashionMnist, 0.125).unwrap()
+    }
+
+    /// `n` Fashion-MNIST-shaped images whose class is a bright 7x7 patch at
+    /// one of ten positions, over seeded noise: learnable in a few steps.
+    fn synthetic(n: usize, seed: u64) -> Dataset {
+        use rand::Rng;
+        let mut rng = StdRng::seed_from_u64(seed);
+        let mut images = Vec::with_capacity(n * 28 * 28);
+        let mut labels = Vec::with_capacity(n);
+        for i in 0..n {
+            let class = i % 10;
+            let (py, px) = ((class / 5) * 14 + 3, (class % 5) * 5);
+            for y in 0..28 {
+                for x in 0..28 {
+                    let inside = (py..py + 7).contains(&y) && (px..px + 7).contains(&x);
+                    images.push(if inside { 2.0 } else { 0.0 } + rng.random_range(-0.3..0.3));
+                }
+            }
+            labels.push(class as u16);
+        }
+        Dataset {
+            kind: DatasetKind::FashionMnist,
+            images,
+            labels,
+        }
+    }
+
+    fn cfg(epochs: usize) -> TrainConfig {
+        TrainConfig {
+            epochs,
+            batch_size: 10,
+            lr: 0.05,
+            momentum: 0.9,
+            weight_decay: 5e-4,
+            schedule: Schedule::Cosine,
+            augment: false,
+            seed: 7,
+        }
+    }
+
+    #[test]
+    fn schedules_follow_their_definitions() {
+        let mut c = cfg(4);
+        assert_eq!(learning_rate(&c, 0, 0, 10), 0.05);
+        assert!((learning_rate(&c, 2, 0, 10) - 0.025).abs() < 1e-12);
+        assert!(learning_rate(&c, 3, 9, 10) < 0.05 * 0.01);
+        c.schedule = Schedule::Step;
+        let lrs: Vec<f64> = (0..4).map(|e| learning_rate(&c, e, 5, 10)).collect();
+        assert_eq!(lrs[..2], [0.05, 0.05]);
+        assert!((lrs[2] - 0.005).abs() < 1e-12 && (lrs[3] - 0.0005).abs() < 1e-12);
+        c.schedule = Schedule::Constant;
+        assert_eq!(learning_rate(&c, 3, 9, 10), 0.05);
+    }
+
+    #[test]
+    fn training_learns_and_repeats_exactly_with_the_same_seed() {
+        let data = synthetic(40, 1);
+        let spec = NetSpec::new(Arch::ResNet20, DatasetKind::FashionMnist, 0.25).unwrap();
+        let cfg = TrainConfig { lr: 0.1, ..cfg(10) };
+        // Weight initialization draws from burn's process-wide RNG, which
+        // tests running in parallel share: both runs start from one model.
+        let initial = ResNet::new(&spec, &device(11));
+        let _ = initial.fold();
+        let run = || {
+            let (model, stats) = train(initial.clone(), &data, &cfg, &NoHook, "test").unwrap();
+            (
+                evaluate(&model, &data, 16),
+                stats.final_loss,
+                model.conv_weight_data(),
+            )
+        };
+        let (acc, loss, weights) = run();
+        assert!(acc >= 0.8, "accuracy {acc} on an easy task");
+        let (acc2, loss2, weights2) = run();
+        assert_eq!((acc, loss), (acc2, loss2));
+        assert_eq!(weights, weights2);
+    }
+
+    struct NanPenalty;
+    impl TrainHook for NanPenalty {
+        fn penalty(&self, model: &ResNet) -> Option<Tensor<1>> {
+            Some(model.conv_weights()[0].clone().sum().mul_scalar(f32::NAN))
+        }
+    }
+
+    #[test]
+    fn a_non_finite_loss_stops_with_its_epoch_and_step() {
+        let data = synthetic(20, 2);
+        let model = ResNet::new(&spec(), &device(0));
+        match train(model, &data, &cfg(2), &NanPenalty, "nan") {
+            Err(TrainError::NonFinite { epoch, step, loss }) => {
+                assert_eq!((epoch, step), (1, 1));
+                assert!(loss.is_nan());
+            }
+            other => panic!("expected NonFinite, got {:?}", other.map(|(_, s)| s)),
+        }
+    }
+
+    struct KeepMasks(Vec<Vec<f32>>);
+    impl TrainHook for KeepMasks {
+        fn after_step(&self, model: ResNet) -> ResNet {
+            model.apply_masks(&self.0)
+        }
+    }
+
+    #[test]
+    fn masks_reapplied_by_a_hook_survive_training() {
+        let spec = spec();
+        let masks: Vec<Vec<f32>> = spec
+            .convs
+            .iter()
+            .map(|c| (0..c.weight_len()).map(|i| (i % 2) as f32).collect())
+            .collect();
+        let model = ResNet::new(&spec, &device(5)).apply_masks(&masks);
+        let before = model.conv_weight_data();
+        let data = synthetic(20, 3);
+        let (model, _) = train(model, &data, &cfg(1), &KeepMasks(masks.clone()), "mask").unwrap();
+        let after = model.conv_weight_data();
+        for ((w, m), b) in after.iter().zip(&masks).zip(&before) {
+            assert!(w.iter().zip(m).all(|(w, m)| *m == 1.0 || *w == 0.0));
+            assert_ne!(w, b, "kept weights were trained");
+        }
+    }
+
+    #[test]
+    fn a_model_for_other_images_is_rejected() {
+        let cifar = NetSpec::new(Arch::ResNet20, DatasetKind::Cifar10, 0.125).unwrap();
+        let model = ResNet::new(&cifar, &device(0));
+        let e = train(model, &synthetic(10, 0), &cfg(1), &NoHook, "x")
+            .err()
+            .unwrap();
+        assert!(
+            e.to_string().contains("cifar10") && e.to_string().contains("fashion-mnist"),
+            "{e}"
+        );
+    }
+}
