@@ -297,7 +297,8 @@ pub fn append(path: &Path, record: &PointRecord) -> Result<(), PointsError> {
 /// Replaces `path` with what `fill` writes: the bytes go to a temporary file
 /// in the same directory (so the rename cannot cross file systems), which is
 /// synced and then renamed over `path`. On any error the temporary file is
-/// removed and `path` is left as it was.
+/// removed and `path` is left as it was; a process killed mid-write leaves a
+/// hidden `.<name>.tmp-<pid>-<n>` file beside an intact `path`.
 pub(crate) fn replace_file(
     path: &Path,
     fill: impl FnOnce(&mut File) -> std::io::Result<()>,
@@ -441,6 +442,63 @@ pub(crate) mod tests {
         assert!(err.to_string().contains("disk full"), "{err}");
         assert_eq!(std::fs::read(&path).unwrap(), before);
         assert_eq!(std::fs::read_dir(dir.path()).unwrap().count(), 1);
+    }
+
+    /// Tables of 1 and 3000 rows: the large one takes long enough to write
+    /// that a kill often lands mid-write.
+    fn small_and_large() -> (Vec<PointRecord>, Vec<PointRecord>) {
+        let large = (0..3000)
+            .map(|i| record(Strategy::Hybrid, 0.5, 0.5, i))
+            .collect();
+        (vec![record(Strategy::Dense, 0.0, 0.91, 1000)], large)
+    }
+
+    /// Child-process body for the kill test below: rewrites the table at
+    /// `EXPLORE_REWRITE_PATH` until killed.
+    #[test]
+    #[ignore = "runs until killed; started by kill_9_leaves_the_old_or_the_new_table"]
+    fn rewrite_until_killed() {
+        let path = PathBuf::from(std::env::var_os("EXPLORE_REWRITE_PATH").unwrap());
+        let (small, large) = small_and_large();
+        loop {
+            write(&path, &large).unwrap();
+            write(&path, &small).unwrap();
+        }
+    }
+
+    #[test]
+    fn kill_9_leaves_the_old_or_the_new_table() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("points.csv");
+        let (small, large) = small_and_large();
+        write(&path, &small).unwrap();
+        for delay_ms in [150, 230, 370] {
+            let modified = || std::fs::metadata(&path).unwrap().modified().unwrap();
+            let before = modified();
+            let mut child = std::process::Command::new(std::env::current_exe().unwrap())
+                .args([
+                    "--exact",
+                    "points::tests::rewrite_until_killed",
+                    "--ignored",
+                ])
+                .env("EXPLORE_REWRITE_PATH", &path)
+                .stdout(std::process::Stdio::null())
+                .stderr(std::process::Stdio::null())
+                .spawn()
+                .unwrap();
+            std::thread::sleep(std::time::Duration::from_millis(delay_ms));
+            // SIGKILL on Unix: no destructor or buffered write runs.
+            child.kill().unwrap();
+            child.wait().unwrap();
+            // The child did replace the table before it was killed.
+            assert_ne!(modified(), before);
+            let table = read(&path).unwrap();
+            assert!(
+                table == small || table == large,
+                "torn table of {} rows",
+                table.len()
+            );
+        }
     }
 
     #[test]
