@@ -29,11 +29,12 @@ pub enum PruneError {
     )]
     BadTarget(f64),
     #[error(
-        "strategy `{strategy}` cannot remove {target} of the dense rotations: pruning all its groups removes {reachable:.3}; lower the target or use target_metric: weights"
+        "strategy `{strategy}` cannot remove {target} of the {what}: at most {reachable:.3} while every layer keeps its last group; lower the target"
     )]
     Unreachable {
         strategy: Strategy,
         target: f64,
+        what: &'static str,
         reachable: f64,
     },
     #[error(transparent)]
@@ -213,7 +214,8 @@ impl Pruner {
 
     /// Ranks groups by `||W_g|| / w_g` and zeroes the weakest until `target`
     /// (a fraction of prunable weights, or of dense rotations) is met; stops
-    /// as soon as it is, so it overshoots by less than one group.
+    /// as soon as it is, so it overshoots by less than one group. No layer
+    /// loses its last weights.
     pub fn select(
         &self,
         weights: &[Vec<f32>],
@@ -253,6 +255,7 @@ impl Pruner {
             .map(|(c, _)| c.weight_len())
             .sum();
         let mut removed = 0usize;
+        let mut kept: Vec<usize> = mask.layers.iter().map(Vec::len).collect();
         let mut layer_rot: Vec<usize> = self
             .layouts
             .iter()
@@ -268,11 +271,14 @@ impl Pruner {
             let g = &self.groups[gi];
             let m = &mut mask.layers[g.layer];
             let newly = g.indices.iter().filter(|&&i| m[i] != 0.0).count();
-            if newly == 0 {
+            // A layer with no weight left cuts the network in two (and a
+            // downsampling block with its shortcut), so its last group stays.
+            if newly == 0 || newly == kept[g.layer] {
                 continue;
             }
             g.indices.iter().for_each(|&i| m[i] = 0.0);
             removed += newly;
+            kept[g.layer] -= newly;
             if metric == TargetMetric::Rotations {
                 layer_rot[g.layer] = layer_cost(&self.layouts[g.layer], m).rotations();
             }
@@ -287,7 +293,14 @@ impl Pruner {
         Err(PruneError::Unreachable {
             strategy: self.strategy,
             target,
-            reachable: 1.0 - rot as f64 / dense_rot.max(1) as f64,
+            what: match metric {
+                TargetMetric::Weights => "prunable weights",
+                TargetMetric::Rotations => "dense rotations",
+            },
+            reachable: match metric {
+                TargetMetric::Weights => removed as f64 / total_weights as f64,
+                TargetMetric::Rotations => 1.0 - rot as f64 / dense_rot.max(1) as f64,
+            },
         })
     }
 
@@ -503,6 +516,21 @@ mod tests {
     }
 
     #[test]
+    fn no_layer_is_pruned_away() {
+        let w = random_weights(&net(), 4);
+        for strategy in [Strategy::Positional, Strategy::Hybrid, Strategy::Channel] {
+            let p = pruner(strategy);
+            let m = p.select(&w, 0.95, TargetMetric::Weights).unwrap();
+            for (l, layer) in m.layers.iter().enumerate() {
+                assert!(
+                    layer.iter().any(|&v| v == 1.0),
+                    "{strategy}: layer {l} lost every weight"
+                );
+            }
+        }
+    }
+
+    #[test]
     fn target_zero_is_dense_and_one_is_refused() {
         let w = random_weights(&net(), 3);
         let p = pruner(Strategy::Hybrid);
@@ -568,7 +596,7 @@ mod tests {
             .grad(&grads)
             .unwrap()
             .into_data()
-            .to_vec::<f32>()
+            .try_into_vec_as::<f32>()
             .unwrap();
 
         let value = |w: &[f64]| -> f64 {

@@ -11,10 +11,11 @@ use std::path::{Path, PathBuf};
 use std::time::Instant;
 
 use indicatif::{MultiProgress, ProgressBar, ProgressStyle};
+use rayon::prelude::*;
 use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
 
-use crate::arch::NetSpec;
+use crate::arch::{FoldedNet, NetSpec};
 use crate::config::PrimitiveCosts;
 use crate::config::{
     ConfigError, DataSpec, HeSpec, ModelSpec, PruneSpec, Spec, Strategy, TrainConfig,
@@ -348,39 +349,61 @@ impl Workspace {
         Ok(model)
     }
 
-    /// Runs one point: regularize (HE-aware strategies), prune to the target,
-    /// fine-tune with the mask fixed, evaluate, count, and run every conv
-    /// layer on real ciphertexts for `he.images` test images.
-    pub fn run_point(
-        &self,
-        dense: &ResNet,
-        key: PointKey,
-        ctx: &mut HeContext,
-        measured: &PrimitiveCosts,
-        progress: &ProgressBar,
-    ) -> Result<PointResult, SweepError> {
-        let start = Instant::now();
+    /// The pruner of `strategy` under this spec.
+    fn pruner(&self, strategy: Strategy) -> Result<Pruner, SweepError> {
         let spec = &self.spec;
         let weighting = spec
             .prune
             .regularization
             .as_ref()
             .map_or(crate::config::GroupWeighting::HeCost, |r| r.weighting);
-        let pruner = Pruner::new(
+        Ok(Pruner::new(
             &self.net,
-            key.strategy,
+            strategy,
             spec.prune.include_first,
             spec.he.poly_degree,
             weighting,
             &spec.he.costs,
-        )?;
-        progress.set_message(format!("{}: regularizing", key.dir_name()));
+        )?)
+    }
+
+    /// The training half of a point: regularize (HE-aware strategies, cached
+    /// per strategy and seed), prune to the target, fine-tune with the mask
+    /// fixed, evaluate. Saved under `points/<key>/` with `trained.json` last,
+    /// so a finished half is loaded instead of retrained.
+    pub fn train_point(
+        &self,
+        dense: &ResNet,
+        dense_seconds: f64,
+        key: PointKey,
+        progress: &ProgressBar,
+    ) -> Result<TrainedPoint, SweepError> {
+        let dir = self.dir.join("points").join(key.dir_name());
+        let trained_path = dir.join("trained.json");
+        if let Ok(text) = std::fs::read_to_string(&trained_path)
+            && let Ok(summary) = serde_json::from_str::<TrainedSummary>(&text)
+        {
+            let folded_path = dir.join("folded.json");
+            let folded = std::fs::read(&folded_path).map_err(io(&folded_path))?;
+            let folded = serde_json::from_slice(&folded).map_err(|e| SweepError::Io {
+                path: folded_path.clone(),
+                source: std::io::Error::new(std::io::ErrorKind::InvalidData, e),
+            })?;
+            return Ok(TrainedPoint {
+                key,
+                summary,
+                folded,
+                dir,
+            });
+        }
+        let start = Instant::now();
+        let spec = &self.spec;
+        let pruner = self.pruner(key.strategy)?;
         let base = if key.strategy.is_he_aware() {
             self.regularized(dense, &pruner, key.seed)?
         } else {
             dense.clone()
         };
-        progress.set_message(format!("{}: pruning", key.dir_name()));
         let mask = pruner.select(
             &base.conv_weight_data(),
             key.target,
@@ -402,20 +425,48 @@ impl Workspace {
             )?
             .0;
         }
-        let train_seconds = start.elapsed().as_secs_f64();
-        progress.set_message(format!("{}: evaluating", key.dir_name()));
-        let accuracy = train::evaluate(&model, &self.test_data, spec.train.batch_size);
-        let dir = self.dir.join("points").join(key.dir_name());
+        let train_seconds = if key.strategy == Strategy::Dense {
+            dense_seconds
+        } else {
+            start.elapsed().as_secs_f64()
+        };
+        let summary = TrainedSummary {
+            accuracy: train::evaluate(&model, &self.test_data, spec.train.batch_size),
+            weight_sparsity: mask.sparsity(&pruner.prunable),
+            train_seconds,
+        };
         save_model(&model, &dir)?;
-        let mask_json = serde_json::to_vec(&mask).expect("mask serializes");
-        write_atomic(&dir.join("mask.json"), &mask_json)?;
+        write_atomic(
+            &dir.join("mask.json"),
+            &serde_json::to_vec(&mask).expect("mask serializes"),
+        )?;
+        write_atomic(
+            &trained_path,
+            &serde_json::to_vec(&summary).expect("summary serializes"),
+        )?;
+        Ok(TrainedPoint {
+            key,
+            summary,
+            folded: model.fold(),
+            dir,
+        })
+    }
 
-        progress.set_message(format!("{}: quantizing", key.dir_name()));
-        let folded = model.fold();
+    /// The measuring half of a point: quantize, count on the integer weights,
+    /// and run every conv layer on real ciphertexts for `he.images` test
+    /// images, each decrypted and verified; the executor's counts must equal
+    /// the cost model's, layer by layer.
+    pub fn measure_point(
+        &self,
+        trained: &TrainedPoint,
+        ctx: &mut HeContext,
+        measured: &PrimitiveCosts,
+    ) -> Result<PointResult, SweepError> {
+        let spec = &self.spec;
         let calibration =
             &self.train_data.images[..self.train_data.image_len() * self.train_data.len().min(64)];
         let qnet = QuantizedNet::new(
-            &folded,
+            &trained.folded,
             spec.he.weight_bits,
             spec.he.activation_bits,
             calibration,
@@ -426,8 +477,6 @@ impl Workspace {
         let q_convs: Vec<Vec<i64>> = qnet.convs.iter().map(|l| l.weight.clone()).collect();
         let cost = he::network_cost(&self.net, &q_convs, &qnet.fc.weight, spec.he.poly_degree)?;
         let dense_cost = he::dense_network_cost(&self.net, spec.he.poly_degree)?;
-
-        progress.set_message(format!("{}: encrypted inference", key.dir_name()));
         let images = spec.he.images.min(self.test_data.len());
         let mut measured_ms = 0.0;
         for i in 0..images {
@@ -444,12 +493,14 @@ impl Workspace {
             measured_ms += run.measured_ms / images as f64;
         }
         // The latency model covers what was measured: the conv layers.
+        let convs = self.net.convs.len();
         let conv_cost = |c: &HeCost| {
-            c.layers[..self.net.convs.len()]
+            c.layers[..convs]
                 .iter()
                 .map(|r| r.cost)
                 .fold(he::LayerCost::default(), |a, b| a + b)
         };
+        let key = trained.key;
         let record = PointRecord {
             sweep: spec.name.clone(),
             model: spec.model.arch.to_string(),
@@ -457,9 +508,9 @@ impl Workspace {
             strategy: key.strategy,
             target: key.target,
             seed: key.seed,
-            accuracy,
+            accuracy: trained.summary.accuracy,
             accuracy_quantized,
-            weight_sparsity: mask.sparsity(&pruner.prunable),
+            weight_sparsity: trained.summary.weight_sparsity,
             rotations: cost.total.rotations() as u64,
             rotations_dense: dense_cost.total.rotations() as u64,
             pmults: cost.total.pmults as u64,
@@ -467,15 +518,31 @@ impl Workspace {
             latency_model_ms: conv_cost(&cost).latency_ms(measured),
             latency_measured_ms: measured_ms,
             he_verified: true,
-            train_seconds,
+            train_seconds: trained.summary.train_seconds,
         };
         Ok(PointResult {
             record,
             dense_cost,
             cost,
-            checkpoint: dir,
+            checkpoint: trained.dir.clone(),
         })
     }
+}
+
+/// What the training half of a point measured (`trained.json`).
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct TrainedSummary {
+    pub accuracy: f64,
+    pub weight_sparsity: f64,
+    pub train_seconds: f64,
+}
+
+/// A pruned, fine-tuned point waiting for its encrypted measurement.
+pub struct TrainedPoint {
+    pub key: PointKey,
+    pub summary: TrainedSummary,
+    pub folded: FoldedNet,
+    pub dir: PathBuf,
 }
 
 /// Every point of the spec, the dense model first.
@@ -521,27 +588,75 @@ pub fn run(ws: &Workspace, spec_yaml: &str) -> Result<Vec<PointRecord>, SweepErr
         .collect();
 
     let bars = MultiProgress::new();
-    let overall = bars.add(ProgressBar::new(keys.len() as u64));
+    // Two steps per point: train (parallel), then measure under encryption.
+    let overall = bars.add(ProgressBar::new(2 * todo.len() as u64));
     overall.set_style(
         ProgressStyle::with_template(
-            "{prefix} [{bar:30}] {pos}/{len} points, {elapsed} elapsed, ETA {eta}",
+            "{prefix} [{bar:30}] {pos}/{len} steps (train, then encrypt, per point), {elapsed} elapsed, ETA {eta}",
         )
         .expect("valid template")
         .progress_chars("=> "),
     );
-    overall.set_prefix(ws.spec.name.clone());
-    overall.set_position((keys.len() - todo.len()) as u64);
+    overall.set_prefix(format!(
+        "{}: {} of {} points to run",
+        ws.spec.name,
+        todo.len(),
+        keys.len()
+    ));
     let current = bars.add(ProgressBar::new_spinner());
     current.enable_steady_tick(std::time::Duration::from_millis(200));
 
     if !todo.is_empty() {
         current.set_message("dense model");
-        let (dense, _) = ws.dense()?;
+        let (dense, dense_summary) = ws.dense()?;
+        // Training runs point-parallel (burn-flex keeps about one core busy
+        // on these small models); the regularized models come first because
+        // all targets of a strategy share one. Encrypted timing then runs
+        // alone, one point after another, so nothing else competes with it.
+        let mut regularize: Vec<(Strategy, u64)> = todo
+            .iter()
+            .filter(|k| k.strategy.is_he_aware())
+            .map(|k| (k.strategy, k.seed))
+            .collect();
+        regularize.sort();
+        regularize.dedup();
+        current.set_message("group-Lasso regularization");
+        regularize
+            .par_iter()
+            .map(|&(strategy, seed)| {
+                ws.regularized(&dense, &ws.pruner(strategy)?, seed)
+                    .map(drop)
+            })
+            .collect::<Result<Vec<()>, SweepError>>()?;
+        current.set_message("pruning and fine-tuning");
+        let trained = todo
+            .par_iter()
+            .map(|&key| {
+                let t = ws.train_point(&dense, dense_summary.seconds, key, &current);
+                overall.inc(1);
+                t
+            })
+            .collect::<Vec<Result<TrainedPoint, SweepError>>>();
+        // A target a strategy cannot reach is no result: say so and go on
+        // with the others (a resume tries it again, cheaply: the group-Lasso
+        // model is cached and selection fails before fine-tuning).
+        let mut points_trained = Vec::new();
+        for t in trained {
+            match t {
+                Err(SweepError::Prune(e @ PruneError::Unreachable { .. })) => {
+                    overall.inc(1);
+                    bars.suspend(|| eprintln!("skipped: {e}"));
+                }
+                other => points_trained.push(other?),
+            }
+        }
+        let trained = points_trained;
         current.set_message("measuring HE primitives");
         let mut ctx = ws.he_context()?;
         let measured = ctx.measure_primitives(5)?;
-        for key in todo {
-            let result = ws.run_point(&dense, key, &mut ctx, &measured, &current)?;
+        for t in &trained {
+            current.set_message(format!("{}: encrypted inference", t.key.dir_name()));
+            let result = ws.measure_point(t, &mut ctx, &measured)?;
             points::append(&points_path, &result.record)?;
             write_layer_costs(&result)?;
             done.push(result.record);

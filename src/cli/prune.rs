@@ -35,12 +35,13 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
         seed: args.seed.unwrap_or(spec.prune.seeds[0]),
     };
     let ws = Workspace::open(spec, args.output)?;
-    let (dense, _) = ws.dense()?;
+    let (dense, summary) = ws.dense()?;
+    let progress = indicatif::ProgressBar::new_spinner();
+    let trained = ws.train_point(&dense, summary.seconds, key, &progress)?;
+    progress.finish_and_clear();
     let mut ctx = ws.he_context()?;
     let measured = ctx.measure_primitives(5)?;
-    let progress = indicatif::ProgressBar::new_spinner();
-    let result = ws.run_point(&dense, key, &mut ctx, &measured, &progress)?;
-    progress.finish_and_clear();
+    let result = ws.measure_point(&trained, &mut ctx, &measured)?;
 
     let row = |name: &str, d: &explore::he::LayerCost, p: &explore::he::LayerCost| {
         println!(
