@@ -105,6 +105,23 @@ pub fn front<'a>(
     front
 }
 
+/// The rows a baseline front file holds: the overall front (plus each
+/// strategy's front with `per_strategy`) and the dense rows, in table order.
+/// Dense rows carry the reference cost, so `check` works on either axis.
+pub fn baseline_rows(points: &[PointRecord], cost: Cost, per_strategy: bool) -> Vec<PointRecord> {
+    let per = fronts_by_strategy(points, cost);
+    let extra = per.values().flatten().filter(|_| per_strategy);
+    let listed: Vec<&PointRecord> = front(points, cost)
+        .into_iter()
+        .chain(extra.copied())
+        .collect();
+    points
+        .iter()
+        .filter(|p| p.strategy == Strategy::Dense || listed.iter().any(|q| std::ptr::eq(*q, *p)))
+        .cloned()
+        .collect()
+}
+
 /// The front of each strategy's points (dense is a strategy of its own).
 pub fn fronts_by_strategy(
     points: &[PointRecord],

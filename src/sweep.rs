@@ -695,10 +695,7 @@ pub fn write_outputs(
     spec_yaml: &str,
     points: &[PointRecord],
 ) -> Result<(), SweepError> {
-    let front: Vec<PointRecord> = pareto::front(points, Cost::Rotations)
-        .into_iter()
-        .cloned()
-        .collect();
+    let front = pareto::baseline_rows(points, Cost::Rotations, false);
     points::write(&ws.dir.join("front.csv"), &front)?;
     let mut plots = Vec::new();
     for (cost, stem, title) in [

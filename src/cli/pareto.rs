@@ -5,7 +5,6 @@ use std::path::PathBuf;
 use std::process::ExitCode;
 
 use anyhow::Context;
-use explore::config::Strategy;
 use explore::pareto::{self, Cost};
 use explore::points::{self, PointRecord};
 use explore::report;
@@ -62,16 +61,7 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
             }
         }
         Format::Csv => {
-            let extra = per.values().flatten().filter(|_| args.per_strategy);
-            let listed: Vec<&PointRecord> = overall.iter().chain(extra).copied().collect();
-            // Rows in the table's order; fronts hold references into `all`.
-            let rows: Vec<PointRecord> = all
-                .iter()
-                .filter(|p| {
-                    p.strategy == Strategy::Dense || listed.iter().any(|q| std::ptr::eq(*q, *p))
-                })
-                .cloned()
-                .collect();
+            let rows = pareto::baseline_rows(&all, args.cost, args.per_strategy);
             points::write_csv(std::io::stdout().lock(), &rows)
                 .context("cannot write CSV to stdout")?;
         }
