@@ -520,13 +520,21 @@ mod tests {
         let w = random_weights(&net(), 4);
         for strategy in [Strategy::Positional, Strategy::Hybrid, Strategy::Channel] {
             let p = pruner(strategy);
-            let m = p.select(&w, 0.95, TargetMetric::Weights).unwrap();
+            let m = p.select(&w, 0.85, TargetMetric::Weights).unwrap();
             for (l, layer) in m.layers.iter().enumerate() {
                 assert!(
                     layer.iter().any(|&v| v == 1.0),
                     "{strategy}: layer {l} lost every weight"
                 );
             }
+        }
+        // Keeping one of nine kernel positions per layer caps positional
+        // pruning below 8/9 of the weights.
+        match pruner(Strategy::Positional).select(&w, 0.95, TargetMetric::Weights) {
+            Err(PruneError::Unreachable { reachable, .. }) => {
+                assert!(reachable > 0.8 && reachable < 8.0 / 9.0, "{reachable}")
+            }
+            other => panic!("expected Unreachable, got {other:?}"),
         }
     }
 
