@@ -55,7 +55,9 @@ fn max_level(bits: u32) -> f64 {
 }
 
 /// Symmetric per-layer quantization: the largest |w| maps to 2^(bits-1)-1;
-/// zeros stay zero, so pruned patterns survive.
+/// zeros stay zero and nonzero weights stay nonzero (at least +-1), so the
+/// integer model has exactly the float model's sparsity pattern and the cost
+/// model counts the same operations on either.
 pub fn quantize_weights(weights: &[f32], bits: u32) -> (Vec<i64>, f64) {
     let max = weights.iter().fold(0.0f64, |m, &w| m.max((w as f64).abs()));
     let scale = if max > 0.0 {
@@ -65,7 +67,14 @@ pub fn quantize_weights(weights: &[f32], bits: u32) -> (Vec<i64>, f64) {
     };
     let q = weights
         .iter()
-        .map(|&w| (w as f64 / scale).round() as i64)
+        .map(|&w| {
+            let q = (w as f64 / scale).round() as i64;
+            if q == 0 && w != 0.0 {
+                if w > 0.0 { 1 } else { -1 }
+            } else {
+                q
+            }
+        })
         .collect();
     (q, scale)
 }
@@ -418,6 +427,10 @@ pub(crate) mod tests {
         let (q, s) = quantize_weights(&[0.5, -1.0, 0.0, 0.25], 8);
         assert_eq!(q, vec![64, -127, 0, 32]);
         assert!((s - 1.0 / 127.0).abs() < 1e-12);
+        // Tiny weights would round to zero and drop operations the float
+        // model's pattern still counts: they keep the smallest level.
+        let (q, _) = quantize_weights(&[1.0, 1e-4, -1e-4, 0.0], 8);
+        assert_eq!(q, vec![127, 1, -1, 0]);
     }
 
     #[test]

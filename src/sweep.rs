@@ -472,8 +472,9 @@ impl Workspace {
             calibration,
         )?;
         let accuracy_quantized = qnet.accuracy(&self.test_data.images, &self.test_data.labels)?;
-        // Counted on the integer weights the executor runs: rounding can zero
-        // a few more weights than the mask did.
+        // Counted on the integer weights the executor runs (quantization
+        // keeps the float sparsity pattern, so `explore count` on the saved
+        // folded.json gives the same counts).
         let q_convs: Vec<Vec<i64>> = qnet.convs.iter().map(|l| l.weight.clone()).collect();
         let cost = he::network_cost(&self.net, &q_convs, &qnet.fc.weight, spec.he.poly_degree)?;
         let dense_cost = he::dense_network_cost(&self.net, spec.he.poly_degree)?;

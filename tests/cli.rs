@@ -1,0 +1,224 @@
+//! The `explore` binary end to end on a tiny sweep over the committed
+//! Fashion-MNIST subset: every point verified under encryption, counts that
+//! agree with `explore count` on the saved checkpoint, resuming that
+//! recomputes nothing finished, the regression check, and bad input.
+
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output};
+
+fn explore(args: &[&str]) -> Output {
+    Command::new(env!("CARGO_BIN_EXE_explore"))
+        .args(args)
+        .current_dir(env!("CARGO_MANIFEST_DIR"))
+        .output()
+        .expect("explore runs")
+}
+
+fn text(o: &Output) -> String {
+    format!(
+        "{}{}",
+        String::from_utf8_lossy(&o.stdout),
+        String::from_utf8_lossy(&o.stderr)
+    )
+}
+
+fn write_spec(dir: &Path) -> PathBuf {
+    let data = Path::new(env!("CARGO_MANIFEST_DIR")).join("data/fashion-mnist-subset");
+    let spec = format!(
+        "name: e2e
+output: {out}
+data: {{dataset: fashion-mnist, path: {data}, train_size: 300, test_size: 100, download: false}}
+model: {{arch: resnet20, width: 0.25}}
+train: {{epochs: 1, batch_size: 32, lr: 0.05}}
+prune:
+  strategies: [diagonal, unstructured]
+  targets: [0.6]
+  regularization: {{lambda: 1.0e-3, train: {{epochs: 1, batch_size: 32, lr: 0.02}}}}
+  finetune: {{epochs: 1, batch_size: 32, lr: 0.02}}
+he: {{images: 1}}
+threads: 2
+",
+        out = dir.join("out").display(),
+        data = data.display()
+    );
+    let path = dir.join("e2e.yaml");
+    std::fs::write(&path, spec).unwrap();
+    path
+}
+
+/// Column `name` of every row of a CSV file.
+fn column(path: &Path, name: &str) -> Vec<String> {
+    let text = std::fs::read_to_string(path).unwrap();
+    let mut lines = text.lines();
+    let header: Vec<&str> = lines.next().unwrap().split(',').collect();
+    let i = header.iter().position(|h| *h == name).unwrap();
+    lines
+        .map(|l| l.split(',').nth(i).unwrap().to_string())
+        .collect()
+}
+
+#[test]
+fn sweep_counts_resumes_and_checks() {
+    let tmp = tempfile::tempdir().unwrap();
+    let spec = write_spec(tmp.path());
+    let spec = spec.to_str().unwrap();
+    let out = tmp.path().join("out");
+
+    let run = explore(&["sweep", spec]);
+    assert!(run.status.success(), "{}", text(&run));
+    let points = out.join("points.csv");
+    assert_eq!(
+        column(&points, "strategy"),
+        ["dense", "diagonal", "unstructured"]
+    );
+    assert!(column(&points, "he_verified").iter().all(|v| v == "true"));
+    for f in [
+        "front.csv",
+        "report.md",
+        "accuracy-vs-rotations.png",
+        "accuracy-vs-latency.svg",
+        "layer-rotations.png",
+    ] {
+        assert!(out.join(f).is_file(), "{f} missing");
+    }
+
+    // The rotations recorded for the diagonal point are what `explore count`
+    // finds in its saved checkpoint.
+    let point = out.join("points/diagonal-0.6-s0");
+    let count = explore(&[
+        "count",
+        "--model",
+        "resnet20",
+        "--dataset",
+        "fashion-mnist",
+        "--width",
+        "0.25",
+        "--checkpoint",
+        point.to_str().unwrap(),
+        "--format",
+        "csv",
+    ]);
+    assert!(count.status.success(), "{}", text(&count));
+    let csv = String::from_utf8(count.stdout).unwrap();
+    let header: Vec<&str> = csv.lines().next().unwrap().split(',').collect();
+    let rot = header.iter().position(|h| *h == "rotations").unwrap();
+    let total = csv.lines().find(|l| l.starts_with("total,")).unwrap();
+    let counted = total.split(',').nth(rot).unwrap();
+    assert_eq!(counted, column(&points, "rotations")[1]);
+    assert!(
+        counted.parse::<u64>().unwrap() < column(&points, "rotations_dense")[1].parse().unwrap()
+    );
+
+    // A kill after a point trained but before its row landed: the rerun
+    // measures it again but does not retrain it, and nothing else reruns.
+    let trained = point.join("trained.json");
+    let trained_at = std::fs::metadata(&trained).unwrap().modified().unwrap();
+    let rows = std::fs::read_to_string(&points).unwrap();
+    let kept: Vec<&str> = rows.lines().filter(|l| !l.contains(",diagonal,")).collect();
+    std::fs::write(&points, kept.join("\n") + "\n").unwrap();
+    let rerun = explore(&["sweep", spec, "--resume"]);
+    assert!(rerun.status.success(), "{}", text(&rerun));
+    assert_eq!(
+        std::fs::metadata(&trained).unwrap().modified().unwrap(),
+        trained_at
+    );
+    let strategies = column(&points, "strategy");
+    assert_eq!(strategies.len(), 3);
+    assert!(strategies.contains(&"diagonal".to_string()));
+    let unchanged = explore(&["sweep", spec]);
+    assert!(unchanged.status.success());
+    assert_eq!(column(&points, "strategy").len(), 3);
+
+    // The front passes against itself and fails against a clearly better one.
+    let front = out.join("front.csv");
+    let ok = explore(&[
+        "check",
+        points.to_str().unwrap(),
+        "--baseline",
+        front.to_str().unwrap(),
+    ]);
+    assert_eq!(ok.status.code(), Some(0), "{}", text(&ok));
+    let better = tmp.path().join("better.csv");
+    let front_text = std::fs::read_to_string(&front).unwrap();
+    let mut lines = front_text.lines();
+    let header = lines.next().unwrap();
+    let acc = header.split(',').position(|h| h == "accuracy").unwrap();
+    let rot = header.split(',').position(|h| h == "rotations").unwrap();
+    let improved: Vec<String> = lines
+        .map(|l| {
+            let mut f: Vec<String> = l.split(',').map(String::from).collect();
+            f[acc] = "0.99".into();
+            f[rot] = (f[rot].parse::<u64>().unwrap() / 2).to_string();
+            f.join(",")
+        })
+        .collect();
+    std::fs::write(&better, format!("{header}\n{}\n", improved.join("\n"))).unwrap();
+    let bad = explore(&[
+        "check",
+        points.to_str().unwrap(),
+        "--baseline",
+        better.to_str().unwrap(),
+    ]);
+    assert_eq!(bad.status.code(), Some(1), "{}", text(&bad));
+    assert!(
+        text(&bad).contains("diagonal") || text(&bad).contains("dense"),
+        "{}",
+        text(&bad)
+    );
+
+    // One point through `explore prune`: reuses the trained point, ends in JSON.
+    let prune = explore(&["prune", spec, "--strategy", "diagonal", "--target", "0.6"]);
+    assert!(prune.status.success(), "{}", text(&prune));
+    let stdout = String::from_utf8(prune.stdout).unwrap();
+    let json: serde_json::Value = serde_json::from_str(stdout.lines().last().unwrap()).unwrap();
+    assert_eq!(json["rotations"].to_string(), counted);
+    assert_eq!(json["strategy"], "diagonal");
+}
+
+#[test]
+fn bad_input_exits_2_naming_the_problem() {
+    let tmp = tempfile::tempdir().unwrap();
+    let spec = write_spec(tmp.path());
+    let text_of = std::fs::read_to_string(&spec).unwrap();
+
+    std::fs::write(&spec, format!("{text_of}learning_rate: 3\n")).unwrap();
+    let o = explore(&["sweep", spec.to_str().unwrap()]);
+    assert_eq!(o.status.code(), Some(2));
+    assert!(
+        text(&o).contains("learning_rate") && text(&o).contains("line"),
+        "{}",
+        text(&o)
+    );
+
+    std::fs::write(&spec, text_of.replace("targets: [0.6]", "targets: [1.0]")).unwrap();
+    let o = explore(&["sweep", spec.to_str().unwrap()]);
+    assert_eq!(o.status.code(), Some(2));
+    assert!(text(&o).contains("prune.targets"), "{}", text(&o));
+
+    let o = explore(&[
+        "prune",
+        spec.to_str().unwrap(),
+        "--strategy",
+        "magnitude",
+        "--target",
+        "0.5",
+    ]);
+    assert_eq!(o.status.code(), Some(2));
+    assert!(text(&o).contains("magnitude"), "{}", text(&o));
+
+    let o = explore(&[
+        "count",
+        "--model",
+        "resnet20",
+        "--dataset",
+        "cifar10",
+        "--poly-degree",
+        "5000",
+    ]);
+    assert_eq!(o.status.code(), Some(2));
+    assert!(text(&o).contains("5000"), "{}", text(&o));
+
+    let o = explore(&["sweep", tmp.path().join("missing.yaml").to_str().unwrap()]);
+    assert_eq!(o.status.code(), Some(2));
+    assert!(text(&o).contains("missing.yaml"), "{}", text(&o));
+}
