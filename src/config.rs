@@ -10,7 +10,7 @@ use crate::arch::{Arch, DatasetKind, NetSpec};
 
 #[derive(Debug, thiserror::Error)]
 pub enum ConfigError {
-    #[error("cannot read spec {path}: {source}")]
+    #[error("cannot read spec {path}")]
     Read {
         path: PathBuf,
         source: std::io::Error,

@@ -57,7 +57,7 @@ pub enum SweepError {
         executed: String,
         modeled: String,
     },
-    #[error("{path}: {source}")]
+    #[error("cannot read or write {path}")]
     Io {
         path: PathBuf,
         source: std::io::Error,

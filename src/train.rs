@@ -1,13 +1,13 @@
-//! SGD training and evaluation of a [`ResNet`] on a [`Dataset`], the device
-//! they run on, and the dense-model run behind `explore train` (train,
-//! evaluate, write the checkpoint and its summary).
+//! SGD training and evaluation of a [`ResNet`] on a [`Dataset`], and the
+//! device they run on. (The dense run behind `explore train`, with its
+//! checkpoint cache, is [`crate::sweep::Workspace::dense`].)
 //!
 //! A [`TrainHook`] lets the pruner add a penalty to the loss (group Lasso)
 //! and re-apply masks after every optimizer step without its own loop.
 //! Runs are deterministic in `cfg.seed`: it fixes the shuffling and the
 //! augmentation, and [`device`] seeds weight initialization.
 
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 use std::time::Instant;
 
 use burn::module::Module;
@@ -23,8 +23,8 @@ use rand::seq::SliceRandom;
 use serde::{Deserialize, Serialize};
 
 use crate::arch::DatasetKind;
-use crate::config::{Schedule, Spec, TrainConfig};
-use crate::data::{self, DataError, Dataset, Split};
+use crate::config::{Schedule, TrainConfig};
+use crate::data::{self, Dataset};
 use crate::model::{ModelError, ResNet};
 
 #[derive(Debug, thiserror::Error)]
@@ -49,14 +49,7 @@ pub enum TrainError {
         data: DatasetKind,
     },
     #[error(transparent)]
-    Data(#[from] DataError),
-    #[error(transparent)]
     Model(#[from] ModelError),
-    #[error("cannot write {path}: {source}")]
-    Write {
-        path: PathBuf,
-        source: std::io::Error,
-    },
 }
 
 /// Extends the training loop: a term added to the loss, and a transformation
@@ -229,46 +222,6 @@ pub struct DenseSummary {
     pub seconds: f64,
     /// The weights file, `<output>/dense/model.safetensors`.
     pub checkpoint: PathBuf,
-}
-
-pub struct DenseRun {
-    pub model: ResNet,
-    pub stats: TrainStats,
-    pub summary: DenseSummary,
-}
-
-/// Trains the spec's dense model on its data, evaluates it on the test split
-/// and writes `<output>/dense/{model.safetensors, net.json, folded.json,
-/// train.json}`.
-pub fn train_dense(spec: &Spec) -> Result<DenseRun, TrainError> {
-    let train_set = data::load(&spec.data, Split::Train)?;
-    let test_set = data::load(&spec.data, Split::Test)?;
-    let model = ResNet::new(&spec.net_spec(), &device(spec.train.seed));
-    let (model, stats) = train(model, &train_set, &spec.train, &NoHook, "dense")?;
-    let test_accuracy = evaluate(&model, &test_set, spec.train.batch_size);
-    let dir = spec.output_dir().join("dense");
-    let checkpoint = model.save(&dir)?;
-    write_json(&dir.join("folded.json"), &model.fold())?;
-    let summary = DenseSummary {
-        test_accuracy,
-        epochs: stats.epochs,
-        seconds: stats.seconds,
-        checkpoint,
-    };
-    write_json(&dir.join("train.json"), &summary)?;
-    Ok(DenseRun {
-        model,
-        stats,
-        summary,
-    })
-}
-
-fn write_json(path: &Path, value: &impl Serialize) -> Result<(), TrainError> {
-    let text = serde_json::to_string(value).expect("plain data serializes");
-    std::fs::write(path, text).map_err(|source| TrainError::Write {
-        path: path.to_path_buf(),
-        source,
-    })
 }
 
 fn check_dataset(model: &ResNet, data: DatasetKind, label: &str) -> Result<(), TrainError> {
