@@ -32,7 +32,7 @@ fn bench(c: &mut Criterion) {
     let row = ramp(ctx.params().slots(), 1);
     let ct = ctx.encrypt_row(&row).expect("encrypt");
     let pt = ctx.encode_row(&row).expect("encode");
-    let ek = ctx.rotation_keys(&[1]).expect("keys").expect("one step");
+    let ek = std::sync::Arc::clone(&ctx.rotation_keys(&[1]).expect("keys")[&1]);
 
     let mut g = c.benchmark_group("he_n8192");
     g.bench_function("rotation", |b| {

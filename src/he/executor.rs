@@ -4,6 +4,7 @@
 //! every operation it performs, and checks the decryption against the exact
 //! integer convolution.
 
+use std::collections::BTreeMap;
 use std::sync::Arc;
 use std::time::Instant;
 
@@ -12,8 +13,8 @@ use fhe::bfv::{
     SecretKey,
 };
 use fhe_traits::{FheDecoder, FheDecrypter, FheEncoder, FheEncrypter};
-use rand::SeedableRng;
 use rand::rngs::StdRng;
+use rand::{Rng, SeedableRng};
 use rayon::prelude::*;
 use serde::Serialize;
 
@@ -26,11 +27,14 @@ use crate::config::PrimitiveCosts;
 use crate::quant::{QuantizedNet, conv_int};
 
 /// Parameters, keys and the randomness for encryption and key generation.
+/// Galois keys are made once per rotation step, as a client would send them
+/// once for a whole network, and shared by every layer plan that uses the step.
 pub struct HeContext {
     params: HeParams,
     sk: SecretKey,
     pk: PublicKey,
     rng: StdRng,
+    galois: BTreeMap<usize, Arc<EvaluationKey>>,
 }
 
 impl HeContext {
@@ -43,6 +47,7 @@ impl HeContext {
             sk,
             pk,
             rng,
+            galois: BTreeMap::new(),
         }
     }
 
@@ -74,16 +79,32 @@ impl HeContext {
         Ok(v)
     }
 
-    /// Galois keys for exactly these left-rotation steps (None when empty).
-    pub fn rotation_keys(&mut self, steps: &[usize]) -> Result<Option<EvaluationKey>, HeError> {
-        if steps.is_empty() {
-            return Ok(None);
-        }
-        let mut b = EvaluationKeyBuilder::new(&self.sk)?;
-        for &s in steps {
-            b.enable_column_rotation(s)?;
-        }
-        Ok(Some(b.build(&mut self.rng)?))
+    /// Galois keys for exactly these left-rotation steps, one key per step;
+    /// steps not seen before are generated (in parallel, each from its own
+    /// seed drawn from the context's generator).
+    pub fn rotation_keys(
+        &mut self,
+        steps: &[usize],
+    ) -> Result<BTreeMap<usize, Arc<EvaluationKey>>, HeError> {
+        let missing: Vec<(usize, u64)> = steps
+            .iter()
+            .filter(|s| !self.galois.contains_key(s))
+            .map(|&s| (s, self.rng.random()))
+            .collect();
+        let sk = &self.sk;
+        let made = missing
+            .into_par_iter()
+            .map(|(step, seed)| {
+                let mut b = EvaluationKeyBuilder::new(sk)?;
+                b.enable_column_rotation(step)?;
+                Ok((step, Arc::new(b.build(&mut StdRng::seed_from_u64(seed))?)))
+            })
+            .collect::<Result<Vec<_>, HeError>>()?;
+        self.galois.extend(made);
+        Ok(steps
+            .iter()
+            .map(|s| (*s, Arc::clone(&self.galois[s])))
+            .collect())
     }
 
     /// Remaining noise budget of `ct` in bits: log2(q) - log2(t) - 1 minus the
@@ -107,7 +128,7 @@ impl HeContext {
         let row: Vec<i64> = (0..slots as i64).map(|i| i % 7 - 3).collect();
         let ct = self.encrypt_row(&row)?;
         let pt = self.encode_row(&row)?;
-        let ek = self.rotation_keys(&[1])?.expect("one step requested");
+        let ek = Arc::clone(&self.rotation_keys(&[1])?[&1]);
         let time = |f: &dyn Fn() -> Result<Ciphertext, HeError>| -> Result<f64, HeError> {
             let mut best = f64::INFINITY;
             for _ in 0..repeats.max(1) {
@@ -148,8 +169,8 @@ pub struct LayerPlan {
     blocks: Vec<Vec<Diagonal>>,
     /// (a, p) pairs whose rotated input some product reads.
     rotations: Vec<(usize, usize)>,
-    ek: Option<EvaluationKey>,
-    keys: usize,
+    /// The Galois keys of exactly the steps this plan rotates by.
+    keys: BTreeMap<usize, Arc<EvaluationKey>>,
 }
 
 /// One layer's evaluation: the executor's own operation counts (keys = the
@@ -237,7 +258,7 @@ impl LayerPlan {
             .collect();
         steps.sort_unstable();
         steps.dedup();
-        let ek = ctx.rotation_keys(&steps)?;
+        let keys = ctx.rotation_keys(&steps)?;
         Ok(LayerPlan {
             layout,
             shape: ConvShape {
@@ -247,8 +268,7 @@ impl LayerPlan {
             weights: weights.to_vec(),
             blocks,
             rotations,
-            ek,
-            keys: steps.len(),
+            keys,
         })
     }
 
@@ -278,8 +298,8 @@ impl LayerPlan {
 
     fn rotate(&self, ct: &Ciphertext, step: usize) -> Result<Ciphertext, HeError> {
         let ek = self
-            .ek
-            .as_ref()
+            .keys
+            .get(&step)
             .expect("keys exist for every step the plan uses");
         Ok(ek.rotates_columns_by(ct, step)?)
     }
@@ -342,7 +362,7 @@ impl LayerPlan {
             .collect::<Result<_, HeError>>()?;
         let mut total = LayerCost {
             rot_positional: self.rotations.len(),
-            keys: self.keys,
+            keys: self.keys.len(),
             ..LayerCost::default()
         };
         let cts = outputs
