@@ -5,7 +5,7 @@ use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 
 use anyhow::{Context, bail};
-use explore::arch::{Arch, DatasetKind, FoldedNet, NetSpec};
+use explore::arch::{FoldedNet, NetSpec};
 use explore::config::PrimitiveCosts;
 use explore::he::{self, HeCost, LayerCost};
 
@@ -18,18 +18,8 @@ pub enum Format {
 
 #[derive(clap::Args)]
 pub struct Args {
-    /// resnet20, resnet32, resnet56 or resnet18.
-    #[arg(long)]
-    pub model: Arch,
-    /// cifar10, cifar100, fashion-mnist or mnist.
-    #[arg(long)]
-    pub dataset: DatasetKind,
-    /// Channel width multiplier.
-    #[arg(long, default_value_t = 1.0)]
-    pub width: f64,
-    /// Ring degree N (a power of two in 4096..32768); one row holds N/2 slots.
-    #[arg(long, default_value_t = 8192)]
-    pub poly_degree: usize,
+    #[command(flatten)]
+    pub net: super::NetworkArgs,
     /// A `folded.json` (arch::FoldedNet) or the directory holding one: its
     /// zero weights are counted as pruned.
     #[arg(long)]
@@ -39,16 +29,16 @@ pub struct Args {
 }
 
 pub fn run(args: Args) -> anyhow::Result<ExitCode> {
-    let spec = NetSpec::new(args.model, args.dataset, args.width)?;
+    let spec = args.net.spec()?;
     let cost = match &args.checkpoint {
         Some(path) => {
             let folded = load_checkpoint(path, &spec)?;
             let convs: Vec<Vec<f32>> = folded.convs.into_iter().map(|c| c.weight).collect();
-            he::network_cost(&spec, &convs, &folded.fc_weight, args.poly_degree)
+            he::network_cost(&spec, &convs, &folded.fc_weight, args.net.poly_degree)
         }
-        None => he::dense_network_cost(&spec, args.poly_degree),
+        None => he::dense_network_cost(&spec, args.net.poly_degree),
     }
-    .with_context(|| format!("counting {} on {}", args.model, args.dataset))?;
+    .with_context(|| format!("counting {} on {}", args.net.model, args.net.dataset))?;
     match args.format {
         Format::Json => println!("{}", serde_json::to_string_pretty(&cost)?),
         Format::Csv => print_csv(&HEADERS, &rows(&cost)),

@@ -7,7 +7,6 @@ use std::path::PathBuf;
 use std::process::ExitCode;
 
 use anyhow::{Context, bail};
-use explore::arch::{Arch, DatasetKind, NetSpec};
 use explore::he::{self, HeContext, HeParams, LayerCost, LayerPlan};
 use explore::quant::quantize_weights;
 use rand::rngs::StdRng;
@@ -23,17 +22,11 @@ pub enum Format {
 
 #[derive(clap::Args)]
 pub struct Args {
-    #[arg(long)]
-    pub model: Arch,
-    #[arg(long)]
-    pub dataset: DatasetKind,
-    #[arg(long, default_value_t = 1.0)]
-    pub width: f64,
+    #[command(flatten)]
+    pub net: super::NetworkArgs,
     /// Conv layer indices (NetSpec order, 0 = stem), comma separated, or `all`.
     #[arg(long, default_value = "all")]
     pub layers: String,
-    #[arg(long, default_value_t = 8192)]
-    pub poly_degree: usize,
     /// Evaluations per layer; the fastest is reported.
     #[arg(long, default_value_t = 3)]
     pub repeat: usize,
@@ -86,7 +79,7 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
             bail!("{flag} {bits} is outside 2..16: use 8");
         }
     }
-    let spec = NetSpec::new(args.model, args.dataset, args.width)?;
+    let spec = args.net.spec()?;
     let chosen = parse_layers(&args.layers, spec.convs.len())?;
     let folded = args
         .checkpoint
@@ -95,7 +88,7 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
         .transpose()?;
     let shapes: Vec<_> = chosen.iter().map(|&i| spec.convs[i].clone()).collect();
     let params = HeParams::new(
-        args.poly_degree,
+        args.net.poly_degree,
         args.plaintext_bits,
         args.weight_bits,
         args.activation_bits,
@@ -179,7 +172,7 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
     let summary = format!(
         "primitives at N = {} (min of {}): rotation {:.3} ms, ct x pt {:.3} ms, ct + ct {:.4} ms\n\
          latency model {} rot x {:.3} + {} pmult x {:.3} + {} add x {:.4} = {:.1} ms (sequential) vs measured {:.1} ms ({} threads)",
-        args.poly_degree,
+        args.net.poly_degree,
         args.repeat,
         prim.rot_ms,
         prim.pmul_ms,

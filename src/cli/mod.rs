@@ -55,6 +55,33 @@ impl Cli {
     }
 }
 
+/// The network a command counts or runs, and the ring it is packed into.
+#[derive(clap::Args)]
+pub struct NetworkArgs {
+    /// resnet20, resnet32, resnet56 or resnet18.
+    #[arg(long)]
+    pub model: explore::arch::Arch,
+    /// cifar10, cifar100, fashion-mnist or mnist.
+    #[arg(long)]
+    pub dataset: explore::arch::DatasetKind,
+    /// Channel width multiplier.
+    #[arg(long, default_value_t = 1.0)]
+    pub width: f64,
+    /// Ring degree N (a power of two in 4096..32768); one row holds N/2 slots.
+    #[arg(long, default_value_t = 8192)]
+    pub poly_degree: usize,
+}
+
+impl NetworkArgs {
+    pub fn spec(&self) -> anyhow::Result<explore::arch::NetSpec> {
+        Ok(explore::arch::NetSpec::new(
+            self.model,
+            self.dataset,
+            self.width,
+        )?)
+    }
+}
+
 /// Sizes rayon's global pool from the spec (`threads: 0` keeps all cores).
 fn set_threads(threads: usize) -> anyhow::Result<()> {
     if threads > 0 {
