@@ -263,14 +263,11 @@ fn save_model(model: &ResNet, dir: &Path) -> Result<PathBuf, SweepError> {
     Ok(weights)
 }
 
-/// Writes a file so that a crash leaves either the old or the new content.
-pub fn write_atomic(path: &Path, bytes: &[u8]) -> Result<(), SweepError> {
+/// Writes a file so that a crash leaves either the old or the new content
+/// (the points table's own atomic replace).
+fn write_atomic(path: &Path, bytes: &[u8]) -> Result<(), SweepError> {
     use std::io::Write;
-    let tmp = path.with_extension("tmp");
-    let mut f = std::fs::File::create(&tmp).map_err(io(&tmp))?;
-    f.write_all(bytes).map_err(io(&tmp))?;
-    f.sync_all().map_err(io(&tmp))?;
-    std::fs::rename(&tmp, path).map_err(io(path))
+    Ok(points::replace_file(path, |f| f.write_all(bytes))?)
 }
 
 /// One point of a sweep.
