@@ -12,6 +12,7 @@ pub mod model;
 pub mod pareto;
 pub mod plot;
 pub mod points;
+pub mod progress;
 pub mod prune;
 pub mod quant;
 pub mod report;

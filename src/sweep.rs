@@ -10,7 +10,7 @@
 use std::path::{Path, PathBuf};
 use std::time::Instant;
 
-use indicatif::{MultiProgress, ProgressBar, ProgressStyle};
+use indicatif::{ProgressBar, ProgressStyle};
 use rayon::prelude::*;
 use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
@@ -585,7 +585,7 @@ pub fn run(ws: &Workspace, spec_yaml: &str) -> Result<Vec<PointRecord>, SweepErr
         .filter(|k| !done.iter().any(|r| k.matches(r)))
         .collect();
 
-    let bars = MultiProgress::new();
+    let bars = crate::progress::bars();
     // Two steps per point: train (parallel), then measure under encryption.
     let overall = bars.add(ProgressBar::new(2 * todo.len() as u64));
     overall.set_style(

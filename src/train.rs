@@ -181,7 +181,7 @@ pub fn train(
             ));
         }
     }
-    progress.finish();
+    progress.finish_and_clear();
     let seconds = start.elapsed().as_secs_f64();
     let stats = TrainStats {
         epochs: cfg.epochs,
@@ -291,7 +291,7 @@ impl EpochTotals {
 }
 
 fn progress_bar(label: &str, steps: usize) -> ProgressBar {
-    let bar = ProgressBar::new(steps as u64);
+    let bar = crate::progress::add(ProgressBar::new(steps as u64));
     bar.set_style(
         ProgressStyle::with_template("{prefix} [{elapsed_precise}] {bar:30} {pos}/{len} {msg}")
             .expect("static template"),

@@ -202,10 +202,10 @@ fn download(url: &str, name: &str, to: &Path) -> Result<String, DataError> {
         .header("Accept-Encoding", "identity")
         .call()
         .map_err(|e| failed(e.to_string()))?;
-    let bar = match response.body().content_length() {
+    let bar = crate::progress::add(match response.body().content_length() {
         Some(len) => ProgressBar::new(len),
         None => ProgressBar::new_spinner(),
-    };
+    });
     bar.set_style(
         ProgressStyle::with_template(
             "{msg} [{bar:30}] {bytes}/{total_bytes} {bytes_per_sec}, eta {eta}",
