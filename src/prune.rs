@@ -90,15 +90,6 @@ impl Mask {
         }
     }
 
-    /// Weights with the mask applied.
-    pub fn apply(&self, weights: &[Vec<f32>]) -> Vec<Vec<f32>> {
-        weights
-            .iter()
-            .zip(&self.layers)
-            .map(|(w, m)| w.iter().zip(m).map(|(w, m)| w * m).collect())
-            .collect()
-    }
-
     /// Fraction of the prunable layers' weights the mask removes.
     pub fn sparsity(&self, prunable: &[bool]) -> f64 {
         let (zero, total) = self

@@ -185,25 +185,18 @@ impl Workspace {
         std::fs::create_dir_all(&dir).map_err(io(&dir))?;
         let lock_path = dir.join("spec.lock.json");
         let lock = SpecLock::of(&spec);
-        match std::fs::read_to_string(&lock_path) {
-            Ok(text) => {
-                let stored: SpecLock = serde_json::from_str(&text).map_err(|e| SweepError::Io {
-                    path: lock_path.clone(),
-                    source: std::io::Error::new(std::io::ErrorKind::InvalidData, e),
-                })?;
-                if let Some(field) = lock.first_difference(&stored) {
-                    return Err(SweepError::SpecChanged {
-                        dir,
-                        lock: lock_path,
-                        field,
-                    });
-                }
+        if lock_path.exists() {
+            let stored: SpecLock = read_json(&lock_path)?;
+            if let Some(field) = lock.first_difference(&stored) {
+                return Err(SweepError::SpecChanged {
+                    dir,
+                    lock: lock_path,
+                    field,
+                });
             }
-            Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
-                let text = serde_json::to_string_pretty(&lock).expect("lock serializes");
-                write_atomic(&lock_path, text.as_bytes())?;
-            }
-            Err(e) => return Err(io(&lock_path)(e)),
+        } else {
+            let text = serde_json::to_string_pretty(&lock).expect("lock serializes");
+            write_atomic(&lock_path, text.as_bytes())?;
         }
         let train_data = data::load(&spec.data, Split::Train)?;
         let test_data = data::load(&spec.data, Split::Test)?;
@@ -261,6 +254,15 @@ fn save_model(model: &ResNet, dir: &Path) -> Result<PathBuf, SweepError> {
     let folded = serde_json::to_vec(&model.fold()).expect("folded net serializes");
     write_atomic(&dir.join("folded.json"), &folded)?;
     Ok(weights)
+}
+
+/// Reads a JSON file the sweep wrote; a malformed one is an error naming it.
+fn read_json<T: serde::de::DeserializeOwned>(path: &Path) -> Result<T, SweepError> {
+    let bytes = std::fs::read(path).map_err(io(path))?;
+    serde_json::from_slice(&bytes).map_err(|e| SweepError::Io {
+        path: path.to_path_buf(),
+        source: std::io::Error::new(std::io::ErrorKind::InvalidData, e),
+    })
 }
 
 /// Writes a file so that a crash leaves either the old or the new content
@@ -380,12 +382,7 @@ impl Workspace {
         if let Ok(text) = std::fs::read_to_string(&trained_path)
             && let Ok(summary) = serde_json::from_str::<TrainedSummary>(&text)
         {
-            let folded_path = dir.join("folded.json");
-            let folded = std::fs::read(&folded_path).map_err(io(&folded_path))?;
-            let folded = serde_json::from_slice(&folded).map_err(|e| SweepError::Io {
-                path: folded_path.clone(),
-                source: std::io::Error::new(std::io::ErrorKind::InvalidData, e),
-            })?;
+            let folded = read_json(&dir.join("folded.json"))?;
             return Ok(TrainedPoint {
                 key,
                 summary,
@@ -736,12 +733,7 @@ pub fn write_outputs(
             .join("points")
             .join(key.dir_name())
             .join("layers.json");
-        let text = std::fs::read(&layers_path).map_err(io(&layers_path))?;
-        let rows: Vec<(String, u64, u64)> =
-            serde_json::from_slice(&text).map_err(|e| SweepError::Io {
-                path: layers_path.clone(),
-                source: std::io::Error::new(std::io::ErrorKind::InvalidData, e),
-            })?;
+        let rows: Vec<(String, u64, u64)> = read_json(&layers_path)?;
         let png = PathBuf::from("layer-rotations.png");
         plot::layer_rotations(
             &rows,
