@@ -2,10 +2,11 @@
 //! 3x32x32) on the training device, in images per second, through the same
 //! `train::train` and `train::evaluate` the tool runs.
 //!
-//! `cargo bench --bench train` (add `-- --batches N` for more batches; the
-//! default is a quick 6). A one-batch warm-up runs first and is not timed.
-//! Run it under `/usr/bin/time -v` to see the CPU utilization, and with
-//! `RAYON_NUM_THREADS=1` for the one-core figure.
+//! `cargo bench --bench train` (add `-- --batches N` for more batches, the
+//! default being a quick 6, and `--replicas R`, default 2, for the number of
+//! data-parallel model replicas). A one-batch warm-up runs first and is not
+//! timed. Run it under `/usr/bin/time -v` to see the CPU utilization;
+//! `RAYON_NUM_THREADS=1` with `--replicas 1` gives the one-core figure.
 
 use std::time::Instant;
 
@@ -19,15 +20,18 @@ const BATCH: usize = 64;
 
 fn main() {
     let args: Vec<String> = std::env::args().collect();
-    let batches = args
-        .iter()
-        .position(|a| a == "--batches")
-        .and_then(|i| args.get(i + 1))
-        .map(|n| n.parse().expect("--batches takes a number"))
-        .unwrap_or(6usize);
+    let number = |flag: &str, default: usize| {
+        args.iter()
+            .position(|a| a == flag)
+            .and_then(|i| args.get(i + 1))
+            .map(|n| n.parse().expect("a number after the flag"))
+            .unwrap_or(default)
+    };
+    let batches = number("--batches", 6);
+    let replicas = number("--replicas", 2);
     let threads = std::env::var("RAYON_NUM_THREADS").unwrap_or_else(|_| "all".into());
     println!(
-        "ResNet-20, batch {BATCH}, 3x32x32, {batches} timed batches, rayon threads: {threads}"
+        "ResNet-20, batch {BATCH}, 3x32x32, {batches} timed batches, {replicas} replicas, rayon threads: {threads}"
     );
     let spec = NetSpec::new(Arch::ResNet20, DatasetKind::Cifar10, 1.0).expect("valid spec");
     let cfg = TrainConfig {
@@ -39,6 +43,7 @@ fn main() {
         schedule: Schedule::Constant,
         augment: true,
         seed: 0,
+        replicas,
     };
     let model = ResNet::new(&spec, &device(0));
     let (model, _) = train(model, &images(1), &cfg, &NoHook, "warm-up").expect("trains");
@@ -49,9 +54,9 @@ fn main() {
         stats.images_per_second, stats.seconds
     );
 
-    let _ = evaluate(&model, &images(1), BATCH);
+    let _ = evaluate(&model, &images(1), BATCH, replicas);
     let start = Instant::now();
-    let _ = evaluate(&model, &data, BATCH);
+    let _ = evaluate(&model, &data, BATCH, replicas);
     let seconds = start.elapsed().as_secs_f64();
     println!(
         "inference: {:.1} img/s ({batches} batches in {seconds:.2} s)",

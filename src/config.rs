@@ -100,6 +100,12 @@ pub struct TrainConfig {
     pub augment: bool,
     #[serde(default)]
     pub seed: u64,
+    /// Model replicas each batch is split across, each on its own threads,
+    /// their gradients summed (data parallelism: what makes training use
+    /// more than one core). Results depend on it, since BatchNorm sees
+    /// per-replica statistics, but not on the machine's core count.
+    #[serde(default = "default_replicas")]
+    pub replicas: usize,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize, PartialOrd, Ord)]
@@ -291,6 +297,9 @@ fn one_usize() -> usize {
 fn default_batch() -> usize {
     64
 }
+fn default_replicas() -> usize {
+    2
+}
 fn default_momentum() -> f64 {
     0.9
 }
@@ -437,6 +446,12 @@ impl Spec {
 fn check_phase(t: &TrainConfig) -> Result<(), String> {
     if t.batch_size == 0 {
         return Err("batch_size must be at least 1, e.g. 64".into());
+    }
+    if !(1..=t.batch_size).contains(&t.replicas) {
+        return Err(format!(
+            "replicas {} must be between 1 and batch_size ({}), e.g. 2 on a 2-core machine",
+            t.replicas, t.batch_size
+        ));
     }
     if !(t.lr.is_finite() && t.lr > 0.0) {
         return Err(format!("lr {} must be a positive number, e.g. 0.1", t.lr));

@@ -11,7 +11,6 @@ use std::path::{Path, PathBuf};
 use std::time::Instant;
 
 use indicatif::{ProgressBar, ProgressStyle};
-use rayon::prelude::*;
 use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
 
@@ -234,7 +233,12 @@ impl Workspace {
         let model = ResNet::new(&self.net, &device);
         let (model, stats) =
             train::train(model, &self.train_data, &self.spec.train, &NoHook, "dense")?;
-        let accuracy = train::evaluate(&model, &self.test_data, self.spec.train.batch_size);
+        let accuracy = train::evaluate(
+            &model,
+            &self.test_data,
+            self.spec.train.batch_size,
+            self.spec.train.replicas,
+        );
         let summary = DenseSummary {
             test_accuracy: accuracy,
             epochs: stats.epochs,
@@ -425,7 +429,12 @@ impl Workspace {
             start.elapsed().as_secs_f64()
         };
         let summary = TrainedSummary {
-            accuracy: train::evaluate(&model, &self.test_data, spec.train.batch_size),
+            accuracy: train::evaluate(
+                &model,
+                &self.test_data,
+                spec.train.batch_size,
+                spec.train.replicas,
+            ),
             weight_sparsity: mask.sparsity(&pruner.prunable),
             train_seconds,
         };
@@ -604,8 +613,8 @@ pub fn run(ws: &Workspace, spec_yaml: &str) -> Result<Vec<PointRecord>, SweepErr
     if !todo.is_empty() {
         current.set_message("dense model");
         let (dense, dense_summary) = ws.dense()?;
-        // Training runs point-parallel (burn-flex keeps about one core busy
-        // on these small models); the regularized models come first because
+        // Points train one after another, each on every core through its
+        // data-parallel replicas; the regularized models come first because
         // all targets of a strategy share one. Encrypted timing then runs
         // alone, one point after another, so nothing else competes with it.
         let mut regularize: Vec<(Strategy, u64)> = todo
@@ -617,7 +626,7 @@ pub fn run(ws: &Workspace, spec_yaml: &str) -> Result<Vec<PointRecord>, SweepErr
         regularize.dedup();
         current.set_message("group-Lasso regularization");
         regularize
-            .par_iter()
+            .iter()
             .map(|&(strategy, seed)| {
                 ws.regularized(&dense, &ws.pruner(strategy)?, seed)
                     .map(drop)
@@ -625,7 +634,7 @@ pub fn run(ws: &Workspace, spec_yaml: &str) -> Result<Vec<PointRecord>, SweepErr
             .collect::<Result<Vec<()>, SweepError>>()?;
         current.set_message("pruning and fine-tuning");
         let trained = todo
-            .par_iter()
+            .iter()
             .map(|&key| {
                 let t = ws.train_point(&dense, dense_summary.seconds, key, &current);
                 overall.inc(1);

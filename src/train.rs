@@ -14,7 +14,7 @@ use burn::module::Module;
 use burn::nn::loss::CrossEntropyLoss;
 use burn::optim::decay::WeightDecayConfig;
 use burn::optim::momentum::MomentumConfig;
-use burn::optim::{GradientsParams, SgdConfig};
+use burn::optim::{GradientsAccumulator, GradientsParams, SgdConfig};
 use burn::tensor::{Device, Int, Tensor, TensorData};
 use indicatif::{ProgressBar, ProgressStyle};
 use rand::SeedableRng;
@@ -140,7 +140,7 @@ pub fn train(
         ))
         .with_weight_decay(Some(WeightDecayConfig::new(cfg.weight_decay as f32)))
         .init();
-    let loss_fn = CrossEntropyLoss::new(None, &device);
+    let replicas = Replicas::new(cfg.replicas);
     let mut rng = StdRng::seed_from_u64(cfg.seed);
     let mut order: Vec<usize> = (0..train.len()).collect();
     let steps_per_epoch = train.len().div_ceil(cfg.batch_size);
@@ -151,13 +151,39 @@ pub fn train(
         order.shuffle(&mut rng);
         last = EpochTotals::default();
         for (step, indices) in order.chunks(cfg.batch_size).enumerate() {
-            let (x, y) = batch(train, indices, cfg.augment.then_some(&mut rng), &device);
-            let logits = model.forward(x);
-            let mut loss = loss_fn.forward(logits.clone(), y.clone());
-            if let Some(p) = hook.penalty(&model) {
-                loss = loss + p;
+            let batch = Batch::new(train, indices, cfg.augment.then_some(&mut rng));
+            // Each shard's mean loss is weighted by its share of the batch,
+            // so the summed gradients are those of the whole batch's mean.
+            let shards = replicas.map(batch.shards(cfg.replicas), |shard| {
+                // A fork has its own autodiff leaves: replicas sharing the
+                // parameters' nodes would share one graph and its lock.
+                let model = model.clone().fork(&device);
+                let share = shard.len() as f32 / indices.len() as f32;
+                let (x, y) = shard.tensors(&device);
+                let logits = model.forward(x);
+                let loss = CrossEntropyLoss::new(None, &device)
+                    .forward(logits.clone(), y.clone())
+                    .mul_scalar(share);
+                let loss_value = loss.clone().into_scalar::<f32>();
+                let correct = correct(logits.detach(), y);
+                let grads = GradientsParams::from_grads(loss.backward(), &model);
+                (loss_value, correct, grads)
+            });
+            let mut loss_value = 0.0;
+            let mut accumulator = GradientsAccumulator::<ResNet>::new();
+            let mut right = 0;
+            for (loss, correct, grads) in shards {
+                loss_value += loss;
+                right += correct;
+                accumulator.accumulate(&model, grads);
             }
-            let loss_value = loss.clone().into_scalar::<f32>();
+            if let Some(penalty) = hook.penalty(&model) {
+                loss_value += penalty.clone().into_scalar::<f32>();
+                accumulator.accumulate(
+                    &model,
+                    GradientsParams::from_grads(penalty.backward(), &model),
+                );
+            }
             if !loss_value.is_finite() {
                 progress.abandon();
                 return Err(TrainError::NonFinite {
@@ -166,10 +192,9 @@ pub fn train(
                     loss: loss_value,
                 });
             }
-            last.add(indices.len(), loss_value, correct(logits.detach(), y));
-            let grads = GradientsParams::from_grads(loss.backward(), &model);
+            last.add(indices.len(), loss_value, right);
             let lr = learning_rate(cfg, epoch, step, steps_per_epoch);
-            model = hook.after_step(optim.step(lr, model, grads));
+            model = hook.after_step(optim.step(lr, model, accumulator.grads()));
             progress.inc(1);
             progress.set_message(format!(
                 "epoch {}/{} loss {:.3} acc {:.3} {:.0} img/s",
@@ -196,18 +221,25 @@ pub fn train(
 
 /// Top-1 accuracy in `[0, 1]` of `model` in eval mode (BatchNorm running
 /// statistics, no autodiff) on `data`.
-pub fn evaluate(model: &ResNet, data: &Dataset, batch_size: usize) -> f64 {
+pub fn evaluate(model: &ResNet, data: &Dataset, batch_size: usize, replicas: usize) -> f64 {
     if data.is_empty() {
         return 0.0;
     }
     let model = model.valid();
     let device = model.fc.weight.device();
+    let replicas = Replicas::new(replicas);
     let indices: Vec<usize> = (0..data.len()).collect();
     let right: usize = indices
         .chunks(batch_size.max(1))
         .map(|chunk| {
-            let (x, y) = batch(data, chunk, None, &device);
-            correct(model.forward(x), y)
+            let batch = Batch::new(data, chunk, None);
+            replicas
+                .map(batch.shards(replicas.len()), |shard| {
+                    let (x, y) = shard.tensors(&device);
+                    correct(model.clone().forward(x), y)
+                })
+                .into_iter()
+                .sum::<usize>()
         })
         .sum();
     right as f64 / data.len() as f64
@@ -238,27 +270,110 @@ fn check_dataset(model: &ResNet, data: DatasetKind, label: &str) -> Result<(), T
     }
 }
 
-/// Images `indices` of `data` as an `[n, c, h, w]` tensor (augmented when
-/// `rng` is given) and their labels.
-fn batch(
-    data: &Dataset,
-    indices: &[usize],
-    mut rng: Option<&mut StdRng>,
-    device: &Device,
-) -> (Tensor<4>, Tensor<1, Int>) {
-    let (c, h, w) = data.kind.input_shape();
-    let mut pixels = Vec::with_capacity(indices.len() * data.image_len());
-    for &i in indices {
-        let start = pixels.len();
-        pixels.extend_from_slice(data.image(i));
-        if let Some(rng) = rng.as_deref_mut() {
-            data::augment(data.kind, &mut pixels[start..], rng);
+/// Images `indices` of `data` (augmented when `rng` is given) and their
+/// labels, gathered in order so augmentation does not depend on how the
+/// batch is later split.
+struct Batch {
+    shape: (usize, usize, usize),
+    pixels: Vec<f32>,
+    labels: Vec<i64>,
+}
+
+impl Batch {
+    fn new(data: &Dataset, indices: &[usize], mut rng: Option<&mut StdRng>) -> Batch {
+        let mut pixels = Vec::with_capacity(indices.len() * data.image_len());
+        for &i in indices {
+            let start = pixels.len();
+            pixels.extend_from_slice(data.image(i));
+            if let Some(rng) = rng.as_deref_mut() {
+                data::augment(data.kind, &mut pixels[start..], rng);
+            }
+        }
+        Batch {
+            shape: data.kind.input_shape(),
+            pixels,
+            labels: indices.iter().map(|&i| data.labels[i] as i64).collect(),
         }
     }
-    let labels: Vec<i64> = indices.iter().map(|&i| data.labels[i] as i64).collect();
-    let x = Tensor::from_data(TensorData::new(pixels, [indices.len(), c, h, w]), device);
-    let y = Tensor::from_data(TensorData::new(labels, [indices.len()]), device);
-    (x, y)
+
+    fn len(&self) -> usize {
+        self.labels.len()
+    }
+
+    /// `n` contiguous shards of near-equal size (fewer when the batch is
+    /// smaller than `n`).
+    fn shards(self, n: usize) -> Vec<Batch> {
+        let (c, h, w) = self.shape;
+        let size = self.len().div_ceil(n).max(1);
+        self.labels
+            .chunks(size)
+            .zip(self.pixels.chunks(size * c * h * w))
+            .map(|(labels, pixels)| Batch {
+                shape: self.shape,
+                pixels: pixels.to_vec(),
+                labels: labels.to_vec(),
+            })
+            .collect()
+    }
+
+    /// `[n, c, h, w]` images and `[n]` labels on `device`.
+    fn tensors(self, device: &Device) -> (Tensor<4>, Tensor<1, Int>) {
+        let (c, h, w) = self.shape;
+        let n = self.len();
+        let x = Tensor::from_data(TensorData::new(self.pixels, [n, c, h, w]), device);
+        let y = Tensor::from_data(TensorData::new(self.labels, [n]), device);
+        (x, y)
+    }
+}
+
+/// Dedicated worker threads, one group per model replica, kept for a whole
+/// run: burn-flex parallelizes inside an operation through rayon, which
+/// leaves most of the backward pass on one core, whereas replicas run whole
+/// forward and backward passes side by side. Each replica must stay on the
+/// same thread because BatchNorm keeps its running statistics per thread.
+struct Replicas {
+    pools: Vec<rayon::ThreadPool>,
+}
+
+impl Replicas {
+    /// `n` replicas sharing the current rayon pool's threads.
+    fn new(n: usize) -> Replicas {
+        let threads = (rayon::current_num_threads() / n.max(1)).max(1);
+        let pools = (0..n.max(1))
+            .map(|_| {
+                rayon::ThreadPoolBuilder::new()
+                    .num_threads(threads)
+                    .build()
+                    .expect("threads can be spawned")
+            })
+            .collect();
+        Replicas { pools }
+    }
+
+    fn len(&self) -> usize {
+        self.pools.len()
+    }
+
+    /// `f` of each item, item `i` on replica `i`, all at once; results in
+    /// item order.
+    fn map<I: Send, T: Send>(&self, items: Vec<I>, f: impl Fn(I) -> T + Sync) -> Vec<T> {
+        assert!(items.len() <= self.pools.len(), "one item per replica");
+        let f = &f;
+        std::thread::scope(|scope| {
+            let running: Vec<_> = items
+                .into_iter()
+                .zip(&self.pools)
+                .map(|(item, pool)| scope.spawn(move || pool.install(|| f(item))))
+                .collect();
+            running
+                .into_iter()
+                .map(|r| {
+                    r.join()
+                        .unwrap_or_else(|panic| std::panic::resume_unwind(panic))
+                })
+                .collect()
+        })
+    }
 }
 
 fn correct(logits: Tensor<2>, labels: Tensor<1, Int>) -> usize {
@@ -344,6 +459,7 @@ mod tests {
             schedule: Schedule::Cosine,
             augment: false,
             seed: 7,
+            replicas: 2,
         }
     }
 
@@ -373,7 +489,7 @@ mod tests {
         let run = || {
             let (model, stats) = train(initial.clone(), &data, &cfg, &NoHook, "test").unwrap();
             (
-                evaluate(&model, &data, 16),
+                evaluate(&model, &data, 16, 2),
                 stats.final_loss,
                 model.conv_weight_data(),
             )

@@ -22,6 +22,7 @@ fn phase(epochs: usize, lr: f64) -> TrainConfig {
         schedule: Schedule::Constant,
         augment: false,
         seed: 1,
+        replicas: 2,
     }
 }
 
