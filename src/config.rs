@@ -487,6 +487,7 @@ train: {epochs: 1, lr: 0.1}
         let s = Spec::parse(MINIMAL, Path::new("t.yaml")).unwrap();
         assert_eq!(s.output_dir(), PathBuf::from("results/t"));
         assert_eq!(s.train.batch_size, 64);
+        assert_eq!(s.train.replicas, 2);
         assert_eq!(s.he.poly_degree, 8192);
         assert_eq!(s.prune.strategies.len(), 5);
         assert!(s.data.download);
@@ -510,6 +511,11 @@ train: {epochs: 1, lr: 0.1}
             .unwrap_err()
             .to_string();
         assert!(e.contains("`train`") && e.contains("lr -1"), "{e}");
+        let text = MINIMAL.replace("lr: 0.1", "lr: 0.1, replicas: 0");
+        let e = Spec::parse(&text, Path::new("t.yaml"))
+            .unwrap_err()
+            .to_string();
+        assert!(e.contains("`train`") && e.contains("replicas 0"), "{e}");
         let text = format!("{MINIMAL}he: {{poly_degree: 5000}}\n");
         let e = Spec::parse(&text, Path::new("t.yaml"))
             .unwrap_err()

@@ -464,6 +464,18 @@ mod tests {
     }
 
     #[test]
+    fn shards_split_a_batch_in_order_with_their_own_pixels() {
+        let data = synthetic(5, 4);
+        let shards = Batch::new(&data, &[4, 0, 2, 1, 3], None).shards(2);
+        let sizes: Vec<usize> = shards.iter().map(Batch::len).collect();
+        assert_eq!(sizes, [3, 2]);
+        assert_eq!(shards[0].labels, [4, 0, 2]);
+        assert_eq!(shards[1].labels, [1, 3]);
+        assert_eq!(&shards[1].pixels[..28 * 28], data.image(1));
+        assert_eq!(Batch::new(&data, &[3], None).shards(2).len(), 1);
+    }
+
+    #[test]
     fn schedules_follow_their_definitions() {
         let mut c = cfg(4);
         assert_eq!(learning_rate(&c, 0, 0, 10), 0.05);

@@ -221,4 +221,47 @@ fn bad_input_exits_2_naming_the_problem() {
     let o = explore(&["sweep", tmp.path().join("missing.yaml").to_str().unwrap()]);
     assert_eq!(o.status.code(), Some(2));
     assert!(text(&o).contains("missing.yaml"), "{}", text(&o));
+
+    std::fs::write(&spec, text_of.replace("model: {", "model: {{")).unwrap();
+    let o = explore(&["train", spec.to_str().unwrap()]);
+    assert_eq!(o.status.code(), Some(2));
+    assert!(text(&o).contains("e2e.yaml"), "{}", text(&o));
+}
+
+#[test]
+fn a_truncated_data_file_exits_2_naming_it_and_its_size() {
+    use std::io::Read;
+    let tmp = tempfile::tempdir().unwrap();
+    let subset = Path::new(env!("CARGO_MANIFEST_DIR")).join("data/fashion-mnist-subset");
+    let data = tmp.path().join("fashion-mnist");
+    std::fs::create_dir(&data).unwrap();
+    for name in [
+        "train-labels-idx1-ubyte.gz",
+        "t10k-images-idx3-ubyte.gz",
+        "t10k-labels-idx1-ubyte.gz",
+    ] {
+        std::fs::copy(subset.join(name), data.join(name)).unwrap();
+    }
+    let mut images = Vec::new();
+    flate2::read::GzDecoder::new(
+        std::fs::File::open(subset.join("train-images-idx3-ubyte.gz")).unwrap(),
+    )
+    .read_to_end(&mut images)
+    .unwrap();
+    let full = images.len();
+    std::fs::write(data.join("train-images-idx3-ubyte"), &images[..full / 3]).unwrap();
+    let spec = write_spec(tmp.path());
+    let text_of = std::fs::read_to_string(&spec).unwrap();
+    let subset_path = subset.display().to_string();
+    std::fs::write(
+        &spec,
+        text_of.replace(&subset_path, &data.display().to_string()),
+    )
+    .unwrap();
+
+    let o = explore(&["train", spec.to_str().unwrap()]);
+    assert_eq!(o.status.code(), Some(2));
+    let message = text(&o);
+    assert!(message.contains("train-images-idx3-ubyte"), "{message}");
+    assert!(message.contains(&full.to_string()), "{message}");
 }
