@@ -103,7 +103,10 @@ pub struct TrainConfig {
     /// Model replicas each batch is split across, each on its own threads,
     /// their gradients summed (data parallelism: what makes training use
     /// more than one core). Results depend on it, since BatchNorm sees
-    /// per-replica statistics, but not on the machine's core count.
+    /// per-replica statistics, but not on the machine's core count. (With
+    /// more than two, burn averages BatchNorm's per-thread running
+    /// statistics in hash-map order, so repeat runs may differ in the last
+    /// bits.)
     #[serde(default = "default_replicas")]
     pub replicas: usize,
 }
