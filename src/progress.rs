@@ -1,6 +1,6 @@
 //! Terminal progress: one set of bars per process, so the sweep's overall bar,
-//! its current-point spinner and each training run's bar (two at once when
-//! points train in parallel) redraw together instead of over each other.
+//! its current-point spinner, each training run's bar and a download's bar
+//! redraw together instead of over each other.
 
 use std::sync::OnceLock;
 

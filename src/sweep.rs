@@ -592,7 +592,7 @@ pub fn run(ws: &Workspace, spec_yaml: &str) -> Result<Vec<PointRecord>, SweepErr
         .collect();
 
     let bars = crate::progress::bars();
-    // Two steps per point: train (parallel), then measure under encryption.
+    // Two steps per point: train, then measure under encryption.
     let overall = bars.add(ProgressBar::new(2 * todo.len() as u64));
     overall.set_style(
         ProgressStyle::with_template(
@@ -625,13 +625,9 @@ pub fn run(ws: &Workspace, spec_yaml: &str) -> Result<Vec<PointRecord>, SweepErr
         regularize.sort();
         regularize.dedup();
         current.set_message("group-Lasso regularization");
-        regularize
-            .iter()
-            .map(|&(strategy, seed)| {
-                ws.regularized(&dense, &ws.pruner(strategy)?, seed)
-                    .map(drop)
-            })
-            .collect::<Result<Vec<()>, SweepError>>()?;
+        for &(strategy, seed) in &regularize {
+            ws.regularized(&dense, &ws.pruner(strategy)?, seed)?;
+        }
         current.set_message("pruning and fine-tuning");
         let trained = todo
             .iter()

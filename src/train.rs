@@ -140,6 +140,7 @@ pub fn train(
         ))
         .with_weight_decay(Some(WeightDecayConfig::new(cfg.weight_decay as f32)))
         .init();
+    let loss_fn = CrossEntropyLoss::new(None, &device);
     let replicas = Replicas::new(cfg.replicas);
     let mut rng = StdRng::seed_from_u64(cfg.seed);
     let mut order: Vec<usize> = (0..train.len()).collect();
@@ -161,9 +162,7 @@ pub fn train(
                 let share = shard.len() as f32 / indices.len() as f32;
                 let (x, y) = shard.tensors(&device);
                 let logits = model.forward(x);
-                let loss = CrossEntropyLoss::new(None, &device)
-                    .forward(logits.clone(), y.clone())
-                    .mul_scalar(share);
+                let loss = loss_fn.forward(logits.clone(), y.clone()).mul_scalar(share);
                 let loss_value = loss.clone().into_scalar::<f32>();
                 let correct = correct(logits.detach(), y);
                 let grads = GradientsParams::from_grads(loss.backward(), &model);
