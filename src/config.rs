@@ -111,9 +111,13 @@ pub struct TrainConfig {
     pub replicas: usize,
 }
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize, PartialOrd, Ord)]
+#[derive(
+    Debug, Clone, Copy, Default, PartialEq, Eq, Hash, Serialize, Deserialize, PartialOrd, Ord,
+)]
 #[serde(rename_all = "lowercase")]
 pub enum Strategy {
+    /// The unpruned model.
+    #[default]
     Dense,
     Positional,
     Diagonal,

@@ -17,8 +17,9 @@ use serde::{Deserialize, Serialize};
 
 use crate::config::Strategy;
 
-/// One row of `points.csv`; fields in column order.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+/// One row of `points.csv`; fields in column order ([`SCHEMA`] maps them
+/// to columns).
+#[derive(Debug, Clone, PartialEq, Default, Serialize, Deserialize)]
 pub struct PointRecord {
     pub sweep: String,
     pub model: String,
@@ -47,26 +48,134 @@ pub struct PointRecord {
     pub train_seconds: f64,
 }
 
-/// The columns of `points.csv`, in order.
-pub const COLUMNS: [&str; 17] = [
-    "sweep",
-    "model",
-    "dataset",
-    "strategy",
-    "target",
-    "seed",
-    "accuracy",
-    "accuracy_quantized",
-    "weight_sparsity",
-    "rotations",
-    "rotations_dense",
-    "pmults",
-    "adds",
-    "latency_model_ms",
-    "latency_measured_ms",
-    "he_verified",
-    "train_seconds",
+/// One column of `points.csv`: its name, how it becomes a polars column,
+/// and how one of its text cells is parsed back into a record.
+struct ColumnDef {
+    name: &'static str,
+    write: fn(&'static str, &[PointRecord]) -> Column,
+    read: fn(&mut PointRecord, &str) -> Result<(), String>,
+}
+
+/// A column of `points.csv` backed by record field `$field`, parsed by `$parse`.
+macro_rules! column {
+    ($field:ident, $parse:expr) => {
+        ColumnDef {
+            name: stringify!($field),
+            write: |name, records| {
+                Column::new(
+                    name.into(),
+                    records
+                        .iter()
+                        .map(|r| cell(&r.$field))
+                        .collect::<Vec<_>>(),
+                )
+            },
+            read: |record, text| {
+                record.$field = $parse(text)?;
+                Ok(())
+            },
+        }
+    };
+}
+
+/// The schema of `points.csv`, in column order: the one place a column is
+/// named, written and parsed.
+const SCHEMA: [ColumnDef; 17] = [
+    column!(sweep, text),
+    column!(model, text),
+    column!(dataset, text),
+    column!(strategy, |s: &str| s.parse::<Strategy>()),
+    column!(target, float),
+    column!(seed, count),
+    column!(accuracy, fraction),
+    column!(accuracy_quantized, float),
+    column!(weight_sparsity, float),
+    column!(rotations, count),
+    column!(rotations_dense, count),
+    column!(pmults, count),
+    column!(adds, count),
+    column!(latency_model_ms, float),
+    column!(latency_measured_ms, float),
+    column!(he_verified, boolean),
+    column!(train_seconds, float),
 ];
+
+/// The columns of `points.csv`, in order.
+pub fn columns() -> impl Iterator<Item = &'static str> {
+    SCHEMA.iter().map(|c| c.name)
+}
+
+fn column_list() -> String {
+    columns().collect::<Vec<_>>().join(",")
+}
+
+/// A field as the value polars stores (strategies as their names).
+trait Cell {
+    type Stored;
+    fn stored(&self) -> Self::Stored;
+}
+
+fn cell<T: Cell>(value: &T) -> T::Stored {
+    value.stored()
+}
+
+impl Cell for String {
+    type Stored = String;
+    fn stored(&self) -> String {
+        self.clone()
+    }
+}
+
+impl Cell for Strategy {
+    type Stored = String;
+    fn stored(&self) -> String {
+        self.name().to_string()
+    }
+}
+
+macro_rules! stored_as_is {
+    ($($t:ty),*) => {$(
+        impl Cell for $t {
+            type Stored = $t;
+            fn stored(&self) -> $t {
+                *self
+            }
+        }
+    )*};
+}
+stored_as_is!(f64, u64, bool);
+
+fn text(s: &str) -> Result<String, String> {
+    Ok(s.to_string())
+}
+
+fn float(s: &str) -> Result<f64, String> {
+    s.parse::<f64>()
+        .map_err(|_| "is not a number (write NaN for a value not measured)".into())
+}
+
+fn count(s: &str) -> Result<u64, String> {
+    s.parse::<u64>()
+        .map_err(|_| "is not a non-negative integer".into())
+}
+
+fn fraction(s: &str) -> Result<f64, String> {
+    match s.parse::<f64>() {
+        Ok(x) if (0.0..=1.0).contains(&x) => Ok(x),
+        Ok(_) => Err(
+            "is not a fraction in [0, 1]: accuracies are stored as fractions, not percent".into(),
+        ),
+        Err(_) => Err("is not a number".into()),
+    }
+}
+
+fn boolean(s: &str) -> Result<bool, String> {
+    match s {
+        "true" => Ok(true),
+        "false" => Ok(false),
+        _ => Err("is not a boolean: write true or false".into()),
+    }
+}
 
 #[derive(Debug, thiserror::Error)]
 pub enum PointsError {
@@ -79,9 +188,9 @@ pub enum PointsError {
     },
     #[error("{path}: not a readable CSV table: {message}")]
     Csv { path: PathBuf, message: String },
-    #[error("{path}: missing column `{column}`: a points table needs the columns {}", COLUMNS.join(","))]
+    #[error("{path}: missing column `{column}`: a points table needs the columns {}", column_list())]
     MissingColumn { path: PathBuf, column: &'static str },
-    #[error("{path}: unknown column `{column}`: remove it or rename it to one of {}", COLUMNS.join(","))]
+    #[error("{path}: unknown column `{column}`: remove it or rename it to one of {}", column_list())]
     UnknownColumn { path: PathBuf, column: String },
     #[error("{path}: line {line}, column `{column}`: `{value}` {problem}")]
     BadValue {
@@ -114,149 +223,49 @@ pub fn read(path: &Path) -> Result<Vec<PointRecord>, PointsError> {
     if let Some(extra) = df
         .get_column_names()
         .into_iter()
-        .find(|n| !COLUMNS.contains(&n.as_str()))
+        .find(|n| !columns().any(|c| c == n.as_str()))
     {
         return Err(PointsError::UnknownColumn {
             path: path.to_path_buf(),
             column: extra.to_string(),
         });
     }
-    let cells = Cells::new(&df, path)?;
+    let cells: Vec<&StringChunked> = SCHEMA
+        .iter()
+        .map(|c| {
+            df.column(c.name)
+                .and_then(|col| col.str())
+                .map_err(|_| PointsError::MissingColumn {
+                    path: path.to_path_buf(),
+                    column: c.name,
+                })
+        })
+        .collect::<Result<_, _>>()?;
     (0..df.height())
         .map(|row| {
-            let record = PointRecord {
-                sweep: cells.text(row, "sweep")?.to_string(),
-                model: cells.text(row, "model")?.to_string(),
-                dataset: cells.text(row, "dataset")?.to_string(),
-                strategy: cells.parse(row, "strategy", |s| s.parse::<Strategy>())?,
-                target: cells.float(row, "target")?,
-                seed: cells.count(row, "seed")?,
-                accuracy: cells.fraction(row, "accuracy")?,
-                accuracy_quantized: cells.float(row, "accuracy_quantized")?,
-                weight_sparsity: cells.float(row, "weight_sparsity")?,
-                rotations: cells.count(row, "rotations")?,
-                rotations_dense: cells.count(row, "rotations_dense")?,
-                pmults: cells.count(row, "pmults")?,
-                adds: cells.count(row, "adds")?,
-                latency_model_ms: cells.float(row, "latency_model_ms")?,
-                latency_measured_ms: cells.float(row, "latency_measured_ms")?,
-                he_verified: cells.parse(row, "he_verified", |s| match s {
-                    "true" => Ok(true),
-                    "false" => Ok(false),
-                    _ => Err("is not a boolean: write true or false"),
-                })?,
-                train_seconds: cells.float(row, "train_seconds")?,
-            };
+            let mut record = PointRecord::default();
+            for (def, column) in SCHEMA.iter().zip(&cells) {
+                let bad = |value: &str, problem: String| PointsError::BadValue {
+                    path: path.to_path_buf(),
+                    // Line 1 is the header.
+                    line: row + 2,
+                    column: def.name,
+                    value: value.to_string(),
+                    problem,
+                };
+                let text = column
+                    .get(row)
+                    .ok_or_else(|| bad("", "is empty: every cell needs a value".into()))?;
+                (def.read)(&mut record, text).map_err(|problem| bad(text, problem))?;
+            }
             Ok(record)
         })
         .collect()
 }
 
-/// Typed access to the text cells of a table read by [`read`].
-struct Cells<'a> {
-    columns: Vec<&'a StringChunked>,
-    path: &'a Path,
-}
-
-impl<'a> Cells<'a> {
-    fn new(df: &'a DataFrame, path: &'a Path) -> Result<Self, PointsError> {
-        let columns = COLUMNS
-            .iter()
-            .map(|&name| {
-                df.column(name)
-                    .and_then(|c| c.str())
-                    .map_err(|_| PointsError::MissingColumn {
-                        path: path.to_path_buf(),
-                        column: name,
-                    })
-            })
-            .collect::<Result<_, _>>()?;
-        Ok(Cells { columns, path })
-    }
-
-    fn text(&self, row: usize, column: &'static str) -> Result<&'a str, PointsError> {
-        let i = COLUMNS
-            .iter()
-            .position(|&c| c == column)
-            .expect("a known column");
-        self.columns[i]
-            .get(row)
-            .ok_or_else(|| self.bad(row, column, "", "is empty: every cell needs a value"))
-    }
-
-    fn parse<T, E: std::fmt::Display>(
-        &self,
-        row: usize,
-        column: &'static str,
-        parse: impl Fn(&str) -> Result<T, E>,
-    ) -> Result<T, PointsError> {
-        let text = self.text(row, column)?;
-        parse(text).map_err(|e| self.bad(row, column, text, &e.to_string()))
-    }
-
-    fn float(&self, row: usize, column: &'static str) -> Result<f64, PointsError> {
-        self.parse(row, column, |s| {
-            s.parse::<f64>()
-                .map_err(|_| "is not a number (write NaN for a value not measured)")
-        })
-    }
-
-    fn count(&self, row: usize, column: &'static str) -> Result<u64, PointsError> {
-        self.parse(row, column, |s| {
-            s.parse::<u64>()
-                .map_err(|_| "is not a non-negative integer")
-        })
-    }
-
-    fn fraction(&self, row: usize, column: &'static str) -> Result<f64, PointsError> {
-        self.parse(row, column, |s| match s.parse::<f64>() {
-            Ok(x) if (0.0..=1.0).contains(&x) => Ok(x),
-            Ok(_) => {
-                Err("is not a fraction in [0, 1]: accuracies are stored as fractions, not percent")
-            }
-            Err(_) => Err("is not a number"),
-        })
-    }
-
-    fn bad(&self, row: usize, column: &'static str, value: &str, problem: &str) -> PointsError {
-        PointsError::BadValue {
-            path: self.path.to_path_buf(),
-            // Line 1 is the header.
-            line: row + 2,
-            column,
-            value: value.to_string(),
-            problem: problem.to_string(),
-        }
-    }
-}
-
-/// The records as a polars frame with the columns of [`COLUMNS`].
+/// The records as a polars frame with the columns of [`SCHEMA`].
 fn to_frame(records: &[PointRecord]) -> DataFrame {
-    fn col<T>(name: &str, records: &[PointRecord], f: impl Fn(&PointRecord) -> T) -> Column
-    where
-        Series: NamedFrom<Vec<T>, [T]>,
-    {
-        Column::new(name.into(), records.iter().map(f).collect::<Vec<T>>())
-    }
-    let columns = vec![
-        col("sweep", records, |r| r.sweep.clone()),
-        col("model", records, |r| r.model.clone()),
-        col("dataset", records, |r| r.dataset.clone()),
-        col("strategy", records, |r| r.strategy.name().to_string()),
-        col("target", records, |r| r.target),
-        col("seed", records, |r| r.seed),
-        col("accuracy", records, |r| r.accuracy),
-        col("accuracy_quantized", records, |r| r.accuracy_quantized),
-        col("weight_sparsity", records, |r| r.weight_sparsity),
-        col("rotations", records, |r| r.rotations),
-        col("rotations_dense", records, |r| r.rotations_dense),
-        col("pmults", records, |r| r.pmults),
-        col("adds", records, |r| r.adds),
-        col("latency_model_ms", records, |r| r.latency_model_ms),
-        col("latency_measured_ms", records, |r| r.latency_measured_ms),
-        col("he_verified", records, |r| r.he_verified),
-        col("train_seconds", records, |r| r.train_seconds),
-    ];
+    let columns = SCHEMA.iter().map(|c| (c.write)(c.name, records)).collect();
     DataFrame::new(records.len(), columns).expect("columns of equal length with distinct names")
 }
 
@@ -398,7 +407,7 @@ pub(crate) mod tests {
         let records = sample();
         write(&path, &records).unwrap();
         let text = std::fs::read_to_string(&path).unwrap();
-        assert_eq!(text.lines().next().unwrap(), COLUMNS.join(","));
+        assert_eq!(text.lines().next().unwrap(), column_list());
         let back = read(&path).unwrap();
         assert!(same(&back, &records), "{back:?}\n{records:?}");
         assert!(back[1].latency_measured_ms.is_nan());
