@@ -5,6 +5,7 @@
 //! with burn, encryption with fhe.rs, CSV, plots), one concept per module.
 
 pub mod arch;
+pub mod check;
 pub mod config;
 pub mod data;
 pub mod he;
@@ -16,5 +17,6 @@ pub mod progress;
 pub mod prune;
 pub mod quant;
 pub mod report;
+pub mod stats;
 pub mod sweep;
 pub mod train;

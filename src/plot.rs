@@ -15,7 +15,7 @@ use plotters::style::register_font;
 use plotters::style::text_anchor::{HPos, Pos, VPos};
 
 use crate::config::Strategy;
-use crate::pareto::{self, Cost};
+use crate::pareto::{self, Cost, Summary};
 use crate::points::PointRecord;
 
 static FONT: &[u8] = include_bytes!("../assets/DejaVuSans.ttf");
@@ -148,12 +148,13 @@ fn plus(arm: f64, half_width: f64) -> Vec<(i32, i32)> {
     )
 }
 
-/// Test accuracy against one cost, every point drawn.
+/// Test accuracy against one cost: every strategy/target pair at its mean
+/// over seeds, with a bar of one standard error either side.
 struct AccuracyVsCost<'a> {
     title: &'a str,
     cost: Cost,
-    /// Points with a measured cost, by strategy.
-    groups: BTreeMap<Strategy, Vec<&'a PointRecord>>,
+    /// Summaries with a measured cost, by strategy.
+    groups: BTreeMap<Strategy, Vec<&'a Summary>>,
 }
 
 impl Figure for AccuracyVsCost<'_> {
@@ -168,12 +169,11 @@ impl Figure for AccuracyVsCost<'_> {
         let all = || self.groups.values().flatten();
         // At least 1 so an all-zero cost still spans a drawable axis.
         let max_cost = all().map(|p| self.cost.of(p)).fold(1.0, f64::max);
-        let percent = |p: &PointRecord| 100.0 * p.accuracy;
-        let (lo, hi) = all()
-            .map(|p| percent(p))
-            .fold((f64::INFINITY, f64::NEG_INFINITY), |(l, h), a| {
-                (l.min(a), h.max(a))
-            });
+        let percent = |p: &Summary| 100.0 * p.accuracy.mean;
+        let bar = |p: &Summary| 100.0 * p.accuracy.se;
+        let (lo, hi) = all().fold((f64::INFINITY, f64::NEG_INFINITY), |(l, h), p| {
+            (l.min(percent(p) - bar(p)), h.max(percent(p) + bar(p)))
+        });
         let pad = ((hi - lo) * 0.08).max(0.5);
         let (y_lo, y_hi) = ((lo - pad).max(0.0), (hi + pad).min(100.0));
         let x_hi = max_cost * 1.05;
@@ -207,6 +207,10 @@ impl Figure for AccuracyVsCost<'_> {
                 EmptyElement::at(at) + Polygon::new(shape.clone(), color.filled())
             };
             let legend_shape = strategy_style(strategy).1;
+            chart.draw_series(points.iter().map(|p| {
+                let (x, y) = (self.cost.of(p), percent(p));
+                ErrorBar::new_vertical(x, y - bar(p), y, y + bar(p), color.stroke_width(2), 10)
+            }))?;
             chart
                 .draw_series(points.iter().map(|p| marker((self.cost.of(p), percent(p)))))?
                 .label(match strategy {
@@ -230,11 +234,11 @@ impl Figure for AccuracyVsCost<'_> {
 
 /// The attainment curve of the points' front: from each front point across to
 /// the next one's cost, then up to its accuracy (in percent).
-fn front_steps(points: &[&PointRecord], cost: Cost) -> Vec<(f64, f64)> {
+fn front_steps(points: &[&Summary], cost: Cost) -> Vec<(f64, f64)> {
     let front = pareto::front(points.iter().copied(), cost);
     let mut steps: Vec<(f64, f64)> = Vec::with_capacity(2 * front.len());
     for (i, p) in front.iter().enumerate() {
-        let (c, a) = (cost.of(p), 100.0 * p.accuracy);
+        let (c, a) = (cost.of(p), 100.0 * p.accuracy.mean);
         if i > 0 {
             steps.push((c, steps[steps.len() - 1].1));
         }
@@ -243,8 +247,9 @@ fn front_steps(points: &[&PointRecord], cost: Cost) -> Vec<(f64, f64)> {
     steps
 }
 
-/// Plots test accuracy against `cost` for every point whose cost was
-/// measured, to `png_path` and `svg_path`.
+/// Plots test accuracy against `cost` for every strategy/target pair whose
+/// cost was measured (means over seeds with standard-error bars), to
+/// `png_path` and `svg_path`.
 pub fn accuracy_vs_cost(
     points: &[PointRecord],
     cost: Cost,
@@ -252,8 +257,9 @@ pub fn accuracy_vs_cost(
     png_path: &Path,
     svg_path: &Path,
 ) -> Result<(), PlotError> {
-    let mut groups: BTreeMap<Strategy, Vec<&PointRecord>> = BTreeMap::new();
-    for p in points.iter().filter(|p| cost.of(p).is_finite()) {
+    let summaries = pareto::summarize(points);
+    let mut groups: BTreeMap<Strategy, Vec<&Summary>> = BTreeMap::new();
+    for p in summaries.iter().filter(|p| cost.of(p).is_finite()) {
         groups.entry(p.strategy).or_default().push(p);
     }
     if groups.is_empty() {

@@ -33,6 +33,8 @@ pub struct PointRecord {
     pub accuracy: f64,
     /// Accuracy of the integer (quantized) model that runs under HE.
     pub accuracy_quantized: f64,
+    /// Test images both accuracies were measured on.
+    pub test_images: u64,
     pub weight_sparsity: f64,
     /// Rotations per inference of this model and of its dense counterpart.
     pub rotations: u64,
@@ -64,10 +66,7 @@ macro_rules! column {
             write: |name, records| {
                 Column::new(
                     name.into(),
-                    records
-                        .iter()
-                        .map(|r| cell(&r.$field))
-                        .collect::<Vec<_>>(),
+                    records.iter().map(|r| cell(&r.$field)).collect::<Vec<_>>(),
                 )
             },
             read: |record, text| {
@@ -80,7 +79,7 @@ macro_rules! column {
 
 /// The schema of `points.csv`, in column order: the one place a column is
 /// named, written and parsed.
-const SCHEMA: [ColumnDef; 17] = [
+const SCHEMA: [ColumnDef; 18] = [
     column!(sweep, text),
     column!(model, text),
     column!(dataset, text),
@@ -89,6 +88,7 @@ const SCHEMA: [ColumnDef; 17] = [
     column!(seed, count),
     column!(accuracy, fraction),
     column!(accuracy_quantized, float),
+    column!(test_images, count),
     column!(weight_sparsity, float),
     column!(rotations, count),
     column!(rotations_dense, count),
@@ -188,9 +188,15 @@ pub enum PointsError {
     },
     #[error("{path}: not a readable CSV table: {message}")]
     Csv { path: PathBuf, message: String },
-    #[error("{path}: missing column `{column}`: a points table needs the columns {}", column_list())]
+    #[error(
+        "{path}: missing column `{column}`: a points table needs the columns {}",
+        column_list()
+    )]
     MissingColumn { path: PathBuf, column: &'static str },
-    #[error("{path}: unknown column `{column}`: remove it or rename it to one of {}", column_list())]
+    #[error(
+        "{path}: unknown column `{column}`: remove it or rename it to one of {}",
+        column_list()
+    )]
     UnknownColumn { path: PathBuf, column: String },
     #[error("{path}: line {line}, column `{column}`: `{value}` {problem}")]
     BadValue {
@@ -374,6 +380,7 @@ pub(crate) mod tests {
             seed: 0,
             accuracy,
             accuracy_quantized: accuracy - 0.002,
+            test_images: 1000,
             weight_sparsity: target,
             rotations,
             rotations_dense: 1000,

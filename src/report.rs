@@ -7,11 +7,15 @@ use std::fmt::Write as _;
 use std::path::{Path, PathBuf};
 
 use crate::config::Strategy;
-use crate::pareto::{self, Cost};
+use crate::pareto::{self, Cost, Summary};
 use crate::points::PointRecord;
 
 /// "Iso-accuracy": within one accuracy point (accuracies are fractions) of dense.
 pub const ISO_ACCURACY_TOLERANCE: f64 = 0.01;
+
+/// Standard errors within which the report calls a difference noise (the
+/// same default `explore check` uses).
+const NOISE_Z: f64 = crate::check::DEFAULT_Z;
 
 #[derive(Debug, thiserror::Error)]
 pub enum ReportError {
@@ -45,12 +49,17 @@ pub fn render(spec_yaml: &str, points: &[PointRecord], plots: &[(String, PathBuf
     let mut md = String::new();
     let mut names: Vec<&str> = points.iter().map(|p| p.sweep.as_str()).collect();
     names.dedup();
+    let summaries = pareto::summarize(points);
     let _ = writeln!(md, "# Sweep report: {}\n", names.join(", "));
     let _ = writeln!(
         md,
-        "{} points. Accuracies are test accuracies in percent; costs are rotations per \
-         inference and the measured latency of the encrypted conv layers (ms).\n",
-        points.len()
+        "{} points ({} strategy/target pairs). Accuracies are test accuracies in percent, \
+         each with its standard error: the binomial error of the test set ({}), plus \
+         the seed-to-seed error of the mean where a pair has several seeds. Costs are \
+         rotations per inference and the measured latency of the encrypted layers (ms).\n",
+        points.len(),
+        summaries.len(),
+        test_sets(points)
     );
     md += "## Spec\n\n```yaml\n";
     md += spec_yaml.trim_end();
@@ -61,15 +70,15 @@ pub fn render(spec_yaml: &str, points: &[PointRecord], plots: &[(String, PathBuf
             let _ = writeln!(md, "![{title}]({})\n", path.display());
         }
     }
-    md += &speedups(points);
-    md += &hypervolumes(points);
+    md += &speedups(&summaries);
+    md += &hypervolumes(&summaries);
     md += "## Pareto fronts\n\n";
     for cost in Cost::ALL {
         let _ = writeln!(md, "### By {}\n", cost.label());
         md += "Overall:\n\n";
-        md += &front_table(&pareto::front(points, cost));
+        md += &front_table(&pareto::front(&summaries, cost));
         md += "\nPer strategy:\n\n";
-        let per: Vec<&PointRecord> = pareto::fronts_by_strategy(points, cost)
+        let per: Vec<&Summary> = pareto::fronts_by_strategy(&summaries, cost)
             .into_values()
             .flatten()
             .collect();
@@ -81,20 +90,32 @@ pub fn render(spec_yaml: &str, points: &[PointRecord], plots: &[(String, PathBuf
     md
 }
 
+/// "1,000 test images", or the sizes found when rows differ.
+fn test_sets(points: &[PointRecord]) -> String {
+    let mut sizes: Vec<u64> = points.iter().map(|p| p.test_images).collect();
+    sizes.sort_unstable();
+    sizes.dedup();
+    let list: Vec<String> = sizes.iter().map(u64::to_string).collect();
+    format!("{} test images", list.join(" or "))
+}
+
 /// Speedups of the cheapest point within [`ISO_ACCURACY_TOLERANCE`] of the
-/// dense accuracy, per strategy and overall, under each cost.
-fn speedups(points: &[PointRecord]) -> String {
+/// dense accuracy, per strategy and overall, under each cost, with the
+/// point's accuracy difference to dense in standard errors.
+fn speedups(points: &[Summary]) -> String {
     let mut md = String::from("## Speedup over dense at iso-accuracy\n\n");
-    let Some(dense_accuracy) = pareto::dense_accuracy(points) else {
+    let Some(dense) = pareto::dense(points) else {
         md += "No dense point (strategy `dense`), so no speedups.\n\n";
         return md;
     };
-    let floor = dense_accuracy - ISO_ACCURACY_TOLERANCE;
+    let floor = dense.accuracy.mean - ISO_ACCURACY_TOLERANCE;
     let _ = writeln!(
         md,
-        "The cheapest point with accuracy at least {} % (dense {} % minus {} point).\n",
+        "The cheapest point with mean accuracy at least {} % (dense {} % minus {} point). \
+         `difference` is its accuracy minus dense's with the standard error of that \
+         difference; within {NOISE_Z} standard errors it is noise, not a loss.\n",
         pct(floor),
-        pct(dense_accuracy),
+        pct(dense.accuracy.mean),
         100.0 * ISO_ACCURACY_TOLERANCE
     );
     let mut rows = Vec::new();
@@ -114,15 +135,30 @@ fn speedups(points: &[PointRecord]) -> String {
         for (name, s) in groups {
             let mut row = vec![cost.name().to_string(), name.to_string()];
             match pareto::cheapest_within(pruned(s), cost, floor) {
-                Some(p) => row.extend([
-                    format!("{}", p.target),
-                    p.seed.to_string(),
-                    pct(p.accuracy),
-                    cost.format(cost.of(p)),
-                    format!("{:.2}x", reference / cost.of(p)),
-                ]),
+                Some(p) => {
+                    let d = p.accuracy.mean - dense.accuracy.mean;
+                    let se = p.accuracy.se_of_difference(&dense.accuracy);
+                    row.extend([
+                        format!("{}", p.target),
+                        p.seeds.len().to_string(),
+                        estimate(p.accuracy.mean, p.accuracy.se),
+                        format!(
+                            "{} ({})",
+                            estimate(d, se),
+                            if d.abs() <= NOISE_Z * se {
+                                "within noise"
+                            } else if d < 0.0 {
+                                "a loss"
+                            } else {
+                                "a gain"
+                            }
+                        ),
+                        cost.format(cost.of(p)),
+                        format!("{:.2}x", reference / cost.of(p)),
+                    ])
+                }
                 None => {
-                    row.extend(["-".to_string(), "-".into(), "-".into(), "-".into()]);
+                    row.extend(std::iter::repeat_n("-".to_string(), 5));
                     row.push("none within 1 point".into());
                 }
             }
@@ -134,8 +170,9 @@ fn speedups(points: &[PointRecord]) -> String {
             "cost",
             "strategy",
             "target",
-            "seed",
+            "seeds",
             "accuracy (%)",
+            "difference (points)",
             "cost value",
             "speedup",
         ],
@@ -146,11 +183,12 @@ fn speedups(points: &[PointRecord]) -> String {
 
 /// Hypervolume per strategy and overall, divided by the dense cost so it reads
 /// as the mean best accuracy over costs 0..dense (0 when nothing is cheaper
-/// than dense).
-fn hypervolumes(points: &[PointRecord]) -> String {
+/// than dense), with its standard error.
+fn hypervolumes(points: &[Summary]) -> String {
     let mut md = String::from("## Hypervolume\n\n");
     md += "Area under each front's attainment curve between cost 0 and the dense cost, \
-           divided by the dense cost (reference point: dense cost, accuracy 0).";
+           divided by the dense cost (reference point: dense cost, accuracy 0), with \
+           the standard error its points' accuracies give it.";
     let references: Vec<Option<f64>> = Cost::ALL
         .iter()
         .map(|&c| pareto::reference_cost(points, c))
@@ -161,14 +199,14 @@ fn hypervolumes(points: &[PointRecord]) -> String {
         }
     }
     md += "\n\n";
-    let cell = |subset: &[&PointRecord], cost: Cost, reference: Option<f64>| match reference {
-        Some(r) if r > 0.0 => format!(
-            "{:.4}",
-            pareto::hypervolume(subset.iter().copied(), r, cost) / r
-        ),
+    let cell = |subset: &[&Summary], cost: Cost, reference: Option<f64>| match reference {
+        Some(r) if r > 0.0 => {
+            let hv = pareto::hypervolume(subset.iter().copied(), r, cost);
+            format!("{:.4} ± {:.4}", hv.mean / r, hv.se / r)
+        }
         _ => "n/a".to_string(),
     };
-    let mut groups: Vec<(String, Vec<&PointRecord>)> = strategies(points)
+    let mut groups: Vec<(String, Vec<&Summary>)> = strategies(points)
         .into_iter()
         .map(|s| {
             (
@@ -196,25 +234,25 @@ fn hypervolumes(points: &[PointRecord]) -> String {
 }
 
 /// The pruned strategies present, in their canonical order.
-fn strategies(points: &[PointRecord]) -> Vec<Strategy> {
+fn strategies(points: &[Summary]) -> Vec<Strategy> {
     Strategy::ALL
         .into_iter()
         .filter(|&s| s != Strategy::Dense && points.iter().any(|p| p.strategy == s))
         .collect()
 }
 
-/// A compact table of front points (both costs shown).
-pub fn front_table(points: &[&PointRecord]) -> String {
+/// A compact table of front points (both costs shown, means over seeds).
+pub fn front_table(points: &[&Summary]) -> String {
     let rows: Vec<Vec<String>> = points
         .iter()
         .map(|p| {
             vec![
                 p.strategy.name().to_string(),
                 format!("{}", p.target),
-                p.seed.to_string(),
-                pct(p.accuracy),
-                p.rotations.to_string(),
-                ms(p.latency_measured_ms),
+                p.seeds.len().to_string(),
+                estimate(p.accuracy.mean, p.accuracy.se),
+                Cost::Rotations.format(p.rotations.mean),
+                ms(p.latency.mean),
             ]
         })
         .collect();
@@ -222,7 +260,7 @@ pub fn front_table(points: &[&PointRecord]) -> String {
         &[
             "strategy",
             "target",
-            "seed",
+            "seeds",
             "accuracy (%)",
             "rotations",
             "latency (ms)",
@@ -248,6 +286,7 @@ pub fn points_table(points: &[PointRecord]) -> String {
                 p.seed.to_string(),
                 pct(p.accuracy),
                 pct(p.accuracy_quantized),
+                p.test_images.to_string(),
                 pct(p.weight_sparsity),
                 p.rotations.to_string(),
                 p.pmults.to_string(),
@@ -266,6 +305,7 @@ pub fn points_table(points: &[PointRecord]) -> String {
             "seed",
             "accuracy (%)",
             "quantized (%)",
+            "test images",
             "sparsity (%)",
             "rotations",
             "pmults",
@@ -277,6 +317,11 @@ pub fn points_table(points: &[PointRecord]) -> String {
         ],
         &rows,
     )
+}
+
+/// A fraction and its standard error as percent: `78.80 ± 1.29`.
+fn estimate(mean: f64, se: f64) -> String {
+    format!("{} ± {}", pct(mean), pct(se))
 }
 
 fn pct(fraction: f64) -> String {
@@ -296,7 +341,7 @@ fn ms(value: f64) -> String {
 }
 
 /// A markdown table with padded columns, readable as plain text too.
-fn table(header: &[&str], rows: &[Vec<String>]) -> String {
+pub fn table(header: &[&str], rows: &[Vec<String>]) -> String {
     let header: Vec<String> = header.iter().map(|h| h.to_string()).collect();
     let mut widths: Vec<usize> = header.iter().map(|h| h.len().max(3)).collect();
     for row in rows {
@@ -355,7 +400,7 @@ mod tests {
         let fronts = section(&md, "## Pareto fronts");
         assert!(
             fronts.contains("### By rotations per inference")
-                && fronts.contains("### By encrypted conv latency (ms)")
+                && fronts.contains("### By encrypted latency (ms)")
         );
         // Each point is more accurate than every cheaper one, so all four are on
         // the overall front: 4 rows + header + rule.
@@ -387,8 +432,14 @@ mod tests {
                 .unwrap_or_else(|| panic!("no {cost} {strategy} row in\n{s}"))
                 .to_string()
         };
-        // Diagonal reaches 90.5% at 500 of dense's 1000 rotations.
+        // Diagonal reaches 90.5% at 500 of dense's 1000 rotations; half a
+        // point below dense is well within the 1.3-point standard error of
+        // a difference on 1000 test images.
         assert!(row("rotations", "diagonal").contains("| 2.00x"), "{s}");
+        assert!(
+            row("rotations", "diagonal").contains("-0.50 ± 1.30 (within noise)"),
+            "{s}"
+        );
         assert!(
             row("rotations", "channel").contains("none within 1 point"),
             "{s}"
@@ -412,7 +463,12 @@ mod tests {
         );
         // Diagonal: (0.85 * 300 + 0.905 * 500) / 1000; channel: 0.88 * 600 / 1000.
         let diagonal = (0.85 * 300.0 + 0.905 * 500.0) / 1000.0;
-        assert!(s.contains(&format!("| diagonal | {diagonal:.4}")), "{s}");
+        let se = |a: f64| crate::stats::binomial_se(a, 1000);
+        let diagonal_se = ((0.3 * se(0.85)).powi(2) + (0.5 * se(0.905)).powi(2)).sqrt();
+        assert!(
+            s.contains(&format!("| diagonal | {diagonal:.4} ± {diagonal_se:.4}")),
+            "{s}"
+        );
         assert!(
             s.contains(&format!("| channel  | {:.4}", 0.88 * 0.6)),
             "{s}"

@@ -209,21 +209,33 @@ impl Workspace {
         })
     }
 
-    /// Where the dense model for these data, model and training settings
-    /// lives: a hash of those settings, so a changed setting never reuses it.
-    pub fn dense_dir(&self) -> PathBuf {
-        let key = serde_json::to_string(&(&self.spec.data, &self.spec.model, &self.spec.train))
-            .expect("settings serialize");
+    /// The dense training phase of replicate `seed`: the spec's training
+    /// with its seed offset by the replicate's (seed 0 is the spec's own run).
+    fn dense_config(&self, seed: u64) -> TrainConfig {
+        TrainConfig {
+            seed: self.spec.train.seed.wrapping_add(seed),
+            ..self.spec.train.clone()
+        }
+    }
+
+    /// Where the dense model of replicate `seed` lives: a hash of the data,
+    /// model and training settings, so a changed setting never reuses it.
+    pub fn dense_dir(&self, seed: u64) -> PathBuf {
+        let key =
+            serde_json::to_string(&(&self.spec.data, &self.spec.model, &self.dense_config(seed)))
+                .expect("settings serialize");
         let hash = Sha256::digest(key.as_bytes());
         let hex: String = hash.iter().take(6).map(|b| format!("{b:02x}")).collect();
         self.dir.join(format!("dense-{hex}"))
     }
 
-    /// The dense model: loaded when already trained, else trained and saved.
-    pub fn dense(&self) -> Result<(ResNet, DenseSummary), SweepError> {
-        let dir = self.dense_dir();
+    /// The dense model of replicate `seed`: loaded when already trained, else
+    /// trained and saved.
+    pub fn dense(&self, seed: u64) -> Result<(ResNet, DenseSummary), SweepError> {
+        let dir = self.dense_dir(seed);
         let summary_path = dir.join("train.json");
-        let device = train::device(self.spec.train.seed);
+        let cfg = self.dense_config(seed);
+        let device = train::device(cfg.seed);
         if let Ok(text) = std::fs::read_to_string(&summary_path)
             && let Ok(summary) = serde_json::from_str::<DenseSummary>(&text)
         {
@@ -231,14 +243,8 @@ impl Workspace {
             return Ok((model, summary));
         }
         let model = ResNet::new(&self.net, &device);
-        let (model, stats) =
-            train::train(model, &self.train_data, &self.spec.train, &NoHook, "dense")?;
-        let accuracy = train::evaluate(
-            &model,
-            &self.test_data,
-            self.spec.train.batch_size,
-            self.spec.train.replicas,
-        );
+        let (model, stats) = train::train(model, &self.train_data, &cfg, &NoHook, "dense")?;
+        let accuracy = train::evaluate(&model, &self.test_data, cfg.batch_size, cfg.replicas);
         let summary = DenseSummary {
             test_accuracy: accuracy,
             epochs: stats.epochs,
@@ -514,6 +520,7 @@ impl Workspace {
             seed: key.seed,
             accuracy: trained.summary.accuracy,
             accuracy_quantized,
+            test_images: self.test_data.len() as u64,
             weight_sparsity: trained.summary.weight_sparsity,
             rotations: cost.total.rotations() as u64,
             rotations_dense: dense_cost.total.rotations() as u64,
@@ -549,13 +556,20 @@ pub struct TrainedPoint {
     pub dir: PathBuf,
 }
 
-/// Every point of the spec, the dense model first.
+/// Every point of the spec, the dense model of each seed first. A seed is a
+/// replicate of the whole pipeline: its own dense training, regularization
+/// and fine-tuning.
 pub fn point_keys(spec: &Spec) -> Vec<PointKey> {
-    let mut keys = vec![PointKey {
-        strategy: Strategy::Dense,
-        target: 0.0,
-        seed: spec.prune.seeds[0],
-    }];
+    let mut keys: Vec<PointKey> = spec
+        .prune
+        .seeds
+        .iter()
+        .map(|&seed| PointKey {
+            strategy: Strategy::Dense,
+            target: 0.0,
+            seed,
+        })
+        .collect();
     for &strategy in spec
         .prune
         .strategies
@@ -611,32 +625,35 @@ pub fn run(ws: &Workspace, spec_yaml: &str) -> Result<Vec<PointRecord>, SweepErr
     current.enable_steady_tick(std::time::Duration::from_millis(200));
 
     if !todo.is_empty() {
-        current.set_message("dense model");
-        let (dense, dense_summary) = ws.dense()?;
-        // Points train one after another, each on every core through its
+        // Seed by seed (each a replicate from its own dense model), points
+        // train one after another, each on every core through its
         // data-parallel replicas; the regularized models come first because
         // all targets of a strategy share one. Encrypted timing then runs
         // alone, one point after another, so nothing else competes with it.
-        let mut regularize: Vec<(Strategy, u64)> = todo
-            .iter()
-            .filter(|k| k.strategy.is_he_aware())
-            .map(|k| (k.strategy, k.seed))
-            .collect();
-        regularize.sort();
-        regularize.dedup();
-        current.set_message("group-Lasso regularization");
-        for &(strategy, seed) in &regularize {
-            ws.regularized(&dense, &ws.pruner(strategy)?, seed)?;
-        }
-        current.set_message("pruning and fine-tuning");
-        let trained = todo
-            .iter()
-            .map(|&key| {
-                let t = ws.train_point(&dense, dense_summary.seconds, key, &current);
+        let mut seeds: Vec<u64> = todo.iter().map(|k| k.seed).collect();
+        seeds.sort_unstable();
+        seeds.dedup();
+        let mut trained = Vec::new();
+        for seed in seeds {
+            current.set_message(format!("dense model, seed {seed}"));
+            let (dense, dense_summary) = ws.dense(seed)?;
+            let mut regularize: Vec<Strategy> = todo
+                .iter()
+                .filter(|k| k.seed == seed && k.strategy.is_he_aware())
+                .map(|k| k.strategy)
+                .collect();
+            regularize.sort();
+            regularize.dedup();
+            current.set_message(format!("group-Lasso regularization, seed {seed}"));
+            for &strategy in &regularize {
+                ws.regularized(&dense, &ws.pruner(strategy)?, seed)?;
+            }
+            current.set_message("pruning and fine-tuning");
+            for &key in todo.iter().filter(|k| k.seed == seed) {
+                trained.push(ws.train_point(&dense, dense_summary.seconds, key, &current));
                 overall.inc(1);
-                t
-            })
-            .collect::<Vec<Result<TrainedPoint, SweepError>>>();
+            }
+        }
         // A target a strategy cannot reach is no result: say so and go on
         // with the others (a resume tries it again, cheaply: the group-Lasso
         // model is cached and selection fails before fine-tuning).

@@ -1,25 +1,36 @@
 //! `explore check`: compares a sweep's Pareto front with a baseline front and
-//! exits 1 when it regressed (see `pareto::check::compare` for the rule).
+//! exits 1 when it regressed beyond measurement noise (see `explore::check`
+//! for the rules).
 
 use std::path::PathBuf;
 use std::process::ExitCode;
 
 use anyhow::Context;
-use explore::pareto::{Cost, check};
+use explore::check::{self, DEFAULT_COST_TOLERANCE, DEFAULT_Z, Rule};
+use explore::pareto::Cost;
 use explore::points;
 
 #[derive(clap::Args)]
 pub struct Args {
     /// The new sweep's points.csv.
     points: PathBuf,
-    /// The baseline: a points table, e.g. saved from `explore pareto --format csv`
-    /// (it must hold the dense row to compare latency).
+    /// The baseline: a points table, e.g. a sweep's front.csv or the output
+    /// of `explore pareto --format csv` (it must hold the dense row to
+    /// compare latency).
     #[arg(long)]
     baseline: PathBuf,
-    /// Allowed loss: relative for hypervolume and cost, absolute for accuracy
-    /// (a fraction: 0.01 is one accuracy point).
-    #[arg(long, default_value_t = 0.01)]
-    tolerance: f64,
+    /// Standard errors of an accuracy difference that still count as noise.
+    #[arg(long, default_value_t = DEFAULT_Z)]
+    z: f64,
+    /// Relative cost increase that still counts as noise (the measured
+    /// seed-to-seed spread of rotations).
+    #[arg(long, default_value_t = DEFAULT_COST_TOLERANCE)]
+    cost_tolerance: f64,
+    /// Override the statistics with one fixed tolerance: absolute for
+    /// accuracy (a fraction: 0.01 is one point), relative for cost and
+    /// hypervolume.
+    #[arg(long, conflicts_with_all = ["z", "cost_tolerance"])]
+    tolerance: Option<f64>,
     /// Cost axis: rotations or latency.
     #[arg(long, default_value = "rotations")]
     cost: Cost,
@@ -28,53 +39,27 @@ pub struct Args {
 pub fn run(args: Args) -> anyhow::Result<ExitCode> {
     let new = points::read(&args.points)?;
     let baseline = points::read(&args.baseline)?;
-    let c = check::compare(&new, &baseline, args.cost, args.tolerance).with_context(|| {
+    let rule = match args.tolerance {
+        Some(tolerance) => Rule::Fixed { tolerance },
+        None => Rule::Statistical {
+            z: args.z,
+            cost_tolerance: args.cost_tolerance,
+        },
+    };
+    let c = check::compare(&new, &baseline, args.cost, rule).with_context(|| {
         format!(
             "comparing {} with {}",
             args.points.display(),
             args.baseline.display()
         )
     })?;
-    let cost = c.cost;
-    let normalized = |hv: f64| hv / c.reference_cost;
-    println!(
-        "cost {cost}, reference {} (the larger dense cost), tolerance {}",
-        cost.format(c.reference_cost),
-        c.tolerance
-    );
-    println!(
-        "hypervolume: new {:.4}, baseline {:.4} (normalized; new must be >= {:.4}): {}",
-        normalized(c.hypervolume),
-        normalized(c.baseline_hypervolume),
-        normalized((1.0 - c.tolerance) * c.baseline_hypervolume),
-        if c.hypervolume_ok() {
-            "ok"
-        } else {
-            "REGRESSED"
-        }
-    );
-    if !c.regressions.is_empty() {
-        println!(
-            "baseline front points no new point matches (accuracy within {} point, {cost} within {}%):",
-            100.0 * c.tolerance,
-            100.0 * c.tolerance
-        );
-        for p in &c.regressions {
-            println!(
-                "  {} target {} seed {}: accuracy {:.2} %, {cost} {}",
-                p.strategy,
-                p.target,
-                p.seed,
-                100.0 * p.accuracy,
-                cost.format(cost.of(p))
-            );
-        }
-    }
+    print!("{}", check::render(&c));
     Ok(if c.passed() {
         println!("PASS");
         ExitCode::SUCCESS
     } else {
-        println!("FAIL");
+        let names: Vec<String> = c.regressions().map(|p| p.baseline.label()).collect();
+        println!("FAIL: {}", names.join(", "));
         ExitCode::from(1)
     })
 }

@@ -5,8 +5,8 @@ use std::path::PathBuf;
 use std::process::ExitCode;
 
 use anyhow::Context;
-use explore::pareto::{self, Cost};
-use explore::points::{self, PointRecord};
+use explore::pareto::{self, Cost, Summary};
+use explore::points;
 use explore::report;
 
 #[derive(Clone, Copy, clap::ValueEnum)]
@@ -33,18 +33,23 @@ pub struct Args {
 
 pub fn run(args: Args) -> anyhow::Result<ExitCode> {
     let all = points::read(&args.points)?;
-    let overall = pareto::front(&all, args.cost);
-    let per = pareto::fronts_by_strategy(&all, args.cost);
+    let summaries = pareto::summarize(&all);
+    let overall = pareto::front(&summaries, args.cost);
+    let per = pareto::fronts_by_strategy(&summaries, args.cost);
     match args.format {
         Format::Table => {
-            let reference = pareto::reference_cost(&all, args.cost);
-            let summary = |front: &[&PointRecord]| match reference {
-                Some(r) if r > 0.0 => format!(
-                    "hypervolume {:.4} (normalized by the dense {} {})",
-                    pareto::hypervolume(front.iter().copied(), r, args.cost) / r,
-                    args.cost.name(),
-                    args.cost.format(r)
-                ),
+            let reference = pareto::reference_cost(&summaries, args.cost);
+            let summary = |front: &[&Summary]| match reference {
+                Some(r) if r > 0.0 => {
+                    let hv = pareto::hypervolume(front.iter().copied(), r, args.cost);
+                    format!(
+                        "hypervolume {:.4} ± {:.4} (normalized by the dense {} {})",
+                        hv.mean / r,
+                        hv.se / r,
+                        args.cost.name(),
+                        args.cost.format(r)
+                    )
+                }
                 _ => "no dense reference, no hypervolume".to_string(),
             };
             println!(

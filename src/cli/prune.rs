@@ -35,7 +35,7 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
         seed: args.seed.unwrap_or(spec.prune.seeds[0]),
     };
     let ws = Workspace::open(spec, args.output)?;
-    let (dense, summary) = ws.dense()?;
+    let (dense, summary) = ws.dense(key.seed)?;
     let progress = indicatif::ProgressBar::new_spinner();
     let trained = ws.train_point(&dense, summary.seconds, key, &progress)?;
     progress.finish_and_clear();

@@ -21,7 +21,7 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
     let spec = Spec::load(&args.spec)?;
     super::set_threads(spec.threads)?;
     let ws = Workspace::open(spec, args.output)?;
-    let (_, summary) = ws.dense()?;
+    let (_, summary) = ws.dense(ws.spec.prune.seeds[0])?;
     println!("{}", serde_json::to_string(&summary)?);
     Ok(ExitCode::SUCCESS)
 }
