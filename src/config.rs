@@ -7,6 +7,7 @@ use std::path::{Path, PathBuf};
 use serde::{Deserialize, Serialize};
 
 use crate::arch::{Arch, DatasetKind, NetSpec};
+use crate::he::PrimitiveCosts;
 
 #[derive(Debug, thiserror::Error)]
 pub enum ConfigError {
@@ -233,28 +234,6 @@ pub struct RegularizationSpec {
     #[serde(default = "default_weighting")]
     pub weighting: GroupWeighting,
     pub train: TrainConfig,
-}
-
-/// Relative primitive costs used to weight groups by the latency they save
-/// (milliseconds per operation). Fixed in the spec, not measured per run, so
-/// pruning decisions are reproducible.
-#[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct PrimitiveCosts {
-    pub rot_ms: f64,
-    pub pmul_ms: f64,
-    pub add_ms: f64,
-}
-
-impl Default for PrimitiveCosts {
-    /// fhe.rs at N = 8192 on the project's 2-core machines.
-    fn default() -> Self {
-        PrimitiveCosts {
-            rot_ms: 2.5,
-            pmul_ms: 0.19,
-            add_ms: 0.056,
-        }
-    }
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]

@@ -5,7 +5,9 @@
 //! with burn, encryption with fhe.rs, CSV, plots), one concept per module.
 
 pub mod arch;
+pub mod atomic;
 pub mod check;
+pub mod checkpoint;
 pub mod config;
 pub mod data;
 pub mod he;

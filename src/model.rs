@@ -1,55 +1,20 @@
 //! The trainable CIFAR-style ResNet (burn), built from an [`arch::NetSpec`]:
 //! its forward pass, the conv weights the pruner reads, masks and
 //! regularizes, BatchNorm folding into the plain-`f32` [`FoldedNet`] the
-//! integer and HE models run, and safetensors checkpoints that carry their
-//! `NetSpec` beside them so a checkpoint cannot be loaded into the wrong shape.
+//! integer and HE models run (checkpoints are [`crate::checkpoint`]'s).
 //!
 //! Each conv of `spec.convs` is one [`ConvBn`] in `convs`, in the same order,
 //! so index `i` means the same layer (`spec.convs[i].name`) here, in masks, in
 //! `explore count` rows and in the folded net. Checkpoint tensors are named
 //! `convs.<i>.conv.weight`, `convs.<i>.bn.gamma`, ..., `fc.weight`, `fc.bias`.
 
-use std::path::{Path, PathBuf};
-
 use burn::module::Module;
 use burn::nn::conv::{Conv2d, Conv2dConfig};
 use burn::nn::{BatchNorm, BatchNormConfig, Linear, LinearConfig, PaddingConfig2d};
 use burn::tensor::activation::relu;
 use burn::tensor::{Device, Tensor, TensorData};
-use burn_store::{ModuleSnapshot, SafetensorsStore};
 
 use crate::arch::{ConvShape, FoldedConv, FoldedNet, NetSpec};
-
-/// Checkpoint file names inside a checkpoint directory.
-pub const WEIGHTS_FILE: &str = "model.safetensors";
-pub const NET_FILE: &str = "net.json";
-
-#[derive(Debug, thiserror::Error)]
-pub enum ModelError {
-    #[error("cannot {action} {path}: {source}")]
-    Io {
-        action: &'static str,
-        path: PathBuf,
-        source: std::io::Error,
-    },
-    #[error(
-        "{path}: not a network description ({source}); it is written by `explore train` beside {WEIGHTS_FILE}"
-    )]
-    NetJson {
-        path: PathBuf,
-        source: serde_json::Error,
-    },
-    #[error(
-        "checkpoint {path} holds {found}, but the spec asks for {expected}: retrain (`explore train`) or point the spec's model at the checkpoint's architecture"
-    )]
-    WrongArch {
-        path: PathBuf,
-        found: String,
-        expected: String,
-    },
-    #[error("checkpoint {path}: {message}")]
-    Store { path: PathBuf, message: String },
-}
 
 /// A convolution (no bias, padding `k / 2`) followed by BatchNorm.
 #[derive(Module, Debug)]
@@ -215,125 +180,12 @@ impl ResNet {
             fc_bias,
         }
     }
-
-    /// Writes `dir/model.safetensors` and `dir/net.json`, creating `dir`.
-    /// Returns the weights file's path.
-    pub fn save(&self, dir: &Path) -> Result<PathBuf, ModelError> {
-        std::fs::create_dir_all(dir).map_err(|source| ModelError::Io {
-            action: "create directory",
-            path: dir.to_path_buf(),
-            source,
-        })?;
-        let net_path = dir.join(NET_FILE);
-        let json = serde_json::to_string_pretty(&self.spec).expect("NetSpec serializes");
-        std::fs::write(&net_path, json).map_err(|source| ModelError::Io {
-            action: "write",
-            path: net_path,
-            source,
-        })?;
-        let path = dir.join(WEIGHTS_FILE);
-        let mut store = SafetensorsStore::from_file(&path).overwrite(true);
-        // `valid` brings in the running statistics' latest update.
-        self.valid()
-            .save_into(&mut store)
-            .map_err(|e| ModelError::Store {
-                path: path.clone(),
-                message: e.to_string(),
-            })?;
-        Ok(path)
-    }
-
-    /// Loads a checkpoint written by [`ResNet::save`]: `path` is its directory
-    /// or its `model.safetensors`. The `net.json` beside it must describe
-    /// `expected`, otherwise the error names both architectures.
-    pub fn load(path: &Path, expected: &NetSpec, device: &Device) -> Result<ResNet, ModelError> {
-        let (dir, weights) = if path.is_dir() {
-            (path.to_path_buf(), path.join(WEIGHTS_FILE))
-        } else {
-            let dir = path.parent().unwrap_or(Path::new(".")).to_path_buf();
-            (dir, path.to_path_buf())
-        };
-        let net_path = dir.join(NET_FILE);
-        let text = std::fs::read_to_string(&net_path).map_err(|source| ModelError::Io {
-            action: "read",
-            path: net_path.clone(),
-            source,
-        })?;
-        let found: NetSpec = serde_json::from_str(&text).map_err(|source| ModelError::NetJson {
-            path: net_path.clone(),
-            source,
-        })?;
-        if &found != expected {
-            let (found, expected) = describe_difference(&found, expected);
-            return Err(ModelError::WrongArch {
-                path: weights,
-                found,
-                expected,
-            });
-        }
-        if !weights.is_file() {
-            return Err(ModelError::Io {
-                action: "read",
-                path: weights,
-                source: std::io::ErrorKind::NotFound.into(),
-            });
-        }
-        let mut model = ResNet::new(expected, device);
-        let mut store = SafetensorsStore::from_file(&weights);
-        model.load_from(&mut store).map_err(|e| ModelError::Store {
-            path: weights.clone(),
-            message: e.to_string(),
-        })?;
-        Ok(model)
-    }
 }
 
-fn to_vec<const D: usize>(t: Tensor<D>) -> Vec<f32> {
+pub(crate) fn to_vec<const D: usize>(t: Tensor<D>) -> Vec<f32> {
     t.into_data()
         .try_into_vec::<f32>()
         .expect("float tensors hold f32 on the training backends")
-}
-
-/// Short descriptions of two different specs that show where they differ:
-/// the headline (arch, width, dataset, layer count) and the first layer whose
-/// shape differs.
-fn describe_difference(found: &NetSpec, expected: &NetSpec) -> (String, String) {
-    let head = |s: &NetSpec| {
-        format!(
-            "{} width {} for {} ({} convs, fc {}->{})",
-            s.arch,
-            s.width,
-            s.dataset,
-            s.convs.len(),
-            s.fc.in_features,
-            s.fc.out_features
-        )
-    };
-    let layer = |c: Option<&ConvShape>| match c {
-        Some(c) => format!(
-            "{} [{}, {}, {}, {}] stride {} on {}x{}",
-            c.name, c.c_out, c.c_in, c.k, c.k, c.stride, c.h, c.w
-        ),
-        None => "no such layer".into(),
-    };
-    let n = found.convs.len().max(expected.convs.len());
-    match (0..n).find(|&i| found.convs.get(i) != expected.convs.get(i)) {
-        Some(i) => (
-            format!(
-                "{}, layer {}: {}",
-                head(found),
-                i,
-                layer(found.convs.get(i))
-            ),
-            format!(
-                "{}, layer {}: {}",
-                head(expected),
-                i,
-                layer(expected.convs.get(i))
-            ),
-        ),
-        None => (head(found), head(expected)),
-    }
 }
 
 #[cfg(test)]
@@ -459,45 +311,6 @@ mod tests {
                 assert!((a - b).abs() < 1e-3 * (1.0 + b.abs()), "{a} vs {b}");
             }
         }
-    }
-
-    #[test]
-    fn checkpoint_round_trips_and_rejects_another_architecture() {
-        let dir = tempfile::tempdir().unwrap();
-        let spec = tiny();
-        let model = warmed_up(&spec);
-        let path = model.save(dir.path()).unwrap();
-        let device = Device::flex();
-        let loaded = ResNet::load(&path, &spec, &device).unwrap();
-        assert_eq!(loaded.fold(), model.fold());
-        let loaded_dir = ResNet::load(dir.path(), &spec, &device).unwrap();
-        assert_eq!(loaded_dir.conv_weight_data(), model.conv_weight_data());
-
-        let wider = NetSpec::new(Arch::ResNet20, DatasetKind::FashionMnist, 0.25).unwrap();
-        let e = ResNet::load(dir.path(), &wider, &device)
-            .unwrap_err()
-            .to_string();
-        assert!(e.contains("width 0.125") && e.contains("width 0.25"), "{e}");
-        assert!(
-            e.contains("[2, 1, 3, 3]") && e.contains("[4, 1, 3, 3]"),
-            "{e}"
-        );
-    }
-
-    #[test]
-    fn tensors_of_another_shape_are_rejected_even_with_a_matching_net_json() {
-        let dir = tempfile::tempdir().unwrap();
-        let spec = tiny();
-        warmed_up(&NetSpec::new(Arch::ResNet20, DatasetKind::FashionMnist, 0.25).unwrap())
-            .save(dir.path())
-            .unwrap();
-        std::fs::write(
-            dir.path().join(NET_FILE),
-            serde_json::to_string(&spec).unwrap(),
-        )
-        .unwrap();
-        let e = ResNet::load(dir.path(), &spec, &Device::flex()).unwrap_err();
-        assert!(matches!(e, ModelError::Store { .. }), "{e}");
     }
 
     #[test]

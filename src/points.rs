@@ -1,7 +1,7 @@
 //! The sweep's results table, `points.csv`: one [`PointRecord`] per trained
 //! and measured model, read and written with polars. Writes replace the file
-//! atomically (temp file in the same directory, fsync, rename), so a sweep
-//! killed at any moment leaves either the old table or the new one.
+//! atomically ([`crate::atomic`]), so a sweep killed at any moment leaves
+//! either the old table or the new one.
 //!
 //! Accuracies are fractions in [0, 1] (plots and reports show percent);
 //! `NaN` in a float column means "not measured" (e.g. no encrypted run).
@@ -10,11 +10,11 @@ use std::fs::File;
 use std::io::Write;
 use std::path::{Path, PathBuf};
 use std::sync::Mutex;
-use std::sync::atomic::{AtomicU64, Ordering};
 
 use polars::prelude::*;
 use serde::{Deserialize, Serialize};
 
+use crate::atomic::{self, WriteError};
 use crate::config::Strategy;
 
 /// One row of `points.csv`; fields in column order ([`SCHEMA`] maps them
@@ -186,6 +186,8 @@ pub enum PointsError {
         path: PathBuf,
         error: std::io::Error,
     },
+    #[error(transparent)]
+    Write(#[from] WriteError),
     #[error("{path}: not a readable CSV table: {message}")]
     Csv { path: PathBuf, message: String },
     #[error(
@@ -284,9 +286,9 @@ pub fn write_csv<W: Write>(out: W, records: &[PointRecord]) -> PolarsResult<()> 
 
 /// Replaces `path` with a table of `records`, atomically.
 pub fn write(path: &Path, records: &[PointRecord]) -> Result<(), PointsError> {
-    replace_file(path, |file| {
+    Ok(atomic::replace(path, |file| {
         write_csv(file, records).map_err(|e| std::io::Error::other(e.to_string()))
-    })
+    })?)
 }
 
 /// Serializes appends within this process: each append rewrites the whole file.
@@ -307,57 +309,6 @@ pub fn append(path: &Path, record: &PointRecord) -> Result<(), PointsError> {
     };
     records.push(record.clone());
     write(path, &records)
-}
-
-/// Replaces `path` with what `fill` writes: the bytes go to a temporary file
-/// in the same directory (so the rename cannot cross file systems), which is
-/// synced and then renamed over `path`. On any error the temporary file is
-/// removed and `path` is left as it was; a process killed mid-write leaves a
-/// hidden `.<name>.tmp-<pid>-<n>` file beside an intact `path`.
-pub(crate) fn replace_file(
-    path: &Path,
-    fill: impl FnOnce(&mut File) -> std::io::Result<()>,
-) -> Result<(), PointsError> {
-    let io = |action: &'static str, p: &Path| {
-        let p = p.to_path_buf();
-        move |error| PointsError::Io {
-            action,
-            path: p,
-            error,
-        }
-    };
-    let dir = match path.parent() {
-        Some(d) if !d.as_os_str().is_empty() => d,
-        _ => Path::new("."),
-    };
-    let name = path
-        .file_name()
-        .ok_or_else(|| io("write", path)(std::io::Error::other("the path names no file")))?;
-    // Unique per process and call, so concurrent writers never share a temp file.
-    static NEXT: AtomicU64 = AtomicU64::new(0);
-    let tmp = dir.join(format!(
-        ".{}.tmp-{}-{}",
-        name.to_string_lossy(),
-        std::process::id(),
-        NEXT.fetch_add(1, Ordering::Relaxed)
-    ));
-    let result = (|| {
-        let mut file = File::create(&tmp).map_err(io("create", &tmp))?;
-        fill(&mut file).map_err(io("write", &tmp))?;
-        file.sync_all().map_err(io("sync", &tmp))?;
-        std::fs::rename(&tmp, path).map_err(io("replace", path))
-    })();
-    if result.is_err() {
-        // Best effort: the error being returned matters more than this one.
-        let _ = std::fs::remove_file(&tmp);
-        return result;
-    }
-    // Persist the rename itself; directories cannot be opened for syncing on
-    // every platform, so a failure to open is not an error.
-    if let Ok(d) = File::open(dir) {
-        d.sync_all().map_err(io("sync", dir))?;
-    }
-    Ok(())
 }
 
 #[cfg(test)]
@@ -450,7 +401,7 @@ pub(crate) mod tests {
         let path = dir.path().join("points.csv");
         write(&path, &sample()).unwrap();
         let before = std::fs::read(&path).unwrap();
-        let err = replace_file(&path, |f| {
+        let err = atomic::replace(&path, |f| {
             f.write_all(b"sweep,mod")?;
             Err(std::io::Error::other("disk full"))
         })

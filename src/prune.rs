@@ -12,8 +12,8 @@ use burn::tensor::{Device, Tensor, TensorData};
 use serde::{Deserialize, Serialize};
 
 use crate::arch::NetSpec;
-use crate::config::{GroupWeighting, PrimitiveCosts, Strategy, TargetMetric};
-use crate::he::{self, HeError, LayerCost, PackingLayout, PruneGroup};
+use crate::config::{GroupWeighting, Strategy, TargetMetric};
+use crate::he::{self, HeError, LayerCost, PackingLayout, PrimitiveCosts, PruneGroup};
 
 /// The cost model's counts for one layer's weights or mask.
 fn layer_cost(layout: &PackingLayout, weights: &[f32]) -> LayerCost {

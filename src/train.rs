@@ -25,7 +25,7 @@ use serde::{Deserialize, Serialize};
 use crate::arch::DatasetKind;
 use crate::config::{Schedule, TrainConfig};
 use crate::data::{self, Dataset};
-use crate::model::{ModelError, ResNet};
+use crate::model::ResNet;
 
 #[derive(Debug, thiserror::Error)]
 pub enum TrainError {
@@ -48,8 +48,6 @@ pub enum TrainError {
         model: DatasetKind,
         data: DatasetKind,
     },
-    #[error(transparent)]
-    Model(#[from] ModelError),
 }
 
 /// Extends the training loop: a term added to the loss, and a transformation

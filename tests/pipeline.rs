@@ -4,10 +4,9 @@
 
 use std::path::PathBuf;
 
-use explore::config::{
-    DataSpec, GroupWeighting, PrimitiveCosts, Schedule, Strategy, TargetMetric, TrainConfig,
-};
+use explore::config::{DataSpec, GroupWeighting, Schedule, Strategy, TargetMetric, TrainConfig};
 use explore::data::{self, Split};
+use explore::he::PrimitiveCosts;
 use explore::prune::{MaskHook, Pruner};
 use explore::train::{self, NoHook};
 use explore::{arch::*, model::ResNet};

@@ -1,12 +1,11 @@
 //! `explore count`: the HE cost model's per-layer operation counts for a
 //! dense model, or for the nonzero pattern of a BN-folded checkpoint.
 
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 use std::process::ExitCode;
 
-use anyhow::{Context, bail};
-use explore::arch::{FoldedNet, NetSpec};
-use explore::config::PrimitiveCosts;
+use anyhow::Context;
+use explore::he::PrimitiveCosts;
 use explore::he::{self, HeCost, LayerCost};
 
 #[derive(Clone, Copy, clap::ValueEnum)]
@@ -32,7 +31,7 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
     let spec = args.net.spec()?;
     let cost = match &args.checkpoint {
         Some(path) => {
-            let folded = load_checkpoint(path, &spec)?;
+            let folded = explore::checkpoint::load_folded(path, &spec)?;
             let convs: Vec<Vec<f32>> = folded.convs.into_iter().map(|c| c.weight).collect();
             he::network_cost(&spec, &convs, &folded.fc_weight, args.net.poly_degree)
         }
@@ -109,42 +108,6 @@ fn rows(cost: &HeCost) -> Vec<Vec<String>> {
             .collect(),
     );
     rows
-}
-
-/// Reads a BN-folded checkpoint (`folded.json`, or a directory holding
-/// one) and checks it is the network the flags name.
-pub(super) fn load_checkpoint(path: &Path, expected: &NetSpec) -> anyhow::Result<FoldedNet> {
-    let file = if path.is_dir() {
-        path.join("folded.json")
-    } else {
-        path.to_path_buf()
-    };
-    let text = std::fs::read_to_string(&file).with_context(|| {
-        format!(
-            "cannot read checkpoint {}: pass a folded.json file or the checkpoint directory holding it",
-            file.display()
-        )
-    })?;
-    let folded: FoldedNet = serde_json::from_str(&text).with_context(|| {
-        format!(
-            "checkpoint {}: not a BN-folded network (arch::FoldedNet JSON)",
-            file.display()
-        )
-    })?;
-    let s = &folded.spec;
-    if s != expected {
-        bail!(
-            "checkpoint {} holds {} on {} at width {}, not the --model {} --dataset {} --width {} asked for: pass its model, dataset and width",
-            file.display(),
-            s.arch,
-            s.dataset,
-            s.width,
-            expected.arch,
-            expected.dataset,
-            expected.width
-        );
-    }
-    Ok(folded)
 }
 
 pub(super) fn print_csv(headers: &[&str], rows: &[Vec<String>]) {

@@ -12,7 +12,7 @@ use explore::quant::quantize_weights;
 use rand::rngs::StdRng;
 use rand::{Rng, SeedableRng};
 
-use super::count::{load_checkpoint, print_csv, print_table};
+use super::count::{print_csv, print_table};
 
 #[derive(Clone, Copy, PartialEq, clap::ValueEnum)]
 pub enum Format {
@@ -84,7 +84,7 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
     let folded = args
         .checkpoint
         .as_deref()
-        .map(|p| load_checkpoint(p, &spec))
+        .map(|p| explore::checkpoint::load_folded(p, &spec))
         .transpose()?;
     let shapes: Vec<_> = chosen.iter().map(|&i| spec.convs[i].clone()).collect();
     let params = HeParams::new(

@@ -26,17 +26,17 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
     let yaml = std::fs::read_to_string(&args.spec)
         .with_context(|| format!("reading {}", args.spec.display()))?;
     let ws = Workspace::open(spec, args.output)?;
-    if args.resume && !ws.dir.join("points.csv").exists() {
+    if args.resume && !ws.store.points_csv().exists() {
         anyhow::bail!(
             "--resume: {} has no finished points; run without --resume to start the sweep",
-            ws.dir.display()
+            ws.store.dir().display()
         );
     }
     let points = sweep::run(&ws, &yaml)?;
     eprintln!(
         "{} points in {}: points.csv, front.csv, plots and report.md",
         points.len(),
-        ws.dir.display()
+        ws.store.dir().display()
     );
     Ok(ExitCode::SUCCESS)
 }

@@ -11,7 +11,29 @@ use serde::Serialize;
 use super::HeError;
 use super::layout::{FcLayout, PackingLayout};
 use crate::arch::NetSpec;
-use crate::config::PrimitiveCosts;
+use serde::Deserialize;
+
+/// Milliseconds per HE primitive: what prices a count as latency. The spec
+/// fixes them (so pruning and schedule choices are reproducible); a sweep
+/// also measures them at its start for the latency model.
+#[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct PrimitiveCosts {
+    pub rot_ms: f64,
+    pub pmul_ms: f64,
+    pub add_ms: f64,
+}
+
+impl Default for PrimitiveCosts {
+    /// fhe.rs at N = 8192 on the project's 2-core machines.
+    fn default() -> Self {
+        PrimitiveCosts {
+            rot_ms: 2.5,
+            pmul_ms: 0.19,
+            add_ms: 0.056,
+        }
+    }
+}
 
 /// Operation counts of one layer (or a sum of layers).
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize)]

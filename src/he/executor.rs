@@ -19,11 +19,10 @@ use rayon::prelude::*;
 use serde::Serialize;
 
 use super::HeError;
-use super::cost::LayerCost;
+use super::cost::{LayerCost, PrimitiveCosts};
 use super::layout::PackingLayout;
 use super::params::{HeParams, max_magnitude};
 use crate::arch::ConvShape;
-use crate::config::PrimitiveCosts;
 use crate::quant::{QuantizedNet, conv_int};
 
 /// Parameters, keys and the randomness for encryption and key generation.

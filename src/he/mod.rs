@@ -9,8 +9,8 @@ pub mod layout;
 pub mod params;
 
 pub use cost::{
-    HeCost, LayerCost, LayerPlanCost, LayerRow, conv_cost, dense_network_cost, fc_cost,
-    network_cost,
+    HeCost, LayerCost, LayerPlanCost, LayerRow, PrimitiveCosts, conv_cost, dense_network_cost,
+    fc_cost, network_cost,
 };
 pub use executor::{HeContext, LayerPlan, LayerRun, NetworkRun, run_network};
 pub use layout::{FcLayout, PackingLayout, PruneGroup};

@@ -1,0 +1,235 @@
+//! The sweep runner: trains the dense model of every seed, then runs every
+//! `(strategy, target, seed)` point (regularize, prune, fine-tune, evaluate,
+//! quantize, count, run on real ciphertexts) and appends each finished point
+//! to `points.csv` atomically, so a killed run resumes where it stopped.
+//!
+//! [`store`] owns the output directory (an output directory belongs to one
+//! spec: the settings that shape results are locked on first use, and a
+//! later run with different settings is refused instead of mixing
+//! incomparable points); [`stages`] computes a point's stages; [`outputs`]
+//! writes fronts, plots and the report.
+
+mod outputs;
+mod stages;
+pub mod store;
+
+use std::path::PathBuf;
+
+use indicatif::{ProgressBar, ProgressStyle};
+
+use crate::atomic::WriteError;
+use crate::checkpoint::CheckpointError;
+use crate::config::{ConfigError, Spec, Strategy};
+use crate::data::DataError;
+use crate::he::HeError;
+use crate::plot::PlotError;
+use crate::points::{self, PointRecord, PointsError};
+use crate::prune::PruneError;
+use crate::quant::QuantError;
+use crate::report::ReportError;
+use crate::train::TrainError;
+
+pub use outputs::write_outputs;
+pub use stages::{PointResult, TrainedPoint, TrainedSummary, Workspace};
+
+#[derive(Debug, thiserror::Error)]
+pub enum SweepError {
+    #[error(transparent)]
+    Config(#[from] ConfigError),
+    #[error(transparent)]
+    Data(#[from] DataError),
+    #[error(transparent)]
+    Train(#[from] TrainError),
+    #[error(transparent)]
+    Checkpoint(#[from] CheckpointError),
+    #[error(transparent)]
+    Write(#[from] WriteError),
+    #[error(transparent)]
+    Prune(#[from] PruneError),
+    #[error(transparent)]
+    He(#[from] HeError),
+    #[error(transparent)]
+    Points(#[from] PointsError),
+    #[error(transparent)]
+    Quant(#[from] QuantError),
+    #[error(
+        "layer {layer}: the executor ran {executed} but the cost model counts {modeled}: the executor and the cost model disagree"
+    )]
+    CountMismatch {
+        layer: String,
+        executed: String,
+        modeled: String,
+    },
+    #[error("cannot read or write {path}")]
+    Io {
+        path: PathBuf,
+        source: std::io::Error,
+    },
+    #[error(
+        "{dir} holds results of a different spec (`{field}` differs from {lock}): use another --output, or delete the directory to start over"
+    )]
+    SpecChanged {
+        dir: PathBuf,
+        lock: PathBuf,
+        field: &'static str,
+    },
+    #[error(transparent)]
+    Plot(#[from] PlotError),
+    #[error(transparent)]
+    Report(#[from] ReportError),
+}
+
+/// One point of a sweep.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct PointKey {
+    pub strategy: Strategy,
+    pub target: f64,
+    pub seed: u64,
+}
+
+impl PointKey {
+    /// The point a row of `points.csv` measured.
+    pub fn of(r: &PointRecord) -> PointKey {
+        PointKey {
+            strategy: r.strategy,
+            target: r.target,
+            seed: r.seed,
+        }
+    }
+    pub(crate) fn matches(&self, r: &PointRecord) -> bool {
+        r.strategy == self.strategy && (r.target - self.target).abs() < 1e-9 && r.seed == self.seed
+    }
+    pub(crate) fn dir_name(&self) -> String {
+        format!("{}-{}-s{}", self.strategy, self.target, self.seed)
+    }
+}
+
+/// Every point of the spec, the dense model of each seed first. A seed is a
+/// replicate of the whole pipeline: its own dense training, regularization
+/// and fine-tuning.
+pub fn point_keys(spec: &Spec) -> Vec<PointKey> {
+    let mut keys: Vec<PointKey> = spec
+        .prune
+        .seeds
+        .iter()
+        .map(|&seed| PointKey {
+            strategy: Strategy::Dense,
+            target: 0.0,
+            seed,
+        })
+        .collect();
+    for &strategy in spec
+        .prune
+        .strategies
+        .iter()
+        .filter(|s| **s != Strategy::Dense)
+    {
+        for &target in &spec.prune.targets {
+            for &seed in &spec.prune.seeds {
+                keys.push(PointKey {
+                    strategy,
+                    target,
+                    seed,
+                });
+            }
+        }
+    }
+    keys
+}
+
+/// Runs (or resumes) a whole sweep and writes points.csv, front.csv, plots
+/// and report.md into the workspace directory.
+pub fn run(ws: &Workspace, spec_yaml: &str) -> Result<Vec<PointRecord>, SweepError> {
+    let points_path = ws.store.points_csv();
+    let mut done = if points_path.exists() {
+        points::read(&points_path)?
+    } else {
+        Vec::new()
+    };
+    let keys = point_keys(&ws.spec);
+    let todo: Vec<PointKey> = keys
+        .iter()
+        .copied()
+        .filter(|k| !done.iter().any(|r| k.matches(r)))
+        .collect();
+
+    let bars = crate::progress::bars();
+    // Two steps per point: train, then measure under encryption.
+    let overall = bars.add(ProgressBar::new(2 * todo.len() as u64));
+    overall.set_style(
+        ProgressStyle::with_template(
+            "{prefix} [{bar:30}] {pos}/{len} steps (train, then encrypt, per point), {elapsed} elapsed, ETA {eta}",
+        )
+        .expect("valid template")
+        .progress_chars("=> "),
+    );
+    overall.set_prefix(format!(
+        "{}: {} of {} points to run",
+        ws.spec.name,
+        todo.len(),
+        keys.len()
+    ));
+    let current = bars.add(ProgressBar::new_spinner());
+    current.enable_steady_tick(std::time::Duration::from_millis(200));
+
+    if !todo.is_empty() {
+        // Seed by seed (each a replicate from its own dense model), points
+        // train one after another, each on every core through its
+        // data-parallel replicas; the regularized models come first because
+        // all targets of a strategy share one. Encrypted timing then runs
+        // alone, one point after another, so nothing else competes with it.
+        let mut seeds: Vec<u64> = todo.iter().map(|k| k.seed).collect();
+        seeds.sort_unstable();
+        seeds.dedup();
+        let mut trained = Vec::new();
+        for seed in seeds {
+            current.set_message(format!("dense model, seed {seed}"));
+            let (dense, dense_summary) = ws.dense(seed)?;
+            let mut regularize: Vec<Strategy> = todo
+                .iter()
+                .filter(|k| k.seed == seed && k.strategy.is_he_aware())
+                .map(|k| k.strategy)
+                .collect();
+            regularize.sort();
+            regularize.dedup();
+            current.set_message(format!("group-Lasso regularization, seed {seed}"));
+            for &strategy in &regularize {
+                ws.regularized(&dense, &ws.pruner(strategy)?, seed)?;
+            }
+            current.set_message("pruning and fine-tuning");
+            for &key in todo.iter().filter(|k| k.seed == seed) {
+                trained.push(ws.train_point(&dense, dense_summary.seconds, key, &current));
+                overall.inc(1);
+            }
+        }
+        // A target a strategy cannot reach is no result: say so and go on
+        // with the others (a resume tries it again, cheaply: the group-Lasso
+        // model is cached and selection fails before fine-tuning).
+        let mut points_trained = Vec::new();
+        for t in trained {
+            match t {
+                Err(SweepError::Prune(e @ PruneError::Unreachable { .. })) => {
+                    overall.inc(1);
+                    bars.suspend(|| eprintln!("skipped: {e}"));
+                }
+                other => points_trained.push(other?),
+            }
+        }
+        let trained = points_trained;
+        current.set_message("measuring HE primitives");
+        let mut ctx = ws.he_context()?;
+        let measured = ctx.measure_primitives(5)?;
+        for t in &trained {
+            current.set_message(format!("{}: encrypted inference", t.key.dir_name()));
+            let result = ws.measure_point(t, &mut ctx, &measured)?;
+            points::append(&points_path, &result.record)?;
+            outputs::write_layer_costs(&ws.store, &result)?;
+            done.push(result.record);
+            overall.inc(1);
+        }
+    }
+    current.finish_and_clear();
+    overall.finish();
+    write_outputs(ws, spec_yaml, &done)?;
+    Ok(done)
+}

@@ -1,0 +1,90 @@
+//! What a sweep shows: the per-layer rotation rows beside each point, and
+//! from all finished points the baseline front, the plots and the report.
+
+use std::path::PathBuf;
+
+use super::store::{self, Store};
+use super::{PointKey, PointResult, SweepError, Workspace};
+use crate::config::Strategy;
+use crate::pareto::{self, Cost};
+use crate::plot;
+use crate::points::{self, PointRecord};
+use crate::report;
+
+/// Per-layer rotations (dense and pruned) beside each point's checkpoint,
+/// for the per-layer chart.
+pub(super) fn write_layer_costs(store: &Store, r: &PointResult) -> Result<(), SweepError> {
+    let rows: Vec<(String, u64, u64)> = r
+        .dense_cost
+        .layers
+        .iter()
+        .zip(&r.cost.layers)
+        .map(|(d, p)| {
+            (
+                d.layer.clone(),
+                d.cost.rotations() as u64,
+                p.cost.rotations() as u64,
+            )
+        })
+        .collect();
+    let dir = store.point_dir(&PointKey::of(&r.record));
+    store::write_json(&dir.join(store::LAYERS), &rows)
+}
+
+/// front.csv, the plots and report.md from all finished points.
+pub fn write_outputs(
+    ws: &Workspace,
+    spec_yaml: &str,
+    points: &[PointRecord],
+) -> Result<(), SweepError> {
+    let front = pareto::baseline_rows(points, Cost::Rotations, false);
+    let dir = ws.store.dir();
+    points::write(&ws.store.front_csv(), &front)?;
+    let mut plots = Vec::new();
+    for (cost, stem, title) in [
+        (
+            Cost::Rotations,
+            "accuracy-vs-rotations",
+            "Accuracy vs rotations",
+        ),
+        (
+            Cost::Latency,
+            "accuracy-vs-latency",
+            "Accuracy vs measured encrypted latency",
+        ),
+    ] {
+        let png = PathBuf::from(format!("{stem}.png"));
+        plot::accuracy_vs_cost(
+            points,
+            cost,
+            title,
+            &dir.join(&png),
+            &dir.join(format!("{stem}.svg")),
+        )?;
+        plots.push((title.to_string(), png));
+    }
+    // The per-layer chart shows the cheapest diagonal point on the front (or
+    // the most accurate diagonal point when none is on it).
+    let diagonal = || points.iter().filter(|p| p.strategy == Strategy::Diagonal);
+    let best = diagonal()
+        .filter(|p| front.contains(p))
+        .min_by_key(|p| p.rotations)
+        .or_else(|| diagonal().max_by(|a, b| a.accuracy.total_cmp(&b.accuracy)));
+    if let Some(best) = best {
+        let layers_path = ws.store.point_dir(&PointKey::of(best)).join(store::LAYERS);
+        let rows: Vec<(String, u64, u64)> = store::read_json(&layers_path)?;
+        let png = PathBuf::from("layer-rotations.png");
+        plot::layer_rotations(
+            &rows,
+            &format!(
+                "Rotations per layer: dense vs diagonal at target {}",
+                best.target
+            ),
+            &dir.join(&png),
+            &dir.join("layer-rotations.svg"),
+        )?;
+        plots.push(("Rotations per layer, best diagonal point".into(), png));
+    }
+    report::write(dir, spec_yaml, points, &plots)?;
+    Ok(())
+}

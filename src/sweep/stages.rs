@@ -1,0 +1,335 @@
+//! The stages of a point, as functions of the spec and the data: the dense
+//! model, its group-Lasso regularization, pruning with fine-tuning, and the
+//! encrypted measurement. Each finished stage is cached in the [`Store`],
+//! with its summary written last, so a killed run redoes at most the stage
+//! it was in.
+
+use std::path::PathBuf;
+use std::time::Instant;
+
+use indicatif::ProgressBar;
+use serde::{Deserialize, Serialize};
+
+use super::store::{self, Store};
+use super::{PointKey, SweepError};
+use crate::arch::{FoldedNet, NetSpec};
+use crate::checkpoint;
+use crate::config::{Spec, Strategy, TrainConfig};
+use crate::data::{self, Dataset, Split};
+use crate::he::{self, HeContext, HeCost, HeParams, PrimitiveCosts};
+use crate::model::ResNet;
+use crate::points::PointRecord;
+use crate::prune::{MaskHook, Pruner};
+use crate::quant::QuantizedNet;
+use crate::train::{self, DenseSummary, NoHook};
+
+/// A spec, its output directory and its data, loaded once.
+pub struct Workspace {
+    pub spec: Spec,
+    pub store: Store,
+    pub net: NetSpec,
+    pub train_data: Dataset,
+    pub test_data: Dataset,
+}
+
+/// What the training half of a point measured (`trained.json`).
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct TrainedSummary {
+    pub accuracy: f64,
+    pub weight_sparsity: f64,
+    pub train_seconds: f64,
+}
+
+/// A pruned, fine-tuned point waiting for its encrypted measurement.
+pub struct TrainedPoint {
+    pub key: PointKey,
+    pub summary: TrainedSummary,
+    pub folded: FoldedNet,
+    pub dir: PathBuf,
+}
+
+/// A pruned, fine-tuned model and everything measured about it.
+pub struct PointResult {
+    pub record: PointRecord,
+    pub dense_cost: HeCost,
+    pub cost: HeCost,
+    pub checkpoint: PathBuf,
+}
+
+impl Workspace {
+    /// Opens (or creates) the spec's output directory, refusing one made by a
+    /// spec with different result-shaping settings, and loads the data.
+    pub fn open(spec: Spec, output: Option<PathBuf>) -> Result<Workspace, SweepError> {
+        let store = Store::open(output.unwrap_or_else(|| spec.output_dir()), &spec)?;
+        let train_data = data::load(&spec.data, Split::Train)?;
+        let test_data = data::load(&spec.data, Split::Test)?;
+        let net = spec.net_spec();
+        Ok(Workspace {
+            spec,
+            store,
+            net,
+            train_data,
+            test_data,
+        })
+    }
+
+    /// The dense training phase of replicate `seed`: the spec's training
+    /// with its seed offset by the replicate's (seed 0 is the spec's own run).
+    fn dense_config(&self, seed: u64) -> TrainConfig {
+        TrainConfig {
+            seed: self.spec.train.seed.wrapping_add(seed),
+            ..self.spec.train.clone()
+        }
+    }
+
+    /// Where the dense model of replicate `seed` lives.
+    pub fn dense_dir(&self, seed: u64) -> PathBuf {
+        let cfg = self.dense_config(seed);
+        self.store
+            .dense_dir(&(&self.spec.data, &self.spec.model, &cfg))
+    }
+
+    /// The dense model of replicate `seed`: loaded when already trained, else
+    /// trained and saved.
+    pub fn dense(&self, seed: u64) -> Result<(ResNet, DenseSummary), SweepError> {
+        let dir = self.dense_dir(seed);
+        let summary_path = dir.join(store::DENSE_SUMMARY);
+        let cfg = self.dense_config(seed);
+        let device = train::device(cfg.seed);
+        if let Some(summary) = store::finished::<DenseSummary>(&summary_path) {
+            let model = checkpoint::load(&dir, &self.net, &device)?;
+            return Ok((model, summary));
+        }
+        let model = ResNet::new(&self.net, &device);
+        let (model, stats) = train::train(model, &self.train_data, &cfg, &NoHook, "dense")?;
+        let accuracy = train::evaluate(&model, &self.test_data, cfg.batch_size, cfg.replicas);
+        let summary = DenseSummary {
+            test_accuracy: accuracy,
+            epochs: stats.epochs,
+            seconds: stats.seconds,
+            checkpoint: checkpoint::save(&model, &dir)?,
+        };
+        store::write_json(&summary_path, &summary)?;
+        Ok((model, summary))
+    }
+
+    /// Keys and parameters for the spec's network (t sized for its layers).
+    pub fn he_context(&self) -> Result<HeContext, SweepError> {
+        let he = &self.spec.he;
+        let params = HeParams::new(
+            he.poly_degree,
+            he.plaintext_bits,
+            he.weight_bits,
+            he.activation_bits,
+            &self.net.convs,
+        )?;
+        Ok(HeContext::new(params))
+    }
+
+    /// The regularized (group-Lasso) model for an HE-aware strategy and seed,
+    /// cached on disk: it does not depend on the target.
+    pub fn regularized(
+        &self,
+        dense: &ResNet,
+        pruner: &Pruner,
+        seed: u64,
+    ) -> Result<ResNet, SweepError> {
+        let Some(reg) = &self.spec.prune.regularization else {
+            return Ok(dense.clone());
+        };
+        let device = train::device(seed);
+        let Some(lasso) = pruner.group_lasso(reg.lambda, &device) else {
+            return Ok(dense.clone());
+        };
+        let dir = self.store.regularized_dir(pruner.strategy, seed);
+        if dir.join(checkpoint::FOLDED_FILE).exists() {
+            return Ok(checkpoint::load(&dir, &self.net, &device)?);
+        }
+        let cfg = TrainConfig {
+            seed: reg.train.seed.wrapping_add(seed),
+            ..reg.train.clone()
+        };
+        let (model, _) = train::train(
+            dense.clone(),
+            &self.train_data,
+            &cfg,
+            &lasso,
+            &format!("{} group lasso", pruner.strategy),
+        )?;
+        checkpoint::save(&model, &dir)?;
+        Ok(model)
+    }
+
+    /// The pruner of `strategy` under this spec.
+    pub fn pruner(&self, strategy: Strategy) -> Result<Pruner, SweepError> {
+        let spec = &self.spec;
+        let weighting = spec
+            .prune
+            .regularization
+            .as_ref()
+            .map_or(crate::config::GroupWeighting::HeCost, |r| r.weighting);
+        Ok(Pruner::new(
+            &self.net,
+            strategy,
+            spec.prune.include_first,
+            spec.he.poly_degree,
+            weighting,
+            &spec.he.costs,
+        )?)
+    }
+
+    /// The training half of a point: regularize (HE-aware strategies, cached
+    /// per strategy and seed), prune to the target, fine-tune with the mask
+    /// fixed, evaluate. Saved in the point's directory with its summary
+    /// last, so a finished half is loaded instead of retrained.
+    pub fn train_point(
+        &self,
+        dense: &ResNet,
+        dense_seconds: f64,
+        key: PointKey,
+        progress: &ProgressBar,
+    ) -> Result<TrainedPoint, SweepError> {
+        let dir = self.store.point_dir(&key);
+        let trained_path = dir.join(store::POINT_SUMMARY);
+        if let Some(summary) = store::finished::<TrainedSummary>(&trained_path) {
+            let folded = checkpoint::load_folded(&dir, &self.net)?;
+            return Ok(TrainedPoint {
+                key,
+                summary,
+                folded,
+                dir,
+            });
+        }
+        let start = Instant::now();
+        let spec = &self.spec;
+        let pruner = self.pruner(key.strategy)?;
+        let base = if key.strategy.is_he_aware() {
+            self.regularized(dense, &pruner, key.seed)?
+        } else {
+            dense.clone()
+        };
+        let mask = pruner.select(
+            &base.conv_weight_data(),
+            key.target,
+            spec.prune.target_metric,
+        )?;
+        let mut model = base.apply_masks(&mask.layers);
+        if let (Some(ft), true) = (&spec.prune.finetune, key.target > 0.0) {
+            progress.set_message(format!("{}: fine-tuning", key.dir_name()));
+            let cfg = TrainConfig {
+                seed: ft.seed.wrapping_add(key.seed),
+                ..ft.clone()
+            };
+            model = train::train(
+                model,
+                &self.train_data,
+                &cfg,
+                &MaskHook(mask.clone()),
+                &key.dir_name(),
+            )?
+            .0;
+        }
+        let train_seconds = if key.strategy == Strategy::Dense {
+            dense_seconds
+        } else {
+            start.elapsed().as_secs_f64()
+        };
+        let summary = TrainedSummary {
+            accuracy: train::evaluate(
+                &model,
+                &self.test_data,
+                spec.train.batch_size,
+                spec.train.replicas,
+            ),
+            weight_sparsity: mask.sparsity(&pruner.prunable),
+            train_seconds,
+        };
+        checkpoint::save(&model, &dir)?;
+        store::write_json(&dir.join(store::MASK), &mask)?;
+        store::write_json(&trained_path, &summary)?;
+        Ok(TrainedPoint {
+            key,
+            summary,
+            folded: model.fold(),
+            dir,
+        })
+    }
+
+    /// The measuring half of a point: quantize, count on the integer weights,
+    /// and run every conv layer on real ciphertexts for `he.images` test
+    /// images, each decrypted and verified; the executor's counts must equal
+    /// the cost model's, layer by layer.
+    pub fn measure_point(
+        &self,
+        trained: &TrainedPoint,
+        ctx: &mut HeContext,
+        measured: &PrimitiveCosts,
+    ) -> Result<PointResult, SweepError> {
+        let spec = &self.spec;
+        let calibration =
+            &self.train_data.images[..self.train_data.image_len() * self.train_data.len().min(64)];
+        let qnet = QuantizedNet::new(
+            &trained.folded,
+            spec.he.weight_bits,
+            spec.he.activation_bits,
+            calibration,
+        )?;
+        let accuracy_quantized = qnet.accuracy(&self.test_data.images, &self.test_data.labels)?;
+        // Counted on the integer weights the executor runs (quantization
+        // keeps the float sparsity pattern, so `explore count` on the saved
+        // folded.json gives the same counts).
+        let q_convs: Vec<Vec<i64>> = qnet.convs.iter().map(|l| l.weight.clone()).collect();
+        let cost = he::network_cost(&self.net, &q_convs, &qnet.fc.weight, spec.he.poly_degree)?;
+        let dense_cost = he::dense_network_cost(&self.net, spec.he.poly_degree)?;
+        let images = spec.he.images.min(self.test_data.len());
+        let mut measured_ms = 0.0;
+        for i in 0..images {
+            let run = he::run_network(ctx, &qnet, self.test_data.image(i), spec.he.repeats)?;
+            for (executed, modeled) in run.layers.iter().zip(&cost.layers) {
+                if executed.executed != modeled.cost {
+                    return Err(SweepError::CountMismatch {
+                        layer: modeled.layer.clone(),
+                        executed: format!("{:?}", executed.executed),
+                        modeled: format!("{:?}", modeled.cost),
+                    });
+                }
+            }
+            measured_ms += run.measured_ms / images as f64;
+        }
+        // The latency model covers what was measured: the conv layers.
+        let convs = self.net.convs.len();
+        let conv_cost = |c: &HeCost| {
+            c.layers[..convs]
+                .iter()
+                .map(|r| r.cost)
+                .fold(he::LayerCost::default(), |a, b| a + b)
+        };
+        let key = trained.key;
+        let record = PointRecord {
+            sweep: spec.name.clone(),
+            model: spec.model.arch.to_string(),
+            dataset: spec.data.dataset.to_string(),
+            strategy: key.strategy,
+            target: key.target,
+            seed: key.seed,
+            accuracy: trained.summary.accuracy,
+            accuracy_quantized,
+            test_images: self.test_data.len() as u64,
+            weight_sparsity: trained.summary.weight_sparsity,
+            rotations: cost.total.rotations() as u64,
+            rotations_dense: dense_cost.total.rotations() as u64,
+            pmults: cost.total.pmults as u64,
+            adds: cost.total.adds as u64,
+            latency_model_ms: conv_cost(&cost).latency_ms(measured),
+            latency_measured_ms: measured_ms,
+            he_verified: true,
+            train_seconds: trained.summary.train_seconds,
+        };
+        Ok(PointResult {
+            record,
+            dense_cost,
+            cost,
+            checkpoint: trained.dir.clone(),
+        })
+    }
+}

@@ -1,0 +1,206 @@
+//! A sweep's output directory: every path and file format in it, and the
+//! lock that binds it to one spec. Stages ask the store where a result lives
+//! and never build a path themselves.
+//!
+//! ```text
+//! spec.lock.json                the result-shaping settings (SpecLock)
+//! dense-<hash>/                 a dense checkpoint + train.json
+//! regularized/<strategy>-s<seed>/   a group-Lasso checkpoint
+//! points/<strategy>-<target>-s<seed>/   a pruned checkpoint, mask.json,
+//!                               trained.json (last), layers.json
+//! points.csv, front.csv, report.md, *.png, *.svg
+//! ```
+
+use std::path::{Path, PathBuf};
+
+use serde::de::DeserializeOwned;
+use serde::{Deserialize, Serialize};
+use sha2::{Digest, Sha256};
+
+use super::{PointKey, SweepError};
+use crate::atomic;
+use crate::config::{DataSpec, HeSpec, ModelSpec, PruneSpec, Spec, Strategy, TrainConfig};
+
+/// The settings that shape a sweep's results. Strategies, targets and seeds
+/// are left out: adding points to a finished sweep is what resuming is for.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+struct SpecLock {
+    data: DataSpec,
+    model: ModelSpec,
+    train: TrainConfig,
+    regularization: Option<crate::config::RegularizationSpec>,
+    finetune: Option<TrainConfig>,
+    target_metric: crate::config::TargetMetric,
+    include_first: bool,
+    he: LockedHe,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+struct LockedHe {
+    poly_degree: usize,
+    plaintext_bits: Option<u32>,
+    weight_bits: u32,
+    activation_bits: u32,
+    costs: crate::he::PrimitiveCosts,
+}
+
+impl SpecLock {
+    fn of(spec: &Spec) -> SpecLock {
+        let HeSpec {
+            poly_degree,
+            plaintext_bits,
+            weight_bits,
+            activation_bits,
+            costs,
+            ..
+        } = spec.he.clone();
+        let PruneSpec {
+            regularization,
+            finetune,
+            target_metric,
+            include_first,
+            ..
+        } = spec.prune.clone();
+        SpecLock {
+            data: spec.data.clone(),
+            model: spec.model.clone(),
+            train: spec.train.clone(),
+            regularization,
+            finetune,
+            target_metric,
+            include_first,
+            he: LockedHe {
+                poly_degree,
+                plaintext_bits,
+                weight_bits,
+                activation_bits,
+                costs,
+            },
+        }
+    }
+
+    /// The first section that differs, for the error message.
+    fn first_difference(&self, other: &SpecLock) -> Option<&'static str> {
+        [
+            ("data", self.data != other.data),
+            ("model", self.model != other.model),
+            ("train", self.train != other.train),
+            (
+                "prune.regularization",
+                self.regularization != other.regularization,
+            ),
+            ("prune.finetune", self.finetune != other.finetune),
+            (
+                "prune.target_metric",
+                self.target_metric != other.target_metric,
+            ),
+            (
+                "prune.include_first",
+                self.include_first != other.include_first,
+            ),
+            ("he", self.he != other.he),
+        ]
+        .into_iter()
+        .find(|(_, differs)| *differs)
+        .map(|(f, _)| f)
+    }
+}
+
+/// An output directory bound to one spec.
+#[derive(Debug, Clone)]
+pub struct Store {
+    dir: PathBuf,
+}
+
+impl Store {
+    /// Opens (or creates) `dir` for `spec`, refusing a directory made by a
+    /// spec with different result-shaping settings.
+    pub fn open(dir: PathBuf, spec: &Spec) -> Result<Store, SweepError> {
+        std::fs::create_dir_all(&dir).map_err(io(&dir))?;
+        let store = Store { dir };
+        let lock_path = store.dir.join("spec.lock.json");
+        let lock = SpecLock::of(spec);
+        if lock_path.exists() {
+            let stored: SpecLock = read_json(&lock_path)?;
+            if let Some(field) = lock.first_difference(&stored) {
+                return Err(SweepError::SpecChanged {
+                    dir: store.dir,
+                    lock: lock_path,
+                    field,
+                });
+            }
+        } else {
+            write_json(&lock_path, &lock)?;
+        }
+        Ok(store)
+    }
+
+    pub fn dir(&self) -> &Path {
+        &self.dir
+    }
+
+    /// The dense checkpoint trained with these settings: named by a hash of
+    /// them, so a changed setting never reuses it.
+    pub fn dense_dir(&self, settings: &(&DataSpec, &ModelSpec, &TrainConfig)) -> PathBuf {
+        let key = serde_json::to_string(settings).expect("settings serialize");
+        let hash = Sha256::digest(key.as_bytes());
+        let hex: String = hash.iter().take(6).map(|b| format!("{b:02x}")).collect();
+        self.dir.join(format!("dense-{hex}"))
+    }
+
+    /// The group-Lasso checkpoint of a strategy and seed.
+    pub fn regularized_dir(&self, strategy: Strategy, seed: u64) -> PathBuf {
+        self.dir
+            .join("regularized")
+            .join(format!("{strategy}-s{seed}"))
+    }
+
+    /// The checkpoint and measurements of one point.
+    pub fn point_dir(&self, key: &PointKey) -> PathBuf {
+        self.dir.join("points").join(key.dir_name())
+    }
+
+    pub fn points_csv(&self) -> PathBuf {
+        self.dir.join("points.csv")
+    }
+
+    pub fn front_csv(&self) -> PathBuf {
+        self.dir.join("front.csv")
+    }
+}
+
+/// A training summary beside a checkpoint (`train.json`, `trained.json`).
+pub const DENSE_SUMMARY: &str = "train.json";
+pub const POINT_SUMMARY: &str = "trained.json";
+pub const MASK: &str = "mask.json";
+pub const LAYERS: &str = "layers.json";
+
+pub(super) fn io(path: &Path) -> impl FnOnce(std::io::Error) -> SweepError + '_ {
+    move |source| SweepError::Io {
+        path: path.to_path_buf(),
+        source,
+    }
+}
+
+/// Reads a JSON file the sweep wrote; a malformed one is an error naming it.
+pub fn read_json<T: DeserializeOwned>(path: &Path) -> Result<T, SweepError> {
+    let bytes = std::fs::read(path).map_err(io(path))?;
+    serde_json::from_slice(&bytes).map_err(|e| SweepError::Io {
+        path: path.to_path_buf(),
+        source: std::io::Error::new(std::io::ErrorKind::InvalidData, e),
+    })
+}
+
+/// The JSON file at `path` when it exists and parses: a stage's finished
+/// result. A missing or torn file is `None`, to be recomputed.
+pub fn finished<T: DeserializeOwned>(path: &Path) -> Option<T> {
+    let bytes = std::fs::read(path).ok()?;
+    serde_json::from_slice(&bytes).ok()
+}
+
+/// Writes `value` as JSON so that a crash leaves either the old or the new
+/// content.
+pub fn write_json<T: Serialize>(path: &Path, value: &T) -> Result<(), SweepError> {
+    let bytes = serde_json::to_vec_pretty(value).expect("sweep files serialize");
+    Ok(atomic::write(path, &bytes)?)
+}
