@@ -1,24 +1,17 @@
-//! Encrypted primitives and one dense layer at N = 8192 with fhe.rs: one
-//! rotation (key switch), one ct x pt multiply, and the full 16->16 3x3 conv
-//! on 32x32 (44 rotations, 576 products) as the executor runs it.
+//! Encrypted primitives and one dense layer of each shape of ResNet-20 on
+//! CIFAR-10 at N = 8192 with fhe.rs, under both schedules (`best` and
+//! `gazelle`): a rotation (key switch), a row swap, a ct x pt multiply, a
+//! ct + ct add, then the stem, a stage-1, stage-2 and stage-3 conv, both
+//! stride-2 convs and shortcuts, and the FC layer, each evaluated as the
+//! executor runs it (and verified once before timing).
 
 use criterion::{Criterion, criterion_group, criterion_main};
-use explore::arch::ConvShape;
-use explore::he::{HeContext, HeParams, LayerPlan};
+use explore::arch::{Arch, DatasetKind, NetSpec};
+use explore::he::{
+    HeContext, HeParams, LayerPlan, PrimitiveCosts, Role, Rotation, Schedule, Scheduler,
+};
 
-fn layer16() -> ConvShape {
-    ConvShape {
-        name: "layer1.0.conv1".into(),
-        c_in: 16,
-        c_out: 16,
-        h: 32,
-        w: 32,
-        k: 3,
-        stride: 1,
-    }
-}
-
-/// Deterministic weights and inputs spread over the 8-bit range.
+/// Deterministic values spread over the 8-bit range.
 fn ramp(len: usize, salt: i64) -> Vec<i64> {
     (0..len as i64)
         .map(|i| (i * 37 + salt) % 255 - 127)
@@ -26,32 +19,67 @@ fn ramp(len: usize, salt: i64) -> Vec<i64> {
 }
 
 fn bench(c: &mut Criterion) {
-    let shape = layer16();
-    let params = HeParams::new(8192, None, 8, 8, std::slice::from_ref(&shape)).expect("parameters");
+    let spec = NetSpec::new(Arch::ResNet20, DatasetKind::Cifar10, 1.0).expect("valid spec");
+    let shapes = spec.layer_shapes();
+    let params = HeParams::new(8192, None, 8, 8, &shapes).expect("parameters");
     let mut ctx = HeContext::new(params);
-    let row = ramp(ctx.params().slots(), 1);
-    let ct = ctx.encrypt_row(&row).expect("encrypt");
-    let pt = ctx.encode_row(&row).expect("encode");
-    let ek = std::sync::Arc::clone(&ctx.rotation_keys(&[1]).expect("keys")[&1]);
+    let slots = ramp(8192, 1);
+    let ct = ctx.encrypt(&slots).expect("encrypt");
+    let pt = ctx.encode(&slots).expect("encode");
+    let keys = ctx
+        .rotation_keys(&[Rotation::Columns(1), Rotation::Rows])
+        .expect("keys");
 
     let mut g = c.benchmark_group("he_n8192");
+    let column = &keys[&Rotation::Columns(1)];
     g.bench_function("rotation", |b| {
-        b.iter(|| ek.rotates_columns_by(&ct, 1).unwrap())
+        b.iter(|| column.rotates_columns_by(&ct, 1).unwrap())
     });
+    let rows = &keys[&Rotation::Rows];
+    g.bench_function("row_swap", |b| b.iter(|| rows.rotates_rows(&ct).unwrap()));
     g.bench_function("ct_x_pt", |b| b.iter(|| &ct * &pt));
     g.bench_function("ct_plus_ct", |b| b.iter(|| &ct + &ct));
+    g.finish();
 
-    let weights = ramp(shape.weight_len(), 5);
-    let input = ramp(shape.c_in * shape.h * shape.w, 9);
-    let plan = LayerPlan::new(&mut ctx, &shape, &weights).expect("plan");
-    let inputs = plan.encrypt_input(&mut ctx, &input).expect("encrypt input");
-    let (outputs, _) = plan.evaluate(&inputs).expect("evaluate");
-    plan.verify(&ctx, &input, &outputs)
-        .expect("decrypts to the integer reference");
+    // One layer of each shape: the stem, a stage-1 conv, the stride-2 conv
+    // and shortcut into stage 2, a stage-2 conv, the same into stage 3, a
+    // stage-3 conv, and the classifier.
+    let picks = [
+        "conv1",
+        "layer1.0.conv1",
+        "layer2.0.conv1",
+        "layer2.0.shortcut",
+        "layer2.1.conv1",
+        "layer3.0.conv1",
+        "layer3.0.shortcut",
+        "layer3.1.conv1",
+        "fc",
+    ];
+    let mut g = c.benchmark_group("resnet20_layers_n8192");
     g.sample_size(10);
-    g.bench_function("dense_conv_16x16_32x32", |b| {
-        b.iter(|| plan.evaluate(&inputs).unwrap())
-    });
+    for schedule in Schedule::ALL {
+        let scheduler = Scheduler {
+            schedule,
+            baby_step: None,
+            costs: PrimitiveCosts::default(),
+            poly_degree: 8192,
+        };
+        for name in picks {
+            let shape = shapes.iter().find(|s| s.name == name).expect("a layer");
+            let role = if name == "fc" { Role::Fc } else { Role::Conv };
+            let weights = ramp(shape.weight_len(), 5);
+            let input = ramp(shape.c_in * shape.h * shape.w, 9);
+            let (layout, _) = scheduler.layout(shape, role, &weights).expect("layout");
+            let plan = LayerPlan::new(&mut ctx, layout, &weights).expect("plan");
+            let inputs = plan.encrypt_input(&mut ctx, &input).expect("encrypt input");
+            let (outputs, _) = plan.evaluate(&inputs).expect("evaluate");
+            plan.verify(&ctx, &input, &outputs)
+                .expect("decrypts to the integer reference");
+            g.bench_function(format!("{schedule}/{name}"), |b| {
+                b.iter(|| plan.evaluate(&inputs).unwrap())
+            });
+        }
+    }
     g.finish();
 }
 

@@ -174,6 +174,22 @@ pub struct FcShape {
     pub out_features: usize,
 }
 
+impl FcShape {
+    /// The layer as the 1x1 convolution on a 1x1 grid it is to the integer
+    /// and HE models.
+    pub fn as_conv(&self) -> ConvShape {
+        ConvShape {
+            name: self.name.clone(),
+            c_in: self.in_features,
+            c_out: self.out_features,
+            h: 1,
+            w: 1,
+            k: 1,
+            stride: 1,
+        }
+    }
+}
+
 /// A basic residual block: `relu(bn(conv2(relu(bn(conv1(x))))) + shortcut(x))`,
 /// where the shortcut is identity or a 1x1 projection conv + BN. Fields index
 /// [`NetSpec::convs`].
@@ -283,6 +299,133 @@ impl NetSpec {
     pub fn conv_weight_count(&self) -> usize {
         self.convs.iter().map(ConvShape::weight_len).sum()
     }
+
+    /// Every layer as a convolution: the convs, then the FC layer.
+    pub fn layer_shapes(&self) -> Vec<ConvShape> {
+        self.convs
+            .iter()
+            .cloned()
+            .chain([self.fc.as_conv()])
+            .collect()
+    }
+}
+
+/// The internal channels of each residual block (its `conv1` outputs, which
+/// are its `conv2` inputs) that a deployment drops: those whose `conv1`
+/// filter and `conv2` input slice are both entirely zero. Such a channel
+/// carries a constant (its bias through ReLU) into weights that are all
+/// zero, so removing it changes no output, and it stops costing slots,
+/// ciphertexts and rotations.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Compaction {
+    /// Per block, the internal channels kept, in order.
+    keep: Vec<Vec<usize>>,
+}
+
+impl Compaction {
+    /// The channels `convs` (weights in `spec.convs` order, `[c_out, c_in,
+    /// k, k]` each) lets a deployment drop.
+    pub fn of<T: Copy + Default + PartialEq>(spec: &NetSpec, convs: &[Vec<T>]) -> Compaction {
+        let zero = |v: &[T]| v.iter().all(|&x| x == T::default());
+        let keep = spec
+            .blocks
+            .iter()
+            .map(|b| {
+                let (c1, c2) = (&spec.convs[b.conv1], &spec.convs[b.conv2]);
+                let per_filter = c1.c_in * c1.k * c1.k;
+                let k2 = c2.k * c2.k;
+                (0..c1.c_out)
+                    .filter(|&c| {
+                        let filter = &convs[b.conv1][c * per_filter..(c + 1) * per_filter];
+                        let slice_zero = (0..c2.c_out).all(|o| {
+                            let start = (o * c2.c_in + c) * k2;
+                            zero(&convs[b.conv2][start..start + k2])
+                        });
+                        !(zero(filter) && slice_zero)
+                    })
+                    .collect()
+            })
+            .collect();
+        Compaction { keep }
+    }
+
+    /// Whether any channel is dropped.
+    pub fn is_identity(&self, spec: &NetSpec) -> bool {
+        spec.blocks
+            .iter()
+            .zip(&self.keep)
+            .all(|(b, k)| k.len() == spec.convs[b.conv1].c_out)
+    }
+
+    /// `spec` with the dropped channels removed from the blocks' convs.
+    pub fn spec(&self, spec: &NetSpec) -> NetSpec {
+        let mut out = spec.clone();
+        for (b, keep) in spec.blocks.iter().zip(&self.keep) {
+            out.convs[b.conv1].c_out = keep.len();
+            out.convs[b.conv2].c_in = keep.len();
+        }
+        out
+    }
+
+    /// Layer `layer`'s weights (`[c_out, c_in, k, k]` of `spec`) without the
+    /// dropped channels.
+    pub fn weights<T: Copy>(&self, spec: &NetSpec, layer: usize, w: &[T]) -> Vec<T> {
+        let shape = &spec.convs[layer];
+        let k2 = shape.k * shape.k;
+        for (b, keep) in spec.blocks.iter().zip(&self.keep) {
+            if layer == b.conv1 {
+                let per = shape.c_in * k2;
+                return keep
+                    .iter()
+                    .flat_map(|&c| w[c * per..(c + 1) * per].iter().copied())
+                    .collect();
+            }
+            if layer == b.conv2 {
+                return (0..shape.c_out)
+                    .flat_map(|o| {
+                        keep.iter().flat_map(move |&c| {
+                            let start = (o * shape.c_in + c) * k2;
+                            w[start..start + k2].iter().copied()
+                        })
+                    })
+                    .collect();
+            }
+        }
+        w.to_vec()
+    }
+
+    /// Per-output-channel values of layer `layer` (biases, scales) without
+    /// the dropped channels.
+    pub fn outputs<T: Copy>(&self, spec: &NetSpec, layer: usize, v: &[T]) -> Vec<T> {
+        match spec
+            .blocks
+            .iter()
+            .zip(&self.keep)
+            .find(|(b, _)| b.conv1 == layer)
+        {
+            Some((_, keep)) => keep.iter().map(|&c| v[c]).collect(),
+            None => v.to_vec(),
+        }
+    }
+
+    /// Per-input-channel planes of layer `layer` (`[c_in, h, w]`) without the
+    /// dropped channels.
+    pub fn inputs<T: Copy>(&self, spec: &NetSpec, layer: usize, x: &[T]) -> Vec<T> {
+        match spec
+            .blocks
+            .iter()
+            .zip(&self.keep)
+            .find(|(b, _)| b.conv2 == layer)
+        {
+            Some((_, keep)) => {
+                let plane = x.len() / spec.convs[layer].c_in;
+                keep.iter()
+                    .flat_map(|&c| x[c * plane..(c + 1) * plane].iter().copied())
+                    .collect()
+            }
+            None => x.to_vec(),
+        }
+    }
 }
 
 /// A trained network with BatchNorm folded into each conv (`weight`, `bias`)
@@ -340,6 +483,40 @@ mod tests {
         assert_eq!(s.fc.in_features, 512);
         assert_eq!(s.fc.out_features, 100);
         assert_eq!(s.convs.iter().filter(|c| c.k == 1).count(), 3);
+    }
+
+    #[test]
+    fn compaction_drops_internal_channels_zero_on_both_sides() {
+        let spec = NetSpec::new(Arch::ResNet20, DatasetKind::FashionMnist, 0.25).unwrap();
+        let mut convs: Vec<Vec<i64>> = spec.convs.iter().map(|c| vec![1; c.weight_len()]).collect();
+        let b = spec.blocks[4];
+        let (c1, c2) = (spec.convs[b.conv1].clone(), spec.convs[b.conv2].clone());
+        // Channel 2 of block 4: zero conv1 filter, zero conv2 input slice.
+        let per = c1.c_in * 9;
+        convs[b.conv1][2 * per..3 * per].fill(0);
+        for o in 0..c2.c_out {
+            convs[b.conv2][(o * c2.c_in + 2) * 9..(o * c2.c_in + 3) * 9].fill(0);
+        }
+        // Channel 3: only its filter is zero, so it stays.
+        convs[b.conv1][3 * per..4 * per].fill(0);
+        let k = Compaction::of(&spec, &convs);
+        assert!(!k.is_identity(&spec));
+        let small = k.spec(&spec);
+        assert_eq!(small.convs[b.conv1].c_out, c1.c_out - 1);
+        assert_eq!(small.convs[b.conv2].c_in, c2.c_in - 1);
+        let w1 = k.weights(&spec, b.conv1, &convs[b.conv1]);
+        let w2 = k.weights(&spec, b.conv2, &convs[b.conv2]);
+        assert_eq!(w1.len(), small.convs[b.conv1].weight_len());
+        assert_eq!(w2.len(), small.convs[b.conv2].weight_len());
+        assert!(w2.iter().all(|&v| v == 1), "the zero slice is gone");
+        assert_eq!(
+            k.outputs(&spec, b.conv1, &[0, 1, 2, 3, 4, 5, 6, 7]),
+            [0, 1, 3, 4, 5, 6, 7]
+        );
+        let x: Vec<i64> = (0..c2.c_in as i64).flat_map(|c| [c, c]).collect();
+        assert_eq!(k.inputs(&spec, b.conv2, &x).len(), 2 * (c2.c_in - 1));
+        let dense: Vec<Vec<i64>> = spec.convs.iter().map(|c| vec![1; c.weight_len()]).collect();
+        assert!(Compaction::of(&spec, &dense).is_identity(&spec));
     }
 
     #[test]

@@ -241,6 +241,13 @@ pub struct RegularizationSpec {
 pub struct HeSpec {
     #[serde(default = "default_degree")]
     pub poly_degree: usize,
+    /// `best` (the cheapest packing and baby step per layer) or `gazelle`
+    /// (the paper's setting).
+    #[serde(default)]
+    pub schedule: crate::he::Schedule,
+    /// Force this baby step on every layer (a power of two; `best` only).
+    #[serde(default)]
+    pub baby_step: Option<usize>,
     /// Bits of the plaintext modulus; chosen from the accumulator bound when absent.
     #[serde(default)]
     pub plaintext_bits: Option<u32>,
@@ -248,7 +255,7 @@ pub struct HeSpec {
     pub weight_bits: u32,
     #[serde(default = "default_bits")]
     pub activation_bits: u32,
-    /// Test images run through every conv layer under encryption per point.
+    /// Test images run through every layer under encryption per point.
     #[serde(default = "one_usize")]
     pub images: usize,
     #[serde(default = "one_usize")]
@@ -261,6 +268,8 @@ impl Default for HeSpec {
     fn default() -> Self {
         HeSpec {
             poly_degree: default_degree(),
+            schedule: crate::he::Schedule::default(),
+            baby_step: None,
             plaintext_bits: None,
             weight_bits: default_bits(),
             activation_bits: default_bits(),
@@ -407,6 +416,22 @@ impl Spec {
                 return Err(bad(field, format!("{b} bits is outside 2..16: use 8")));
             }
         }
+        if let Some(b) = self.he.baby_step {
+            if !b.is_power_of_two() {
+                return Err(bad(
+                    "he.baby_step",
+                    format!("{b} is not a power of two: use 1, 2, 4, ... or leave it out"),
+                ));
+            }
+            if self.he.schedule == crate::he::Schedule::Gazelle && b != 1 {
+                return Err(bad(
+                    "he.baby_step",
+                    format!(
+                        "{b} with `schedule: gazelle`, whose baby step is 1: drop he.baby_step or use `schedule: best`"
+                    ),
+                ));
+            }
+        }
         if self.he.images == 0 || self.he.repeats == 0 {
             return Err(bad(
                 "he.images",
@@ -421,6 +446,16 @@ impl Spec {
         self.output
             .clone()
             .unwrap_or_else(|| PathBuf::from("results").join(&self.name))
+    }
+
+    /// What chooses each layer's HE schedule under this spec.
+    pub fn scheduler(&self) -> crate::he::Scheduler {
+        crate::he::Scheduler {
+            schedule: self.he.schedule,
+            baby_step: self.he.baby_step,
+            costs: self.he.costs,
+            poly_degree: self.he.poly_degree,
+        }
     }
 
     pub fn net_spec(&self) -> NetSpec {
@@ -507,6 +542,24 @@ train: {epochs: 1, lr: 0.1}
             .unwrap_err()
             .to_string();
         assert!(e.contains("he.poly_degree") && e.contains("5000"), "{e}");
+        let text = format!("{MINIMAL}he: {{baby_step: 3}}\n");
+        let e = Spec::parse(&text, Path::new("t.yaml"))
+            .unwrap_err()
+            .to_string();
+        assert!(
+            e.contains("he.baby_step") && e.contains("power of two"),
+            "{e}"
+        );
+        let text = format!("{MINIMAL}he: {{schedule: gazelle, baby_step: 4}}\n");
+        let e = Spec::parse(&text, Path::new("t.yaml"))
+            .unwrap_err()
+            .to_string();
+        assert!(e.contains("he.baby_step") && e.contains("gazelle"), "{e}");
+        let text = format!("{MINIMAL}he: {{schedule: fastest}}\n");
+        let e = Spec::parse(&text, Path::new("t.yaml"))
+            .unwrap_err()
+            .to_string();
+        assert!(e.contains("fastest") && e.contains("best"), "{e}");
         let text = format!("{MINIMAL}prune: {{targets: [1.0]}}\n");
         let e = Spec::parse(&text, Path::new("t.yaml"))
             .unwrap_err()

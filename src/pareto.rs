@@ -10,6 +10,7 @@
 use std::collections::BTreeMap;
 
 use crate::config::Strategy;
+use crate::he::Schedule;
 use crate::points::PointRecord;
 use crate::stats::{self, Estimate};
 
@@ -85,6 +86,7 @@ pub fn front_accuracy(r: &PointRecord) -> f64 {
 /// The replicates of one strategy and target (one row per seed), pooled.
 #[derive(Debug, Clone, PartialEq)]
 pub struct Summary {
+    pub schedule: Schedule,
     pub strategy: Strategy,
     pub target: f64,
     pub seeds: Vec<u64>,
@@ -120,9 +122,37 @@ fn same_point(a: Strategy, a_target: f64, b: Strategy, b_target: f64) -> bool {
     a == b && (a_target - b_target).abs() < 1e-9
 }
 
-/// Pools the rows of `points` by strategy and target, in the order each
-/// pair first appears.
+/// The schedule a table's pruned points were measured under (its dense
+/// rows may add references under other schedules).
+pub fn primary_schedule(points: &[PointRecord]) -> Option<Schedule> {
+    points
+        .iter()
+        .find(|p| p.strategy != Strategy::Dense)
+        .or(points.first())
+        .map(|p| p.schedule)
+}
+
+/// Pools the rows of `points` measured under the table's primary schedule by
+/// strategy and target, in the order each pair first appears.
 pub fn summarize(points: &[PointRecord]) -> Vec<Summary> {
+    let primary = primary_schedule(points);
+    pool_by_point(points.iter().filter(|p| Some(p.schedule) == primary))
+}
+
+/// The dense model under the schedules other than the primary one (e.g.
+/// Gazelle's, beside a sweep under `best`), pooled per schedule.
+pub fn references(points: &[PointRecord]) -> Vec<Summary> {
+    let primary = primary_schedule(points);
+    let mut out = Vec::new();
+    for schedule in Schedule::ALL.into_iter().filter(|s| Some(*s) != primary) {
+        out.extend(pool_by_point(points.iter().filter(|p| {
+            p.schedule == schedule && p.strategy == Strategy::Dense
+        })));
+    }
+    out
+}
+
+fn pool_by_point<'a>(points: impl Iterator<Item = &'a PointRecord>) -> Vec<Summary> {
     let mut groups: Vec<Vec<&PointRecord>> = Vec::new();
     for p in points {
         match groups
@@ -148,6 +178,7 @@ fn pool(rows: &[&PointRecord]) -> Summary {
         se: f64::NAN,
     };
     Summary {
+        schedule: rows[0].schedule,
         strategy: rows[0].strategy,
         target: rows[0].target,
         seeds: rows.iter().map(|r| r.seed).collect(),
@@ -208,7 +239,12 @@ pub fn baseline_rows(points: &[PointRecord], cost: Cost, per_strategy: bool) -> 
         .collect();
     points
         .iter()
-        .filter(|p| p.strategy == Strategy::Dense || listed.iter().any(|s| s.holds(p)))
+        .filter(|p| {
+            p.strategy == Strategy::Dense
+                || listed
+                    .iter()
+                    .any(|s| s.holds(p) && s.schedule == p.schedule)
+        })
         .cloned()
         .collect()
 }
@@ -426,6 +462,28 @@ mod tests {
         assert!((reference_cost(&ps, Cost::Latency).unwrap() - 2600.0).abs() < 1e-9);
         assert!((dense(&ps).unwrap().accuracy.mean - 0.90).abs() < 1e-12);
         assert_eq!(reference_cost(&ps[..3], Cost::Latency), None);
+    }
+
+    #[test]
+    fn a_dense_row_under_another_schedule_is_a_reference_not_a_point() {
+        let mut rows = vec![
+            record(Strategy::Dense, 0.0, 0.91, 700),
+            record(Strategy::Diagonal, 0.5, 0.90, 400),
+            record(Strategy::Dense, 0.0, 0.91, 1000),
+        ];
+        rows[0].rotations_dense = 700;
+        rows[1].rotations_dense = 700;
+        rows[2].schedule = Schedule::Gazelle;
+        let ps = summarize(&rows);
+        assert_eq!(ps.len(), 2);
+        assert_eq!(reference_cost(&ps, Cost::Rotations), Some(700.0));
+        let refs = references(&rows);
+        assert_eq!(refs.len(), 1);
+        assert_eq!(
+            (refs[0].schedule, refs[0].rotations.mean),
+            (Schedule::Gazelle, 1000.0)
+        );
+        assert_eq!(baseline_rows(&rows, Cost::Rotations, false).len(), 3);
     }
 
     #[test]

@@ -155,6 +155,8 @@ struct AccuracyVsCost<'a> {
     cost: Cost,
     /// Summaries with a measured cost, by strategy.
     groups: BTreeMap<Strategy, Vec<&'a Summary>>,
+    /// The dense model under other schedules (Gazelle's), drawn in grey.
+    references: Vec<&'a Summary>,
 }
 
 impl Figure for AccuracyVsCost<'_> {
@@ -166,7 +168,7 @@ impl Figure for AccuracyVsCost<'_> {
         &self,
         root: &DrawingArea<DB, Shift>,
     ) -> Result<(), DrawingAreaErrorKind<DB::ErrorType>> {
-        let all = || self.groups.values().flatten();
+        let all = || self.groups.values().flatten().chain(&self.references);
         // At least 1 so an all-zero cost still spans a drawable axis.
         let max_cost = all().map(|p| self.cost.of(p)).fold(1.0, f64::max);
         let percent = |p: &Summary| 100.0 * p.accuracy.mean;
@@ -221,6 +223,20 @@ impl Figure for AccuracyVsCost<'_> {
                     EmptyElement::at(at) + Polygon::new(legend_shape.clone(), color.filled())
                 });
         }
+        for r in &self.references {
+            let grey = RGBColor(150, 150, 150);
+            let shape = strategy_style(Strategy::Dense).1;
+            let legend_shape = shape.clone();
+            chart
+                .draw_series(std::iter::once(
+                    EmptyElement::at((self.cost.of(r), percent(r)))
+                        + Polygon::new(shape.clone(), grey.filled()),
+                ))?
+                .label(format!("dense, {} schedule", r.schedule))
+                .legend(move |at| {
+                    EmptyElement::at(at) + Polygon::new(legend_shape.clone(), grey.filled())
+                });
+        }
         chart
             .configure_series_labels()
             .position(SeriesLabelPosition::UpperLeft)
@@ -268,11 +284,16 @@ pub fn accuracy_vs_cost(
             cost,
         });
     }
+    let references = pareto::references(points);
     render(
         &AccuracyVsCost {
             title,
             cost,
             groups,
+            references: references
+                .iter()
+                .filter(|r| cost.of(r).is_finite())
+                .collect(),
         },
         png_path,
         svg_path,

@@ -16,6 +16,7 @@ use serde::{Deserialize, Serialize};
 
 use crate::atomic::{self, WriteError};
 use crate::config::Strategy;
+use crate::he::Schedule;
 
 /// One row of `points.csv`; fields in column order ([`SCHEMA`] maps them
 /// to columns).
@@ -24,6 +25,8 @@ pub struct PointRecord {
     pub sweep: String,
     pub model: String,
     pub dataset: String,
+    /// The HE schedule the point's counts and timings are under.
+    pub schedule: Schedule,
     /// `dense` for the unpruned model (then `target` is 0).
     pub strategy: Strategy,
     /// Fraction of weights (or rotations) the strategy was asked to remove.
@@ -36,11 +39,16 @@ pub struct PointRecord {
     /// Test images both accuracies were measured on.
     pub test_images: u64,
     pub weight_sparsity: f64,
-    /// Rotations per inference of this model and of its dense counterpart.
+    /// Rotations per inference of this model and of the dense model under
+    /// the same schedule.
     pub rotations: u64,
     pub rotations_dense: u64,
     pub pmults: u64,
     pub adds: u64,
+    /// Distinct rotations (Galois keys the client generates and sends once)
+    /// and their serialized size.
+    pub galois_keys: u64,
+    pub galois_key_bytes: u64,
     /// Latency predicted from operation counts and the spec's primitive costs.
     pub latency_model_ms: f64,
     /// Latency of the encrypted conv layers as timed on this machine.
@@ -79,10 +87,11 @@ macro_rules! column {
 
 /// The schema of `points.csv`, in column order: the one place a column is
 /// named, written and parsed.
-const SCHEMA: [ColumnDef; 18] = [
+const SCHEMA: [ColumnDef; 21] = [
     column!(sweep, text),
     column!(model, text),
     column!(dataset, text),
+    column!(schedule, |s: &str| s.parse::<Schedule>()),
     column!(strategy, |s: &str| s.parse::<Strategy>()),
     column!(target, float),
     column!(seed, count),
@@ -94,6 +103,8 @@ const SCHEMA: [ColumnDef; 18] = [
     column!(rotations_dense, count),
     column!(pmults, count),
     column!(adds, count),
+    column!(galois_keys, count),
+    column!(galois_key_bytes, count),
     column!(latency_model_ms, float),
     column!(latency_measured_ms, float),
     column!(he_verified, boolean),
@@ -127,6 +138,13 @@ impl Cell for String {
 }
 
 impl Cell for Strategy {
+    type Stored = String;
+    fn stored(&self) -> String {
+        self.name().to_string()
+    }
+}
+
+impl Cell for Schedule {
     type Stored = String;
     fn stored(&self) -> String {
         self.name().to_string()
@@ -326,6 +344,7 @@ pub(crate) mod tests {
             sweep: "smoke".into(),
             model: "resnet20".into(),
             dataset: "cifar10".into(),
+            schedule: Schedule::Best,
             strategy,
             target,
             seed: 0,
@@ -337,6 +356,8 @@ pub(crate) mod tests {
             rotations_dense: 1000,
             pmults: rotations * 9,
             adds: rotations * 9,
+            galois_keys: 20,
+            galois_key_bytes: 20 * 1_000_000,
             latency_model_ms: rotations as f64 * 2.5,
             latency_measured_ms: rotations as f64 * 2.6,
             he_verified: true,

@@ -1,26 +1,30 @@
 //! Pruning strategies: which weights form a group, how groups are weighted in
 //! the group-Lasso penalty, and which groups a target removes.
 //!
-//! The HE-aware strategies take their groups from the cost model
-//! ([`crate::he`]): a positional group removes one input block's spatial
-//! rotation, a diagonal group one channel-alignment rotation and its plaintext
-//! multiplications. `hybrid` lets both kinds compete on importance per unit of
-//! latency saved. The baselines (`unstructured`, `channel`) are the usual
-//! plaintext pruning. Masks are 0/1 per conv weight, in `NetSpec::convs` order.
+//! The HE-aware strategies take their groups from the layout each layer runs
+//! under ([`crate::he`], the schedule the spec chooses for the dense
+//! network): a positional group removes one rotated input (a kernel offset
+//! and baby step of one input block), a diagonal group one giant-step
+//! rotation and its plaintext multiplications. `hybrid` lets both kinds
+//! compete on importance per unit of latency saved. The baselines are the
+//! usual plaintext pruning: `unstructured` by single weights, `channel` by a
+//! block's internal channels (a `conv1` filter with the `conv2` input slice
+//! it feeds), which a deployment then removes. Masks are 0/1 per conv
+//! weight, in `NetSpec::convs` order.
 
 use burn::tensor::{Device, Tensor, TensorData};
 use serde::{Deserialize, Serialize};
 
 use crate::arch::NetSpec;
 use crate::config::{GroupWeighting, Strategy, TargetMetric};
-use crate::he::{self, HeError, LayerCost, PackingLayout, PrimitiveCosts, PruneGroup};
+use crate::he::{self, HeError, LayerCost, PackingLayout, PruneGroup, Role, Scheduler};
+use crate::model::ResNet;
+use crate::train::TrainHook;
 
 /// The cost model's counts for one layer's weights or mask.
 fn layer_cost(layout: &PackingLayout, weights: &[f32]) -> LayerCost {
     he::conv_cost(layout, weights).cost
 }
-use crate::model::ResNet;
-use crate::train::TrainHook;
 
 #[derive(Debug, thiserror::Error)]
 pub enum PruneError {
@@ -41,36 +45,76 @@ pub enum PruneError {
     He(#[from] HeError),
 }
 
-/// What one group is: an HE group of the cost model, a whole output filter,
-/// or a single weight.
+/// What one group is: an HE group of the cost model, an internal channel of
+/// a residual block, or a single weight.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 pub enum GroupKind {
     He(PruneGroup),
-    Filter { layer: usize, filter: usize },
+    Channel { block: usize, channel: usize },
     Weight { layer: usize, index: usize },
 }
 
-/// A set of weights of one conv layer that is pruned together.
+/// A set of weights pruned together: indices into one or more conv layers'
+/// row-major `[c_out, c_in, k, k]` weights.
 #[derive(Debug, Clone, PartialEq)]
 pub struct Group {
     pub kind: GroupKind,
-    pub layer: usize,
-    /// Indices into the layer's row-major `[c_out, c_in, k, k]` weights.
-    pub indices: Vec<usize>,
+    /// `(layer, indices)`, one entry per layer the group touches.
+    pub parts: Vec<(usize, Vec<usize>)>,
     /// Penalty weight `w_g`; the ranking divides the group norm by it.
     pub weight: f64,
 }
 
-/// Everything a strategy needs about a network: its prunable layers, their
-/// packing layouts, and its groups.
+impl Group {
+    fn single(kind: GroupKind, layer: usize, indices: Vec<usize>) -> Group {
+        Group {
+            kind,
+            parts: vec![(layer, indices)],
+            weight: 1.0,
+        }
+    }
+
+    /// The layer of a group that lies in one layer (HE groups, weights).
+    pub fn layer(&self) -> Option<usize> {
+        match self.parts.as_slice() {
+            [(l, _)] => Some(*l),
+            _ => None,
+        }
+    }
+
+    /// Number of weights.
+    pub fn len(&self) -> usize {
+        self.parts.iter().map(|(_, i)| i.len()).sum()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+
+    /// The L2 norm of the group's entries of `weights` (per conv layer).
+    pub fn norm(&self, weights: &[Vec<f32>]) -> f64 {
+        self.parts
+            .iter()
+            .flat_map(|(l, idx)| idx.iter().map(move |&i| (weights[*l][i] as f64).powi(2)))
+            .sum::<f64>()
+            .sqrt()
+    }
+}
+
+/// Everything a strategy needs about a network: its prunable layers, the
+/// layouts they run under, and its groups.
 #[derive(Debug, Clone)]
 pub struct Pruner {
     pub strategy: Strategy,
     pub net: NetSpec,
+    /// Each conv's layout under the spec's schedule, chosen for the dense
+    /// network: the rotations the HE groups remove.
     pub layouts: Vec<PackingLayout>,
     /// `prunable[l]` is false for layers the spec keeps dense (the stem by default).
     pub prunable: Vec<bool>,
     pub groups: Vec<Group>,
+    /// What re-chooses a pruned layer's schedule, as deployment does.
+    scheduler: Scheduler,
 }
 
 /// A 0/1 mask per conv layer (1 keeps the weight).
@@ -109,90 +153,101 @@ impl Mask {
 }
 
 impl Pruner {
-    /// Builds the groups of `strategy` over the prunable convs of `net`.
+    /// Builds the groups of `strategy` over the prunable convs of `net`,
+    /// each conv laid out as `scheduler` lays out the dense network.
     /// `weighting` sets the penalty weights of HE groups (baselines rank by
-    /// plain or size-normalized norm); `costs` prices the latency a group saves.
+    /// plain or size-normalized norm); the scheduler's costs price the
+    /// latency a group saves.
     pub fn new(
         net: &NetSpec,
         strategy: Strategy,
         include_first: bool,
-        poly_degree: usize,
+        scheduler: &Scheduler,
         weighting: GroupWeighting,
-        costs: &PrimitiveCosts,
     ) -> Result<Pruner, PruneError> {
-        he::params::moduli_sizes(poly_degree)?;
-        let slots = poly_degree / 2;
+        he::params::moduli_sizes(scheduler.poly_degree)?;
         let layouts = net
             .convs
             .iter()
-            .map(|c| PackingLayout::new(c, slots))
-            .collect::<Result<Vec<_>, _>>()?;
+            .map(|c| {
+                let dense = vec![true; c.weight_len()];
+                Ok(scheduler.layout(c, Role::Conv, &dense)?.0)
+            })
+            .collect::<Result<Vec<_>, HeError>>()?;
         let prunable: Vec<bool> = (0..net.convs.len())
             .map(|l| l > 0 || include_first)
             .collect();
         let mut groups = Vec::new();
-        for (l, layout) in layouts.iter().enumerate().filter(|(l, _)| prunable[*l]) {
-            let shape = &net.convs[l];
-            let he_groups = |keep: fn(&PruneGroup) -> bool| {
-                layout
-                    .groups(l)
-                    .into_iter()
-                    .filter(move |(g, _)| keep(g))
-                    .map(move |(g, indices)| (GroupKind::He(g), indices))
-            };
-            let raw: Vec<(GroupKind, Vec<usize>)> = match strategy {
-                Strategy::Dense => Vec::new(),
-                Strategy::Positional => {
-                    he_groups(|g| matches!(g, PruneGroup::Positional { .. })).collect()
-                }
-                Strategy::Diagonal => {
-                    he_groups(|g| matches!(g, PruneGroup::Diagonal { .. })).collect()
-                }
-                Strategy::Hybrid => he_groups(|_| true).collect(),
-                Strategy::Channel => {
-                    let per = shape.c_in * shape.k * shape.k;
-                    (0..shape.c_out)
-                        .map(|o| {
-                            (
-                                GroupKind::Filter {
-                                    layer: l,
-                                    filter: o,
-                                },
-                                (o * per..(o + 1) * per).collect(),
-                            )
-                        })
-                        .collect()
-                }
-                Strategy::Unstructured => (0..shape.weight_len())
-                    .map(|i| (GroupKind::Weight { layer: l, index: i }, vec![i]))
-                    .collect(),
-            };
-            let dense = vec![1.0f32; shape.weight_len()];
-            let dense_ms = layer_cost(layout, &dense).latency_ms(costs);
-            for (kind, indices) in raw {
-                let size = (indices.len() as f64).sqrt();
-                let weight = match (strategy, weighting) {
-                    (Strategy::Channel, _) => size,
-                    (s, _) if !s.is_he_aware() => 1.0,
-                    (_, GroupWeighting::Uniform) => 1.0,
-                    (_, GroupWeighting::SqrtSize) => size,
-                    (_, GroupWeighting::HeCost) => {
-                        let mut w = dense.clone();
-                        indices.iter().for_each(|&i| w[i] = 0.0);
-                        dense_ms - layer_cost(layout, &w).latency_ms(costs)
+        match strategy {
+            Strategy::Dense => {}
+            Strategy::Channel => {
+                for (block, b) in net.blocks.iter().enumerate() {
+                    let (c1, c2) = (&net.convs[b.conv1], &net.convs[b.conv2]);
+                    let per = c1.c_in * c1.k * c1.k;
+                    let k2 = c2.k * c2.k;
+                    for channel in 0..c1.c_out {
+                        let slice: Vec<usize> = (0..c2.c_out)
+                            .flat_map(|o| {
+                                let start = (o * c2.c_in + channel) * k2;
+                                start..start + k2
+                            })
+                            .collect();
+                        let parts = vec![
+                            (b.conv1, (channel * per..(channel + 1) * per).collect()),
+                            (b.conv2, slice),
+                        ];
+                        let size = parts
+                            .iter()
+                            .map(|(_, i): &(usize, Vec<usize>)| i.len())
+                            .sum::<usize>();
+                        groups.push(Group {
+                            kind: GroupKind::Channel { block, channel },
+                            parts,
+                            weight: (size as f64).sqrt(),
+                        });
                     }
-                };
-                groups.push(Group {
-                    kind,
-                    layer: l,
-                    indices,
-                    weight,
-                });
+                }
             }
-        }
-        if strategy.is_he_aware() && weighting == GroupWeighting::HeCost {
-            let mean = groups.iter().map(|g| g.weight).sum::<f64>() / groups.len().max(1) as f64;
-            groups.iter_mut().for_each(|g| g.weight /= mean);
+            Strategy::Unstructured => {
+                for (l, shape) in net.convs.iter().enumerate().filter(|(l, _)| prunable[*l]) {
+                    groups.extend((0..shape.weight_len()).map(|i| {
+                        Group::single(GroupKind::Weight { layer: l, index: i }, l, vec![i])
+                    }));
+                }
+            }
+            Strategy::Positional | Strategy::Diagonal | Strategy::Hybrid => {
+                let keep = |g: &PruneGroup| match (strategy, g) {
+                    (Strategy::Hybrid, _) => true,
+                    (Strategy::Positional, PruneGroup::Positional { .. }) => true,
+                    (Strategy::Diagonal, PruneGroup::Diagonal { .. }) => true,
+                    _ => false,
+                };
+                for (l, layout) in layouts.iter().enumerate().filter(|(l, _)| prunable[*l]) {
+                    let dense = vec![1.0f32; net.convs[l].weight_len()];
+                    let dense_ms = layer_cost(layout, &dense).latency_ms(&scheduler.costs);
+                    for (g, indices) in layout.groups(l).into_iter().filter(|(g, _)| keep(g)) {
+                        let size = (indices.len() as f64).sqrt();
+                        let weight = match weighting {
+                            GroupWeighting::Uniform => 1.0,
+                            GroupWeighting::SqrtSize => size,
+                            GroupWeighting::HeCost => {
+                                let mut w = dense.clone();
+                                indices.iter().for_each(|&i| w[i] = 0.0);
+                                dense_ms - layer_cost(layout, &w).latency_ms(&scheduler.costs)
+                            }
+                        };
+                        groups.push(Group {
+                            weight,
+                            ..Group::single(GroupKind::He(g), l, indices)
+                        });
+                    }
+                }
+                if weighting == GroupWeighting::HeCost {
+                    let mean =
+                        groups.iter().map(|g| g.weight).sum::<f64>() / groups.len().max(1) as f64;
+                    groups.iter_mut().for_each(|g| g.weight /= mean);
+                }
+            }
         }
         Ok(Pruner {
             strategy,
@@ -200,7 +255,22 @@ impl Pruner {
             layouts,
             prunable,
             groups,
+            scheduler: *scheduler,
         })
+    }
+
+    /// Counts of conv `layer` with the nonzero pattern of `mask`, under the
+    /// schedule deployment would choose for that pattern (pruning can make
+    /// a smaller baby step the cheaper one).
+    fn deployed_cost(&self, layer: usize, mask: &[f32]) -> LayerCost {
+        match self
+            .scheduler
+            .layout(&self.net.convs[layer], Role::Conv, mask)
+        {
+            Ok((_, plan)) => plan.cost,
+            // The dense layout was possible, so the pruned one is too.
+            Err(_) => layer_cost(&self.layouts[layer], mask),
+        }
     }
 
     /// Ranks groups by `||W_g|| / w_g` and zeroes the weakest until `target`
@@ -221,15 +291,8 @@ impl Pruner {
             return Ok(mask);
         }
         let score = |g: &Group| {
-            let w = &weights[g.layer];
-            let norm = g
-                .indices
-                .iter()
-                .map(|&i| (w[i] as f64).powi(2))
-                .sum::<f64>()
-                .sqrt();
             if g.weight > 0.0 {
-                norm / g.weight
+                g.norm(weights) / g.weight
             } else {
                 f64::INFINITY
             }
@@ -247,11 +310,8 @@ impl Pruner {
             .sum();
         let mut removed = 0usize;
         let mut kept: Vec<usize> = mask.layers.iter().map(Vec::len).collect();
-        let mut layer_rot: Vec<usize> = self
-            .layouts
-            .iter()
-            .zip(&mask.layers)
-            .map(|(lay, m)| layer_cost(lay, m).rotations())
+        let mut layer_rot: Vec<usize> = (0..self.net.convs.len())
+            .map(|l| self.deployed_cost(l, &mask.layers[l]).rotations())
             .collect();
         let dense_rot: usize = layer_rot.iter().sum();
         let met = |removed: usize, rot: usize| match metric {
@@ -260,18 +320,25 @@ impl Pruner {
         };
         for (_, gi) in order {
             let g = &self.groups[gi];
-            let m = &mut mask.layers[g.layer];
-            let newly = g.indices.iter().filter(|&&i| m[i] != 0.0).count();
+            let newly: Vec<usize> = g
+                .parts
+                .iter()
+                .map(|(l, idx)| idx.iter().filter(|&&i| mask.layers[*l][i] != 0.0).count())
+                .collect();
             // A layer with no weight left cuts the network in two (and a
             // downsampling block with its shortcut), so its last group stays.
-            if newly == 0 || newly == kept[g.layer] {
+            if newly.iter().all(|&n| n == 0)
+                || g.parts.iter().zip(&newly).any(|((l, _), &n)| n == kept[*l])
+            {
                 continue;
             }
-            g.indices.iter().for_each(|&i| m[i] = 0.0);
-            removed += newly;
-            kept[g.layer] -= newly;
-            if metric == TargetMetric::Rotations {
-                layer_rot[g.layer] = layer_cost(&self.layouts[g.layer], m).rotations();
+            for ((l, idx), n) in g.parts.iter().zip(&newly) {
+                idx.iter().for_each(|&i| mask.layers[*l][i] = 0.0);
+                removed += n;
+                kept[*l] -= n;
+                if metric == TargetMetric::Rotations {
+                    layer_rot[*l] = self.deployed_cost(*l, &mask.layers[*l]).rotations();
+                }
             }
             if met(removed, layer_rot.iter().sum()) {
                 return Ok(mask);
@@ -303,7 +370,12 @@ impl Pruner {
         }
         let layers = (0..self.net.convs.len())
             .filter_map(|l| {
-                let groups: Vec<&Group> = self.groups.iter().filter(|g| g.layer == l).collect();
+                let groups: Vec<(&[usize], f64)> = self
+                    .groups
+                    .iter()
+                    .filter(|g| g.layer() == Some(l))
+                    .map(|g| (g.parts[0].1.as_slice(), g.weight))
+                    .collect();
                 (!groups.is_empty())
                     .then(|| LassoLayer::new(l, self.net.convs[l].weight_len(), &groups, device))
             })
@@ -311,12 +383,11 @@ impl Pruner {
         Some(GroupLasso { lambda, layers })
     }
 
-    /// Cost-model counts per prunable layer of `mask`, for reports.
+    /// Cost-model counts per conv layer of `mask`, each under the schedule
+    /// deployment chooses for its pattern.
     pub fn layer_costs(&self, mask: &Mask) -> Vec<LayerCost> {
-        self.layouts
-            .iter()
-            .zip(&mask.layers)
-            .map(|(lay, m)| layer_cost(lay, m))
+        (0..self.net.convs.len())
+            .map(|l| self.deployed_cost(l, &mask.layers[l]))
             .collect()
     }
 }
@@ -336,13 +407,13 @@ struct LassoLayer {
 }
 
 impl LassoLayer {
-    fn new(conv: usize, numel: usize, groups: &[&Group], device: &Device) -> LassoLayer {
+    fn new(conv: usize, numel: usize, groups: &[(&[usize], f64)], device: &Device) -> LassoLayer {
         let g = groups.len();
         let mut m = vec![0.0f32; numel * g];
-        for (j, group) in groups.iter().enumerate() {
-            group.indices.iter().for_each(|&i| m[i * g + j] = 1.0);
+        for (j, (indices, _)) in groups.iter().enumerate() {
+            indices.iter().for_each(|&i| m[i * g + j] = 1.0);
         }
-        let w: Vec<f32> = groups.iter().map(|x| x.weight as f32).collect();
+        let w: Vec<f32> = groups.iter().map(|x| x.1 as f32).collect();
         LassoLayer {
             conv,
             membership: Tensor::from_data(TensorData::new(m, [numel, g]), device),
@@ -407,48 +478,92 @@ mod tests {
             .collect()
     }
 
+    fn scheduler() -> Scheduler {
+        Scheduler {
+            schedule: he::Schedule::Best,
+            baby_step: None,
+            costs: he::PrimitiveCosts::default(),
+            poly_degree: 8192,
+        }
+    }
+
     fn pruner(strategy: Strategy) -> Pruner {
         Pruner::new(
             &net(),
             strategy,
             false,
-            8192,
+            &scheduler(),
             GroupWeighting::HeCost,
-            &PrimitiveCosts::default(),
         )
         .unwrap()
     }
 
+    /// A group's layer, its dense and pruned counts, and the masks it empties.
+    fn remove(p: &Pruner, g: &Group) -> (LayerCost, LayerCost, usize) {
+        let l = g.layer().unwrap();
+        let layout = &p.layouts[l];
+        let dense = vec![1.0f32; p.net.convs[l].weight_len()];
+        let mut pruned = dense.clone();
+        g.parts[0].1.iter().for_each(|&i| pruned[i] = 0.0);
+        let emptied = he::cost::live_masks(layout, &dense).len()
+            - he::cost::live_masks(layout, &pruned).len();
+        (
+            layer_cost(layout, &dense),
+            layer_cost(layout, &pruned),
+            emptied,
+        )
+    }
+
     #[test]
-    fn one_diagonal_group_removes_one_rotation_and_its_multiplications() {
+    fn one_diagonal_group_removes_one_giant_rotation_and_its_multiplications() {
         let p = pruner(Strategy::Diagonal);
         let g = p
             .groups
             .iter()
-            .find(|g| matches!(g.kind, GroupKind::He(PruneGroup::Diagonal { diagonal, .. }) if diagonal > 0))
+            .find(|g| matches!(g.kind, GroupKind::He(PruneGroup::Diagonal { giant, .. }) if giant > 0))
             .unwrap();
-        let layout = &p.layouts[g.layer];
-        let dense = vec![1.0f32; p.net.convs[g.layer].weight_len()];
-        let mut pruned = dense.clone();
-        g.indices.iter().for_each(|&i| pruned[i] = 0.0);
-        let (before, after) = (layer_cost(layout, &dense), layer_cost(layout, &pruned));
-        let k2 = p.net.convs[g.layer].k.pow(2);
-        assert_eq!(before.rot_diagonal - after.rot_diagonal, 1);
-        assert_eq!(before.rot_positional, after.rot_positional);
-        assert_eq!(before.pmults - after.pmults, layout.n_in() * k2);
+        let (before, after, emptied) = remove(&p, g);
+        assert_eq!(before.rot_output - after.rot_output, 1);
+        assert_eq!(before.rot_input, after.rot_input);
+        assert!(emptied > 0);
+        assert_eq!(before.pmults - after.pmults, emptied);
     }
 
     #[test]
-    fn one_positional_group_removes_one_rotation() {
+    fn one_positional_group_removes_one_rotated_input() {
         let p = pruner(Strategy::Positional);
         let g = &p.groups[0];
-        let layout = &p.layouts[g.layer];
-        let dense = vec![1.0f32; p.net.convs[g.layer].weight_len()];
-        let mut pruned = dense.clone();
-        g.indices.iter().for_each(|&i| pruned[i] = 0.0);
-        let (before, after) = (layer_cost(layout, &dense), layer_cost(layout, &pruned));
-        assert_eq!(before.rot_positional - after.rot_positional, 1);
-        assert_eq!(before.rot_diagonal, after.rot_diagonal);
+        let (before, after, emptied) = remove(&p, g);
+        assert_eq!(before.rot_input - after.rot_input, 1);
+        assert_eq!(
+            before.rot_output + before.row_swaps,
+            after.rot_output + after.row_swaps
+        );
+        assert_eq!(before.pmults - after.pmults, emptied);
+    }
+
+    #[test]
+    fn channel_groups_span_a_filter_and_the_slice_it_feeds() {
+        let p = pruner(Strategy::Channel);
+        let b = p.net.blocks[0];
+        let g = &p.groups[0];
+        assert_eq!(
+            g.kind,
+            GroupKind::Channel {
+                block: 0,
+                channel: 0
+            }
+        );
+        let (c1, c2) = (&p.net.convs[b.conv1], &p.net.convs[b.conv2]);
+        assert_eq!(g.parts[0], (b.conv1, (0..c1.c_in * 9).collect()));
+        assert_eq!((g.parts[1].0, g.parts[1].1.len()), (b.conv2, c2.c_out * 9));
+        let internal: usize = p
+            .net
+            .blocks
+            .iter()
+            .map(|b| p.net.convs[b.conv1].c_out)
+            .sum();
+        assert_eq!(p.groups.len(), internal);
     }
 
     #[test]
@@ -487,7 +602,7 @@ mod tests {
             let p = pruner(strategy);
             let m = p.select(&w, 0.8, TargetMetric::Weights).unwrap();
             let total: usize = p.net.convs.iter().skip(1).map(|c| c.weight_len()).sum();
-            let largest = p.groups.iter().map(|g| g.indices.len()).max().unwrap();
+            let largest = p.groups.iter().map(Group::len).max().unwrap();
             let s = m.sparsity(&p.prunable);
             assert!(
                 s >= 0.8 && s < 0.8 + largest as f64 / total as f64,
@@ -519,11 +634,27 @@ mod tests {
                 );
             }
         }
-        // Keeping one of nine kernel positions per layer caps positional
-        // pruning below 8/9 of the weights.
-        match pruner(Strategy::Positional).select(&w, 0.95, TargetMetric::Weights) {
+        // Keeping one rotated input per layer caps positional pruning: each
+        // layer keeps the weights of its last (offset, baby step) group.
+        let p = pruner(Strategy::Positional);
+        let total: usize = p.net.convs.iter().skip(1).map(|c| c.weight_len()).sum();
+        let smallest_kept: usize = (1..p.net.convs.len())
+            .map(|l| {
+                p.groups
+                    .iter()
+                    .filter(|g| g.layer() == Some(l))
+                    .map(Group::len)
+                    .min()
+                    .unwrap()
+            })
+            .sum();
+        let cap = 1.0 - smallest_kept as f64 / total as f64;
+        match p.select(&w, 0.999, TargetMetric::Weights) {
             Err(PruneError::Unreachable { reachable, .. }) => {
-                assert!(reachable > 0.8 && reachable < 8.0 / 9.0, "{reachable}")
+                assert!(
+                    reachable > 0.8 && reachable <= cap + 1e-12,
+                    "{reachable} vs {cap}"
+                )
             }
             other => panic!("expected Unreachable, got {other:?}"),
         }
@@ -551,12 +682,12 @@ mod tests {
         let p = pruner(Strategy::Hybrid);
         let mean = p.groups.iter().map(|g| g.weight).sum::<f64>() / p.groups.len() as f64;
         assert!((mean - 1.0).abs() < 1e-9);
-        // A diagonal group at d = 0 saves no rotation, so it is cheaper than a
-        // d > 0 group of the same layer.
+        // The giant-0 group saves no rotation, so it is cheaper than a
+        // giant-1 group of the same layer.
         let of = |d: usize| {
             p.groups
                 .iter()
-                .find(|g| g.layer == 1 && matches!(g.kind, GroupKind::He(PruneGroup::Diagonal { diagonal, .. }) if diagonal == d))
+                .find(|g| g.layer() == Some(1) && matches!(g.kind, GroupKind::He(PruneGroup::Diagonal { giant, .. }) if giant == d))
                 .unwrap()
                 .weight
         };

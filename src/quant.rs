@@ -7,7 +7,7 @@
 
 use rayon::prelude::*;
 
-use crate::arch::{ConvShape, FoldedNet, NetSpec};
+use crate::arch::{Compaction, ConvShape, FoldedNet, NetSpec};
 
 #[derive(Debug, thiserror::Error, PartialEq)]
 pub enum QuantError {
@@ -185,16 +185,7 @@ impl QuantizedNet {
             .zip(&folded.convs)
             .map(|(s, c)| layer(s.clone(), &c.weight, &c.bias))
             .collect::<Result<Vec<_>, _>>()?;
-        let fc_shape = ConvShape {
-            name: spec.fc.name.clone(),
-            c_in: spec.fc.in_features,
-            c_out: spec.fc.out_features,
-            h: 1,
-            w: 1,
-            k: 1,
-            stride: 1,
-        };
-        let fc = layer(fc_shape, &folded.fc_weight, &folded.fc_bias)?;
+        let fc = layer(spec.fc.as_conv(), &folded.fc_weight, &folded.fc_bias)?;
         let mut net = QuantizedNet {
             spec: spec.clone(),
             convs,
@@ -340,10 +331,10 @@ impl QuantizedNet {
         Ok(correct as f64 / n as f64)
     }
 
-    /// The integer input of every conv layer (`[c_in, h, w]`, in
-    /// `spec.convs` order) when the model runs on one image: what the HE
-    /// executor encrypts.
-    pub fn conv_inputs(&self, image: &[f32]) -> Result<Vec<Vec<i64>>, QuantError> {
+    /// The integer input of every layer (`[c_in, h, w]`: the convs in
+    /// `spec.convs` order, then the FC layer's pooled vector) when the model
+    /// runs on one image: what the HE executor encrypts.
+    pub fn layer_inputs(&self, image: &[f32]) -> Result<Vec<Vec<i64>>, QuantError> {
         let (c, h, w) = self.spec.dataset.input_shape();
         if image.len() != c * h * w {
             return Err(QuantError::ImageLength {
@@ -351,13 +342,39 @@ impl QuantizedNet {
                 got: image.len(),
             });
         }
-        let mut inputs = vec![Vec::new(); self.convs.len()];
+        let mut inputs = vec![Vec::new(); self.convs.len() + 1];
         self.forward(self.images(image)?, &mut self.calibrated(), &mut |l, q| {
-            if let Some(slot) = inputs.get_mut(l) {
-                *slot = q[0].clone();
-            }
+            inputs[l] = q[0].clone();
         });
         Ok(inputs)
+    }
+
+    /// The network as deployed: internal channels that carry nothing
+    /// ([`Compaction`]) removed from the convs that hold them. Scales stay as
+    /// calibrated on the whole network, so every output is unchanged.
+    pub fn deployed(&self) -> QuantizedNet {
+        let weights: Vec<Vec<i64>> = self.convs.iter().map(|l| l.weight.clone()).collect();
+        let compaction = Compaction::of(&self.spec, &weights);
+        if compaction.is_identity(&self.spec) {
+            return self.clone();
+        }
+        let spec = compaction.spec(&self.spec);
+        let convs = self
+            .convs
+            .iter()
+            .enumerate()
+            .map(|(i, l)| QuantizedLayer {
+                shape: spec.convs[i].clone(),
+                weight: compaction.weights(&self.spec, i, &l.weight),
+                bias: compaction.outputs(&self.spec, i, &l.bias),
+                ..l.clone()
+            })
+            .collect();
+        QuantizedNet {
+            spec,
+            convs,
+            ..self.clone()
+        }
     }
 }
 
@@ -451,11 +468,41 @@ pub(crate) mod tests {
     }
 
     #[test]
+    fn the_deployed_net_drops_dead_channels_and_computes_the_same_logits() {
+        let mut folded = random_net(5);
+        let b = folded.spec.blocks[3];
+        let (c1, c2) = (
+            folded.spec.convs[b.conv1].clone(),
+            folded.spec.convs[b.conv2].clone(),
+        );
+        let per = c1.c_in * 9;
+        folded.convs[b.conv1].weight[per..2 * per].fill(0.0);
+        for o in 0..c2.c_out {
+            let start = (o * c2.c_in + 1) * 9;
+            folded.convs[b.conv2].weight[start..start + 9].fill(0.0);
+        }
+        let q = QuantizedNet::new(&folded, 8, 8, &images(2, 5)).unwrap();
+        let d = q.deployed();
+        assert_eq!(d.spec.convs[b.conv1].c_out, c1.c_out - 1);
+        assert_eq!(
+            d.convs[b.conv2].weight.len(),
+            d.spec.convs[b.conv2].weight_len()
+        );
+        let x = images(3, 6);
+        assert_eq!(q.logits(&x).unwrap(), d.logits(&x).unwrap());
+        assert_eq!(
+            d.layer_inputs(&x[..28 * 28]).unwrap()[b.conv2].len(),
+            (c2.c_in - 1) * c2.h * c2.w
+        );
+    }
+
+    #[test]
     fn conv_inputs_are_in_range_and_shaped_like_each_layer() {
         let folded = random_net(4);
         let q = QuantizedNet::new(&folded, 8, 8, &images(2, 5)).unwrap();
-        let inputs = q.conv_inputs(&images(1, 6)).unwrap();
-        for (layer, x) in q.convs.iter().zip(&inputs) {
+        let inputs = q.layer_inputs(&images(1, 6)).unwrap();
+        assert_eq!(inputs.len(), q.convs.len() + 1);
+        for (layer, x) in q.convs.iter().chain([&q.fc]).zip(&inputs) {
             assert_eq!(x.len(), layer.shape.c_in * layer.shape.h * layer.shape.w);
             assert!(x.iter().all(|v| v.abs() <= 127));
         }
@@ -468,7 +515,7 @@ pub(crate) mod tests {
             Err(QuantError::LabelCount { .. })
         ));
         assert!(matches!(
-            q.conv_inputs(&[0.0; 5]),
+            q.layer_inputs(&[0.0; 5]),
             Err(QuantError::ImageLength { .. })
         ));
     }

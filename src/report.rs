@@ -70,7 +70,7 @@ pub fn render(spec_yaml: &str, points: &[PointRecord], plots: &[(String, PathBuf
             let _ = writeln!(md, "![{title}]({})\n", path.display());
         }
     }
-    md += &speedups(&summaries);
+    md += &speedups(&summaries, &pareto::references(points));
     md += &hypervolumes(&summaries);
     md += "## Pareto fronts\n\n";
     for cost in Cost::ALL {
@@ -102,7 +102,7 @@ fn test_sets(points: &[PointRecord]) -> String {
 /// Speedups of the cheapest point within [`ISO_ACCURACY_TOLERANCE`] of the
 /// dense accuracy, per strategy and overall, under each cost, with the
 /// point's accuracy difference to dense in standard errors.
-fn speedups(points: &[Summary]) -> String {
+fn speedups(points: &[Summary], references: &[Summary]) -> String {
     let mut md = String::from("## Speedup over dense at iso-accuracy\n\n");
     let Some(dense) = pareto::dense(points) else {
         md += "No dense point (strategy `dense`), so no speedups.\n\n";
@@ -118,6 +118,27 @@ fn speedups(points: &[Summary]) -> String {
         pct(dense.accuracy.mean),
         100.0 * ISO_ACCURACY_TOLERANCE
     );
+    let schedule = dense.schedule;
+    let _ = write!(
+        md,
+        "`speedup` is against the dense model under the same schedule ({schedule}: {} rotations",
+        Cost::Rotations.format(dense.rotations.mean)
+    );
+    if dense.latency.mean.is_finite() {
+        let _ = write!(md, ", {} ms", Cost::Latency.format(dense.latency.mean));
+    }
+    md += ")";
+    for r in references {
+        let _ = write!(
+            md,
+            "; `vs {}` against the dense model under {}'s schedule ({} rotations, {} ms), the paper's setting",
+            r.schedule,
+            r.schedule,
+            Cost::Rotations.format(r.rotations.mean),
+            Cost::Latency.format(r.latency.mean)
+        );
+    }
+    md += ".\n\n";
     let mut rows = Vec::new();
     let pruned = |s: Option<Strategy>| {
         points
@@ -155,29 +176,38 @@ fn speedups(points: &[Summary]) -> String {
                         ),
                         cost.format(cost.of(p)),
                         format!("{:.2}x", reference / cost.of(p)),
-                    ])
+                    ]);
+                    row.extend(
+                        references
+                            .iter()
+                            .map(|r| format!("{:.2}x", cost.of(r) / cost.of(p))),
+                    );
                 }
                 None => {
                     row.extend(std::iter::repeat_n("-".to_string(), 5));
                     row.push("none within 1 point".into());
+                    row.extend(references.iter().map(|_| "-".to_string()));
                 }
             }
             rows.push(row);
         }
     }
-    md += &table(
-        &[
-            "cost",
-            "strategy",
-            "target",
-            "seeds",
-            "accuracy (%)",
-            "difference (points)",
-            "cost value",
-            "speedup",
-        ],
-        &rows,
-    );
+    let reference_headers: Vec<String> = references
+        .iter()
+        .map(|r| format!("vs {}", r.schedule))
+        .collect();
+    let mut header = vec![
+        "cost",
+        "strategy",
+        "target",
+        "seeds",
+        "accuracy (%)",
+        "difference (points)",
+        "cost value",
+        "speedup",
+    ];
+    header.extend(reference_headers.iter().map(String::as_str));
+    md += &table(&header, &rows);
     md + "\n"
 }
 
@@ -450,6 +480,37 @@ mod tests {
             row("latency", "diagonal").contains("1300.0")
                 && row("latency", "diagonal").contains("2.00x"),
             "{s}"
+        );
+    }
+
+    #[test]
+    fn speedups_are_also_given_against_the_gazelle_dense_reference() {
+        let mut points = sweep();
+        let mut gazelle = record(Strategy::Dense, 0.0, 0.91, 1400);
+        gazelle.schedule = crate::he::Schedule::Gazelle;
+        points.push(gazelle);
+        let md = render("", &points, &[]);
+        let s = section(&md, "## Speedup over dense at iso-accuracy");
+        assert!(
+            s.contains("vs gazelle") && s.contains("1400 rotations"),
+            "{s}"
+        );
+        let diagonal = s
+            .lines()
+            .find(|l| l.starts_with("| rotations") && l.contains(" diagonal "))
+            .unwrap();
+        // 1000 / 500 against best's dense, 1400 / 500 against Gazelle's.
+        assert!(
+            diagonal.contains("| 2.00x") && diagonal.contains("| 2.80x"),
+            "{s}"
+        );
+        // The reference is no point of the fronts.
+        assert_eq!(
+            section(&md, "## All points")
+                .lines()
+                .filter(|l| l.starts_with('|'))
+                .count(),
+            2 + 5
         );
     }
 

@@ -4,9 +4,9 @@
 
 use std::path::PathBuf;
 
-use explore::config::{DataSpec, GroupWeighting, Schedule, Strategy, TargetMetric, TrainConfig};
+use explore::config::{DataSpec, GroupWeighting, Strategy, TargetMetric, TrainConfig};
 use explore::data::{self, Split};
-use explore::he::PrimitiveCosts;
+use explore::he::{PrimitiveCosts, Schedule, Scheduler};
 use explore::prune::{MaskHook, Pruner};
 use explore::train::{self, NoHook};
 use explore::{arch::*, model::ResNet};
@@ -18,7 +18,7 @@ fn phase(epochs: usize, lr: f64) -> TrainConfig {
         lr,
         momentum: 0.9,
         weight_decay: 5e-4,
-        schedule: Schedule::Constant,
+        schedule: explore::config::Schedule::Constant,
         augment: false,
         seed: 1,
         replicas: 2,
@@ -26,16 +26,7 @@ fn phase(epochs: usize, lr: f64) -> TrainConfig {
 }
 
 fn group_norms(p: &Pruner, weights: &[Vec<f32>]) -> Vec<f64> {
-    p.groups
-        .iter()
-        .map(|g| {
-            g.indices
-                .iter()
-                .map(|&i| (weights[g.layer][i] as f64).powi(2))
-                .sum::<f64>()
-                .sqrt()
-        })
-        .collect()
+    p.groups.iter().map(|g| g.norm(weights)).collect()
 }
 
 #[test]
@@ -60,13 +51,18 @@ fn group_lasso_shrinks_pruned_groups_and_mask_survives_finetuning() {
     )
     .unwrap();
 
+    let scheduler = Scheduler {
+        schedule: Schedule::Best,
+        baby_step: None,
+        costs: PrimitiveCosts::default(),
+        poly_degree: 8192,
+    };
     let p = Pruner::new(
         &net,
         Strategy::Diagonal,
         false,
-        8192,
+        &scheduler,
         GroupWeighting::HeCost,
-        &PrimitiveCosts::default(),
     )
     .unwrap();
     let lasso = p.group_lasso(5e-3, &device).unwrap();
@@ -81,9 +77,9 @@ fn group_lasso_shrinks_pruned_groups_and_mask_survives_finetuning() {
     let pruned: Vec<usize> = (0..p.groups.len())
         .filter(|&g| {
             p.groups[g]
-                .indices
+                .parts
                 .iter()
-                .all(|&i| mask.layers[p.groups[g].layer][i] == 0.0)
+                .all(|(l, idx)| idx.iter().all(|&i| mask.layers[*l][i] == 0.0))
         })
         .collect();
     let kept: Vec<usize> = (0..p.groups.len())

@@ -1,11 +1,12 @@
 //! `explore count`: the HE cost model's per-layer operation counts for a
-//! dense model, or for the nonzero pattern of a BN-folded checkpoint.
+//! dense model, or for the nonzero pattern of a BN-folded checkpoint, under
+//! a schedule, with the packing each layer runs.
 
 use std::path::PathBuf;
 use std::process::ExitCode;
 
 use anyhow::Context;
-use explore::he::PrimitiveCosts;
+use explore::arch::Compaction;
 use explore::he::{self, HeCost, LayerCost};
 
 #[derive(Clone, Copy, clap::ValueEnum)]
@@ -29,36 +30,71 @@ pub struct Args {
 
 pub fn run(args: Args) -> anyhow::Result<ExitCode> {
     let spec = args.net.spec()?;
-    let cost = match &args.checkpoint {
+    let scheduler = args.net.scheduler()?;
+    let context = || format!("counting {} on {}", args.net.model, args.net.dataset);
+    let (spec, cost) = match &args.checkpoint {
         Some(path) => {
+            // Counted as deployed: internal channels that carry nothing are
+            // removed, as the sweep does before counting and running.
             let folded = explore::checkpoint::load_folded(path, &spec)?;
             let convs: Vec<Vec<f32>> = folded.convs.into_iter().map(|c| c.weight).collect();
-            he::network_cost(&spec, &convs, &folded.fc_weight, args.net.poly_degree)
+            let compaction = Compaction::of(&spec, &convs);
+            let deployed: Vec<Vec<f32>> = (0..convs.len())
+                .map(|l| compaction.weights(&spec, l, &convs[l]))
+                .collect();
+            let spec = compaction.spec(&spec);
+            let cost = he::network_cost(&spec, &deployed, &folded.fc_weight, &scheduler);
+            (spec, cost.with_context(context)?)
         }
-        None => he::dense_network_cost(&spec, args.net.poly_degree),
-    }
-    .with_context(|| format!("counting {} on {}", args.net.model, args.net.dataset))?;
+        None => {
+            let cost = he::dense_network_cost(&spec, &scheduler).with_context(context)?;
+            (spec, cost)
+        }
+    };
     match args.format {
         Format::Json => println!("{}", serde_json::to_string_pretty(&cost)?),
-        Format::Csv => print_csv(&HEADERS, &rows(&cost)),
+        Format::Csv => print_csv(&HEADERS, &rows(&cost, &scheduler.costs)),
         Format::Table => {
-            print_table(&HEADERS, &rows(&cost));
-            let defaults = PrimitiveCosts::default();
+            print_table(&HEADERS, &rows(&cost, &scheduler.costs));
+            let c = &scheduler.costs;
+            let key_bytes = he::params::galois_key_bytes(args.net.poly_degree)?;
             println!(
-                "N = {}: {} distinct rotation keys; modelled latency {:.0} ms at {} ms/rotation, {} ms/pmult, {} ms/add",
+                "N = {}, schedule {}: {} distinct rotations (Galois keys, {:.1} MB at {:.2} MB each); modelled latency {:.0} ms at {} ms/rotation, {} ms/pmult, {} ms/add",
                 cost.poly_degree,
+                cost.schedule,
                 cost.keys,
-                cost.total.latency_ms(&defaults),
-                defaults.rot_ms,
-                defaults.pmul_ms,
-                defaults.add_ms
+                (cost.keys * key_bytes) as f64 / 1e6,
+                key_bytes as f64 / 1e6,
+                cost.total.latency_ms(c),
+                c.rot_ms,
+                c.pmul_ms,
+                c.add_ms
             );
+            if cost.schedule == he::Schedule::Gazelle {
+                let formula: usize = spec
+                    .layer_shapes()
+                    .iter()
+                    .enumerate()
+                    .map(|(i, s)| {
+                        let role = if i < spec.convs.len() {
+                            he::Role::Conv
+                        } else {
+                            he::Role::Fc
+                        };
+                        he::schedule::gazelle_formula(s, role, cost.poly_degree)
+                    })
+                    .sum();
+                println!(
+                    "Gazelle's formula counts {formula} rotations for these layers; {} of them rotate diagonals that pair no existing channels, which Gazelle's code performs on zero products and this schedule skips",
+                    formula - cost.total.rotations()
+                );
+            }
         }
     }
     Ok(ExitCode::SUCCESS)
 }
 
-const HEADERS: [&str; 15] = [
+const HEADERS: [&str; 22] = [
     "layer",
     "c_in",
     "c_out",
@@ -66,47 +102,59 @@ const HEADERS: [&str; 15] = [
     "w",
     "k",
     "stride",
+    "schedule",
+    "baby_step",
+    "period",
+    "phases",
     "cn",
     "n_in",
     "n_out",
-    "rot_positional",
-    "rot_diagonal",
+    "rot_input",
+    "rot_output",
+    "row_swaps",
     "rotations",
     "pmults",
     "adds",
+    "keys",
+    "latency_ms",
 ];
 
-fn cost_cells(c: &LayerCost) -> [String; 5] {
+fn cost_cells(c: &LayerCost, costs: &he::PrimitiveCosts) -> [String; 8] {
     [
-        c.rot_positional,
-        c.rot_diagonal,
-        c.rotations(),
-        c.pmults,
-        c.adds,
+        c.rot_input.to_string(),
+        c.rot_output.to_string(),
+        c.row_swaps.to_string(),
+        c.rotations().to_string(),
+        c.pmults.to_string(),
+        c.adds.to_string(),
+        c.keys.to_string(),
+        format!("{:.1}", c.latency_ms(costs)),
     ]
-    .map(|v| v.to_string())
 }
 
-fn rows(cost: &HeCost) -> Vec<Vec<String>> {
+fn rows(cost: &HeCost, costs: &he::PrimitiveCosts) -> Vec<Vec<String>> {
     let mut rows: Vec<Vec<String>> = cost
         .layers
         .iter()
         .map(|r| {
-            let shape = [
-                r.c_in, r.c_out, r.h, r.w, r.k, r.stride, r.cn, r.n_in, r.n_out,
-            ];
+            let shape = [r.c_in, r.c_out, r.h, r.w, r.k, r.stride].map(|v| v.to_string());
+            let packing =
+                [r.baby_step, r.period, r.phases, r.cn, r.n_in, r.n_out].map(|v| v.to_string());
             std::iter::once(r.layer.clone())
-                .chain(shape.map(|v| v.to_string()))
-                .chain(cost_cells(&r.cost))
+                .chain(shape)
+                .chain([r.schedule.clone()])
+                .chain(packing)
+                .chain(cost_cells(&r.cost, costs))
                 .collect()
         })
         .collect();
-    rows.push(
-        std::iter::once("total".to_string())
-            .chain(std::iter::repeat_n(String::new(), 9))
-            .chain(cost_cells(&cost.total))
-            .collect(),
-    );
+    let mut total: Vec<String> = std::iter::once("total".to_string())
+        .chain(std::iter::repeat_n(String::new(), 13))
+        .chain(cost_cells(&cost.total, costs))
+        .collect();
+    // The total's keys are the network's distinct rotations, not a sum.
+    total[20] = cost.keys.to_string();
+    rows.push(total);
     rows
 }
 

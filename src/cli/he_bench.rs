@@ -1,13 +1,15 @@
-//! `explore he-bench`: runs conv layers on real BFV ciphertexts, checks each
-//! decryption against the integer convolution and the executed operation
-//! counts against the cost model, and times them beside a latency model
-//! built from measured primitive costs.
+//! `explore he-bench`: runs layers (convs and the FC layer) on real BFV
+//! ciphertexts under a schedule, checks each decryption against the integer
+//! convolution and the executed operation counts against the cost model,
+//! and times them beside a latency model built from measured primitive costs.
 
 use std::path::PathBuf;
 use std::process::ExitCode;
 
+use std::collections::BTreeSet;
+
 use anyhow::{Context, bail};
-use explore::he::{self, HeContext, HeParams, LayerCost, LayerPlan};
+use explore::he::{self, HeContext, HeParams, LayerCost, LayerPlan, LayerRun, Role};
 use explore::quant::quantize_weights;
 use rand::rngs::StdRng;
 use rand::{Rng, SeedableRng};
@@ -24,7 +26,8 @@ pub enum Format {
 pub struct Args {
     #[command(flatten)]
     pub net: super::NetworkArgs,
-    /// Conv layer indices (NetSpec order, 0 = stem), comma separated, or `all`.
+    /// Layer indices (NetSpec order, 0 = stem; `fc` for the classifier),
+    /// comma separated, or `all` (every conv and the FC layer).
     #[arg(long, default_value = "all")]
     pub layers: String,
     /// Evaluations per layer; the fastest is reported.
@@ -48,16 +51,20 @@ pub struct Args {
     pub activation_bits: u32,
 }
 
-fn parse_layers(text: &str, count: usize) -> anyhow::Result<Vec<usize>> {
+/// Layer indices in `spec.layer_shapes()` order (convs, then `fc`).
+fn parse_layers(text: &str, convs: usize) -> anyhow::Result<Vec<usize>> {
     if text == "all" {
-        return Ok((0..count).collect());
+        return Ok((0..=convs).collect());
     }
     text.split(',')
-        .map(|s| match s.trim().parse::<usize>() {
-            Ok(i) if i < count => Ok(i),
-            _ => bail!(
-                "--layers: `{s}` is not a conv layer index in 0..{count}: use e.g. 0,3 or all"
-            ),
+        .map(|s| match s.trim() {
+            "fc" => Ok(convs),
+            t => match t.parse::<usize>() {
+                Ok(i) if i < convs => Ok(i),
+                _ => bail!(
+                    "--layers: `{s}` is not a conv layer index in 0..{convs} or fc: use e.g. 0,3,fc or all"
+                ),
+            },
         })
         .collect()
 }
@@ -80,13 +87,15 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
         }
     }
     let spec = args.net.spec()?;
+    let scheduler = args.net.scheduler()?;
+    let all_shapes = spec.layer_shapes();
     let chosen = parse_layers(&args.layers, spec.convs.len())?;
     let folded = args
         .checkpoint
         .as_deref()
         .map(|p| explore::checkpoint::load_folded(p, &spec))
         .transpose()?;
-    let shapes: Vec<_> = chosen.iter().map(|&i| spec.convs[i].clone()).collect();
+    let shapes: Vec<_> = chosen.iter().map(|&i| all_shapes[i].clone()).collect();
     let params = HeParams::new(
         args.net.poly_degree,
         args.plaintext_bits,
@@ -95,70 +104,71 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
         &shapes,
     )?;
     eprintln!(
-        "N = {}, ciphertext modulus {} bits, plaintext modulus t = {} ({} bits), {} rayon threads",
+        "N = {}, ciphertext modulus {} bits, plaintext modulus t = {} ({} bits), schedule {}, {} rayon threads",
         params.poly_degree,
         params.modulus_bits(),
         params.plaintext_modulus,
         params.plaintext_bits,
+        scheduler.schedule,
         rayon::current_num_threads()
     );
     let mut ctx = HeContext::new(params);
     let mut rng = StdRng::seed_from_u64(args.seed);
     let mut rows = Vec::new();
-    let (mut model_total, mut executed_total, mut ms_total) =
-        (LayerCost::default(), LayerCost::default(), 0.0);
-    let mut all_verified = true;
+    let (mut model_total, mut ms_total) = (LayerCost::default(), 0.0);
+    let mut rotations = BTreeSet::new();
     for (&i, shape) in chosen.iter().zip(&shapes) {
-        let weights = match &folded {
-            Some(f) => quantize_weights(&f.convs[i].weight, args.weight_bits).0,
-            None => random_ints(shape.weight_len(), args.weight_bits, &mut rng),
+        let role = if i < spec.convs.len() {
+            Role::Conv
+        } else {
+            Role::Fc
+        };
+        let weights = match (&folded, role) {
+            (Some(f), Role::Conv) => quantize_weights(&f.convs[i].weight, args.weight_bits).0,
+            (Some(f), Role::Fc) => quantize_weights(&f.fc_weight, args.weight_bits).0,
+            (None, _) => random_ints(shape.weight_len(), args.weight_bits, &mut rng),
         };
         let input = random_ints(
             shape.c_in * shape.h * shape.w,
             args.activation_bits,
             &mut rng,
         );
-        let plan = LayerPlan::new(&mut ctx, shape, &weights)
+        let (layout, model) = scheduler
+            .layout(shape, role, &weights)
+            .with_context(|| format!("laying out layer {i} ({})", shape.name))?;
+        let plan = LayerPlan::new(&mut ctx, layout, &weights)
             .with_context(|| format!("preparing layer {i} ({})", shape.name))?;
         let run = plan.run(&mut ctx, &input, args.repeat)?;
-        let model = he::conv_cost(plan.layout(), &weights).cost;
-        if run.executed != model {
-            bail!(
-                "layer {}: executed {:?} but the cost model counts {:?}: the executor and the cost model disagree",
-                shape.name,
-                run.executed,
-                model
-            );
-        }
+        he::check_counts(&run, &shape.name, &model.cost)?;
         eprintln!(
-            "{}: {} rotations, {} pmults, {:.1} ms, verified, noise budget {} bits left",
+            "{}: {} B={}, {} rotations, {} pmults, {:.1} ms, verified (its input and a random full-range one), noise budget {} bits left",
             shape.name,
+            run.schedule,
+            run.baby_step,
             run.executed.rotations(),
             run.executed.pmults,
             run.measured_ms,
             run.noise_budget_bits
         );
-        rows.push(row(
-            &shape.name,
-            &model,
-            &run.executed,
-            run.measured_ms,
-            run.verified,
-        ));
-        model_total = model_total + model;
-        executed_total = executed_total + run.executed;
+        rows.push(row(&run, &model.cost));
+        model_total = model_total + model.cost;
         ms_total += run.measured_ms;
-        all_verified &= run.verified;
+        rotations.extend(model.steps);
     }
-    rows.push(row(
-        "total",
-        &model_total,
-        &executed_total,
-        ms_total,
-        all_verified,
-    ));
+    let keys: Vec<_> = rotations.into_iter().collect();
+    model_total.keys = keys.len();
+    let key_bytes = ctx.key_bytes(&keys)?;
+    rows.push(
+        std::iter::once("total".to_string())
+            .chain(["".into(), "".into()])
+            .chain(counts(&model_total, &model_total))
+            .chain([format!("{ms_total:.1}"), "".into()])
+            .collect(),
+    );
     let headers = [
         "layer",
+        "schedule",
+        "baby_step",
         "rotations",
         "pmults",
         "adds",
@@ -166,12 +176,16 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
         "executed_pmults",
         "executed_adds",
         "measured_ms",
-        "verified",
+        "noise_budget_bits",
     ];
     let prim = ctx.measure_primitives(args.repeat)?;
     let summary = format!(
-        "primitives at N = {} (min of {}): rotation {:.3} ms, ct x pt {:.3} ms, ct + ct {:.4} ms\n\
+        "every layer verified: its decryption equals the integer convolution on its input and on a random full-range input, and the executed counts equal the model's\n\
+         Galois keys: {} distinct rotations, {:.1} MB\n\
+         primitives at N = {} (min of {}): rotation {:.3} ms, ct x pt {:.3} ms, ct + ct {:.4} ms\n\
          latency model {} rot x {:.3} + {} pmult x {:.3} + {} add x {:.4} = {:.1} ms (sequential) vs measured {:.1} ms ({} threads)",
+        keys.len(),
+        key_bytes as f64 / 1e6,
         args.net.poly_degree,
         args.repeat,
         prim.rot_ms,
@@ -200,23 +214,25 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
     Ok(ExitCode::SUCCESS)
 }
 
-fn row(
-    name: &str,
-    model: &LayerCost,
-    executed: &LayerCost,
-    ms: f64,
-    verified: bool,
-) -> Vec<String> {
-    let counts = [
+fn counts(model: &LayerCost, executed: &LayerCost) -> [String; 6] {
+    [
         model.rotations(),
         model.pmults,
         model.adds,
         executed.rotations(),
         executed.pmults,
         executed.adds,
-    ];
-    std::iter::once(name.to_string())
-        .chain(counts.map(|v| v.to_string()))
-        .chain([format!("{ms:.1}"), verified.to_string()])
+    ]
+    .map(|v| v.to_string())
+}
+
+fn row(run: &LayerRun, model: &LayerCost) -> Vec<String> {
+    std::iter::once(run.layer.clone())
+        .chain([run.schedule.clone(), run.baby_step.to_string()])
+        .chain(counts(model, &run.executed))
+        .chain([
+            format!("{:.1}", run.measured_ms),
+            run.noise_budget_bits.to_string(),
+        ])
         .collect()
 }

@@ -67,9 +67,17 @@ pub struct NetworkArgs {
     /// Channel width multiplier.
     #[arg(long, default_value_t = 1.0)]
     pub width: f64,
-    /// Ring degree N (a power of two in 4096..32768); one row holds N/2 slots.
+    /// Ring degree N (a power of two in 4096..32768); each of the two rows
+    /// holds N/2 slots.
     #[arg(long, default_value_t = 8192)]
     pub poly_degree: usize,
+    /// best (the cheapest packing and baby step per layer) or gazelle (the
+    /// paper's setting: Gazelle's packing, output rotations, both rows).
+    #[arg(long, default_value = "best")]
+    pub schedule: explore::he::Schedule,
+    /// Force this baby step on every layer (a power of two; best only).
+    #[arg(long)]
+    pub baby_step: Option<usize>,
 }
 
 impl NetworkArgs {
@@ -79,6 +87,29 @@ impl NetworkArgs {
             self.dataset,
             self.width,
         )?)
+    }
+
+    /// The schedule chooser these flags ask for, priced with the default
+    /// primitive costs.
+    pub fn scheduler(&self) -> anyhow::Result<explore::he::Scheduler> {
+        if let Some(b) = self.baby_step {
+            if !b.is_power_of_two() {
+                anyhow::bail!(
+                    "--baby-step {b} is not a power of two: use 1, 2, 4, ... or leave it out"
+                );
+            }
+            if self.schedule == explore::he::Schedule::Gazelle && b != 1 {
+                anyhow::bail!(
+                    "--baby-step {b} with --schedule gazelle, whose baby step is 1: drop --baby-step or use --schedule best"
+                );
+            }
+        }
+        Ok(explore::he::Scheduler {
+            schedule: self.schedule,
+            baby_step: self.baby_step,
+            costs: explore::he::PrimitiveCosts::default(),
+            poly_degree: self.poly_degree,
+        })
     }
 }
 

@@ -33,6 +33,7 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
         strategy: args.strategy,
         target: args.target,
         seed: args.seed.unwrap_or(spec.prune.seeds[0]),
+        schedule: spec.he.schedule,
     };
     let ws = Workspace::open(spec, args.output)?;
     let (dense, summary) = ws.dense(key.seed)?;
@@ -41,34 +42,51 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
     progress.finish_and_clear();
     let mut ctx = ws.he_context()?;
     let measured = ctx.measure_primitives(5)?;
-    let result = ws.measure_point(&trained, &mut ctx, &measured)?;
+    let result = ws.measure_point(&trained, &key.scheduler(&ws.spec), &mut ctx, &measured)?;
 
-    let row = |name: &str, d: &explore::he::LayerCost, p: &explore::he::LayerCost| {
-        println!(
-            "{name:<20} {:>10} {:>10} {:>11} {:>11}",
-            d.rotations(),
-            p.rotations(),
-            d.pmults,
-            p.pmults
-        )
-    };
+    // Pruning may change the cheapest schedule of a layer: both are shown.
     println!(
-        "{:<20} {:>10} {:>10} {:>11} {:>11}",
-        "layer", "rot_dense", "rot", "pmult_dense", "pmult"
+        "{:<20} {:>16} {:>16} {:>10} {:>10} {:>11} {:>11}",
+        "layer", "schedule_dense", "schedule", "rot_dense", "rot", "pmult_dense", "pmult"
     );
+    let with_b = |r: &explore::he::LayerRow| format!("{} B={}", r.schedule, r.baby_step);
     for (d, p) in result.dense_cost.layers.iter().zip(&result.cost.layers) {
-        row(&d.layer, &d.cost, &p.cost);
+        println!(
+            "{:<20} {:>16} {:>16} {:>10} {:>10} {:>11} {:>11}",
+            d.layer,
+            with_b(d),
+            with_b(p),
+            d.cost.rotations(),
+            p.cost.rotations(),
+            d.cost.pmults,
+            p.cost.pmults
+        );
     }
-    row("total", &result.dense_cost.total, &result.cost.total);
+    let (d, p) = (&result.dense_cost.total, &result.cost.total);
+    println!(
+        "{:<20} {:>16} {:>16} {:>10} {:>10} {:>11} {:>11}",
+        "total",
+        "",
+        "",
+        d.rotations(),
+        p.rotations(),
+        d.pmults,
+        p.pmults
+    );
     let r = &result.record;
     let line = serde_json::json!({
         "strategy": r.strategy.name(),
+        "schedule": r.schedule.name(),
         "target": r.target,
         "accuracy": r.accuracy,
         "weight_sparsity": r.weight_sparsity,
         "rotations": r.rotations,
         "rotations_dense": r.rotations_dense,
         "pmults": r.pmults,
+        "galois_keys": r.galois_keys,
+        "galois_key_bytes": r.galois_key_bytes,
+        "accuracy_quantized": r.accuracy_quantized,
+        "test_images": r.test_images,
         "checkpoint": result.checkpoint,
     });
     println!("{line}");

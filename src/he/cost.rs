@@ -1,17 +1,18 @@
 //! The HE cost model: how many rotations, ct x pt multiplications and
-//! additions a layer's packing needs given which of its weights are nonzero,
-//! and what that costs in milliseconds. The pruner, the sweep and `explore
-//! count` all count through this module.
+//! additions a layer needs under its [`PackingLayout`] given which of its
+//! weights are nonzero, and what that costs in milliseconds. The pruner, the
+//! sweep, `explore count` and the executor's check all count through this
+//! module: a mask is live when some nonzero weight lands in it.
 
-use std::collections::BTreeSet;
+use std::collections::{BTreeMap, BTreeSet};
 use std::ops::Add;
 
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 
 use super::HeError;
-use super::layout::{FcLayout, PackingLayout};
+use super::layout::{Half, MaskKey, PackingLayout, Rotation};
+use super::schedule::{Role, Schedule, Scheduler};
 use crate::arch::NetSpec;
-use serde::Deserialize;
 
 /// Milliseconds per HE primitive: what prices a count as latency. The spec
 /// fixes them (so pruning and schedule choices are reproducible); a sweep
@@ -35,20 +36,26 @@ impl Default for PrimitiveCosts {
     }
 }
 
-/// Operation counts of one layer (or a sum of layers).
+/// Operation counts of one layer (or a sum of layers). Every rotation is
+/// one key switch: fhe.rs keeps key switching crate-private, so rotations
+/// cannot be hoisted and each is priced in full.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize)]
 pub struct LayerCost {
-    pub rot_positional: usize,
-    pub rot_diagonal: usize,
+    /// Rotations of input blocks (kernel offsets and baby steps).
+    pub rot_input: usize,
+    /// Rotations of output sums (giant steps and the output fold).
+    pub rot_output: usize,
+    /// Row swaps (cross-row halves of a two-row period).
+    pub row_swaps: usize,
     pub pmults: usize,
     pub adds: usize,
-    /// Distinct rotation steps, i.e. Galois keys the layer needs.
+    /// Distinct rotations, i.e. Galois keys the layer needs.
     pub keys: usize,
 }
 
 impl LayerCost {
     pub fn rotations(&self) -> usize {
-        self.rot_positional + self.rot_diagonal
+        self.rot_input + self.rot_output + self.row_swaps
     }
 
     pub fn latency_ms(&self, c: &PrimitiveCosts) -> f64 {
@@ -64,8 +71,9 @@ impl Add for LayerCost {
     type Output = LayerCost;
     fn add(self, o: LayerCost) -> LayerCost {
         LayerCost {
-            rot_positional: self.rot_positional + o.rot_positional,
-            rot_diagonal: self.rot_diagonal + o.rot_diagonal,
+            rot_input: self.rot_input + o.rot_input,
+            rot_output: self.rot_output + o.rot_output,
+            row_swaps: self.row_swaps + o.row_swaps,
             pmults: self.pmults + o.pmults,
             adds: self.adds + o.adds,
             keys: self.keys + o.keys,
@@ -73,77 +81,81 @@ impl Add for LayerCost {
     }
 }
 
-/// A layer's counts together with the rotation steps it uses.
+/// A layer's counts together with the rotations it uses.
 #[derive(Debug, Clone, PartialEq, Eq, Default)]
 pub struct LayerPlanCost {
     pub cost: LayerCost,
-    pub steps: BTreeSet<usize>,
+    pub steps: BTreeSet<Rotation>,
 }
 
-/// Counts for a conv layer whose nonzero weights are those of `weights`
-/// (`[c_out, c_in, k, k]`; any type with a zero default: f32 weights, 0/1
-/// masks, quantized integers).
+/// The masks holding a nonzero weight of `weights` (`[c_out, c_in, k, k]`;
+/// any type with a zero default: f32 weights, 0/1 masks, integers).
+pub fn live_masks<T: Copy + Default + PartialEq>(
+    layout: &PackingLayout,
+    weights: &[T],
+) -> BTreeSet<MaskKey> {
+    layout.placements(weights).map(|(_, p)| p.key).collect()
+}
+
+/// Counts for a layer whose nonzero weights are those of `weights`.
 pub fn conv_cost<T: Copy + Default + PartialEq>(
     layout: &PackingLayout,
     weights: &[T],
 ) -> LayerPlanCost {
+    count(layout, &live_masks(layout, weights))
+}
+
+/// Counts for a layer whose live masks are `live`: one rotation per rotated
+/// input, one product per mask, one rotation per nonzero giant step, a row
+/// swap per output block with a live cross half, the fold per live block,
+/// and the additions that sum them.
+pub fn count(layout: &PackingLayout, live: &BTreeSet<MaskKey>) -> LayerPlanCost {
     let mut c = LayerCost::default();
     let mut steps = BTreeSet::new();
-    let mut rotated = vec![false; layout.n_in() * layout.positions()];
-    for b in 0..layout.n_out() {
-        let mut live_diagonals = 0usize;
-        for d in 0..layout.cn() {
-            let mut products = 0;
-            for a in 0..layout.n_in() {
-                for p in 0..layout.positions() {
-                    if layout.mask_is_live(weights, (a, b, d, p)) {
-                        products += 1;
-                        rotated[a * layout.positions() + p] = true;
-                    }
-                }
-            }
-            if products > 0 {
-                c.pmults += products;
-                c.adds += products - 1;
-                live_diagonals += 1;
-                if let Some(s) = layout.diagonal_step(d) {
-                    c.rot_diagonal += 1;
-                    steps.insert(s);
-                }
-            }
+    let inputs: BTreeSet<(usize, usize, usize)> =
+        live.iter().map(|k| (k.a, k.offset, k.baby)).collect();
+    for &(_, offset, baby) in &inputs {
+        if let Some(r) = layout.input_rotation(offset, baby) {
+            c.rot_input += 1;
+            steps.insert(r);
         }
-        c.adds += live_diagonals.saturating_sub(1);
     }
-    for (ap, _) in rotated.iter().enumerate().filter(|(_, r)| **r) {
-        if let Some(s) = layout.positional_step(ap % layout.positions()) {
-            c.rot_positional += 1;
-            steps.insert(s);
+    c.pmults = live.len();
+    let mut giants: BTreeMap<(usize, Half, usize), usize> = BTreeMap::new();
+    for k in live {
+        *giants.entry((k.b, k.half, k.giant)).or_default() += 1;
+    }
+    let mut halves: BTreeMap<(usize, Half), usize> = BTreeMap::new();
+    for (&(b, half, giant), &products) in &giants {
+        c.adds += products - 1;
+        *halves.entry((b, half)).or_default() += 1;
+        if let Some(r) = layout.giant_rotation(giant) {
+            c.rot_output += 1;
+            steps.insert(r);
         }
+    }
+    let mut blocks: BTreeMap<usize, usize> = BTreeMap::new();
+    for (&(b, half), &live_giants) in &halves {
+        c.adds += live_giants - 1;
+        *blocks.entry(b).or_default() += 1;
+        if half == Half::Cross {
+            c.row_swaps += 1;
+            steps.insert(Rotation::Rows);
+        }
+    }
+    for &live_halves in blocks.values() {
+        c.adds += live_halves - 1;
+        let fold = layout.fold_rotations();
+        c.rot_output += fold.len();
+        c.adds += fold.len();
+        steps.extend(fold);
     }
     c.keys = steps.len();
     LayerPlanCost { cost: c, steps }
 }
 
-/// Counts for the FC layer (`[out, in]` weights), diagonal method.
-pub fn fc_cost<T: Copy + Default + PartialEq>(layout: &FcLayout, weights: &[T]) -> LayerPlanCost {
-    let live: Vec<usize> = (0..layout.n())
-        .filter(|&d| layout.diagonal_is_live(weights, d))
-        .collect();
-    let steps: BTreeSet<usize> = live.iter().copied().filter(|&d| d > 0).collect();
-    LayerPlanCost {
-        cost: LayerCost {
-            rot_positional: 0,
-            rot_diagonal: steps.len(),
-            pmults: live.len(),
-            adds: live.len().saturating_sub(1),
-            keys: steps.len(),
-        },
-        steps,
-    }
-}
-
-/// One row of a network's cost table (the FC row has h = w = k = stride = 1,
-/// cn = its padded length, n_in = n_out = 1).
+/// One row of a network's cost table: the layer's shape, the schedule it
+/// runs under, and its counts.
 #[derive(Debug, Clone, PartialEq, Serialize)]
 pub struct LayerRow {
     pub layer: String,
@@ -153,47 +165,67 @@ pub struct LayerRow {
     pub w: usize,
     pub k: usize,
     pub stride: usize,
+    /// The layer's packing (`bsgs`, `bsgs+phases`, `gazelle`, ...).
+    pub schedule: String,
+    pub baby_step: usize,
+    /// Input period `p` (channel positions between repeats).
+    pub period: usize,
+    /// Stride phases the layer runs on (1: the full grid).
+    pub phases: usize,
+    /// Channel positions per ciphertext (both rows).
     pub cn: usize,
     pub n_in: usize,
     pub n_out: usize,
     pub cost: LayerCost,
 }
 
-/// Per-layer rows (convs in `NetSpec` order, then fc) and their total.
-#[derive(Debug, Clone, PartialEq, Serialize)]
+/// Per-layer rows (convs in `NetSpec` order, then fc), their total, and the
+/// layouts they were counted under (what the executor runs).
+#[derive(Debug, Clone, Serialize)]
 pub struct HeCost {
     pub poly_degree: usize,
+    pub schedule: Schedule,
     pub layers: Vec<LayerRow>,
     pub total: LayerCost,
-    /// Distinct rotation steps over the whole network (Galois keys a client
+    /// Distinct rotations over the whole network (Galois keys a client
     /// would generate once).
     pub keys: usize,
+    #[serde(skip)]
+    pub rotations: BTreeSet<Rotation>,
+    #[serde(skip)]
+    pub layouts: Vec<PackingLayout>,
 }
 
-/// Counts every layer of `spec` for the given weights at ring degree
-/// `poly_degree`.
+/// Counts every layer of `spec` for the given weights, each under the
+/// layout `scheduler` chooses for its nonzero pattern.
 pub fn network_cost<T: Copy + Default + PartialEq>(
     spec: &NetSpec,
     conv_weights: &[Vec<T>],
     fc_weight: &[T],
-    poly_degree: usize,
+    scheduler: &Scheduler,
 ) -> Result<HeCost, HeError> {
-    super::params::moduli_sizes(poly_degree)?;
-    let slots = poly_degree / 2;
+    super::params::moduli_sizes(scheduler.poly_degree)?;
     if conv_weights.len() != spec.convs.len() {
         return Err(HeError::LayerCount {
             expected: spec.convs.len(),
             got: conv_weights.len(),
         });
     }
-    let mut layers = Vec::with_capacity(spec.convs.len() + 1);
-    let mut steps = BTreeSet::new();
-    for (shape, w) in spec.convs.iter().zip(conv_weights) {
+    let fc = spec.fc.as_conv();
+    let layers = spec
+        .convs
+        .iter()
+        .zip(conv_weights)
+        .map(|(shape, w)| (shape, Role::Conv, w.as_slice()))
+        .chain([(&fc, Role::Fc, fc_weight)]);
+    let mut rows = Vec::with_capacity(spec.convs.len() + 1);
+    let mut layouts = Vec::with_capacity(spec.convs.len() + 1);
+    let mut rotations = BTreeSet::new();
+    for (shape, role, w) in layers {
         check_len(&shape.name, shape.weight_len(), w.len())?;
-        let layout = PackingLayout::new(shape, slots)?;
-        let plan = conv_cost(&layout, w);
-        steps.extend(plan.steps);
-        layers.push(LayerRow {
+        let (layout, plan) = scheduler.layout(shape, role, w)?;
+        rotations.extend(plan.steps);
+        rows.push(LayerRow {
             layer: shape.name.clone(),
             c_in: shape.c_in,
             c_out: shape.c_out,
@@ -201,51 +233,41 @@ pub fn network_cost<T: Copy + Default + PartialEq>(
             w: shape.w,
             k: shape.k,
             stride: shape.stride,
-            cn: layout.cn(),
+            schedule: layout.schedule().describe(),
+            baby_step: layout.baby_step(),
+            period: layout.period(),
+            phases: layout.phase_count(),
+            cn: layout.positions(),
             n_in: layout.n_in(),
             n_out: layout.n_out(),
             cost: plan.cost,
         });
+        layouts.push(layout);
     }
-    let fc = &spec.fc;
-    check_len(&fc.name, fc.in_features * fc.out_features, fc_weight.len())?;
-    let fc_layout = FcLayout::new(fc, slots)?;
-    let plan = fc_cost(&fc_layout, fc_weight);
-    steps.extend(plan.steps);
-    layers.push(LayerRow {
-        layer: fc.name.clone(),
-        c_in: fc.in_features,
-        c_out: fc.out_features,
-        h: 1,
-        w: 1,
-        k: 1,
-        stride: 1,
-        cn: fc_layout.n(),
-        n_in: 1,
-        n_out: 1,
-        cost: plan.cost,
-    });
-    let total = layers
+    let total = rows
         .iter()
         .map(|r| r.cost)
         .fold(LayerCost::default(), Add::add);
     Ok(HeCost {
-        poly_degree,
-        layers,
+        poly_degree: scheduler.poly_degree,
+        schedule: scheduler.schedule,
+        layers: rows,
         total,
-        keys: steps.len(),
+        keys: rotations.len(),
+        rotations,
+        layouts,
     })
 }
 
 /// The dense network (every weight nonzero).
-pub fn dense_network_cost(spec: &NetSpec, poly_degree: usize) -> Result<HeCost, HeError> {
+pub fn dense_network_cost(spec: &NetSpec, scheduler: &Scheduler) -> Result<HeCost, HeError> {
     let convs: Vec<Vec<bool>> = spec
         .convs
         .iter()
         .map(|c| vec![true; c.weight_len()])
         .collect();
     let fc = vec![true; spec.fc.in_features * spec.fc.out_features];
-    network_cost(spec, &convs, &fc, poly_degree)
+    network_cost(spec, &convs, &fc, scheduler)
 }
 
 fn check_len(layer: &str, expected: usize, got: usize) -> Result<(), HeError> {
@@ -264,22 +286,33 @@ fn check_len(layer: &str, expected: usize, got: usize) -> Result<(), HeError> {
 mod tests {
     use super::*;
     use crate::arch::{Arch, ConvShape, DatasetKind};
-    use crate::he::layout::PruneGroup;
+    use crate::he::layout::{LayerSchedule, PruneGroup};
 
-    fn layer16() -> (PackingLayout, Vec<f32>) {
-        let shape = ConvShape {
+    fn shape(c_in: usize, c_out: usize, hw: usize, k: usize, stride: usize) -> ConvShape {
+        ConvShape {
             name: "l".into(),
-            c_in: 16,
-            c_out: 16,
-            h: 32,
-            w: 32,
-            k: 3,
-            stride: 1,
-        };
-        (
-            PackingLayout::new(&shape, 4096).unwrap(),
-            vec![1.0; shape.weight_len()],
-        )
+            c_in,
+            c_out,
+            h: hw,
+            w: hw,
+            k,
+            stride,
+        }
+    }
+
+    fn bsgs(baby_step: usize) -> LayerSchedule {
+        LayerSchedule {
+            phases: false,
+            replicate: true,
+            fold: false,
+            baby_step,
+        }
+    }
+
+    fn dense(s: &ConvShape, schedule: LayerSchedule) -> (PackingLayout, LayerCost) {
+        let l = PackingLayout::new(s, 8192, schedule).unwrap();
+        let c = conv_cost(&l, &vec![1.0f32; s.weight_len()]).cost;
+        (l, c)
     }
 
     fn zero_group(layout: &PackingLayout, w: &mut [f32], want: PruneGroup) {
@@ -292,67 +325,191 @@ mod tests {
     }
 
     #[test]
-    fn dense_16_to_16_at_32x32() {
-        let (l, w) = layer16();
-        let c = conv_cost(&l, &w).cost;
-        assert_eq!((c.rot_positional, c.rot_diagonal, c.pmults), (32, 12, 576));
-        assert_eq!(c.rotations(), 44);
-        // Per output block: 4 diagonals of 36 products, then 3 adds across them.
-        assert_eq!(c.adds, 4 * (4 * 35 + 3));
-        assert_eq!(c.keys, 8 + 3);
+    fn gazelle_output_rotations_on_a_full_layer_follow_its_formula() {
+        // 16 -> 16 at 32x32, N = 8192: P = 1024, cn = 8 channels in two rows
+        // of 4; n_in = n_out = 2: n_in (k^2 - 1) + n_out (cn - 1) = 16 + 14.
+        let (l, c) = dense(&shape(16, 16, 32, 3, 1), LayerSchedule::GAZELLE_CONV);
+        assert_eq!(
+            (l.positions(), l.n_in(), l.n_out(), l.halves()),
+            (8, 2, 2, 2)
+        );
+        assert_eq!(c.rotations(), 30);
+        // Per output block: 3 same-row and 3 cross-row giant rotations and
+        // one row swap.
+        assert_eq!((c.rot_input, c.rot_output, c.row_swaps), (16, 12, 2));
+        assert_eq!(c.pmults, 2 * 2 * 8 * 9);
+        // Keys: 8 kernel offsets, 3 diagonal steps, the row swap.
+        assert_eq!(c.keys, 8 + 3 + 1);
     }
 
     #[test]
-    fn zeroing_a_diagonal_group_removes_one_rotation_and_its_products() {
-        let (l, mut w) = layer16();
-        let dense = conv_cost(&l, &w).cost;
+    fn baby_steps_trade_input_for_output_rotations_as_counted_by_hand() {
+        // 64 -> 64 at 8x8: P = 64, 64 positions per row, period 64 (one row,
+        // replicated): n_in (9B - 1) + n_out (64/B - 1).
+        let s = shape(64, 64, 8, 3, 1);
+        for (b, expected) in [(1, 8 + 63), (2, 17 + 31), (4, 35 + 15), (64, 9 * 64 - 1)] {
+            let (l, c) = dense(&s, bsgs(b));
+            assert_eq!((l.period(), l.halves()), (64, 1));
+            assert_eq!(c.rotations(), expected, "B = {b}");
+            assert_eq!(c.row_swaps, 0);
+            assert_eq!(
+                c.pmults,
+                64 * 9,
+                "B = {b}: one mask per diagonal and offset"
+            );
+        }
+        // Two-row period: 32 -> 32 at 16x16 (P = 256, 16 per row, p = 32):
+        // per output block 2 (16/B - 1) + 1 = 32/B - 1.
+        let s = shape(32, 32, 16, 3, 1);
+        for (b, expected) in [(1, 8 + 31), (2, 17 + 15), (4, 35 + 7), (16, 143 + 1)] {
+            let (l, c) = dense(&s, bsgs(b));
+            assert_eq!((l.period(), l.halves()), (32, 2));
+            assert_eq!(c.rotations(), expected, "B = {b}");
+        }
+    }
+
+    #[test]
+    fn replication_halves_the_alignment_rotations_of_a_narrow_layer() {
+        // The quick spec's stage 2: 8 -> 8 at 14x14 (P = 256, 16 per row).
+        // Gazelle wraps 8 channels in a period of 32; replication repeats
+        // them with period 8.
+        let s = shape(8, 8, 14, 3, 1);
+        let (_, gazelle) = dense(&s, LayerSchedule::GAZELLE_CONV);
+        let (l, replicated) = dense(&s, bsgs(1));
+        assert_eq!(l.period(), 8);
+        assert_eq!(replicated.rotations(), 8 + 7);
+        // 8 channels in row 0 of a 32-position period: within the 16
+        // positions of a row 15 diagonals pair a channel with a channel
+        // (all but d = 8), so 14 rotate; nothing crosses rows. Replication
+        // needs 7.
+        assert_eq!(gazelle.rotations(), 8 + 14);
+    }
+
+    #[test]
+    fn stride_phases_run_a_strided_conv_on_the_output_grid() {
+        // 16 -> 32, 3x3 stride 2 on 32x32: on its phases a stride-1 conv on
+        // 16x16 over 64 phase channels with 4 offsets (P = 256, p = 32, two
+        // blocks: phases (0,0),(0,1) need offsets (0,0),(0,-1); phases
+        // (1,0),(1,1) all four).
+        let s = shape(16, 32, 32, 3, 2);
+        let phased = LayerSchedule {
+            phases: true,
+            ..bsgs(2)
+        };
+        let (l, c) = dense(&s, phased);
+        assert_eq!((l.phase_count(), l.offsets(), l.channels()), (4, 4, 64));
+        assert_eq!((l.n_in(), l.n_out(), l.period()), (2, 1, 32));
+        // Inputs: (2B - 1) + (4B - 1); outputs: 2 (16/B - 1) + 1.
+        assert_eq!(c.rot_input, 3 + 7);
+        assert_eq!(c.rot_output + c.row_swaps, 15);
+        // On the full grid the best baby step needs more: 2(9 - 1) + 4 * 7.
+        let (_, full) = dense(&s, bsgs(1));
+        assert_eq!(full.rotations(), 44);
+        assert!(c.rotations() < full.rotations());
+        // A 1x1 stride-2 shortcut reads phase (0,0) only: no offset rotation.
+        let (l, c) = dense(
+            &shape(16, 32, 32, 1, 2),
+            LayerSchedule {
+                phases: true,
+                ..bsgs(4)
+            },
+        );
+        assert_eq!((l.phase_count(), l.offsets(), l.period()), (1, 1, 16));
+        assert_eq!(c.rot_input, 3, "baby steps 1..4 only");
+        assert_eq!(c.rot_output, 16 / 4 - 1);
+    }
+
+    #[test]
+    fn the_fc_layer_folds_like_gazelles_hybrid_product() {
+        // 64 -> 10: input replicated with period 64, outputs with period 16:
+        // 15 diagonal rotations and a 2-step fold.
+        let fc = shape(64, 10, 1, 1, 1);
+        let (l, c) = dense(&fc, LayerSchedule::GAZELLE_FC);
+        assert_eq!((l.period(), l.out_period(), l.fold_steps()), (64, 16, 2));
+        assert_eq!((c.rot_output, c.rot_input), (15 + 2, 0));
+        let (_, c) = dense(
+            &fc,
+            LayerSchedule {
+                baby_step: 4,
+                ..LayerSchedule::GAZELLE_FC
+            },
+        );
+        assert_eq!(c.rotations(), 3 + 3 + 2);
+    }
+
+    #[test]
+    fn zeroing_a_giant_group_removes_its_rotation_and_products() {
+        let s = shape(16, 16, 32, 3, 1);
+        let l = PackingLayout::new(&s, 8192, bsgs(2)).unwrap();
+        let mut w = vec![1.0f32; s.weight_len()];
+        let before = conv_cost(&l, &w).cost;
         let group = PruneGroup::Diagonal {
             layer: 0,
-            block: 2,
-            diagonal: 1,
+            block: 1,
+            half: Half::Cross,
+            giant: 1,
         };
         zero_group(&l, &mut w, group);
-        let c = conv_cost(&l, &w).cost;
-        assert_eq!(c.rot_diagonal, dense.rot_diagonal - 1);
-        assert_eq!(c.rot_positional, dense.rot_positional);
-        assert_eq!(c.pmults, dense.pmults - l.n_in() * 9);
-        assert_eq!(c.adds, dense.adds - (l.n_in() * 9 - 1) - 1);
+        let after = conv_cost(&l, &w).cost;
+        assert_eq!(before.rot_output - after.rot_output, 1);
+        assert_eq!(before.rot_input, after.rot_input);
+        // B = 2 diagonals x 2 input blocks x 9 offsets.
+        assert_eq!(before.pmults - after.pmults, 2 * 2 * 9);
     }
 
     #[test]
     fn zeroing_a_positional_group_removes_one_rotation() {
-        let (l, mut w) = layer16();
-        let dense = conv_cost(&l, &w).cost;
+        let s = shape(16, 16, 32, 3, 1);
+        let l = PackingLayout::new(&s, 8192, bsgs(2)).unwrap();
+        let mut w = vec![1.0f32; s.weight_len()];
+        let before = conv_cost(&l, &w).cost;
         let group = PruneGroup::Positional {
             layer: 0,
             block: 1,
-            position: 7,
+            offset: 7,
+            baby: 1,
         };
         zero_group(&l, &mut w, group);
-        let c = conv_cost(&l, &w).cost;
-        assert_eq!(c.rot_positional, dense.rot_positional - 1);
-        assert_eq!(c.rot_diagonal, dense.rot_diagonal);
-        assert_eq!(c.pmults, dense.pmults - l.n_out() * l.cn());
-        // Every input block still uses step 7, so no key is saved.
-        assert_eq!(c.keys, dense.keys);
+        let after = conv_cost(&l, &w).cost;
+        assert_eq!(before.rot_input - after.rot_input, 1);
+        assert_eq!(
+            before.rot_output + before.row_swaps,
+            after.rot_output + after.row_swaps
+        );
+        // One mask per output block, giant step and half.
+        assert_eq!(
+            before.pmults - after.pmults,
+            l.n_out() * l.giants() * l.halves()
+        );
     }
 
     #[test]
-    fn resnet20_dense_network_has_a_row_per_layer_and_a_total() {
+    fn resnet20_networks_have_a_row_per_layer_and_a_total() {
         let spec = NetSpec::new(Arch::ResNet20, DatasetKind::Cifar10, 1.0).unwrap();
-        let cost = dense_network_cost(&spec, 8192).unwrap();
-        assert_eq!(cost.layers.len(), spec.convs.len() + 1);
-        let fc = cost.layers.last().unwrap();
-        // 64 -> 10 padded to 64: all 64 diagonals live.
-        assert_eq!((fc.cn, fc.cost.pmults, fc.cost.rot_diagonal), (64, 64, 63));
-        let sum: usize = cost.layers.iter().map(|r| r.cost.rotations()).sum();
-        assert_eq!(cost.total.rotations(), sum);
-        // The stem: 3 input channels in one block, 4 output blocks.
-        let stem = &cost.layers[0];
-        assert_eq!((stem.n_in, stem.n_out, stem.cost.rot_positional), (1, 4, 8));
-        assert!(cost.total.latency_ms(&PrimitiveCosts::default()) > 0.0);
+        let scheduler = |schedule| Scheduler {
+            schedule,
+            baby_step: None,
+            costs: PrimitiveCosts::default(),
+            poly_degree: 8192,
+        };
+        let best = dense_network_cost(&spec, &scheduler(Schedule::Best)).unwrap();
+        let gazelle = dense_network_cost(&spec, &scheduler(Schedule::Gazelle)).unwrap();
+        for cost in [&best, &gazelle] {
+            assert_eq!(cost.layers.len(), spec.convs.len() + 1);
+            let sum: usize = cost.layers.iter().map(|r| r.cost.rotations()).sum();
+            assert_eq!(cost.total.rotations(), sum);
+            assert_eq!(cost.layouts.len(), cost.layers.len());
+        }
+        assert_eq!(gazelle.layers.last().unwrap().cost.rotations(), 17);
+        assert!(best.total.rotations() < gazelle.total.rotations());
         assert!(matches!(
-            dense_network_cost(&spec, 1000),
+            dense_network_cost(
+                &spec,
+                &Scheduler {
+                    poly_degree: 1000,
+                    ..scheduler(Schedule::Best)
+                }
+            ),
             Err(HeError::BadDegree(1000))
         ));
     }

@@ -1,8 +1,10 @@
 //! The encrypted executor: keys, per-layer plans (weights encoded once as
-//! plaintext masks, Galois keys only for the steps the layer uses), and an
-//! evaluation that follows [`PackingLayout`] on real BFV ciphertexts, counts
-//! every operation it performs, and checks the decryption against the exact
-//! integer convolution.
+//! plaintext masks, Galois keys only for the rotations the layer uses), and
+//! an evaluation that follows a [`PackingLayout`] on real BFV ciphertexts,
+//! counts every operation it performs, and checks each decryption against
+//! the exact integer convolution: once on the layer's real input and once on
+//! a random full-range input, so a wrong mask on a pixel the real input
+//! leaves at zero cannot pass.
 
 use std::collections::BTreeMap;
 use std::sync::Arc;
@@ -12,28 +14,27 @@ use fhe::bfv::{
     BfvParameters, Ciphertext, Encoding, EvaluationKey, EvaluationKeyBuilder, Plaintext, PublicKey,
     SecretKey,
 };
-use fhe_traits::{FheDecoder, FheDecrypter, FheEncoder, FheEncrypter};
+use fhe_traits::{FheDecoder, FheDecrypter, FheEncoder, FheEncrypter, Serialize as _};
 use rand::rngs::StdRng;
 use rand::{Rng, SeedableRng};
 use rayon::prelude::*;
 use serde::Serialize;
 
 use super::HeError;
-use super::cost::{LayerCost, PrimitiveCosts};
-use super::layout::PackingLayout;
+use super::cost::{HeCost, LayerCost, PrimitiveCosts};
+use super::layout::{Half, PackingLayout, Rotation};
 use super::params::{HeParams, max_magnitude};
-use crate::arch::ConvShape;
 use crate::quant::{QuantizedNet, conv_int};
 
 /// Parameters, keys and the randomness for encryption and key generation.
-/// Galois keys are made once per rotation step, as a client would send them
-/// once for a whole network, and shared by every layer plan that uses the step.
+/// Galois keys are made once per rotation, as a client would send them once
+/// for a whole network, and shared by every layer plan that uses them.
 pub struct HeContext {
     params: HeParams,
     sk: SecretKey,
     pk: PublicKey,
     rng: StdRng,
-    galois: BTreeMap<usize, Arc<EvaluationKey>>,
+    galois: BTreeMap<Rotation, (Arc<EvaluationKey>, usize)>,
 }
 
 impl HeContext {
@@ -58,52 +59,62 @@ impl HeContext {
         &self.params.bfv
     }
 
-    /// Encodes one batching row (row 1 stays zero).
-    pub fn encode_row(&self, row: &[i64]) -> Result<Plaintext, HeError> {
-        let mut slots = row.to_vec();
-        slots.resize(self.params.poly_degree, 0);
-        Ok(Plaintext::try_encode(&slots, Encoding::simd(), self.bfv())?)
+    /// Encodes `slots` (both batching rows, row 0 first; zero-padded to N).
+    pub fn encode(&self, slots: &[i64]) -> Result<Plaintext, HeError> {
+        let mut v = slots.to_vec();
+        v.resize(self.params.poly_degree, 0);
+        Ok(Plaintext::try_encode(&v, Encoding::simd(), self.bfv())?)
     }
 
-    /// Encrypts one batching row with the public key.
-    pub fn encrypt_row(&mut self, row: &[i64]) -> Result<Ciphertext, HeError> {
-        let pt = self.encode_row(row)?;
+    /// Encrypts `slots` with the public key.
+    pub fn encrypt(&mut self, slots: &[i64]) -> Result<Ciphertext, HeError> {
+        let pt = self.encode(slots)?;
         Ok(self.pk.try_encrypt(&pt, &mut self.rng)?)
     }
 
     fn decrypt(&self, ct: &Ciphertext) -> Result<Vec<i64>, HeError> {
         let pt = self.sk.try_decrypt(ct)?;
-        let mut v = Vec::<i64>::try_decode(&pt, Encoding::simd())?;
-        v.truncate(self.params.slots());
-        Ok(v)
+        Ok(Vec::<i64>::try_decode(&pt, Encoding::simd())?)
     }
 
-    /// Galois keys for exactly these left-rotation steps, one key per step;
-    /// steps not seen before are generated (in parallel, each from its own
-    /// seed drawn from the context's generator).
+    /// Galois keys for exactly these rotations, one key each; rotations not
+    /// seen before are generated (in parallel, each from its own seed drawn
+    /// from the context's generator).
     pub fn rotation_keys(
         &mut self,
-        steps: &[usize],
-    ) -> Result<BTreeMap<usize, Arc<EvaluationKey>>, HeError> {
-        let missing: Vec<(usize, u64)> = steps
+        rotations: &[Rotation],
+    ) -> Result<BTreeMap<Rotation, Arc<EvaluationKey>>, HeError> {
+        let missing: Vec<(Rotation, u64)> = rotations
             .iter()
-            .filter(|s| !self.galois.contains_key(s))
-            .map(|&s| (s, self.rng.random()))
+            .filter(|r| !self.galois.contains_key(r))
+            .map(|&r| (r, self.rng.random()))
             .collect();
         let sk = &self.sk;
         let made = missing
             .into_par_iter()
-            .map(|(step, seed)| {
+            .map(|(rotation, seed)| {
                 let mut b = EvaluationKeyBuilder::new(sk)?;
-                b.enable_column_rotation(step)?;
-                Ok((step, Arc::new(b.build(&mut StdRng::seed_from_u64(seed))?)))
+                match rotation {
+                    Rotation::Columns(step) => b.enable_column_rotation(step)?,
+                    Rotation::Rows => b.enable_row_rotation()?,
+                };
+                let key = b.build(&mut StdRng::seed_from_u64(seed))?;
+                let bytes = key.to_bytes().len();
+                Ok((rotation, (Arc::new(key), bytes)))
             })
             .collect::<Result<Vec<_>, HeError>>()?;
         self.galois.extend(made);
-        Ok(steps
+        Ok(rotations
             .iter()
-            .map(|s| (*s, Arc::clone(&self.galois[s])))
+            .map(|r| (*r, Arc::clone(&self.galois[r].0)))
             .collect())
+    }
+
+    /// Serialized bytes of the Galois keys of `rotations` (generated if
+    /// needed): what a client sends the server once.
+    pub fn key_bytes(&mut self, rotations: &[Rotation]) -> Result<usize, HeError> {
+        self.rotation_keys(rotations)?;
+        Ok(rotations.iter().map(|r| self.galois[r].1).sum())
     }
 
     /// Remaining noise budget of `ct` in bits: log2(q) - log2(t) - 1 minus the
@@ -123,11 +134,12 @@ impl HeContext {
     /// Times one rotation, one ct x pt multiply and one ct + ct addition
     /// (minimum over `repeats`) on random data at this context's N.
     pub fn measure_primitives(&mut self, repeats: usize) -> Result<PrimitiveCosts, HeError> {
-        let slots = self.params.slots();
-        let row: Vec<i64> = (0..slots as i64).map(|i| i % 7 - 3).collect();
-        let ct = self.encrypt_row(&row)?;
-        let pt = self.encode_row(&row)?;
-        let ek = Arc::clone(&self.rotation_keys(&[1])?[&1]);
+        let n = self.params.poly_degree;
+        let slots: Vec<i64> = (0..n as i64).map(|i| i % 7 - 3).collect();
+        let ct = self.encrypt(&slots)?;
+        let pt = self.encode(&slots)?;
+        let one = Rotation::Columns(1);
+        let ek = Arc::clone(&self.rotation_keys(&[one])?[&one]);
         let time = |f: &dyn Fn() -> Result<Ciphertext, HeError>| -> Result<f64, HeError> {
             let mut best = f64::INFINITY;
             for _ in 0..repeats.max(1) {
@@ -145,59 +157,60 @@ impl HeContext {
     }
 }
 
-/// One live mask: input block `a` at kernel position `p`, its plaintext.
+/// One live mask: input block `a` read at (offset, baby step), its plaintext.
 struct Product {
     a: usize,
-    p: usize,
+    offset: usize,
+    baby: usize,
     pt: Plaintext,
 }
 
-/// The products of one channel diagonal of one output block.
-struct Diagonal {
-    d: usize,
+/// The products of one giant step of one half of one output block.
+struct GiantSum {
+    b: usize,
+    half: Half,
+    giant: usize,
     products: Vec<Product>,
 }
 
-/// A conv layer ready to run: masks encoded, keys generated.
+/// A layer ready to run: masks encoded, keys generated.
 pub struct LayerPlan {
     layout: PackingLayout,
-    /// The layer at stride 1: what the ciphertexts compute.
-    shape: ConvShape,
     weights: Vec<i64>,
-    /// Output block b's live diagonals.
-    blocks: Vec<Vec<Diagonal>>,
-    /// (a, p) pairs whose rotated input some product reads.
-    rotations: Vec<(usize, usize)>,
-    /// The Galois keys of exactly the steps this plan rotates by.
-    keys: BTreeMap<usize, Arc<EvaluationKey>>,
+    /// Giant sums, grouped by output block, in key order.
+    giants: Vec<GiantSum>,
+    /// (a, offset, baby) readings that need a rotated input.
+    rotations: Vec<(usize, usize, usize)>,
+    /// The Galois keys of exactly the rotations this plan performs.
+    keys: BTreeMap<Rotation, Arc<EvaluationKey>>,
 }
 
 /// One layer's evaluation: the executor's own operation counts (keys = the
-/// Galois keys generated), the wall time of the encrypted evaluation only
-/// (positional rotations, products, diagonal rotations and sums, with rayon
-/// over output blocks; not key generation, encoding, encryption or
-/// decryption), minimum over repeats.
+/// Galois keys it used) and the wall time of the encrypted evaluation only
+/// (rotations, products and sums, with rayon over giant sums; not key
+/// generation, encoding, encryption or decryption), minimum over repeats.
+/// It exists only when every output decrypted to the integer reference.
 #[derive(Debug, Clone, Serialize)]
 pub struct LayerRun {
     pub layer: String,
+    pub schedule: String,
+    pub baby_step: usize,
     pub executed: LayerCost,
     pub measured_ms: f64,
-    /// Set once every output block decrypted to the integer reference (a
-    /// mismatch is an error instead).
-    pub verified: bool,
     /// Smallest remaining noise budget over the output ciphertexts, in bits.
     pub noise_budget_bits: i64,
 }
 
 impl LayerPlan {
     /// Encodes the nonzero masks of `weights` (`[c_out, c_in, k, k]` integers
-    /// within the context's weight bits) and generates the layer's keys.
+    /// within the context's weight bits) under `layout` and generates the
+    /// layer's keys.
     pub fn new(
         ctx: &mut HeContext,
-        shape: &ConvShape,
+        layout: PackingLayout,
         weights: &[i64],
     ) -> Result<LayerPlan, HeError> {
-        let layout = PackingLayout::new(shape, ctx.params.slots())?;
+        let shape = layout.shape().clone();
         if weights.len() != shape.weight_len() {
             return Err(HeError::WeightLength {
                 layer: shape.name.clone(),
@@ -206,66 +219,60 @@ impl LayerPlan {
             });
         }
         check_range(&shape.name, weights, ctx.params.weight_bits)?;
-        let entries: Vec<(usize, usize, usize, usize)> = (0..layout.n_out())
-            .flat_map(|b| (0..layout.cn()).map(move |d| (b, d)))
-            .flat_map(|(b, d)| (0..layout.n_in()).map(move |a| (a, b, d)))
-            .flat_map(|(a, b, d)| (0..layout.positions()).map(move |p| (a, b, d, p)))
-            .collect();
+        let masks: Vec<_> = layout.masks(weights).into_iter().collect();
         let ctx_ref = &*ctx;
-        // The executor skips by the values it encodes, not the cost model.
-        let encoded: Vec<Option<((usize, usize, usize, usize), Plaintext)>> = entries
+        // The executor skips by the values it encodes, not by the cost model.
+        let encoded: Vec<Option<(super::layout::MaskKey, Plaintext)>> = masks
             .into_par_iter()
-            .map(|e| {
-                let mask = layout.mask(weights, e);
-                if mask.iter().all(|&v| v == 0) {
+            .map(|(key, slots)| {
+                if slots.iter().all(|&v| v == 0) {
                     Ok(None)
                 } else {
-                    Ok(Some((e, ctx_ref.encode_row(&mask)?)))
+                    Ok(Some((key, ctx_ref.encode(&slots)?)))
                 }
             })
             .collect::<Result<_, HeError>>()?;
-        let mut blocks: Vec<Vec<Diagonal>> = (0..layout.n_out()).map(|_| Vec::new()).collect();
-        let mut used = vec![false; layout.n_in() * layout.positions()];
-        for ((a, b, d, p), pt) in encoded.into_iter().flatten() {
-            used[a * layout.positions() + p] = true;
-            let diagonals = &mut blocks[b];
-            if diagonals.last().is_none_or(|x| x.d != d) {
-                diagonals.push(Diagonal {
-                    d,
+        let mut giants: Vec<GiantSum> = Vec::new();
+        let mut rotations = std::collections::BTreeSet::new();
+        for (k, pt) in encoded.into_iter().flatten() {
+            if layout.input_rotation(k.offset, k.baby).is_some() {
+                rotations.insert((k.a, k.offset, k.baby));
+            }
+            let same = |g: &GiantSum| (g.b, g.half, g.giant) == (k.b, k.half, k.giant);
+            if giants.last().is_none_or(|g| !same(g)) {
+                giants.push(GiantSum {
+                    b: k.b,
+                    half: k.half,
+                    giant: k.giant,
                     products: Vec::new(),
                 });
             }
-            diagonals
-                .last_mut()
-                .expect("pushed")
-                .products
-                .push(Product { a, p, pt });
+            giants.last_mut().expect("pushed").products.push(Product {
+                a: k.a,
+                offset: k.offset,
+                baby: k.baby,
+                pt,
+            });
         }
-        let rotations: Vec<(usize, usize)> = (0..used.len())
-            .filter(|&ap| used[ap] && layout.positional_step(ap % layout.positions()).is_some())
-            .map(|ap| (ap / layout.positions(), ap % layout.positions()))
-            .collect();
-        let mut steps: Vec<usize> = rotations
+        let rotations: Vec<(usize, usize, usize)> = rotations.into_iter().collect();
+        let mut steps: Vec<Rotation> = rotations
             .iter()
-            .filter_map(|&(_, p)| layout.positional_step(p))
-            .chain(
-                blocks
-                    .iter()
-                    .flatten()
-                    .filter_map(|g| layout.diagonal_step(g.d)),
-            )
+            .filter_map(|&(_, offset, baby)| layout.input_rotation(offset, baby))
+            .chain(giants.iter().filter_map(|g| layout.giant_rotation(g.giant)))
             .collect();
+        if giants.iter().any(|g| g.half == Half::Cross) {
+            steps.push(Rotation::Rows);
+        }
+        if !giants.is_empty() {
+            steps.extend(layout.fold_rotations());
+        }
         steps.sort_unstable();
         steps.dedup();
         let keys = ctx.rotation_keys(&steps)?;
         Ok(LayerPlan {
             layout,
-            shape: ConvShape {
-                stride: 1,
-                ..shape.clone()
-            },
             weights: weights.to_vec(),
-            blocks,
+            giants,
             rotations,
             keys,
         })
@@ -281,26 +288,30 @@ impl LayerPlan {
         ctx: &mut HeContext,
         input: &[i64],
     ) -> Result<Vec<Ciphertext>, HeError> {
-        let expected = self.shape.c_in * self.shape.h * self.shape.w;
+        let shape = self.layout.shape();
+        let expected = shape.c_in * shape.h * shape.w;
         if input.len() != expected {
             return Err(HeError::InputLength {
-                layer: self.shape.name.clone(),
+                layer: shape.name.clone(),
                 expected,
                 got: input.len(),
             });
         }
-        check_range(&self.shape.name, input, ctx.params.activation_bits)?;
+        check_range(&shape.name, input, ctx.params.activation_bits)?;
         (0..self.layout.n_in())
-            .map(|a| ctx.encrypt_row(&self.layout.pack_input(input, a)))
+            .map(|a| ctx.encrypt(&self.layout.pack_input(input, a)))
             .collect()
     }
 
-    fn rotate(&self, ct: &Ciphertext, step: usize) -> Result<Ciphertext, HeError> {
+    fn rotate(&self, ct: &Ciphertext, rotation: Rotation) -> Result<Ciphertext, HeError> {
         let ek = self
             .keys
-            .get(&step)
-            .expect("keys exist for every step the plan uses");
-        Ok(ek.rotates_columns_by(ct, step)?)
+            .get(&rotation)
+            .expect("keys exist for every rotation the plan performs");
+        Ok(match rotation {
+            Rotation::Columns(step) => ek.rotates_columns_by(ct, step)?,
+            Rotation::Rows => ek.rotates_rows(ct)?,
+        })
     }
 
     /// The encrypted layer: output block b, or None when every weight feeding
@@ -314,90 +325,111 @@ impl LayerPlan {
         let rotated: Vec<Ciphertext> = self
             .rotations
             .par_iter()
-            .map(|&(a, p)| self.rotate(&inputs[a], l.positional_step(p).expect("non-centre")))
+            .map(|&(a, offset, baby)| {
+                self.rotate(
+                    &inputs[a],
+                    l.input_rotation(offset, baby).expect("a rotated reading"),
+                )
+            })
             .collect::<Result<_, _>>()?;
-        let mut slot = vec![None; l.n_in() * l.positions()];
-        for (i, &(a, p)) in self.rotations.iter().enumerate() {
-            slot[a * l.positions() + p] = Some(i);
-        }
-        let source = |a: usize, p: usize| match slot[a * l.positions() + p] {
-            Some(i) => &rotated[i],
-            None => &inputs[a],
+        let source = |p: &Product| match self.rotations.binary_search(&(p.a, p.offset, p.baby)) {
+            Ok(i) => &rotated[i],
+            Err(_) => &inputs[p.a],
         };
-        let outputs: Vec<(Option<Ciphertext>, LayerCost)> = self
-            .blocks
+        // Each giant sum: its products, then its giant rotation.
+        let sums: Vec<(Ciphertext, LayerCost)> = self
+            .giants
             .par_iter()
-            .map(|diagonals| {
+            .map(|g| {
                 let mut c = LayerCost::default();
-                let mut out: Option<Ciphertext> = None;
-                for g in diagonals {
-                    let mut t: Option<Ciphertext> = None;
-                    for pr in &g.products {
-                        let prod = source(pr.a, pr.p) * &pr.pt;
-                        c.pmults += 1;
-                        t = Some(match t {
-                            None => prod,
-                            Some(acc) => {
-                                c.adds += 1;
-                                acc + &prod
-                            }
-                        });
-                    }
-                    let mut t = t.expect("live diagonals hold products");
-                    if let Some(step) = l.diagonal_step(g.d) {
-                        t = self.rotate(&t, step)?;
-                        c.rot_diagonal += 1;
-                    }
-                    out = Some(match out {
-                        None => t,
+                let mut acc: Option<Ciphertext> = None;
+                for p in &g.products {
+                    let prod = source(p) * &p.pt;
+                    c.pmults += 1;
+                    acc = Some(match acc {
+                        None => prod,
                         Some(acc) => {
                             c.adds += 1;
-                            acc + &t
+                            acc + &prod
                         }
                     });
                 }
-                Ok((out, c))
+                let mut t = acc.expect("a giant sum holds products");
+                if let Some(r) = l.giant_rotation(g.giant) {
+                    t = self.rotate(&t, r)?;
+                    c.rot_output += 1;
+                }
+                Ok((t, c))
             })
             .collect::<Result<_, HeError>>()?;
         let mut total = LayerCost {
-            rot_positional: self.rotations.len(),
+            rot_input: self.rotations.len(),
             keys: self.keys.len(),
             ..LayerCost::default()
         };
-        let cts = outputs
-            .into_iter()
-            .map(|(ct, c)| {
-                total = total + c;
-                ct
-            })
-            .collect();
-        Ok((cts, total))
+        // Per block: sum each half's giants, swap the cross half, add the
+        // halves, fold.
+        let mut halves: BTreeMap<(usize, Half), Ciphertext> = BTreeMap::new();
+        for (g, (t, c)) in self.giants.iter().zip(sums) {
+            total = total + c;
+            match halves.remove(&(g.b, g.half)) {
+                None => halves.insert((g.b, g.half), t),
+                Some(acc) => {
+                    total.adds += 1;
+                    halves.insert((g.b, g.half), acc + &t)
+                }
+            };
+        }
+        let mut outputs: Vec<Option<Ciphertext>> = vec![None; l.n_out()];
+        for ((b, half), mut t) in halves {
+            if half == Half::Cross {
+                t = self.rotate(&t, Rotation::Rows)?;
+                total.row_swaps += 1;
+            }
+            outputs[b] = Some(match outputs[b].take() {
+                None => t,
+                Some(acc) => {
+                    total.adds += 1;
+                    acc + &t
+                }
+            });
+        }
+        for out in outputs.iter_mut().flatten() {
+            for r in l.fold_rotations() {
+                let moved = self.rotate(out, r)?;
+                *out = &*out + &moved;
+                total.rot_output += 1;
+                total.adds += 1;
+            }
+        }
+        Ok((outputs, total))
     }
 
-    /// Decrypts `outputs` and compares every slot with the integer
-    /// convolution of `input` (stride 1, zeros outside the channels).
-    /// Returns the smallest noise budget left.
+    /// Decrypts `outputs` and compares every slot that holds an output with
+    /// the integer convolution of `input` (zeros where no channel or pixel
+    /// is). Returns the smallest noise budget left.
     pub fn verify(
         &self,
         ctx: &HeContext,
         input: &[i64],
         outputs: &[Option<Ciphertext>],
     ) -> Result<i64, HeError> {
-        let reference = conv_int(&self.shape, input, &self.weights);
+        let reference = conv_int(&self.layout.computed_shape(), input, &self.weights);
         let mut budget = i64::MAX;
         for (b, ct) in outputs.iter().enumerate() {
-            let expected = self.layout.pack_output(&reference, b);
+            let expected = self.layout.expected_output(&reference, b);
             let (got, block_budget) = match ct {
                 Some(ct) => (ctx.decrypt(ct)?, ctx.noise_budget(ct)?),
                 None => (vec![0; expected.len()], i64::MAX),
             };
             budget = budget.min(block_budget);
-            if let Some(slot) = (0..expected.len()).find(|&s| expected[s] != got[s]) {
+            let wrong = (0..expected.len()).find(|&s| expected[s].is_some_and(|e| e != got[s]));
+            if let Some(slot) = wrong {
                 return Err(HeError::Mismatch {
-                    layer: self.shape.name.clone(),
+                    layer: self.layout.name().to_string(),
                     block: b,
                     slot,
-                    expected: expected[slot],
+                    expected: expected[slot].expect("a compared slot"),
                     got: got[slot],
                     noise_budget_bits: block_budget,
                 });
@@ -406,8 +438,9 @@ impl LayerPlan {
         Ok(budget)
     }
 
-    /// Encrypts `input`, evaluates `repeats` times (each run verified), and
-    /// reports the counts and the fastest evaluation.
+    /// Encrypts `input`, evaluates `repeats` times (each run verified), then
+    /// verifies once more on a random full-range input, and reports the
+    /// counts and the fastest evaluation.
     pub fn run(
         &self,
         ctx: &mut HeContext,
@@ -416,23 +449,30 @@ impl LayerPlan {
     ) -> Result<LayerRun, HeError> {
         let inputs = self.encrypt_input(ctx, input)?;
         let mut best = f64::INFINITY;
-        let mut run = None;
+        let mut counted = None;
+        let mut budget = i64::MAX;
         for _ in 0..repeats.max(1) {
             let t = Instant::now();
             let (outputs, executed) = self.evaluate(&inputs)?;
             best = best.min(t.elapsed().as_secs_f64() * 1e3);
-            let noise_budget_bits = self.verify(ctx, input, &outputs)?;
-            run = Some(LayerRun {
-                layer: self.shape.name.clone(),
-                executed,
-                measured_ms: 0.0,
-                verified: true,
-                noise_budget_bits,
-            });
+            budget = budget.min(self.verify(ctx, input, &outputs)?);
+            counted = Some(executed);
         }
-        let mut run = run.expect("at least one repeat");
-        run.measured_ms = best;
-        Ok(run)
+        let m = max_magnitude(ctx.params.activation_bits) as i64;
+        let random: Vec<i64> = (0..input.len())
+            .map(|_| ctx.rng.random_range(-m..=m))
+            .collect();
+        let encrypted = self.encrypt_input(ctx, &random)?;
+        let (outputs, _) = self.evaluate(&encrypted)?;
+        budget = budget.min(self.verify(ctx, &random, &outputs)?);
+        Ok(LayerRun {
+            layer: self.layout.name().to_string(),
+            schedule: self.layout.schedule().describe(),
+            baby_step: self.layout.baby_step(),
+            executed: counted.expect("at least one repeat"),
+            measured_ms: best,
+            noise_budget_bits: budget,
+        })
     }
 }
 
@@ -448,31 +488,40 @@ fn check_range(layer: &str, values: &[i64], bits: u32) -> Result<(), HeError> {
     }
 }
 
-/// Every conv layer of a network run under encryption on one image.
+/// Every layer of a network (convs, then the FC layer) run under encryption
+/// on one image.
 #[derive(Debug, Clone, Serialize)]
 pub struct NetworkRun {
     pub layers: Vec<LayerRun>,
     pub executed: LayerCost,
     /// Sum of the layers' measured times.
     pub measured_ms: f64,
-    pub verified: bool,
 }
 
-/// Runs every conv of `net` on `image` (normalized `c*h*w` floats): each
-/// layer's integer input comes from the quantized forward pass, is
-/// encrypted, evaluated `repeats` times and verified. Plans (masks and keys)
-/// are built one layer at a time so only one layer's plaintexts are held.
+/// Runs every layer of `net` on `image` (normalized `c*h*w` floats), each
+/// under its layout in `cost` (the layouts `network_cost` chose for `net`'s
+/// weights): each layer's integer input comes from the quantized forward
+/// pass, is encrypted, evaluated `repeats` times and verified, and the
+/// executed counts must equal the model's. Plans (masks and keys) are built
+/// one layer at a time so only one layer's plaintexts are held.
 pub fn run_network(
     ctx: &mut HeContext,
     net: &QuantizedNet,
+    cost: &HeCost,
     image: &[f32],
     repeats: usize,
 ) -> Result<NetworkRun, HeError> {
-    let inputs = net.conv_inputs(image)?;
+    let inputs = net.layer_inputs(image)?;
+    let weights = net.convs.iter().chain([&net.fc]).map(|l| &l.weight);
     let mut layers = Vec::with_capacity(inputs.len());
-    for (layer, input) in net.convs.iter().zip(&inputs) {
-        let plan = LayerPlan::new(ctx, &layer.shape, &layer.weight)?;
-        layers.push(plan.run(ctx, input, repeats)?);
+    for ((weights, input), (layout, row)) in weights
+        .zip(&inputs)
+        .zip(cost.layouts.iter().zip(&cost.layers))
+    {
+        let plan = LayerPlan::new(ctx, layout.clone(), weights)?;
+        let run = plan.run(ctx, input, repeats)?;
+        check_counts(&run, &row.layer, &row.cost)?;
+        layers.push(run);
     }
     Ok(NetworkRun {
         executed: layers
@@ -480,27 +529,40 @@ pub fn run_network(
             .map(|r| r.executed)
             .fold(LayerCost::default(), |a, b| a + b),
         measured_ms: layers.iter().map(|r| r.measured_ms).sum(),
-        verified: layers.iter().all(|r| r.verified),
         layers,
     })
+}
+
+/// The rule that makes counts trustworthy: what the executor performed on a
+/// layer equals what the cost model counts for it.
+pub fn check_counts(run: &LayerRun, layer: &str, modeled: &LayerCost) -> Result<(), HeError> {
+    if run.executed == *modeled {
+        Ok(())
+    } else {
+        Err(HeError::CountMismatch {
+            layer: layer.to_string(),
+            executed: format!("{:?}", run.executed),
+            modeled: format!("{modeled:?}"),
+        })
+    }
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::arch::ConvShape;
     use crate::he::cost::conv_cost;
-    use crate::he::layout::PruneGroup;
-    use rand::Rng;
+    use crate::he::layout::{LayerSchedule, PruneGroup};
 
-    fn shape(c_in: usize, c_out: usize, hw: usize, k: usize) -> ConvShape {
+    fn shape(c_in: usize, c_out: usize, hw: usize, k: usize, stride: usize) -> ConvShape {
         ConvShape {
-            name: format!("{c_in}to{c_out}k{k}"),
+            name: format!("{c_in}to{c_out}k{k}s{stride}"),
             c_in,
             c_out,
             h: hw,
             w: hw,
             k,
-            stride: 1,
+            stride,
         }
     }
 
@@ -515,72 +577,114 @@ mod tests {
     }
 
     /// Runs a layer and checks executed counts against the cost model.
-    fn run_and_count(ctx: &mut HeContext, s: &ConvShape, w: &[i64], x: &[i64]) -> LayerRun {
-        let plan = LayerPlan::new(ctx, s, w).unwrap();
+    fn run_and_count(
+        ctx: &mut HeContext,
+        layout: &PackingLayout,
+        w: &[i64],
+        x: &[i64],
+    ) -> LayerRun {
+        let plan = LayerPlan::new(ctx, layout.clone(), w).unwrap();
         let run = plan.run(ctx, x, 1).unwrap();
-        assert_eq!(run.executed, conv_cost(plan.layout(), w).cost, "{}", s.name);
+        assert_eq!(
+            run.executed,
+            conv_cost(layout, w).cost,
+            "{} under {:?}",
+            layout.name(),
+            layout.schedule()
+        );
         assert!(run.noise_budget_bits > 0);
         run
     }
 
+    fn schedule(phases: bool, replicate: bool, fold: bool, baby_step: usize) -> LayerSchedule {
+        LayerSchedule {
+            phases,
+            replicate,
+            fold,
+            baby_step,
+        }
+    }
+
     #[test]
-    fn dense_and_pruned_layers_decrypt_exactly_with_modelled_counts() {
-        // 8x8 at N = 8192: P = 64, cn = 64; 80 channels give two blocks, the
-        // second partial. (N = 4096 leaves fhe.rs no noise budget for 8-bit
-        // products after a key switch.)
-        let layers = [shape(6, 80, 8, 3), shape(80, 6, 8, 3), shape(6, 80, 8, 1)];
-        let mut ctx = context(&layers);
-        for (i, s) in layers.iter().enumerate() {
+    fn every_schedule_decrypts_exactly_with_modelled_counts() {
+        // Small grids so N = 8192 holds many channel positions: two-row
+        // periods with partial blocks, replicated periods, stride phases of
+        // 3x3 and 1x1 convs, and a folded matrix-vector product.
+        let cases = [
+            (shape(6, 80, 8, 3, 1), schedule(false, false, false, 1)),
+            (shape(80, 6, 8, 3, 1), schedule(false, true, false, 4)),
+            (shape(6, 20, 8, 3, 1), schedule(false, true, false, 2)),
+            (shape(5, 12, 9, 3, 2), schedule(true, true, false, 2)),
+            (shape(5, 12, 9, 3, 2), schedule(false, true, false, 1)),
+            (shape(8, 16, 8, 1, 2), schedule(true, true, false, 4)),
+            (shape(40, 10, 1, 1, 1), LayerSchedule::GAZELLE_FC),
+            (shape(40, 10, 1, 1, 1), schedule(false, true, true, 4)),
+        ];
+        let shapes: Vec<ConvShape> = cases.iter().map(|c| c.0.clone()).collect();
+        let mut ctx = context(&shapes);
+        for (i, (s, sched)) in cases.iter().enumerate() {
+            let layout = PackingLayout::new(s, 8192, *sched).unwrap();
             let mut w = random(s.weight_len(), 8, i as u64);
-            let x = random(s.c_in * 64, 8, 100 + i as u64);
-            let dense = run_and_count(&mut ctx, s, &w, &x);
-            let layout = PackingLayout::new(s, 4096).unwrap();
-            // Zero one positional group (if the kernel has rotations) and two
-            // diagonal groups, then run again.
-            for (g, idx) in layout.groups(0) {
-                let hit = match g {
-                    PruneGroup::Positional {
-                        block, position, ..
-                    } => block == 0 && position == 1 && s.k == 3,
-                    PruneGroup::Diagonal { diagonal, .. } => diagonal == 1 || diagonal == 5,
-                };
-                if hit {
-                    idx.iter().for_each(|&i| w[i] = 0);
-                }
+            let x = random(s.c_in * s.h * s.w, 8, 100 + i as u64);
+            let dense = run_and_count(&mut ctx, &layout, &w, &x);
+            // Zero one positional group and two diagonal groups, run again.
+            let groups = layout.groups(0);
+            let positional = groups
+                .iter()
+                .filter(|(g, _)| matches!(g, PruneGroup::Positional { .. }))
+                .nth(1);
+            let diagonal = groups
+                .iter()
+                .filter(|(g, _)| matches!(g, PruneGroup::Diagonal { giant, .. } if *giant > 0))
+                .take(2);
+            for (_, idx) in positional.into_iter().chain(diagonal) {
+                idx.iter().for_each(|&i| w[i] = 0);
             }
-            let pruned = run_and_count(&mut ctx, s, &w, &x);
-            assert!(pruned.executed.rotations() < dense.executed.rotations());
+            let pruned = run_and_count(&mut ctx, &layout, &w, &x);
+            assert!(
+                pruned.executed.rotations() < dense.executed.rotations(),
+                "{}: {:?} -> {:?}",
+                s.name,
+                dense.executed,
+                pruned.executed
+            );
         }
     }
 
     #[test]
     fn a_whole_quantized_network_runs_encrypted_and_verified() {
+        use crate::he::schedule::{Schedule, Scheduler};
         use crate::quant::tests::{images, random_net};
         let net = QuantizedNet::new(&random_net(9), 8, 8, &images(2, 10)).unwrap();
-        let params = HeParams::new(8192, None, 8, 8, &net.spec.convs).unwrap();
+        let scheduler = Scheduler {
+            schedule: Schedule::Best,
+            baby_step: None,
+            costs: PrimitiveCosts::default(),
+            poly_degree: 8192,
+        };
+        let weights: Vec<Vec<i64>> = net.convs.iter().map(|l| l.weight.clone()).collect();
+        let cost =
+            crate::he::network_cost(&net.spec, &weights, &net.fc.weight, &scheduler).unwrap();
+        let params = HeParams::new(8192, None, 8, 8, &net.spec.layer_shapes()).unwrap();
         let mut ctx = HeContext::new(params);
-        let run = run_network(&mut ctx, &net, &images(1, 11), 1).unwrap();
-        assert!(run.verified);
-        assert_eq!(run.layers.len(), net.convs.len());
-        for (r, layer) in run.layers.iter().zip(&net.convs) {
-            let layout = PackingLayout::new(&layer.shape, 4096).unwrap();
-            assert_eq!(
-                r.executed,
-                conv_cost(&layout, &layer.weight).cost,
-                "{}",
-                r.layer
-            );
-        }
+        let run = run_network(&mut ctx, &net, &cost, &images(1, 11), 1).unwrap();
+        assert_eq!(
+            run.layers.len(),
+            net.convs.len() + 1,
+            "every conv and the FC"
+        );
+        assert_eq!(run.executed, cost.total);
         assert!(run.measured_ms > 0.0);
     }
 
     #[test]
     fn a_corrupted_reference_is_a_mismatch() {
-        let s = shape(4, 4, 4, 3);
+        let s = shape(4, 4, 4, 3, 1);
         let mut ctx = context(std::slice::from_ref(&s));
         let w = random(s.weight_len(), 8, 1);
         let x = random(4 * 16, 8, 2);
-        let plan = LayerPlan::new(&mut ctx, &s, &w).unwrap();
+        let layout = PackingLayout::new(&s, 8192, schedule(false, true, false, 2)).unwrap();
+        let plan = LayerPlan::new(&mut ctx, layout, &w).unwrap();
         let inputs = plan.encrypt_input(&mut ctx, &x).unwrap();
         let (outputs, _) = plan.evaluate(&inputs).unwrap();
         let mut other = x.clone();
@@ -591,18 +695,25 @@ mod tests {
 
     #[test]
     fn values_beyond_the_chosen_bits_are_refused() {
-        let s = shape(2, 2, 4, 3);
+        let s = shape(2, 2, 4, 3, 1);
         let mut ctx = context(std::slice::from_ref(&s));
         let mut w = random(s.weight_len(), 8, 3);
         w[0] = 300;
-        let e = LayerPlan::new(&mut ctx, &s, &w).err().unwrap();
+        let layout = PackingLayout::new(&s, 8192, LayerSchedule::GAZELLE_CONV).unwrap();
+        let e = LayerPlan::new(&mut ctx, layout, &w).err().unwrap();
         assert!(matches!(e, HeError::ValueRange { value: 300, .. }), "{e}");
     }
 
     #[test]
-    fn measured_primitives_are_positive() {
-        let mut ctx = context(&[shape(2, 2, 4, 3)]);
+    fn measured_primitives_and_key_sizes_are_positive() {
+        let mut ctx = context(&[shape(2, 2, 4, 3, 1)]);
         let c = ctx.measure_primitives(1).unwrap();
         assert!(c.rot_ms > 0.0 && c.pmul_ms > 0.0 && c.add_ms > 0.0);
+        let one = ctx.key_bytes(&[Rotation::Columns(1)]).unwrap();
+        let two = ctx
+            .key_bytes(&[Rotation::Columns(1), Rotation::Rows])
+            .unwrap();
+        assert!(one > 100_000, "a Galois key at N = 8192 is large: {one}");
+        assert!(two > one);
     }
 }

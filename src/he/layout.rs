@@ -1,85 +1,374 @@
-//! Slot layouts: where each channel and pixel of a conv layer lives in the
-//! batching row (Gazelle-style channel packing with output rotations), which
-//! plaintext masks the layer multiplies, and the HE prune groups (positional
-//! and diagonal) those masks induce. The diagonal (Halevi-Shoup) layout of
-//! the final FC layer lives here too.
+//! Slot layouts: how one conv layer (or the FC layer, a 1x1 conv on a 1x1
+//! grid) is packed into BFV's two batching rows under a [`LayerSchedule`],
+//! where each weight lands in the plaintext masks, and the HE prune groups
+//! those masks induce. Pure geometry: the cost model counts it, the executor
+//! encodes it, the pruner groups by it.
+//!
+//! # The layout
+//! A ciphertext holds `cn = N / P` channel *positions* of `P` slots each
+//! (`P`, the next power of two of the grid's pixels), `h = cn / 2` in each
+//! row. Column rotations move both rows left at once, within each row; a row
+//! swap exchanges them (fhe.rs exposes the two as separate key switches).
+//!
+//! - **Input period `p`.** Input channels repeat with period `p`: the
+//!   smallest power of two holding them (*replication*), or all `cn`
+//!   positions (Gazelle's packing). When `p <= h` every row holds whole
+//!   periods and a column rotation by `d` positions pairs output position
+//!   `j` with input channel `(j + d) mod p`: `p` diagonals, no row swap.
+//!   When `p = cn` the period spans both rows: each diagonal splits into a
+//!   *same-row* half and a *cross-row* half, and the cross half of every
+//!   output block is swapped once (`2(h/B - 1) + 1 = p/B - 1` rotations,
+//!   the same count as one cyclic period of `p`).
+//! - **Baby step `B`.** Each input block is rotated by every (kernel offset,
+//!   baby step `j < B`) pair; plaintext masks are pre-rotated by the giant
+//!   step, products summed per giant step `g`, and each giant sum rotated by
+//!   `g*B` positions: `n_in (k*k*B - 1) + n_out (p/B - 1)` rotations. `B = 1`
+//!   is Gazelle's output-rotation schedule, `B = p` its input rotation.
+//! - **Stride phases.** A stride-`s` conv can run on the `s*s` phases of its
+//!   input (space-to-depth): a stride-1 conv on the output grid over
+//!   `s*s*c_in` phase channels with a smaller set of kernel offsets.
+//!   Without phases it runs at stride 1 on the full grid and the strided
+//!   output is a subsample of the result.
+//! - **Output fold.** With `p <= h` and fewer outputs than `p`, each output
+//!   channel can collect its `p/q` partial sums in `q`-periodic positions
+//!   (`q` diagonals instead of `p`), folded by `log2(p/q)` rotate-and-adds
+//!   (Gazelle's hybrid matrix-vector product, used for the FC layer).
 
 use serde::{Deserialize, Serialize};
 
 use super::HeError;
-use crate::arch::{ConvShape, FcShape};
+use crate::arch::ConvShape;
 
-/// A set of weights whose removal saves a rotation: every weight of one
-/// kernel position read from one input ciphertext (positional), or every
-/// weight on one channel diagonal of one output ciphertext (diagonal).
+/// The choices that make a layer's packing and evaluation order.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+pub struct LayerSchedule {
+    /// Run a strided conv on its stride phases (else on the full grid).
+    pub phases: bool,
+    /// Replicate the input with the smallest period that holds it (else one
+    /// period of all `cn` positions).
+    pub replicate: bool,
+    /// Fold output partial sums (only with a replicated input).
+    pub fold: bool,
+    /// Baby step `B`: a power of two dividing the diagonals per giant group.
+    pub baby_step: usize,
+}
+
+impl LayerSchedule {
+    /// Gazelle's conv schedule: full grid, one period of `cn` positions,
+    /// output rotations.
+    pub const GAZELLE_CONV: LayerSchedule = LayerSchedule {
+        phases: false,
+        replicate: false,
+        fold: false,
+        baby_step: 1,
+    };
+    /// Gazelle's matrix-vector schedule (its "hybrid" method): replicated
+    /// input, folded outputs, output rotations.
+    pub const GAZELLE_FC: LayerSchedule = LayerSchedule {
+        phases: false,
+        replicate: true,
+        fold: true,
+        baby_step: 1,
+    };
+
+    /// A short name for tables: `bsgs`, plus `+phases`, `+fold`, or
+    /// `gazelle` / `gazelle-fc` for those exact schedules.
+    pub fn describe(&self) -> String {
+        if *self == Self::GAZELLE_CONV {
+            return "gazelle".into();
+        }
+        if *self == Self::GAZELLE_FC {
+            return "gazelle-fc".into();
+        }
+        let mut s = String::from(if self.replicate { "bsgs" } else { "bsgs-ring" });
+        if self.phases {
+            s += "+phases";
+        }
+        if self.fold {
+            s += "+fold";
+        }
+        s
+    }
+}
+
+/// Which half of a two-row period a product belongs to: `Same` lands in the
+/// row it was computed in; `Cross` is computed in the other row and swapped.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
+pub enum Half {
+    Same,
+    Cross,
+}
+
+impl Half {
+    pub const BOTH: [Half; 2] = [Half::Same, Half::Cross];
+}
+
+/// One plaintext mask: input block `a` rotated by kernel offset `offset` and
+/// baby step `baby`, contributing to giant step `giant` of half `half` of
+/// output block `b`. Ordered so that one output block's masks are contiguous.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub struct MaskKey {
+    pub b: usize,
+    pub half: Half,
+    pub giant: usize,
+    pub a: usize,
+    pub offset: usize,
+    pub baby: usize,
+}
+
+/// The rotations a schedule performs. Column steps count slots (left, within
+/// each row); the row swap exchanges the two rows.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize)]
+pub enum Rotation {
+    Columns(usize),
+    Rows,
+}
+
+/// A set of weights whose removal saves a rotation: every weight read
+/// through one rotated input (one kernel offset and baby step of one input
+/// block: positional), or every weight on one giant step of one half of one
+/// output block (diagonal). Under `B = 1` these are Artemis's positional and
+/// diagonal groups.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
 pub enum PruneGroup {
     Positional {
         layer: usize,
         block: usize,
-        position: usize,
+        offset: usize,
+        baby: usize,
     },
     Diagonal {
         layer: usize,
         block: usize,
-        diagonal: usize,
+        half: Half,
+        giant: usize,
     },
 }
 
-/// One conv layer packed into rows of `slots` slots.
+/// Where one weight `W[o, c, ky, kx]` acts: its mask, and the position (row,
+/// position in row) of the computation slot its product occupies.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Placement {
+    pub key: MaskKey,
+    pub row: usize,
+    pub position: usize,
+    /// Index of the input channel in the phase-major effective channels.
+    pub channel: usize,
+}
+
+/// One layer packed under one schedule.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct PackingLayout {
-    name: String,
-    c_in: usize,
-    c_out: usize,
-    h: usize,
-    w: usize,
-    k: usize,
-    slots: usize,
+    shape: ConvShape,
+    schedule: LayerSchedule,
+    /// Phase stride: the conv's stride with phases, else 1.
+    s: usize,
+    /// The grid the ciphertexts hold (input and output of the stride-1 conv).
+    gh: usize,
+    gw: usize,
+    /// Phases in use, `(py, px)`, and per phase the valid extent of its grid.
+    phases: Vec<(usize, usize)>,
+    valid: Vec<(usize, usize)>,
+    /// Kernel offsets `(dy, dx)` on the grid.
+    offsets: Vec<(isize, isize)>,
+    /// `tap[phase * offsets + offset]`: the original kernel position
+    /// `ky * k + kx` that reads this phase at this offset.
+    tap: Vec<Option<usize>>,
+    /// Whether some output pixel reads a valid input pixel through
+    /// `(phase, offset)`; else every mask slot at it is zero.
+    reads: Vec<bool>,
+    /// Slots per channel position, per row.
     footprint: usize,
-    cn: usize,
+    row_slots: usize,
+    /// Channel positions per row (`h`) and input period (`p`).
+    per_row: usize,
+    period: usize,
+    /// Output period `q` (`q < p`: folded).
+    out_period: usize,
+    diagonals: usize,
+    halves: usize,
     n_in: usize,
     n_out: usize,
 }
 
 impl PackingLayout {
-    /// Lays out `shape` (evaluated at stride 1 on its input grid) in rows of
-    /// `slots` slots (N/2). Errors when one channel does not fit a row.
-    pub fn new(shape: &ConvShape, slots: usize) -> Result<PackingLayout, HeError> {
-        let footprint = (shape.h * shape.w).next_power_of_two();
-        if footprint > slots {
+    /// Packs `shape` under `schedule` at ring degree `poly_degree`. Errors
+    /// when a channel does not fit a row or the schedule is impossible for
+    /// this layer (a baby step that does not divide its diagonals, phases of
+    /// a stride-1 conv).
+    pub fn new(
+        shape: &ConvShape,
+        poly_degree: usize,
+        schedule: LayerSchedule,
+    ) -> Result<PackingLayout, HeError> {
+        let impossible = |why: String| HeError::ImpossibleSchedule {
+            layer: shape.name.clone(),
+            schedule: schedule.describe(),
+            why,
+        };
+        let s = if schedule.phases {
+            if shape.stride == 1 {
+                return Err(impossible("stride phases need a strided conv".into()));
+            }
+            shape.stride
+        } else {
+            1
+        };
+        let pad = shape.padding() as isize;
+        let (gh, gw) = if s == 1 {
+            (shape.h, shape.w)
+        } else {
+            let (gh, gw) = (shape.h.div_ceil(s), shape.w.div_ceil(s));
+            if (gh, gw) != (shape.out_h(), shape.out_w()) {
+                return Err(impossible(format!(
+                    "its {}x{} output is not the {gh}x{gw} phase grid",
+                    shape.out_h(),
+                    shape.out_w()
+                )));
+            }
+            (gh, gw)
+        };
+        // Each kernel tap (ky, kx) reads phase ((ky - pad) mod s, ...) at
+        // offset floor((ky - pad) / s) on the phase grid.
+        let split = |t: usize| {
+            let d = t as isize - pad;
+            (d.rem_euclid(s as isize) as usize, d.div_euclid(s as isize))
+        };
+        let mut phases: Vec<(usize, usize)> = Vec::new();
+        let mut offsets: Vec<(isize, isize)> = Vec::new();
+        let mut taps: Vec<((usize, usize), (isize, isize), usize)> = Vec::new();
+        for ky in 0..shape.k {
+            for kx in 0..shape.k {
+                let ((py, dy), (px, dx)) = (split(ky), split(kx));
+                if !phases.contains(&(py, px)) {
+                    phases.push((py, px));
+                }
+                if !offsets.contains(&(dy, dx)) {
+                    offsets.push((dy, dx));
+                }
+                taps.push(((py, px), (dy, dx), ky * shape.k + kx));
+            }
+        }
+        phases.sort_unstable();
+        offsets.sort_unstable();
+        let mut tap = vec![None; phases.len() * offsets.len()];
+        for (phase, offset, position) in taps {
+            let ph = phases.iter().position(|&x| x == phase).expect("listed");
+            let of = offsets.iter().position(|&x| x == offset).expect("listed");
+            tap[ph * offsets.len() + of] = Some(position);
+        }
+        let valid: Vec<(usize, usize)> = phases
+            .iter()
+            .map(|&(py, px)| ((shape.h - py).div_ceil(s), (shape.w - px).div_ceil(s)))
+            .collect();
+        let reads = (0..phases.len())
+            .flat_map(|ph| (0..offsets.len()).map(move |of| (ph, of)))
+            .map(|(ph, of)| {
+                let ((vh, vw), (dy, dx)) = (valid[ph], offsets[of]);
+                let overlaps = |n: usize, d: isize, v: usize| {
+                    (0..n as isize).any(|u| (0..v as isize).contains(&(u + d)))
+                };
+                tap[ph * offsets.len() + of].is_some()
+                    && overlaps(gh, dy, vh)
+                    && overlaps(gw, dx, vw)
+            })
+            .collect();
+        let row_slots = poly_degree / 2;
+        let footprint = (gh * gw).next_power_of_two();
+        if footprint > row_slots {
             return Err(HeError::LayerTooLarge {
                 layer: shape.name.clone(),
                 footprint,
-                poly_degree: 2 * slots,
+                poly_degree,
             });
         }
-        let cn = slots / footprint;
+        let per_row = row_slots / footprint;
+        let cn = 2 * per_row;
+        let channels = phases.len() * shape.c_in;
+        let period = if schedule.replicate {
+            channels.next_power_of_two().min(cn)
+        } else {
+            cn
+        };
+        let halves = if period <= per_row { 1 } else { 2 };
+        let out_period = if schedule.fold {
+            if halves == 2 {
+                return Err(impossible(
+                    "folding needs the input period within one row".into(),
+                ));
+            }
+            shape.c_out.next_power_of_two().min(period)
+        } else {
+            period
+        };
+        // A fold of outputs that fill the period folds nothing.
+        let schedule = LayerSchedule {
+            fold: out_period < period,
+            ..schedule
+        };
+        let diagonals = if halves == 1 { out_period } else { per_row };
+        let b = schedule.baby_step;
+        if !(b.is_power_of_two() && b <= diagonals) {
+            return Err(impossible(format!(
+                "baby step {b} must be a power of two dividing the layer's {diagonals} diagonals"
+            )));
+        }
+        let outputs_per_block = if halves == 1 {
+            cn / period * out_period
+        } else {
+            cn
+        };
         Ok(PackingLayout {
-            name: shape.name.clone(),
-            c_in: shape.c_in,
-            c_out: shape.c_out,
-            h: shape.h,
-            w: shape.w,
-            k: shape.k,
-            slots,
+            shape: shape.clone(),
+            schedule,
+            s,
+            gh,
+            gw,
+            phases,
+            valid,
+            offsets,
+            tap,
+            reads,
             footprint,
-            cn,
-            n_in: shape.c_in.div_ceil(cn),
-            n_out: shape.c_out.div_ceil(cn),
+            row_slots,
+            per_row,
+            period,
+            out_period,
+            diagonals,
+            halves,
+            n_in: channels.div_ceil(period),
+            n_out: shape.c_out.div_ceil(outputs_per_block),
         })
     }
 
     pub fn name(&self) -> &str {
-        &self.name
+        &self.shape.name
     }
-    /// Slots per channel (`P`, the next power of two of h*w).
-    pub fn p(&self) -> usize {
+    pub fn shape(&self) -> &ConvShape {
+        &self.shape
+    }
+    pub fn schedule(&self) -> LayerSchedule {
+        self.schedule
+    }
+    /// Slots per channel position (`P`).
+    pub fn footprint(&self) -> usize {
         self.footprint
     }
-    /// Channels per ciphertext.
-    pub fn cn(&self) -> usize {
-        self.cn
+    /// Channel positions per ciphertext, both rows (`cn`).
+    pub fn positions(&self) -> usize {
+        2 * self.per_row
+    }
+    /// Input period (`p`).
+    pub fn period(&self) -> usize {
+        self.period
+    }
+    /// Output period (`q`; below `p` when folded).
+    pub fn out_period(&self) -> usize {
+        self.out_period
+    }
+    /// 1 when the period fits a row, 2 when it spans both (row swaps).
+    pub fn halves(&self) -> usize {
+        self.halves
     }
     pub fn n_in(&self) -> usize {
         self.n_in
@@ -87,136 +376,244 @@ impl PackingLayout {
     pub fn n_out(&self) -> usize {
         self.n_out
     }
-    pub fn slots(&self) -> usize {
-        self.slots
+    pub fn baby_step(&self) -> usize {
+        self.schedule.baby_step
     }
-    pub fn c_in(&self) -> usize {
-        self.c_in
+    /// Giant steps per half of an output block.
+    pub fn giants(&self) -> usize {
+        self.diagonals / self.schedule.baby_step
     }
-    pub fn c_out(&self) -> usize {
-        self.c_out
+    /// Diagonals per half of an output block (`p`, `q` or `h`).
+    pub fn diagonals(&self) -> usize {
+        self.diagonals
     }
-    pub fn k(&self) -> usize {
-        self.k
+    /// Kernel offsets on the grid (9 for a 3x3 conv at stride 1, 4 on its
+    /// stride-2 phases).
+    pub fn offsets(&self) -> usize {
+        self.offsets.len()
     }
-    /// Kernel positions `kh * k + kw`.
-    pub fn positions(&self) -> usize {
-        self.k * self.k
+    /// Phase channels (`phases x c_in`).
+    pub fn channels(&self) -> usize {
+        self.phases.len() * self.shape.c_in
     }
-    /// Flattened index of W[o, i, position] in `[c_out, c_in, k, k]`.
-    pub fn weight_index(&self, o: usize, i: usize, position: usize) -> usize {
-        (o * self.c_in + i) * self.positions() + position
+    /// Stride phases in use (1 on the full grid).
+    pub fn phase_count(&self) -> usize {
+        self.phases.len()
     }
-
-    fn displacement(&self, position: usize) -> (isize, isize) {
-        let half = (self.k / 2) as isize;
-        (
-            (position / self.k) as isize - half,
-            (position % self.k) as isize - half,
-        )
-    }
-
-    /// Left-rotation step that brings input pixel (y+dy, x+dx) to (y, x);
-    /// `None` for the centre, which reads in place.
-    pub fn positional_step(&self, position: usize) -> Option<usize> {
-        let (dy, dx) = self.displacement(position);
-        let offset = dy * self.w as isize + dx;
-        (offset != 0).then(|| offset.rem_euclid(self.slots as isize) as usize)
+    /// Rotate-and-add steps of the output fold (0 without).
+    pub fn fold_steps(&self) -> usize {
+        (self.period / self.out_period).trailing_zeros() as usize
     }
 
-    /// Left-rotation step aligning diagonal `d` with the output channels;
-    /// `None` for d = 0.
-    pub fn diagonal_step(&self, diagonal: usize) -> Option<usize> {
-        (diagonal != 0).then(|| diagonal * self.footprint)
+    /// The shape whose plain integer convolution the decrypted output holds:
+    /// the layer itself with phases, else the layer at stride 1.
+    pub fn computed_shape(&self) -> ConvShape {
+        ConvShape {
+            stride: if self.s == 1 { 1 } else { self.shape.stride },
+            ..self.shape.clone()
+        }
     }
 
-    /// Whether some output pixel reads an in-image input pixel at this
-    /// position (else every mask at it is zero).
-    pub fn position_in_image(&self, position: usize) -> bool {
-        let (dy, dx) = self.displacement(position);
-        dy.unsigned_abs() < self.h && dx.unsigned_abs() < self.w
+    /// Output grid of the computation (`out_h x out_w`, or `h x w` at stride 1).
+    fn out_grid(&self) -> (usize, usize) {
+        (self.gh, self.gw)
     }
 
-    /// Channel pairs (local input slot l, input channel i, output channel o)
-    /// that diagonal `d` connects between input block `a` and output block
-    /// `b`: output local j meets input local (j + d) mod cn.
-    pub fn diagonal_pairs(
-        &self,
-        a: usize,
-        b: usize,
-        d: usize,
-    ) -> impl Iterator<Item = (usize, usize, usize)> + '_ {
-        (0..self.cn).filter_map(move |l| {
-            let i = a * self.cn + l;
-            let o = b * self.cn + (l + self.cn - d) % self.cn;
-            (i < self.c_in && o < self.c_out).then_some((l, i, o))
+    /// The rotation that brings input block `a`'s (offset, baby step)
+    /// reading into place; `None` for offset (0, 0) and baby step 0.
+    pub fn input_rotation(&self, offset: usize, baby: usize) -> Option<Rotation> {
+        let (dy, dx) = self.offsets[offset];
+        let step = (baby * self.footprint) as isize + dy * self.gw as isize + dx;
+        let step = step.rem_euclid(self.row_slots as isize) as usize;
+        (step != 0).then_some(Rotation::Columns(step))
+    }
+
+    /// The rotation of giant step `g`'s sum; `None` for `g = 0`.
+    pub fn giant_rotation(&self, giant: usize) -> Option<Rotation> {
+        (giant != 0).then(|| Rotation::Columns(giant * self.schedule.baby_step * self.footprint))
+    }
+
+    /// The fold's rotations, in order.
+    pub fn fold_rotations(&self) -> Vec<Rotation> {
+        (0..self.fold_steps())
+            .map(|i| Rotation::Columns((self.out_period << i) * self.footprint))
+            .collect()
+    }
+
+    /// (phase index, input channel) of phase-major channel `i`.
+    fn split_channel(&self, i: usize) -> (usize, usize) {
+        (i / self.shape.c_in, i % self.shape.c_in)
+    }
+
+    /// Where `W[o, c, position]` (position `ky * k + kx`) acts, or `None`
+    /// when no output pixel reads a valid input through it (then it never
+    /// contributes).
+    pub fn place(&self, o: usize, c: usize, position: usize) -> Option<Placement> {
+        let (ph, of) = (0..self.phases.len())
+            .flat_map(|ph| (0..self.offsets.len()).map(move |of| (ph, of)))
+            .find(|&(ph, of)| self.tap[ph * self.offsets.len() + of] == Some(position))
+            .expect("every kernel position has a tap");
+        if !self.reads[ph * self.offsets.len() + of] {
+            return None;
+        }
+        let i = ph * self.shape.c_in + c;
+        let (h, p, q, bstep) = (
+            self.per_row,
+            self.period,
+            self.out_period,
+            self.schedule.baby_step,
+        );
+        let (a, b, half, delta, row_out, j, row_in);
+        if self.halves == 1 {
+            // Replicated: input channel i sits at every position x = i mod p.
+            let per_block = self.positions() / p * q;
+            b = o / per_block;
+            let local = o % per_block;
+            let (copy, residue) = (local / q, local % q);
+            let m = ((i + p - residue) % p) / q;
+            let r = residue + m * q;
+            let s = copy * p + r;
+            (row_out, j) = (s / h, s % h);
+            a = 0;
+            half = Half::Same;
+            delta = (i + p - r) % p;
+            row_in = row_out;
+        } else {
+            a = i / self.positions();
+            let local_in = i % self.positions();
+            let x;
+            (row_in, x) = (local_in / h, local_in % h);
+            b = o / self.positions();
+            let s = o % self.positions();
+            (row_out, j) = (s / h, s % h);
+            half = if row_in == row_out {
+                Half::Same
+            } else {
+                Half::Cross
+            };
+            delta = (x + h - j) % h;
+        }
+        let (giant, baby) = (delta / bstep, delta % bstep);
+        Some(Placement {
+            key: MaskKey {
+                b,
+                half,
+                giant,
+                a,
+                offset: of,
+                baby,
+            },
+            // Products are computed in the input's row, `g * B` positions
+            // ahead of where the giant rotation takes them.
+            row: row_in,
+            position: (j + giant * bstep) % h,
+            channel: i,
         })
     }
 
-    /// Whether mask (a, b, d, position) holds any nonzero value, given which
-    /// weights are nonzero. Exactly the masks [`Self::mask`] builds nonzero.
-    pub fn mask_is_live<T: Copy + Default + PartialEq>(
-        &self,
-        weights: &[T],
-        (a, b, d, position): (usize, usize, usize, usize),
-    ) -> bool {
-        self.position_in_image(position)
-            && self
-                .diagonal_pairs(a, b, d)
-                .any(|(_, i, o)| weights[self.weight_index(o, i, position)] != T::default())
+    /// Every placement of a nonzero weight of `weights` (`[c_out, c_in, k,
+    /// k]`), with the weight's index.
+    pub fn placements<'a, T: Copy + Default + PartialEq>(
+        &'a self,
+        weights: &'a [T],
+    ) -> impl Iterator<Item = (usize, Placement)> + 'a {
+        let k2 = self.shape.k * self.shape.k;
+        (0..weights.len())
+            .filter(move |&i| weights[i] != T::default())
+            .filter_map(move |i| {
+                let (o, c, position) =
+                    (i / (self.shape.c_in * k2), i / k2 % self.shape.c_in, i % k2);
+                self.place(o, c, position).map(|pl| (i, pl))
+            })
     }
 
-    /// The plaintext multiplied with input block `a` rotated to `position`,
-    /// contributing to diagonal `d` of output block `b`: W[o, i, position] at
-    /// every output pixel whose input pixel is inside the image, 0 elsewhere
-    /// (borders, padding slots, absent channels).
-    pub fn mask(
-        &self,
-        weights: &[i64],
-        (a, b, d, position): (usize, usize, usize, usize),
-    ) -> Vec<i64> {
-        let (dy, dx) = self.displacement(position);
-        let rows = (0..self.h).filter(|&y| (0..self.h as isize).contains(&(y as isize + dy)));
-        let cols: Vec<usize> = (0..self.w)
-            .filter(|&x| (0..self.w as isize).contains(&(x as isize + dx)))
-            .collect();
-        let mut v = vec![0i64; self.slots];
-        for y in rows {
-            for (l, i, o) in self.diagonal_pairs(a, b, d) {
-                let wv = weights[self.weight_index(o, i, position)];
-                let base = l * self.footprint + y * self.w;
-                for &x in &cols {
-                    v[base + x] = wv;
+    /// The plaintext masks of `weights`: for each mask with a nonzero slot,
+    /// its slots (`N` values, row 0 then row 1), pre-rotated by its giant step.
+    pub fn masks(&self, weights: &[i64]) -> std::collections::BTreeMap<MaskKey, Vec<i64>> {
+        let mut masks = std::collections::BTreeMap::new();
+        let (oh, ow) = self.out_grid();
+        for (i, pl) in self.placements(weights) {
+            let (ph, _) = self.split_channel(pl.channel);
+            let (vh, vw) = self.valid[ph];
+            let (dy, dx) = self.offsets[pl.key.offset];
+            let slots = masks
+                .entry(pl.key)
+                .or_insert_with(|| vec![0i64; 2 * self.row_slots]);
+            let base = pl.row * self.row_slots + pl.position * self.footprint;
+            for u in 0..oh {
+                if !(0..vh as isize).contains(&(u as isize + dy)) {
+                    continue;
+                }
+                for v in 0..ow {
+                    if (0..vw as isize).contains(&(v as isize + dx)) {
+                        slots[base + u * self.gw + v] = weights[i];
+                    }
+                }
+            }
+        }
+        masks
+    }
+
+    /// Input block `a` of a `[c_in, h, w]` tensor (the layer's full input
+    /// grid): the phase channels it holds, each at its positions, `N` slots.
+    pub fn pack_input(&self, input: &[i64], a: usize) -> Vec<i64> {
+        let (h, w) = (self.shape.h, self.shape.w);
+        let mut v = vec![0i64; 2 * self.row_slots];
+        for row in 0..2 {
+            for x in 0..self.per_row {
+                let i = if self.halves == 1 {
+                    x % self.period
+                } else {
+                    a * self.positions() + row * self.per_row + x
+                };
+                if i >= self.channels() {
+                    continue;
+                }
+                let (ph, c) = self.split_channel(i);
+                let ((py, px), (vh, vw)) = (self.phases[ph], self.valid[ph]);
+                let base = row * self.row_slots + x * self.footprint;
+                for u in 0..vh {
+                    for t in 0..vw {
+                        let (y, xx) = (self.s * u + py, self.s * t + px);
+                        v[base + u * self.gw + t] = input[(c * h + y) * w + xx];
+                    }
                 }
             }
         }
         v
     }
 
-    /// Input block `a` of a `[c_in, h, w]` tensor as one row of slots.
-    pub fn pack_input(&self, input: &[i64], a: usize) -> Vec<i64> {
-        let hw = self.h * self.w;
-        let mut v = vec![0i64; self.slots];
-        for l in 0..self.cn {
-            let i = a * self.cn + l;
-            if i < self.c_in {
-                v[l * self.footprint..l * self.footprint + hw]
-                    .copy_from_slice(&input[i * hw..(i + 1) * hw]);
-            }
-        }
-        v
-    }
-
-    /// The row of slots output block `b` must decrypt to, from the stride-1
-    /// `[c_out, h, w]` result: channels at j*P, zeros elsewhere.
-    pub fn pack_output(&self, output: &[i64], b: usize) -> Vec<i64> {
-        let hw = self.h * self.w;
-        let mut v = vec![0i64; self.slots];
-        for j in 0..self.cn {
-            let o = b * self.cn + j;
-            if o < self.c_out {
-                v[j * self.footprint..j * self.footprint + hw]
-                    .copy_from_slice(&output[o * hw..(o + 1) * hw]);
+    /// What output block `b` must decrypt to, slot by slot, given the
+    /// integer convolution of [`Self::computed_shape`] (`[c_out, oh, ow]`):
+    /// each output channel at its position, zeros where no channel or pixel
+    /// is, and `None` for slots a fold leaves holding partial sums.
+    pub fn expected_output(&self, reference: &[i64], b: usize) -> Vec<Option<i64>> {
+        let (oh, ow) = self.out_grid();
+        let mut v = vec![Some(0i64); 2 * self.row_slots];
+        for row in 0..2 {
+            for j in 0..self.per_row {
+                let s = row * self.per_row + j;
+                let base = row * self.row_slots + j * self.footprint;
+                let o = if self.halves == 1 {
+                    let (copy, r) = (s / self.period, s % self.period);
+                    if r >= self.out_period {
+                        v[base..base + self.footprint].fill(None);
+                        continue;
+                    }
+                    b * (self.positions() / self.period * self.out_period)
+                        + copy * self.out_period
+                        + r
+                } else {
+                    b * self.positions() + s
+                };
+                if o >= self.shape.c_out {
+                    continue;
+                }
+                for u in 0..oh {
+                    for t in 0..ow {
+                        v[base + u * self.gw + t] = Some(reference[(o * oh + u) * ow + t]);
+                    }
+                }
             }
         }
         v
@@ -224,180 +621,33 @@ impl PackingLayout {
 
     /// Every prune group of this layer (numbered `layer` in the network)
     /// with the indices of its weights in the `[c_out, c_in, k, k]` vector.
-    /// Groups that hold no weight (absent channels) are left out.
+    /// Each weight that acts belongs to exactly one positional and one
+    /// diagonal group.
     pub fn groups(&self, layer: usize) -> Vec<(PruneGroup, Vec<usize>)> {
-        let mut out = Vec::new();
-        for block in 0..self.n_in {
-            for position in 0..self.positions() {
-                let idx: Vec<usize> = (block * self.cn..((block + 1) * self.cn).min(self.c_in))
-                    .flat_map(|i| (0..self.c_out).map(move |o| (o, i)))
-                    .map(|(o, i)| self.weight_index(o, i, position))
-                    .collect();
-                out.push((
-                    PruneGroup::Positional {
-                        layer,
-                        block,
-                        position,
-                    },
-                    idx,
-                ));
-            }
+        let all = vec![1u8; self.shape.weight_len()];
+        let mut groups: std::collections::BTreeMap<PruneGroup, Vec<usize>> =
+            std::collections::BTreeMap::new();
+        for (i, pl) in self.placements(&all) {
+            let k = pl.key;
+            groups
+                .entry(PruneGroup::Positional {
+                    layer,
+                    block: k.a,
+                    offset: k.offset,
+                    baby: k.baby,
+                })
+                .or_default()
+                .push(i);
+            groups
+                .entry(PruneGroup::Diagonal {
+                    layer,
+                    block: k.b,
+                    half: k.half,
+                    giant: k.giant,
+                })
+                .or_default()
+                .push(i);
         }
-        for block in 0..self.n_out {
-            for diagonal in 0..self.cn {
-                let idx: Vec<usize> = (0..self.n_in)
-                    .flat_map(|a| self.diagonal_pairs(a, block, diagonal))
-                    .flat_map(|(_, i, o)| {
-                        (0..self.positions()).map(move |p| self.weight_index(o, i, p))
-                    })
-                    .collect();
-                out.push((
-                    PruneGroup::Diagonal {
-                        layer,
-                        block,
-                        diagonal,
-                    },
-                    idx,
-                ));
-            }
-        }
-        out.retain(|(_, idx)| !idx.is_empty());
-        out
-    }
-}
-
-/// The FC layer in the diagonal (Halevi-Shoup) method: the input replicated
-/// with period `n` across the row, so a left rotation by d reads x[(j+d) mod n].
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct FcLayout {
-    in_features: usize,
-    out_features: usize,
-    n: usize,
-}
-
-impl FcLayout {
-    pub fn new(shape: &FcShape, slots: usize) -> Result<FcLayout, HeError> {
-        let n = shape
-            .in_features
-            .max(shape.out_features)
-            .next_power_of_two();
-        if n > slots {
-            return Err(HeError::LayerTooLarge {
-                layer: shape.name.clone(),
-                footprint: n,
-                poly_degree: 2 * slots,
-            });
-        }
-        Ok(FcLayout {
-            in_features: shape.in_features,
-            out_features: shape.out_features,
-            n,
-        })
-    }
-
-    /// Padded length (the period of the replicated input).
-    pub fn n(&self) -> usize {
-        self.n
-    }
-
-    /// Diagonal `d` holds W[j][(j + d) mod n] at slot j (zero outside the
-    /// weight matrix); it is live when any of those weights is nonzero.
-    pub fn diagonal_is_live<T: Copy + Default + PartialEq>(&self, weights: &[T], d: usize) -> bool {
-        (0..self.out_features).any(|j| {
-            let c = (j + d) % self.n;
-            c < self.in_features && weights[j * self.in_features + c] != T::default()
-        })
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    fn shape(c_in: usize, c_out: usize, hw: usize, k: usize) -> ConvShape {
-        ConvShape {
-            name: "t".into(),
-            c_in,
-            c_out,
-            h: hw,
-            w: hw,
-            k,
-            stride: 1,
-        }
-    }
-
-    #[test]
-    fn resnet_first_stage_packs_four_channels_per_row() {
-        let l = PackingLayout::new(&shape(16, 16, 32, 3), 4096).unwrap();
-        assert_eq!((l.p(), l.cn(), l.n_in(), l.n_out()), (1024, 4, 4, 4));
-        // Up-left neighbour: offset -33 rotates left by S - 33.
-        assert_eq!(l.positional_step(0), Some(4096 - 33));
-        assert_eq!(l.positional_step(4), None);
-        assert_eq!(l.positional_step(5), Some(1));
-        assert_eq!(l.diagonal_step(3), Some(3072));
-    }
-
-    #[test]
-    fn a_channel_larger_than_a_row_names_the_degree_that_fits() {
-        let e = PackingLayout::new(&shape(3, 16, 64, 3), 2048).unwrap_err();
-        assert!(matches!(
-            e,
-            HeError::LayerTooLarge {
-                footprint: 4096,
-                ..
-            }
-        ));
-        assert!(e.to_string().contains("8192"), "{e}");
-    }
-
-    #[test]
-    fn groups_partition_the_weights_twice() {
-        // 6 -> 5 channels with cn = 4: partial blocks on both sides.
-        let l = PackingLayout::new(&shape(6, 5, 4, 3), 32).unwrap();
-        assert_eq!((l.cn(), l.n_in(), l.n_out()), (2, 3, 3));
-        let total = 6 * 5 * 9;
-        let groups = l.groups(7);
-        for positional in [true, false] {
-            let mut seen = vec![0; total];
-            for (g, idx) in &groups {
-                if matches!(g, PruneGroup::Positional { .. }) == positional {
-                    idx.iter().for_each(|&i| seen[i] += 1);
-                }
-            }
-            assert!(seen.iter().all(|&c| c == 1), "positional={positional}");
-        }
-    }
-
-    #[test]
-    fn masks_zero_the_border_and_carry_the_paired_weight() {
-        let l = PackingLayout::new(&shape(2, 2, 3, 3), 32).unwrap();
-        assert_eq!((l.p(), l.cn()), (16, 2));
-        let weights: Vec<i64> = (1..=36).collect();
-        // Position 0 is (dy, dx) = (-1, -1): row 0 and column 0 read outside.
-        let m = l.mask(&weights, (0, 0, 1, 0));
-        // Local 0 pairs with output (0 - 1) mod 2 = 1: W[1, 0, 0].
-        let w = weights[l.weight_index(1, 0, 0)];
-        assert_eq!(&m[..9], &[0, 0, 0, 0, w, w, 0, w, w]);
-        assert!(m[9..16].iter().all(|&v| v == 0));
-        assert!(l.mask_is_live(&weights, (0, 0, 1, 0)));
-        assert!(!l.mask_is_live(&vec![0i64; 36], (0, 0, 1, 0)));
-    }
-
-    #[test]
-    fn fc_diagonals_cover_the_matrix() {
-        let fc = FcLayout::new(
-            &FcShape {
-                name: "fc".into(),
-                in_features: 6,
-                out_features: 3,
-            },
-            64,
-        )
-        .unwrap();
-        assert_eq!(fc.n(), 8);
-        let mut w = vec![0.0f32; 18];
-        w[2 * 6 + 1] = 1.0; // row 2, column 1: d = (1 - 2) mod 8 = 7
-        let live: Vec<usize> = (0..8).filter(|&d| fc.diagonal_is_live(&w, d)).collect();
-        assert_eq!(live, vec![7]);
+        groups.into_iter().collect()
     }
 }

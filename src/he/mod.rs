@@ -1,30 +1,35 @@
-//! Homomorphic evaluation of conv layers with BFV (fhe.rs): the slot layout
-//! and prune groups ([`layout`]), the operation-count cost model ([`cost`]),
-//! parameter choice ([`params`]), and a real encrypted executor that runs,
-//! verifies and times layers ([`executor`]).
+//! Homomorphic evaluation of a network's layers with BFV (fhe.rs): the slot
+//! layout and prune groups ([`layout`]), the schedule each layer runs
+//! ([`schedule`]), the operation-count cost model ([`cost`]), parameter
+//! choice ([`params`]), and a real encrypted executor that runs, verifies
+//! and times layers ([`executor`]).
 
 pub mod cost;
 pub mod executor;
 pub mod layout;
 pub mod params;
+pub mod schedule;
 
 pub use cost::{
     HeCost, LayerCost, LayerPlanCost, LayerRow, PrimitiveCosts, conv_cost, dense_network_cost,
-    fc_cost, network_cost,
+    network_cost,
 };
-pub use executor::{HeContext, LayerPlan, LayerRun, NetworkRun, run_network};
-pub use layout::{FcLayout, PackingLayout, PruneGroup};
+pub use executor::{HeContext, LayerPlan, LayerRun, NetworkRun, check_counts, run_network};
+pub use layout::{Half, LayerSchedule, PackingLayout, PruneGroup, Rotation};
 pub use params::HeParams;
+pub use schedule::{Role, Schedule, Scheduler};
 
 /// Errors of the HE layer: parameters that cannot hold a layer, malformed
 /// weights, library failures, and decryptions that disagree with the
 /// plaintext reference.
 #[derive(Debug, thiserror::Error)]
 pub enum HeError {
-    #[error("poly degree {0} is not a power of two in 4096..32768: use 8192")]
+    #[error(
+        "ring degree {0} is not a power of two in 4096..32768: use 8192 (he.poly_degree, --poly-degree)"
+    )]
     BadDegree(usize),
     #[error(
-        "layer {layer}: one channel needs {footprint} slots but N = {poly_degree} gives {}: use --poly-degree {} or more",
+        "layer {layer}: one channel needs {footprint} slots but N = {poly_degree} gives {} per row: use a ring degree (he.poly_degree, --poly-degree) of {} or more",
         poly_degree / 2,
         2 * footprint
     )]
@@ -69,6 +74,22 @@ pub enum HeError {
         layer: String,
         value: i64,
         bits: u32,
+    },
+    #[error(
+        "layer {layer}: schedule {schedule} is impossible: {why}; leave the choice to the `best` schedule (he.schedule, --schedule) or drop the forced baby step (he.baby_step, --baby-step)"
+    )]
+    ImpossibleSchedule {
+        layer: String,
+        schedule: String,
+        why: String,
+    },
+    #[error(
+        "layer {layer}: the executor ran {executed} but the cost model counts {modeled}: the executor and the cost model disagree"
+    )]
+    CountMismatch {
+        layer: String,
+        executed: String,
+        modeled: String,
     },
     #[error("quantized model: {0}")]
     Quant(#[from] crate::quant::QuantError),

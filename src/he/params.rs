@@ -113,6 +113,29 @@ fn fitting_prime(min_bits: u32, bound: u64, poly_degree: usize) -> Option<(u64, 
     })
 }
 
+/// Serialized bytes of one Galois key (one rotation) at ring degree
+/// `poly_degree` under this module's moduli: what each rotation a network
+/// uses costs the client to send. The plaintext modulus does not change it.
+pub fn galois_key_bytes(poly_degree: usize) -> Result<usize, HeError> {
+    use fhe::bfv::{EvaluationKeyBuilder, SecretKey};
+    use fhe_traits::Serialize as _;
+    use rand::SeedableRng;
+    let t = plaintext_prime(MIN_PLAINTEXT_BITS, poly_degree).ok_or(HeError::NoPlaintextPrime {
+        bits: MIN_PLAINTEXT_BITS,
+        poly_degree,
+    })?;
+    let par = BfvParametersBuilder::new()
+        .set_degree(poly_degree)
+        .set_plaintext_modulus(t)
+        .set_moduli_sizes(moduli_sizes(poly_degree)?)
+        .build_arc()?;
+    let mut rng = rand::rngs::StdRng::seed_from_u64(0);
+    let sk = SecretKey::random(&par, &mut rng);
+    let mut b = EvaluationKeyBuilder::new(&sk)?;
+    b.enable_column_rotation(1)?;
+    Ok(b.build(&mut rng)?.to_bytes().len())
+}
+
 /// Chosen BFV parameters for a set of layers.
 #[derive(Debug, Clone)]
 pub struct HeParams {

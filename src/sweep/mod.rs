@@ -21,7 +21,7 @@ use crate::atomic::WriteError;
 use crate::checkpoint::CheckpointError;
 use crate::config::{ConfigError, Spec, Strategy};
 use crate::data::DataError;
-use crate::he::HeError;
+use crate::he::{HeError, Schedule, Scheduler};
 use crate::plot::PlotError;
 use crate::points::{self, PointRecord, PointsError};
 use crate::prune::PruneError;
@@ -52,14 +52,6 @@ pub enum SweepError {
     Points(#[from] PointsError),
     #[error(transparent)]
     Quant(#[from] QuantError),
-    #[error(
-        "layer {layer}: the executor ran {executed} but the cost model counts {modeled}: the executor and the cost model disagree"
-    )]
-    CountMismatch {
-        layer: String,
-        executed: String,
-        modeled: String,
-    },
     #[error("cannot read or write {path}")]
     Io {
         path: PathBuf,
@@ -79,12 +71,14 @@ pub enum SweepError {
     Report(#[from] ReportError),
 }
 
-/// One point of a sweep.
+/// One point of a sweep: what was trained (strategy, target, seed) and the
+/// HE schedule it was measured under.
 #[derive(Debug, Clone, Copy, PartialEq)]
 pub struct PointKey {
     pub strategy: Strategy,
     pub target: f64,
     pub seed: u64,
+    pub schedule: Schedule,
 }
 
 impl PointKey {
@@ -94,30 +88,50 @@ impl PointKey {
             strategy: r.strategy,
             target: r.target,
             seed: r.seed,
+            schedule: r.schedule,
         }
     }
     pub(crate) fn matches(&self, r: &PointRecord) -> bool {
-        r.strategy == self.strategy && (r.target - self.target).abs() < 1e-9 && r.seed == self.seed
+        *self == PointKey::of(r)
     }
+    /// The trained model's directory name: one per strategy, target and
+    /// seed, whatever schedule measures it.
     pub(crate) fn dir_name(&self) -> String {
         format!("{}-{}-s{}", self.strategy, self.target, self.seed)
     }
+
+    /// The scheduler that measures this point under `spec`.
+    pub fn scheduler(&self, spec: &Spec) -> Scheduler {
+        Scheduler {
+            schedule: self.schedule,
+            baby_step: spec
+                .he
+                .baby_step
+                .filter(|_| self.schedule == spec.he.schedule),
+            ..spec.scheduler()
+        }
+    }
 }
 
-/// Every point of the spec, the dense model of each seed first. A seed is a
-/// replicate of the whole pipeline: its own dense training, regularization
-/// and fine-tuning.
+/// Every point of the spec, the dense model of each seed first (under the
+/// spec's schedule, and under Gazelle's as the paper's reference when the
+/// spec's is another). A seed is a replicate of the whole pipeline: its own
+/// dense training, regularization and fine-tuning.
 pub fn point_keys(spec: &Spec) -> Vec<PointKey> {
-    let mut keys: Vec<PointKey> = spec
-        .prune
-        .seeds
-        .iter()
-        .map(|&seed| PointKey {
-            strategy: Strategy::Dense,
-            target: 0.0,
-            seed,
-        })
-        .collect();
+    let schedule = spec.he.schedule;
+    let key = |strategy, target, seed, schedule| PointKey {
+        strategy,
+        target,
+        seed,
+        schedule,
+    };
+    let mut keys = Vec::new();
+    for &seed in &spec.prune.seeds {
+        keys.push(key(Strategy::Dense, 0.0, seed, schedule));
+        if schedule != Schedule::Gazelle {
+            keys.push(key(Strategy::Dense, 0.0, seed, Schedule::Gazelle));
+        }
+    }
     for &strategy in spec
         .prune
         .strategies
@@ -126,11 +140,7 @@ pub fn point_keys(spec: &Spec) -> Vec<PointKey> {
     {
         for &target in &spec.prune.targets {
             for &seed in &spec.prune.seeds {
-                keys.push(PointKey {
-                    strategy,
-                    target,
-                    seed,
-                });
+                keys.push(key(strategy, target, seed, schedule));
             }
         }
     }
@@ -221,7 +231,7 @@ pub fn run(ws: &Workspace, spec_yaml: &str) -> Result<Vec<PointRecord>, SweepErr
         let measured = ctx.measure_primitives(5)?;
         for t in &trained {
             current.set_message(format!("{}: encrypted inference", t.key.dir_name()));
-            let result = ws.measure_point(t, &mut ctx, &measured)?;
+            let result = ws.measure_point(t, &t.key.scheduler(&ws.spec), &mut ctx, &measured)?;
             points::append(&points_path, &result.record)?;
             outputs::write_layer_costs(&ws.store, &result)?;
             done.push(result.record);

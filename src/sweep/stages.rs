@@ -16,7 +16,7 @@ use crate::arch::{FoldedNet, NetSpec};
 use crate::checkpoint;
 use crate::config::{Spec, Strategy, TrainConfig};
 use crate::data::{self, Dataset, Split};
-use crate::he::{self, HeContext, HeCost, HeParams, PrimitiveCosts};
+use crate::he::{self, HeContext, HeCost, HeParams, PrimitiveCosts, Scheduler};
 use crate::model::ResNet;
 use crate::points::PointRecord;
 use crate::prune::{MaskHook, Pruner};
@@ -121,7 +121,7 @@ impl Workspace {
             he.plaintext_bits,
             he.weight_bits,
             he.activation_bits,
-            &self.net.convs,
+            &self.net.layer_shapes(),
         )?;
         Ok(HeContext::new(params))
     }
@@ -172,9 +172,8 @@ impl Workspace {
             &self.net,
             strategy,
             spec.prune.include_first,
-            spec.he.poly_degree,
+            &spec.scheduler(),
             weighting,
-            &spec.he.costs,
         )?)
     }
 
@@ -255,13 +254,15 @@ impl Workspace {
         })
     }
 
-    /// The measuring half of a point: quantize, count on the integer weights,
-    /// and run every conv layer on real ciphertexts for `he.images` test
+    /// The measuring half of a point under `scheduler`: quantize, remove
+    /// the internal channels that carry nothing, count on the integer
+    /// weights, and run every layer on real ciphertexts for `he.images` test
     /// images, each decrypted and verified; the executor's counts must equal
     /// the cost model's, layer by layer.
     pub fn measure_point(
         &self,
         trained: &TrainedPoint,
+        scheduler: &Scheduler,
         ctx: &mut HeContext,
         measured: &PrimitiveCosts,
     ) -> Result<PointResult, SweepError> {
@@ -278,37 +279,29 @@ impl Workspace {
         // Counted on the integer weights the executor runs (quantization
         // keeps the float sparsity pattern, so `explore count` on the saved
         // folded.json gives the same counts).
-        let q_convs: Vec<Vec<i64>> = qnet.convs.iter().map(|l| l.weight.clone()).collect();
-        let cost = he::network_cost(&self.net, &q_convs, &qnet.fc.weight, spec.he.poly_degree)?;
-        let dense_cost = he::dense_network_cost(&self.net, spec.he.poly_degree)?;
+        let deployed = qnet.deployed();
+        let q_convs: Vec<Vec<i64>> = deployed.convs.iter().map(|l| l.weight.clone()).collect();
+        let cost = he::network_cost(&deployed.spec, &q_convs, &deployed.fc.weight, scheduler)?;
+        let dense_cost = he::dense_network_cost(&self.net, scheduler)?;
         let images = spec.he.images.min(self.test_data.len());
         let mut measured_ms = 0.0;
         for i in 0..images {
-            let run = he::run_network(ctx, &qnet, self.test_data.image(i), spec.he.repeats)?;
-            for (executed, modeled) in run.layers.iter().zip(&cost.layers) {
-                if executed.executed != modeled.cost {
-                    return Err(SweepError::CountMismatch {
-                        layer: modeled.layer.clone(),
-                        executed: format!("{:?}", executed.executed),
-                        modeled: format!("{:?}", modeled.cost),
-                    });
-                }
-            }
+            let run = he::run_network(
+                ctx,
+                &deployed,
+                &cost,
+                self.test_data.image(i),
+                spec.he.repeats,
+            )?;
             measured_ms += run.measured_ms / images as f64;
         }
-        // The latency model covers what was measured: the conv layers.
-        let convs = self.net.convs.len();
-        let conv_cost = |c: &HeCost| {
-            c.layers[..convs]
-                .iter()
-                .map(|r| r.cost)
-                .fold(he::LayerCost::default(), |a, b| a + b)
-        };
+        let rotations: Vec<_> = cost.rotations.iter().copied().collect();
         let key = trained.key;
         let record = PointRecord {
             sweep: spec.name.clone(),
             model: spec.model.arch.to_string(),
             dataset: spec.data.dataset.to_string(),
+            schedule: scheduler.schedule,
             strategy: key.strategy,
             target: key.target,
             seed: key.seed,
@@ -320,7 +313,9 @@ impl Workspace {
             rotations_dense: dense_cost.total.rotations() as u64,
             pmults: cost.total.pmults as u64,
             adds: cost.total.adds as u64,
-            latency_model_ms: conv_cost(&cost).latency_ms(measured),
+            galois_keys: cost.keys as u64,
+            galois_key_bytes: ctx.key_bytes(&rotations)? as u64,
+            latency_model_ms: cost.total.latency_ms(measured),
             latency_measured_ms: measured_ms,
             he_verified: true,
             train_seconds: trained.summary.train_seconds,

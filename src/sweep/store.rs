@@ -38,6 +38,8 @@ struct SpecLock {
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 struct LockedHe {
     poly_degree: usize,
+    schedule: crate::he::Schedule,
+    baby_step: Option<usize>,
     plaintext_bits: Option<u32>,
     weight_bits: u32,
     activation_bits: u32,
@@ -48,6 +50,8 @@ impl SpecLock {
     fn of(spec: &Spec) -> SpecLock {
         let HeSpec {
             poly_degree,
+            schedule,
+            baby_step,
             plaintext_bits,
             weight_bits,
             activation_bits,
@@ -71,6 +75,8 @@ impl SpecLock {
             include_first,
             he: LockedHe {
                 poly_degree,
+                schedule,
+                baby_step,
                 plaintext_bits,
                 weight_bits,
                 activation_bits,
