@@ -11,9 +11,9 @@
 use std::time::Instant;
 
 use explore::arch::{Arch, DatasetKind, NetSpec};
-use explore::config::{Schedule, TrainConfig};
 use explore::data::Dataset;
 use explore::model::ResNet;
+use explore::train::{LrSchedule, TrainConfig};
 use explore::train::{NoHook, device, evaluate, train};
 
 const BATCH: usize = 64;
@@ -40,7 +40,7 @@ fn main() {
         lr: 0.01,
         momentum: 0.9,
         weight_decay: 5e-4,
-        schedule: Schedule::Constant,
+        schedule: LrSchedule::Constant,
         augment: true,
         seed: 0,
         replicas,

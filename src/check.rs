@@ -28,8 +28,7 @@ use crate::stats::Estimate;
 /// README).
 pub const DEFAULT_COST_TOLERANCE: f64 = 0.03;
 
-/// Standard errors a difference may reach before it counts.
-pub const DEFAULT_Z: f64 = 2.0;
+pub use crate::stats::DEFAULT_Z;
 
 #[derive(Debug, thiserror::Error)]
 pub enum CheckError {
@@ -358,8 +357,8 @@ pub fn render(c: &Comparison) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::config::Strategy;
     use crate::points::tests::record;
+    use crate::prune::Strategy;
     use crate::stats::binomial_se;
 
     /// A front of well-separated points, each measured on 1000 images.

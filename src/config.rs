@@ -1,13 +1,17 @@
 //! The sweep spec: one YAML file (`sweeps/*.yaml`) shared by `explore train`,
-//! `prune` and `sweep`. Parsing rejects unknown keys with their line and column;
-//! [`Spec::load`] then checks values and names the field and the fix.
+//! `prune` and `sweep`, assembled from the domain types it configures (data,
+//! training, pruning, HE). Parsing rejects unknown keys with their line and
+//! column; [`Spec::load`] then checks values and names the field and the fix.
 
 use std::path::{Path, PathBuf};
 
 use serde::{Deserialize, Serialize};
 
-use crate::arch::{Arch, DatasetKind, NetSpec};
+use crate::arch::{Arch, NetSpec};
+use crate::data::DataSpec;
 use crate::he::PrimitiveCosts;
+use crate::prune::{GroupWeighting, Strategy, TargetMetric};
+use crate::train::TrainConfig;
 
 #[derive(Debug, thiserror::Error)]
 pub enum ConfigError {
@@ -47,149 +51,10 @@ pub struct Spec {
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
-pub struct DataSpec {
-    pub dataset: DatasetKind,
-    /// Directory holding the dataset files; searched first.
-    #[serde(default)]
-    pub path: Option<PathBuf>,
-    /// Use a deterministic subset of this many training images.
-    #[serde(default)]
-    pub train_size: Option<usize>,
-    #[serde(default)]
-    pub test_size: Option<usize>,
-    /// Seed of the subset choice.
-    #[serde(default)]
-    pub seed: u64,
-    /// Download the official archive when the files are missing.
-    #[serde(default = "yes")]
-    pub download: bool,
-}
-
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-#[serde(deny_unknown_fields)]
 pub struct ModelSpec {
     pub arch: Arch,
     #[serde(default = "one")]
     pub width: f64,
-}
-
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(rename_all = "lowercase")]
-pub enum Schedule {
-    Cosine,
-    /// Divide the rate by 10 at 50% and 75% of the epochs.
-    Step,
-    Constant,
-}
-
-/// One SGD training phase (dense training, regularization or fine-tuning).
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct TrainConfig {
-    pub epochs: usize,
-    #[serde(default = "default_batch")]
-    pub batch_size: usize,
-    pub lr: f64,
-    #[serde(default = "default_momentum")]
-    pub momentum: f64,
-    #[serde(default = "default_wd")]
-    pub weight_decay: f64,
-    #[serde(default = "default_schedule")]
-    pub schedule: Schedule,
-    /// Random crop (4-pixel padding) and horizontal flip; CIFAR only.
-    #[serde(default)]
-    pub augment: bool,
-    #[serde(default)]
-    pub seed: u64,
-    /// Model replicas each batch is split across, each on its own threads,
-    /// their gradients summed (data parallelism: what makes training use
-    /// more than one core). Results depend on it, since BatchNorm sees
-    /// per-replica statistics, but not on the machine's core count. (With
-    /// more than two, burn averages BatchNorm's per-thread running
-    /// statistics in hash-map order, so repeat runs may differ in the last
-    /// bits.)
-    #[serde(default = "default_replicas")]
-    pub replicas: usize,
-}
-
-#[derive(
-    Debug, Clone, Copy, Default, PartialEq, Eq, Hash, Serialize, Deserialize, PartialOrd, Ord,
-)]
-#[serde(rename_all = "lowercase")]
-pub enum Strategy {
-    /// The unpruned model.
-    #[default]
-    Dense,
-    Positional,
-    Diagonal,
-    Hybrid,
-    Unstructured,
-    Channel,
-}
-
-impl Strategy {
-    pub const ALL: [Strategy; 6] = [
-        Strategy::Dense,
-        Strategy::Positional,
-        Strategy::Diagonal,
-        Strategy::Hybrid,
-        Strategy::Unstructured,
-        Strategy::Channel,
-    ];
-    pub fn name(self) -> &'static str {
-        match self {
-            Strategy::Dense => "dense",
-            Strategy::Positional => "positional",
-            Strategy::Diagonal => "diagonal",
-            Strategy::Hybrid => "hybrid",
-            Strategy::Unstructured => "unstructured",
-            Strategy::Channel => "channel",
-        }
-    }
-    /// Strategies whose groups are HE groups and so take the group-Lasso phase.
-    pub fn is_he_aware(self) -> bool {
-        matches!(
-            self,
-            Strategy::Positional | Strategy::Diagonal | Strategy::Hybrid
-        )
-    }
-}
-
-impl std::fmt::Display for Strategy {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.write_str(self.name())
-    }
-}
-
-impl std::str::FromStr for Strategy {
-    type Err = String;
-    fn from_str(s: &str) -> Result<Self, Self::Err> {
-        Strategy::ALL
-            .into_iter()
-            .find(|x| x.name() == s)
-            .ok_or_else(|| {
-                format!(
-                    "unknown strategy `{s}`: use one of dense, positional, diagonal, hybrid, unstructured, channel"
-                )
-            })
-    }
-}
-
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(rename_all = "lowercase")]
-pub enum TargetMetric {
-    /// Fraction of prunable conv weights removed.
-    Weights,
-    /// Fraction of the dense model's rotations removed.
-    Rotations,
-}
-
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(rename_all = "snake_case")]
-pub enum GroupWeighting {
-    Uniform,
-    SqrtSize,
-    HeCost,
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -280,29 +145,11 @@ impl Default for HeSpec {
     }
 }
 
-fn yes() -> bool {
-    true
-}
 fn one() -> f64 {
     1.0
 }
 fn one_usize() -> usize {
     1
-}
-fn default_batch() -> usize {
-    64
-}
-fn default_replicas() -> usize {
-    2
-}
-fn default_momentum() -> f64 {
-    0.9
-}
-fn default_wd() -> f64 {
-    5e-4
-}
-fn default_schedule() -> Schedule {
-    Schedule::Cosine
 }
 fn default_strategies() -> Vec<Strategy> {
     vec![
@@ -375,7 +222,7 @@ impl Spec {
                 .map(|r| ("prune.regularization.train", &r.train)),
         ];
         for (field, t) in phases.into_iter().flatten() {
-            check_phase(t).map_err(|m| bad(field, m))?;
+            t.check().map_err(|m| bad(field, m))?;
         }
         for &t in &self.prune.targets {
             if !(0.0..1.0).contains(&t) {
@@ -462,34 +309,6 @@ impl Spec {
         NetSpec::new(self.model.arch, self.data.dataset, self.model.width)
             .expect("validated in Spec::load")
     }
-}
-
-fn check_phase(t: &TrainConfig) -> Result<(), String> {
-    if t.batch_size == 0 {
-        return Err("batch_size must be at least 1, e.g. 64".into());
-    }
-    if !(1..=t.batch_size).contains(&t.replicas) {
-        return Err(format!(
-            "replicas {} must be between 1 and batch_size ({}), e.g. 2 on a 2-core machine",
-            t.replicas, t.batch_size
-        ));
-    }
-    if !(t.lr.is_finite() && t.lr > 0.0) {
-        return Err(format!("lr {} must be a positive number, e.g. 0.1", t.lr));
-    }
-    if !(0.0..1.0).contains(&t.momentum) {
-        return Err(format!(
-            "momentum {} must be in [0, 1), e.g. 0.9",
-            t.momentum
-        ));
-    }
-    if !(t.weight_decay.is_finite() && t.weight_decay >= 0.0) {
-        return Err(format!(
-            "weight_decay {} must be >= 0, e.g. 5e-4",
-            t.weight_decay
-        ));
-    }
-    Ok(())
 }
 
 #[cfg(test)]

@@ -9,9 +9,9 @@
 
 use std::collections::BTreeMap;
 
-use crate::config::Strategy;
 use crate::he::Schedule;
 use crate::points::PointRecord;
+use crate::prune::Strategy;
 use crate::stats::{self, Estimate};
 
 /// The cost axis of a front.

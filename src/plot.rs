@@ -14,9 +14,9 @@ use plotters::prelude::*;
 use plotters::style::register_font;
 use plotters::style::text_anchor::{HPos, Pos, VPos};
 
-use crate::config::Strategy;
 use crate::pareto::{self, Cost, Summary};
 use crate::points::PointRecord;
+use crate::prune::Strategy;
 
 static FONT: &[u8] = include_bytes!("../assets/DejaVuSans.ttf");
 /// plotters' default family, used by every text style below.

@@ -15,8 +15,8 @@ use polars::prelude::*;
 use serde::{Deserialize, Serialize};
 
 use crate::atomic::{self, WriteError};
-use crate::config::Strategy;
 use crate::he::Schedule;
+use crate::prune::Strategy;
 
 /// One row of `points.csv`; fields in column order ([`SCHEMA`] maps them
 /// to columns).

@@ -6,16 +6,16 @@
 use std::fmt::Write as _;
 use std::path::{Path, PathBuf};
 
-use crate::config::Strategy;
 use crate::pareto::{self, Cost, Summary};
 use crate::points::PointRecord;
+use crate::prune::Strategy;
 
 /// "Iso-accuracy": within one accuracy point (accuracies are fractions) of dense.
 pub const ISO_ACCURACY_TOLERANCE: f64 = 0.01;
 
 /// Standard errors within which the report calls a difference noise (the
 /// same default `explore check` uses).
-const NOISE_Z: f64 = crate::check::DEFAULT_Z;
+const NOISE_Z: f64 = crate::stats::DEFAULT_Z;
 
 #[derive(Debug, thiserror::Error)]
 pub enum ReportError {

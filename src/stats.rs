@@ -3,6 +3,10 @@
 //! spread of replicates, and the standard error of a difference between two
 //! such estimates. Pure functions; `pareto` and `check` decide with them.
 
+/// Standard errors a difference may reach before it counts as more than
+/// noise: the default of `explore check` and of the report's verdicts.
+pub const DEFAULT_Z: f64 = 2.0;
+
 /// An estimate with its standard error.
 #[derive(Debug, Clone, Copy, PartialEq)]
 pub struct Estimate {

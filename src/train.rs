@@ -23,7 +23,6 @@ use rand::seq::SliceRandom;
 use serde::{Deserialize, Serialize};
 
 use crate::arch::DatasetKind;
-use crate::config::{Schedule, TrainConfig};
 use crate::data::{self, Dataset};
 use crate::model::ResNet;
 
@@ -48,6 +47,95 @@ pub enum TrainError {
         model: DatasetKind,
         data: DatasetKind,
     },
+}
+
+/// How the learning rate moves over a phase.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum LrSchedule {
+    Cosine,
+    /// Divide the rate by 10 at 50% and 75% of the epochs.
+    Step,
+    Constant,
+}
+
+/// One SGD training phase (dense training, regularization, fine-tuning),
+/// as a spec gives it.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct TrainConfig {
+    pub epochs: usize,
+    #[serde(default = "default_batch")]
+    pub batch_size: usize,
+    pub lr: f64,
+    #[serde(default = "default_momentum")]
+    pub momentum: f64,
+    #[serde(default = "default_wd")]
+    pub weight_decay: f64,
+    #[serde(default = "default_schedule")]
+    pub schedule: LrSchedule,
+    /// Random crop (4-pixel padding) and horizontal flip; CIFAR only.
+    #[serde(default)]
+    pub augment: bool,
+    #[serde(default)]
+    pub seed: u64,
+    /// Model replicas each batch is split across, each on its own threads,
+    /// their gradients summed (data parallelism: what makes training use
+    /// more than one core). Results depend on it, since BatchNorm sees
+    /// per-replica statistics, but not on the machine's core count. (With
+    /// more than two, burn averages BatchNorm's per-thread running
+    /// statistics in hash-map order, so repeat runs may differ in the last
+    /// bits.)
+    #[serde(default = "default_replicas")]
+    pub replicas: usize,
+}
+
+impl TrainConfig {
+    /// What is wrong with the phase, as a message naming the fix.
+    pub fn check(&self) -> Result<(), String> {
+        let t = self;
+        if t.batch_size == 0 {
+            return Err("batch_size must be at least 1, e.g. 64".into());
+        }
+        if !(1..=t.batch_size).contains(&t.replicas) {
+            return Err(format!(
+                "replicas {} must be between 1 and batch_size ({}), e.g. 2 on a 2-core machine",
+                t.replicas, t.batch_size
+            ));
+        }
+        if !(t.lr.is_finite() && t.lr > 0.0) {
+            return Err(format!("lr {} must be a positive number, e.g. 0.1", t.lr));
+        }
+        if !(0.0..1.0).contains(&t.momentum) {
+            return Err(format!(
+                "momentum {} must be in [0, 1), e.g. 0.9",
+                t.momentum
+            ));
+        }
+        if !(t.weight_decay.is_finite() && t.weight_decay >= 0.0) {
+            return Err(format!(
+                "weight_decay {} must be >= 0, e.g. 5e-4",
+                t.weight_decay
+            ));
+        }
+        Ok(())
+    }
+}
+
+fn default_batch() -> usize {
+    64
+}
+fn default_replicas() -> usize {
+    2
+}
+fn default_momentum() -> f64 {
+    0.9
+}
+fn default_wd() -> f64 {
+    5e-4
+}
+fn default_schedule() -> LrSchedule {
+    LrSchedule::Cosine
 }
 
 /// Extends the training loop: a term added to the loss, and a transformation
@@ -97,13 +185,13 @@ pub fn device(seed: u64) -> Device {
 /// 10 at 50% and again at 75% of the epochs, per epoch.
 pub fn learning_rate(cfg: &TrainConfig, epoch: usize, step: usize, steps_per_epoch: usize) -> f64 {
     match cfg.schedule {
-        Schedule::Constant => cfg.lr,
-        Schedule::Cosine => {
+        LrSchedule::Constant => cfg.lr,
+        LrSchedule::Cosine => {
             let total = (cfg.epochs * steps_per_epoch).max(1) as f64;
             let t = (epoch * steps_per_epoch + step) as f64 / total;
             cfg.lr * 0.5 * (1.0 + (std::f64::consts::PI * t).cos())
         }
-        Schedule::Step => {
+        LrSchedule::Step => {
             let e = epoch as f64;
             let n = cfg.epochs as f64;
             let drops = [0.5, 0.75].iter().filter(|&&f| e >= f * n).count();
@@ -453,7 +541,7 @@ mod tests {
             lr: 0.05,
             momentum: 0.9,
             weight_decay: 5e-4,
-            schedule: Schedule::Cosine,
+            schedule: LrSchedule::Cosine,
             augment: false,
             seed: 7,
             replicas: 2,
@@ -478,11 +566,11 @@ mod tests {
         assert_eq!(learning_rate(&c, 0, 0, 10), 0.05);
         assert!((learning_rate(&c, 2, 0, 10) - 0.025).abs() < 1e-12);
         assert!(learning_rate(&c, 3, 9, 10) < 0.05 * 0.01);
-        c.schedule = Schedule::Step;
+        c.schedule = LrSchedule::Step;
         let lrs: Vec<f64> = (0..4).map(|e| learning_rate(&c, e, 5, 10)).collect();
         assert_eq!(lrs[..2], [0.05, 0.05]);
         assert!((lrs[2] - 0.005).abs() < 1e-12 && (lrs[3] - 0.0005).abs() < 1e-12);
-        c.schedule = Schedule::Constant;
+        c.schedule = LrSchedule::Constant;
         assert_eq!(learning_rate(&c, 3, 9, 10), 0.05);
     }
 

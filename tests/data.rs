@@ -9,7 +9,7 @@ use std::thread::JoinHandle;
 use std::time::Instant;
 
 use explore::arch::DatasetKind;
-use explore::config::DataSpec;
+use explore::data::DataSpec;
 use explore::data::cifar::read_cifar;
 use explore::data::fetch::{self, RemoteFile, Source};
 use explore::data::{self, DataError, Dataset, Split};

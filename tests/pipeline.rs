@@ -4,11 +4,13 @@
 
 use std::path::PathBuf;
 
-use explore::config::{DataSpec, GroupWeighting, Strategy, TargetMetric, TrainConfig};
+use explore::data::DataSpec;
 use explore::data::{self, Split};
 use explore::he::{PrimitiveCosts, Schedule, Scheduler};
+use explore::prune::{GroupWeighting, Strategy, TargetMetric};
 use explore::prune::{MaskHook, Pruner};
 use explore::train::{self, NoHook};
+use explore::train::{LrSchedule, TrainConfig};
 use explore::{arch::*, model::ResNet};
 
 fn phase(epochs: usize, lr: f64) -> TrainConfig {
@@ -18,7 +20,7 @@ fn phase(epochs: usize, lr: f64) -> TrainConfig {
         lr,
         momentum: 0.9,
         weight_decay: 5e-4,
-        schedule: explore::config::Schedule::Constant,
+        schedule: LrSchedule::Constant,
         augment: false,
         seed: 1,
         replicas: 2,

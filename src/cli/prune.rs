@@ -4,7 +4,8 @@
 use std::path::PathBuf;
 use std::process::ExitCode;
 
-use explore::config::{Spec, Strategy};
+use explore::config::Spec;
+use explore::prune::Strategy;
 use explore::sweep::{PointKey, Workspace};
 
 #[derive(clap::Args)]

@@ -4,10 +4,10 @@
 
 use std::path::{Path, PathBuf};
 
+use super::DataSpec;
 use super::fetch::{self, Source};
 use super::{DataError, Split};
 use crate::arch::DatasetKind;
-use crate::config::DataSpec;
 
 /// Debian's `dataset-fashion-mnist` package installs the official files here.
 const DEBIAN_FASHION_MNIST: &str = "/usr/share/datasets/fashion-mnist";

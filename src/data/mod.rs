@@ -20,11 +20,36 @@ use std::path::{Path, PathBuf};
 use rand::SeedableRng;
 use rand::rngs::StdRng;
 use rayon::prelude::*;
+use serde::{Deserialize, Serialize};
 
 use crate::arch::DatasetKind;
-use crate::config::DataSpec;
 
 pub use fetch::Source;
+
+/// Which dataset a spec trains and tests on, and which part of it.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct DataSpec {
+    pub dataset: DatasetKind,
+    /// Directory holding the dataset files; searched first.
+    #[serde(default)]
+    pub path: Option<PathBuf>,
+    /// Use a deterministic subset of this many training images.
+    #[serde(default)]
+    pub train_size: Option<usize>,
+    #[serde(default)]
+    pub test_size: Option<usize>,
+    /// Seed of the subset choice.
+    #[serde(default)]
+    pub seed: u64,
+    /// Download the official archive when the files are missing.
+    #[serde(default = "yes")]
+    pub download: bool,
+}
+
+fn yes() -> bool {
+    true
+}
 
 /// Errors finding, fetching or reading dataset files. Each names the file (or
 /// URL) and says how to fix it.

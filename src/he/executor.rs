@@ -21,8 +21,9 @@ use rayon::prelude::*;
 use serde::Serialize;
 
 use super::HeError;
-use super::cost::{HeCost, LayerCost, PrimitiveCosts};
+use super::cost::{LayerCost, PrimitiveCosts};
 use super::layout::{Half, PackingLayout, Rotation};
+use super::network::HeCost;
 use super::params::{HeParams, max_magnitude};
 use crate::quant::{QuantizedNet, conv_int};
 

@@ -1,21 +1,21 @@
 //! Homomorphic evaluation of a network's layers with BFV (fhe.rs): the slot
 //! layout and prune groups ([`layout`]), the schedule each layer runs
-//! ([`schedule`]), the operation-count cost model ([`cost`]), parameter
+//! ([`schedule`]), the operation-count cost model of a layer ([`cost`]) and
+//! of a network ([`network`]), parameter
 //! choice ([`params`]), and a real encrypted executor that runs, verifies
 //! and times layers ([`executor`]).
 
 pub mod cost;
 pub mod executor;
 pub mod layout;
+pub mod network;
 pub mod params;
 pub mod schedule;
 
-pub use cost::{
-    HeCost, LayerCost, LayerPlanCost, LayerRow, PrimitiveCosts, conv_cost, dense_network_cost,
-    network_cost,
-};
+pub use cost::{LayerCost, LayerPlanCost, PrimitiveCosts, conv_cost};
 pub use executor::{HeContext, LayerPlan, LayerRun, NetworkRun, check_counts, run_network};
 pub use layout::{Half, LayerSchedule, PackingLayout, PruneGroup, Rotation};
+pub use network::{HeCost, LayerRow, dense_network_cost, network_cost};
 pub use params::HeParams;
 pub use schedule::{Role, Schedule, Scheduler};
 

@@ -19,12 +19,13 @@ use indicatif::{ProgressBar, ProgressStyle};
 
 use crate::atomic::WriteError;
 use crate::checkpoint::CheckpointError;
-use crate::config::{ConfigError, Spec, Strategy};
+use crate::config::{ConfigError, Spec};
 use crate::data::DataError;
 use crate::he::{HeError, Schedule, Scheduler};
 use crate::plot::PlotError;
 use crate::points::{self, PointRecord, PointsError};
 use crate::prune::PruneError;
+use crate::prune::Strategy;
 use crate::quant::QuantError;
 use crate::report::ReportError;
 use crate::train::TrainError;

@@ -5,10 +5,10 @@ use std::path::PathBuf;
 
 use super::store::{self, Store};
 use super::{PointKey, PointResult, SweepError, Workspace};
-use crate::config::Strategy;
 use crate::pareto::{self, Cost};
 use crate::plot;
 use crate::points::{self, PointRecord};
+use crate::prune::Strategy;
 use crate::report;
 
 /// Per-layer rotations (dense and pruned) beside each point's checkpoint,

@@ -14,13 +14,15 @@ use super::store::{self, Store};
 use super::{PointKey, SweepError};
 use crate::arch::{FoldedNet, NetSpec};
 use crate::checkpoint;
-use crate::config::{Spec, Strategy, TrainConfig};
+use crate::config::Spec;
 use crate::data::{self, Dataset, Split};
 use crate::he::{self, HeContext, HeCost, HeParams, PrimitiveCosts, Scheduler};
 use crate::model::ResNet;
 use crate::points::PointRecord;
+use crate::prune::Strategy;
 use crate::prune::{MaskHook, Pruner};
 use crate::quant::QuantizedNet;
+use crate::train::TrainConfig;
 use crate::train::{self, DenseSummary, NoHook};
 
 /// A spec, its output directory and its data, loaded once.
@@ -167,7 +169,7 @@ impl Workspace {
             .prune
             .regularization
             .as_ref()
-            .map_or(crate::config::GroupWeighting::HeCost, |r| r.weighting);
+            .map_or(crate::prune::GroupWeighting::HeCost, |r| r.weighting);
         Ok(Pruner::new(
             &self.net,
             strategy,

@@ -19,7 +19,10 @@ use sha2::{Digest, Sha256};
 
 use super::{PointKey, SweepError};
 use crate::atomic;
-use crate::config::{DataSpec, HeSpec, ModelSpec, PruneSpec, Spec, Strategy, TrainConfig};
+use crate::config::{HeSpec, ModelSpec, PruneSpec, Spec};
+use crate::data::DataSpec;
+use crate::prune::Strategy;
+use crate::train::TrainConfig;
 
 /// The settings that shape a sweep's results. Strategies, targets and seeds
 /// are left out: adding points to a finished sweep is what resuming is for.
@@ -30,7 +33,7 @@ struct SpecLock {
     train: TrainConfig,
     regularization: Option<crate::config::RegularizationSpec>,
     finetune: Option<TrainConfig>,
-    target_metric: crate::config::TargetMetric,
+    target_metric: crate::prune::TargetMetric,
     include_first: bool,
     he: LockedHe,
 }

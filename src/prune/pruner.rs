@@ -1,48 +1,17 @@
-//! Pruning strategies: which weights form a group, how groups are weighted in
-//! the group-Lasso penalty, and which groups a target removes.
-//!
-//! The HE-aware strategies take their groups from the layout each layer runs
-//! under ([`crate::he`], the schedule the spec chooses for the dense
-//! network): a positional group removes one rotated input (a kernel offset
-//! and baby step of one input block), a diagonal group one giant-step
-//! rotation and its plaintext multiplications. `hybrid` lets both kinds
-//! compete on importance per unit of latency saved. The baselines are the
-//! usual plaintext pruning: `unstructured` by single weights, `channel` by a
-//! block's internal channels (a `conv1` filter with the `conv2` input slice
-//! it feeds), which a deployment then removes. Masks are 0/1 per conv
-//! weight, in `NetSpec::convs` order.
+//! Groups and the pruner: which weights each strategy prunes together, their
+//! penalty weights, and which groups a target removes.
 
-use burn::tensor::{Device, Tensor, TensorData};
+use burn::tensor::Device;
 use serde::{Deserialize, Serialize};
 
+use super::lasso::{GroupLasso, LassoLayer};
+use super::{GroupWeighting, PruneError, Strategy, TargetMetric};
 use crate::arch::NetSpec;
-use crate::config::{GroupWeighting, Strategy, TargetMetric};
 use crate::he::{self, HeError, LayerCost, PackingLayout, PruneGroup, Role, Scheduler};
-use crate::model::ResNet;
-use crate::train::TrainHook;
 
 /// The cost model's counts for one layer's weights or mask.
 fn layer_cost(layout: &PackingLayout, weights: &[f32]) -> LayerCost {
     he::conv_cost(layout, weights).cost
-}
-
-#[derive(Debug, thiserror::Error)]
-pub enum PruneError {
-    #[error(
-        "target {0} is outside [0, 1): give the fraction removed, e.g. 0.8 (1.0 would remove everything)"
-    )]
-    BadTarget(f64),
-    #[error(
-        "strategy `{strategy}` cannot remove {target} of the {what}: at most {reachable:.3} while every layer keeps its last group; lower the target"
-    )]
-    Unreachable {
-        strategy: Strategy,
-        target: f64,
-        what: &'static str,
-        reachable: f64,
-    },
-    #[error(transparent)]
-    He(#[from] HeError),
 }
 
 /// What one group is: an HE group of the cost model, an internal channel of
@@ -392,70 +361,6 @@ impl Pruner {
     }
 }
 
-/// `lambda * sum_g w_g * ||W_g||_2` over the groups of every prunable layer.
-pub struct GroupLasso {
-    lambda: f64,
-    layers: Vec<LassoLayer>,
-}
-
-/// One layer's groups as a `[numel, G]` 0/1 membership matrix, so the squared
-/// group norms are one matmul that autodiff differentiates.
-struct LassoLayer {
-    conv: usize,
-    membership: Tensor<2>,
-    weights: Tensor<2>,
-}
-
-impl LassoLayer {
-    fn new(conv: usize, numel: usize, groups: &[(&[usize], f64)], device: &Device) -> LassoLayer {
-        let g = groups.len();
-        let mut m = vec![0.0f32; numel * g];
-        for (j, (indices, _)) in groups.iter().enumerate() {
-            indices.iter().for_each(|&i| m[i * g + j] = 1.0);
-        }
-        let w: Vec<f32> = groups.iter().map(|x| x.1 as f32).collect();
-        LassoLayer {
-            conv,
-            membership: Tensor::from_data(TensorData::new(m, [numel, g]), device),
-            weights: Tensor::from_data(TensorData::new(w, [1, g]), device),
-        }
-    }
-}
-
-/// `sum_g w_g * sqrt(||W_g||^2 + eps)` for one weight tensor; `eps` keeps the
-/// gradient finite at an all-zero group.
-pub fn group_lasso_term(
-    weight: Tensor<4>,
-    membership: &Tensor<2>,
-    weights: &Tensor<2>,
-) -> Tensor<1> {
-    const EPS: f32 = 1e-12;
-    let numel: usize = weight.dims().iter().product();
-    let squares = weight.reshape([1, numel]).square();
-    let norms = squares.matmul(membership.clone()).add_scalar(EPS).sqrt();
-    norms.mul(weights.clone()).sum()
-}
-
-impl TrainHook for GroupLasso {
-    fn penalty(&self, model: &ResNet) -> Option<Tensor<1>> {
-        let convs = model.conv_weights();
-        self.layers
-            .iter()
-            .map(|l| group_lasso_term(convs[l.conv].clone(), &l.membership, &l.weights))
-            .reduce(|a, b| a + b)
-            .map(|p| p.mul_scalar(self.lambda))
-    }
-}
-
-/// Re-applies a fixed mask after every optimizer step (fine-tuning).
-pub struct MaskHook(pub Mask);
-
-impl TrainHook for MaskHook {
-    fn after_step(&self, model: ResNet) -> ResNet {
-        model.apply_masks(&self.0.layers)
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -692,62 +597,5 @@ mod tests {
                 .weight
         };
         assert!(of(0) < of(1));
-    }
-
-    #[test]
-    fn penalty_gradient_matches_finite_differences() {
-        let device = Device::flex().autodiff();
-        let (c_out, c_in, k) = (4usize, 6usize, 3usize);
-        let mut rng = rand::rngs::StdRng::seed_from_u64(7);
-        let w: Vec<f32> = (0..c_out * c_in * k * k)
-            .map(|_| rng.random_range(-1.0f32..1.0))
-            .collect();
-        // Overlapping groups: filters, and one kernel position across all channels.
-        let mut groups: Vec<Vec<usize>> = (0..c_out)
-            .map(|o| (o * c_in * k * k..(o + 1) * c_in * k * k).collect())
-            .collect();
-        groups.push((0..c_out * c_in).map(|oi| oi * k * k + 4).collect());
-        let gw: Vec<f64> = (0..groups.len()).map(|j| 0.5 + j as f64 * 0.25).collect();
-        let numel = w.len();
-        let g = groups.len();
-        let mut m = vec![0.0f32; numel * g];
-        for (j, grp) in groups.iter().enumerate() {
-            grp.iter().for_each(|&i| m[i * g + j] = 1.0);
-        }
-        let membership = Tensor::<2>::from_data(TensorData::new(m, [numel, g]), &device);
-        let weights = Tensor::<2>::from_data(
-            TensorData::new(gw.iter().map(|x| *x as f32).collect::<Vec<_>>(), [1, g]),
-            &device,
-        );
-        let wt = Tensor::<4>::from_data(TensorData::new(w.clone(), [c_out, c_in, k, k]), &device)
-            .require_grad();
-        let grads = group_lasso_term(wt.clone(), &membership, &weights).backward();
-        let grad = wt
-            .grad(&grads)
-            .unwrap()
-            .into_data()
-            .try_into_vec_as::<f32>()
-            .unwrap();
-
-        let value = |w: &[f64]| -> f64 {
-            groups
-                .iter()
-                .zip(&gw)
-                .map(|(grp, c)| c * grp.iter().map(|&i| w[i] * w[i]).sum::<f64>().sqrt())
-                .sum()
-        };
-        let w64: Vec<f64> = w.iter().map(|x| *x as f64).collect();
-        let h = 1e-6;
-        for i in (0..numel).step_by(7) {
-            let (mut up, mut down) = (w64.clone(), w64.clone());
-            up[i] += h;
-            down[i] -= h;
-            let fd = (value(&up) - value(&down)) / (2.0 * h);
-            assert!(
-                (fd - grad[i] as f64).abs() < 1e-4,
-                "weight {i}: autodiff {} vs finite difference {fd}",
-                grad[i]
-            );
-        }
     }
 }

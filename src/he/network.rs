@@ -1,0 +1,181 @@
+//! A whole network's counts: every layer (the convs, then the FC layer)
+//! under the layout its [`Scheduler`] chooses for its weights, with the
+//! distinct rotations (Galois keys) of the network, and the layouts the
+//! executor then runs.
+
+use std::collections::BTreeSet;
+use std::ops::Add;
+
+use serde::Serialize;
+
+use super::HeError;
+use super::cost::LayerCost;
+use super::layout::{PackingLayout, Rotation};
+use super::schedule::{Role, Schedule, Scheduler};
+use crate::arch::NetSpec;
+
+/// One row of a network's cost table: the layer's shape, the schedule it
+/// runs under, and its counts.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct LayerRow {
+    pub layer: String,
+    pub c_in: usize,
+    pub c_out: usize,
+    pub h: usize,
+    pub w: usize,
+    pub k: usize,
+    pub stride: usize,
+    /// The layer's packing (`bsgs`, `bsgs+phases`, `gazelle`, ...).
+    pub schedule: String,
+    pub baby_step: usize,
+    /// Input period `p` (channel positions between repeats).
+    pub period: usize,
+    /// Stride phases the layer runs on (1: the full grid).
+    pub phases: usize,
+    /// Channel positions per ciphertext (both rows).
+    pub cn: usize,
+    pub n_in: usize,
+    pub n_out: usize,
+    pub cost: LayerCost,
+}
+
+/// Per-layer rows (convs in `NetSpec` order, then fc), their total, and the
+/// layouts they were counted under (what the executor runs).
+#[derive(Debug, Clone, Serialize)]
+pub struct HeCost {
+    pub poly_degree: usize,
+    pub schedule: Schedule,
+    pub layers: Vec<LayerRow>,
+    pub total: LayerCost,
+    /// Distinct rotations over the whole network (Galois keys a client
+    /// would generate once).
+    pub keys: usize,
+    #[serde(skip)]
+    pub rotations: BTreeSet<Rotation>,
+    #[serde(skip)]
+    pub layouts: Vec<PackingLayout>,
+}
+
+/// Counts every layer of `spec` for the given weights, each under the
+/// layout `scheduler` chooses for its nonzero pattern.
+pub fn network_cost<T: Copy + Default + PartialEq>(
+    spec: &NetSpec,
+    conv_weights: &[Vec<T>],
+    fc_weight: &[T],
+    scheduler: &Scheduler,
+) -> Result<HeCost, HeError> {
+    super::params::moduli_sizes(scheduler.poly_degree)?;
+    if conv_weights.len() != spec.convs.len() {
+        return Err(HeError::LayerCount {
+            expected: spec.convs.len(),
+            got: conv_weights.len(),
+        });
+    }
+    let fc = spec.fc.as_conv();
+    let layers = spec
+        .convs
+        .iter()
+        .zip(conv_weights)
+        .map(|(shape, w)| (shape, Role::Conv, w.as_slice()))
+        .chain([(&fc, Role::Fc, fc_weight)]);
+    let mut rows = Vec::with_capacity(spec.convs.len() + 1);
+    let mut layouts = Vec::with_capacity(spec.convs.len() + 1);
+    let mut rotations = BTreeSet::new();
+    for (shape, role, w) in layers {
+        check_len(&shape.name, shape.weight_len(), w.len())?;
+        let (layout, plan) = scheduler.layout(shape, role, w)?;
+        rotations.extend(plan.steps);
+        rows.push(LayerRow {
+            layer: shape.name.clone(),
+            c_in: shape.c_in,
+            c_out: shape.c_out,
+            h: shape.h,
+            w: shape.w,
+            k: shape.k,
+            stride: shape.stride,
+            schedule: layout.schedule().describe(),
+            baby_step: layout.baby_step(),
+            period: layout.period(),
+            phases: layout.phase_count(),
+            cn: layout.positions(),
+            n_in: layout.n_in(),
+            n_out: layout.n_out(),
+            cost: plan.cost,
+        });
+        layouts.push(layout);
+    }
+    let total = rows
+        .iter()
+        .map(|r| r.cost)
+        .fold(LayerCost::default(), Add::add);
+    Ok(HeCost {
+        poly_degree: scheduler.poly_degree,
+        schedule: scheduler.schedule,
+        layers: rows,
+        total,
+        keys: rotations.len(),
+        rotations,
+        layouts,
+    })
+}
+
+/// The dense network (every weight nonzero).
+pub fn dense_network_cost(spec: &NetSpec, scheduler: &Scheduler) -> Result<HeCost, HeError> {
+    let convs: Vec<Vec<bool>> = spec
+        .convs
+        .iter()
+        .map(|c| vec![true; c.weight_len()])
+        .collect();
+    let fc = vec![true; spec.fc.in_features * spec.fc.out_features];
+    network_cost(spec, &convs, &fc, scheduler)
+}
+
+fn check_len(layer: &str, expected: usize, got: usize) -> Result<(), HeError> {
+    if expected == got {
+        Ok(())
+    } else {
+        Err(HeError::WeightLength {
+            layer: layer.to_string(),
+            expected,
+            got,
+        })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::arch::{Arch, DatasetKind};
+    use crate::he::PrimitiveCosts;
+
+    #[test]
+    fn resnet20_networks_have_a_row_per_layer_and_a_total() {
+        let spec = NetSpec::new(Arch::ResNet20, DatasetKind::Cifar10, 1.0).unwrap();
+        let scheduler = |schedule| Scheduler {
+            schedule,
+            baby_step: None,
+            costs: PrimitiveCosts::default(),
+            poly_degree: 8192,
+        };
+        let best = dense_network_cost(&spec, &scheduler(Schedule::Best)).unwrap();
+        let gazelle = dense_network_cost(&spec, &scheduler(Schedule::Gazelle)).unwrap();
+        for cost in [&best, &gazelle] {
+            assert_eq!(cost.layers.len(), spec.convs.len() + 1);
+            let sum: usize = cost.layers.iter().map(|r| r.cost.rotations()).sum();
+            assert_eq!(cost.total.rotations(), sum);
+            assert_eq!(cost.layouts.len(), cost.layers.len());
+        }
+        assert_eq!(gazelle.layers.last().unwrap().cost.rotations(), 17);
+        assert!(best.total.rotations() < gazelle.total.rotations());
+        assert!(matches!(
+            dense_network_cost(
+                &spec,
+                &Scheduler {
+                    poly_degree: 1000,
+                    ..scheduler(Schedule::Best)
+                }
+            ),
+            Err(HeError::BadDegree(1000))
+        ));
+    }
+}

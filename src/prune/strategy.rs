@@ -1,0 +1,90 @@
+//! The pruning strategies and what a target measures: the one home of the
+//! strategy names (specs, `points.csv`, the command line and errors all
+//! read them from [`Strategy::ALL`]).
+
+use serde::{Deserialize, Serialize};
+
+/// How a network is pruned: not at all, by HE groups (positional, diagonal,
+/// or both competing), or by the usual plaintext groups (single weights,
+/// internal channels).
+#[derive(
+    Debug, Clone, Copy, Default, PartialEq, Eq, Hash, Serialize, Deserialize, PartialOrd, Ord,
+)]
+#[serde(rename_all = "lowercase")]
+pub enum Strategy {
+    /// The unpruned model.
+    #[default]
+    Dense,
+    Positional,
+    Diagonal,
+    Hybrid,
+    Unstructured,
+    Channel,
+}
+
+impl Strategy {
+    pub const ALL: [Strategy; 6] = [
+        Strategy::Dense,
+        Strategy::Positional,
+        Strategy::Diagonal,
+        Strategy::Hybrid,
+        Strategy::Unstructured,
+        Strategy::Channel,
+    ];
+    pub fn name(self) -> &'static str {
+        match self {
+            Strategy::Dense => "dense",
+            Strategy::Positional => "positional",
+            Strategy::Diagonal => "diagonal",
+            Strategy::Hybrid => "hybrid",
+            Strategy::Unstructured => "unstructured",
+            Strategy::Channel => "channel",
+        }
+    }
+    /// Strategies whose groups are HE groups and so take the group-Lasso phase.
+    pub fn is_he_aware(self) -> bool {
+        matches!(
+            self,
+            Strategy::Positional | Strategy::Diagonal | Strategy::Hybrid
+        )
+    }
+}
+
+impl std::fmt::Display for Strategy {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.name())
+    }
+}
+
+impl std::str::FromStr for Strategy {
+    type Err = String;
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        Strategy::ALL
+            .into_iter()
+            .find(|x| x.name() == s)
+            .ok_or_else(|| {
+                let names: Vec<&str> = Strategy::ALL.iter().map(|x| x.name()).collect();
+                format!("unknown strategy `{s}`: use one of {}", names.join(", "))
+            })
+    }
+}
+
+/// What a pruning target is a fraction of.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum TargetMetric {
+    /// Fraction of prunable conv weights removed.
+    Weights,
+    /// Fraction of the dense model's rotations removed.
+    Rotations,
+}
+
+/// The penalty weight `w_g` of an HE group in the group Lasso: the same for
+/// all, the square root of its size, or the latency its removal saves.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum GroupWeighting {
+    Uniform,
+    SqrtSize,
+    HeCost,
+}
