@@ -120,6 +120,13 @@ pub struct HeSpec {
     pub weight_bits: u32,
     #[serde(default = "default_bits")]
     pub activation_bits: u32,
+    /// One weight scale per output channel (else one per layer).
+    #[serde(default = "yes")]
+    pub per_channel: bool,
+    /// Input scales map this percentile of |input| to the largest level
+    /// (100: the maximum).
+    #[serde(default = "default_percentile")]
+    pub calibration_percentile: f64,
     /// Test images run through every layer under encryption per point.
     #[serde(default = "one_usize")]
     pub images: usize,
@@ -138,6 +145,8 @@ impl Default for HeSpec {
             plaintext_bits: None,
             weight_bits: default_bits(),
             activation_bits: default_bits(),
+            per_channel: true,
+            calibration_percentile: default_percentile(),
             images: 1,
             repeats: 1,
             costs: PrimitiveCosts::default(),
@@ -177,6 +186,12 @@ fn default_degree() -> usize {
 }
 fn default_bits() -> u32 {
     8
+}
+fn default_percentile() -> f64 {
+    99.99
+}
+fn yes() -> bool {
+    true
 }
 
 impl Spec {
@@ -259,9 +274,12 @@ impl Spec {
             ("he.weight_bits", self.he.weight_bits),
             ("he.activation_bits", self.he.activation_bits),
         ] {
-            if !(2..=16).contains(&b) {
+            if !crate::quant::BITS.contains(&b) {
                 return Err(bad(field, format!("{b} bits is outside 2..16: use 8")));
             }
+        }
+        if let Err(e) = self.quant_config().check() {
+            return Err(bad("he.calibration_percentile", e.to_string()));
         }
         if let Some(b) = self.he.baby_step {
             if !b.is_power_of_two() {
@@ -293,6 +311,16 @@ impl Spec {
         self.output
             .clone()
             .unwrap_or_else(|| PathBuf::from("results").join(&self.name))
+    }
+
+    /// How the spec's networks are quantized for the HE executor.
+    pub fn quant_config(&self) -> crate::quant::QuantConfig {
+        crate::quant::QuantConfig {
+            weight_bits: self.he.weight_bits,
+            activation_bits: self.he.activation_bits,
+            per_channel: self.he.per_channel,
+            percentile: self.he.calibration_percentile,
+        }
     }
 
     /// What chooses each layer's HE schedule under this spec.

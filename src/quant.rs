@@ -6,6 +6,7 @@
 //! bias, ReLU, residual sums and pooling run in f64 between them.
 
 use rayon::prelude::*;
+use serde::{Deserialize, Serialize};
 
 use crate::arch::{Compaction, ConvShape, FoldedNet, NetSpec};
 
@@ -25,8 +26,51 @@ pub enum QuantError {
     ImageLength { per_image: usize, got: usize },
     #[error("{labels} labels for {images} images: pass one label per image")]
     LabelCount { images: usize, labels: usize },
-    #[error("{0} quantization bits is outside 2..16: use 8")]
+    #[error("{0} quantization bits is outside 2..16: use 8 (he.weight_bits, he.activation_bits)")]
     Bits(u32),
+    #[error(
+        "calibration percentile {0} is outside (0, 100]: use e.g. 99.99 (he.calibration_percentile)"
+    )]
+    Percentile(f64),
+}
+
+/// The bit widths a quantized value may have.
+pub const BITS: std::ops::RangeInclusive<u32> = 2..=16;
+
+/// Largest |value| of a symmetric signed integer of `bits` bits.
+pub fn max_magnitude(bits: u32) -> u64 {
+    (1u64 << (bits - 1)) - 1
+}
+
+fn max_level(bits: u32) -> f64 {
+    max_magnitude(bits) as f64
+}
+
+/// How a float network becomes the integer one the HE executor runs.
+#[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
+pub struct QuantConfig {
+    pub weight_bits: u32,
+    pub activation_bits: u32,
+    /// One weight scale per output channel (else one per layer).
+    pub per_channel: bool,
+    /// Each layer's input scale maps this percentile of |input| over the
+    /// calibration images to the largest level (100: the maximum); larger
+    /// outliers saturate.
+    pub percentile: f64,
+}
+
+impl QuantConfig {
+    pub fn check(&self) -> Result<(), QuantError> {
+        for bits in [self.weight_bits, self.activation_bits] {
+            if !BITS.contains(&bits) {
+                return Err(QuantError::Bits(bits));
+            }
+        }
+        if !(self.percentile > 0.0 && self.percentile <= 100.0) {
+            return Err(QuantError::Percentile(self.percentile));
+        }
+        Ok(())
+    }
 }
 
 /// One quantized layer (the FC layer is a 1x1 conv on a 1x1 grid).
@@ -35,7 +79,8 @@ pub struct QuantizedLayer {
     pub shape: ConvShape,
     /// `[c_out, c_in, k, k]` integers in the weight range.
     pub weight: Vec<i64>,
-    pub weight_scale: f64,
+    /// Real value of one unit of each output channel's weights.
+    pub weight_scale: Vec<f64>,
     /// Real value of one unit of this layer's integer input.
     pub input_scale: f64,
     pub bias: Vec<f64>,
@@ -46,29 +91,46 @@ pub struct QuantizedNet {
     pub spec: NetSpec,
     pub convs: Vec<QuantizedLayer>,
     pub fc: QuantizedLayer,
-    pub weight_bits: u32,
-    pub activation_bits: u32,
+    pub config: QuantConfig,
 }
 
-fn max_level(bits: u32) -> f64 {
-    ((1i64 << (bits - 1)) - 1) as f64
-}
-
-/// Symmetric per-layer quantization: the largest |w| maps to 2^(bits-1)-1;
-/// zeros stay zero and nonzero weights stay nonzero (at least +-1), so the
-/// integer model has exactly the float model's sparsity pattern and the cost
-/// model counts the same operations on either.
-pub fn quantize_weights(weights: &[f32], bits: u32) -> (Vec<i64>, f64) {
-    let max = weights.iter().fold(0.0f64, |m, &w| m.max((w as f64).abs()));
-    let scale = if max > 0.0 {
-        max / max_level(bits)
-    } else {
-        1.0
+/// Symmetric quantization of `[c_out, ...]` weights, per output channel or
+/// per layer: the largest |w| of each maps to 2^(bits-1)-1. Zeros stay zero
+/// and nonzero weights stay nonzero (at least +-1), so the integer model has
+/// exactly the float model's sparsity pattern and the cost model counts the
+/// same operations on either. Returns the integers and one scale per output
+/// channel.
+pub fn quantize_weights(
+    weights: &[f32],
+    c_out: usize,
+    bits: u32,
+    per_channel: bool,
+) -> (Vec<i64>, Vec<f64>) {
+    let per = weights.len() / c_out.max(1);
+    let scale_of = |w: &[f32]| {
+        let max = w.iter().fold(0.0f64, |m, &v| m.max((v as f64).abs()));
+        if max > 0.0 {
+            max / max_level(bits)
+        } else {
+            1.0
+        }
     };
+    let layer_scale = scale_of(weights);
+    let scales: Vec<f64> = weights
+        .chunks(per.max(1))
+        .map(|w| {
+            if per_channel {
+                scale_of(w)
+            } else {
+                layer_scale
+            }
+        })
+        .collect();
     let q = weights
         .iter()
-        .map(|&w| {
-            let q = (w as f64 / scale).round() as i64;
+        .enumerate()
+        .map(|(i, &w)| {
+            let q = (w as f64 / scales[i / per]).round() as i64;
             if q == 0 && w != 0.0 {
                 if w > 0.0 { 1 } else { -1 }
             } else {
@@ -76,7 +138,7 @@ pub fn quantize_weights(weights: &[f32], bits: u32) -> (Vec<i64>, f64) {
             }
         })
         .collect();
-    (q, scale)
+    (q, scales)
 }
 
 fn quantize(x: &[f64], scale: f64, bits: u32) -> Vec<i64> {
@@ -84,6 +146,18 @@ fn quantize(x: &[f64], scale: f64, bits: u32) -> Vec<i64> {
     x.iter()
         .map(|&v| (v / scale).round().clamp(-m, m) as i64)
         .collect()
+}
+
+/// The scale that maps the `percentile` of |x| over `xs` to `bits`' largest
+/// level (1 when everything is zero).
+pub fn calibrate(xs: &[Vec<f64>], percentile: f64, bits: u32) -> f64 {
+    let mut mags: Vec<f64> = xs.iter().flatten().map(|v| v.abs()).collect();
+    if mags.is_empty() {
+        return 1.0;
+    }
+    let rank = ((percentile / 100.0) * (mags.len() - 1) as f64).round() as usize;
+    let (_, &mut at, _) = mags.select_nth_unstable_by(rank, f64::total_cmp);
+    if at > 0.0 { at / max_level(bits) } else { 1.0 }
 }
 
 /// Exact integer convolution of a `[c_in, h, w]` input with `[c_out, c_in,
@@ -135,25 +209,70 @@ pub fn conv_int(shape: &ConvShape, input: &[i64], weight: &[i64]) -> Vec<i64> {
     out
 }
 
+/// [`conv_int`] of every input of a batch. When no partial sum can leave
+/// the integers below 2^24 (the bound from the weights' absolute sums and
+/// the largest input), f32 arithmetic is exact in any summation order, so
+/// the batch runs as one burn convolution on the CPU; otherwise image by
+/// image in integers. Either way the result is the exact integer one.
+pub fn conv_batch(shape: &ConvShape, inputs: &[Vec<i64>], weight: &[i64]) -> Vec<Vec<i64>> {
+    use burn::tensor::module::conv2d;
+    use burn::tensor::ops::ConvOptions;
+    use burn::tensor::{Device, Tensor, TensorData};
+    const EXACT: i64 = 1 << 24;
+    let per_filter = shape.c_in * shape.k * shape.k;
+    let filter_sum = weight
+        .chunks(per_filter.max(1))
+        .map(|f| f.iter().map(|w| w.abs()).sum::<i64>())
+        .max()
+        .unwrap_or(0);
+    let largest = inputs.iter().flatten().map(|x| x.abs()).max().unwrap_or(0);
+    if inputs.len() < 2 || filter_sum.saturating_mul(largest) >= EXACT {
+        return inputs
+            .par_iter()
+            .map(|x| conv_int(shape, x, weight))
+            .collect();
+    }
+    let device = Device::flex();
+    let n = inputs.len();
+    let to_f32 = |v: &[i64]| v.iter().map(|&x| x as f32).collect::<Vec<f32>>();
+    let x = Tensor::<4>::from_data(
+        TensorData::new(
+            inputs.iter().flat_map(|x| to_f32(x)).collect::<Vec<f32>>(),
+            [n, shape.c_in, shape.h, shape.w],
+        ),
+        &device,
+    );
+    let w = Tensor::<4>::from_data(
+        TensorData::new(to_f32(weight), [shape.c_out, shape.c_in, shape.k, shape.k]),
+        &device,
+    );
+    let p = shape.padding();
+    let options = ConvOptions::new([shape.stride; 2], [p, p], [1, 1], 1);
+    let out: Vec<f32> = conv2d(x, w, None, options)
+        .into_data()
+        .try_into_vec()
+        .expect("f32 output");
+    let per_image = shape.c_out * shape.out_h() * shape.out_w();
+    out.chunks(per_image)
+        .map(|c| c.iter().map(|&v| v as i64).collect())
+        .collect()
+}
+
 /// Called with (layer index, that layer's inputs over the batch); layer
 /// `convs.len()` is the FC layer.
 type ScaleOf<'a> = dyn FnMut(usize, &[Vec<f64>]) -> f64 + 'a;
 type Tap<'a> = dyn FnMut(usize, &[Vec<i64>]) + 'a;
 
 impl QuantizedNet {
-    /// Quantizes `folded`, calibrating each layer's input scale as the
-    /// largest |input| over `calibration` (normalized images, `n*c*h*w`).
+    /// Quantizes `folded` under `config`, calibrating each layer's input
+    /// scale on `calibration` (normalized images, `n*c*h*w`) layer by layer:
+    /// each layer sees the already-quantized layers before it.
     pub fn new(
         folded: &FoldedNet,
-        weight_bits: u32,
-        activation_bits: u32,
+        config: QuantConfig,
         calibration: &[f32],
     ) -> Result<QuantizedNet, QuantError> {
-        for bits in [weight_bits, activation_bits] {
-            if !(2..=16).contains(&bits) {
-                return Err(QuantError::Bits(bits));
-            }
-        }
+        config.check()?;
         let spec = &folded.spec;
         let layer = |shape: ConvShape, w: &[f32], bias: &[f32]| {
             if w.len() != shape.weight_len() || bias.len() != shape.c_out {
@@ -163,7 +282,8 @@ impl QuantizedNet {
                     got: w.len() + bias.len(),
                 });
             }
-            let (weight, weight_scale) = quantize_weights(w, weight_bits);
+            let (weight, weight_scale) =
+                quantize_weights(w, shape.c_out, config.weight_bits, config.per_channel);
             Ok(QuantizedLayer {
                 shape,
                 weight,
@@ -190,17 +310,14 @@ impl QuantizedNet {
             spec: spec.clone(),
             convs,
             fc,
-            weight_bits,
-            activation_bits,
+            config,
         };
         let batch = net.images(calibration)?;
-        let m = max_level(activation_bits);
         let mut scales = vec![1.0; net.convs.len() + 1];
         net.forward(
             batch,
             &mut |l, xs| {
-                let max = xs.iter().flatten().fold(0.0f64, |a, &v| a.max(v.abs()));
-                scales[l] = if max > 0.0 { max / m } else { 1.0 };
+                scales[l] = calibrate(xs, config.percentile, config.activation_bits);
                 scales[l]
             },
             &mut |_, _| {},
@@ -231,7 +348,7 @@ impl QuantizedNet {
     }
 
     /// One layer over the batch: quantize inputs with `scale`, integer conv,
-    /// dequantize, add bias.
+    /// dequantize (per output channel), add bias.
     fn apply(
         &self,
         l: usize,
@@ -243,17 +360,19 @@ impl QuantizedNet {
         let scale = scale_of(l, xs);
         let q: Vec<Vec<i64>> = xs
             .iter()
-            .map(|x| quantize(x, scale, self.activation_bits))
+            .map(|x| quantize(x, scale, self.config.activation_bits))
             .collect();
         tap(l, &q);
-        let unit = scale * layer.weight_scale;
         let hw = layer.shape.out_h() * layer.shape.out_w();
-        q.par_iter()
-            .map(|x| {
-                conv_int(&layer.shape, x, &layer.weight)
-                    .into_iter()
+        conv_batch(&layer.shape, &q, &layer.weight)
+            .into_par_iter()
+            .map(|acc| {
+                acc.into_iter()
                     .enumerate()
-                    .map(|(j, acc)| acc as f64 * unit + layer.bias[j / hw])
+                    .map(|(j, a)| {
+                        let o = j / hw;
+                        a as f64 * scale * layer.weight_scale[o] + layer.bias[o]
+                    })
                     .collect()
             })
             .collect()
@@ -366,6 +485,7 @@ impl QuantizedNet {
             .map(|(i, l)| QuantizedLayer {
                 shape: spec.convs[i].clone(),
                 weight: compaction.weights(&self.spec, i, &l.weight),
+                weight_scale: compaction.outputs(&self.spec, i, &l.weight_scale),
                 bias: compaction.outputs(&self.spec, i, &l.bias),
                 ..l.clone()
             })
@@ -439,23 +559,84 @@ pub(crate) mod tests {
         assert_eq!(conv_int(&shape, &x, &w), vec![2 - 5, 6, 14, 18]);
     }
 
+    /// 8-bit weights and activations, per-channel scales, the max as the
+    /// activation range.
+    pub(crate) fn config(bits: u32) -> QuantConfig {
+        QuantConfig {
+            weight_bits: bits,
+            activation_bits: bits,
+            per_channel: true,
+            percentile: 100.0,
+        }
+    }
+
     #[test]
     fn weights_quantize_symmetrically_and_keep_zeros() {
-        let (q, s) = quantize_weights(&[0.5, -1.0, 0.0, 0.25], 8);
+        let (q, s) = quantize_weights(&[0.5, -1.0, 0.0, 0.25], 1, 8, false);
         assert_eq!(q, vec![64, -127, 0, 32]);
-        assert!((s - 1.0 / 127.0).abs() < 1e-12);
+        assert!((s[0] - 1.0 / 127.0).abs() < 1e-12);
         // Tiny weights would round to zero and drop operations the float
         // model's pattern still counts: they keep the smallest level.
-        let (q, _) = quantize_weights(&[1.0, 1e-4, -1e-4, 0.0], 8);
+        let (q, _) = quantize_weights(&[1.0, 1e-4, -1e-4, 0.0], 1, 8, false);
         assert_eq!(q, vec![127, 1, -1, 0]);
+        // Per channel, a small filter keeps its resolution: [0.5, -1] and
+        // [0.01, 0.02] each map their largest |w| to 127.
+        let w = [0.5, -1.0, 0.01, 0.02];
+        let (q, s) = quantize_weights(&w, 2, 8, true);
+        assert_eq!(q, vec![64, -127, 64, 127]);
+        assert!((s[1] / (0.02 / 127.0) - 1.0).abs() < 1e-6);
+        let (q, s) = quantize_weights(&w, 2, 8, false);
+        assert_eq!((q[2], q[3]), (1, 3));
+        assert_eq!(s[0], s[1]);
+    }
+
+    #[test]
+    fn percentile_calibration_saturates_outliers() {
+        let mut xs = vec![(0..1000).map(|i| (i % 10) as f64).collect::<Vec<f64>>()];
+        xs[0][0] = 1000.0;
+        // The maximum maps to 127; the 99th percentile ignores the outlier.
+        assert!((calibrate(&xs, 100.0, 8) - 1000.0 / 127.0).abs() < 1e-12);
+        assert!((calibrate(&xs, 99.0, 8) - 9.0 / 127.0).abs() < 1e-12);
+        assert_eq!(calibrate(&[vec![0.0; 4]], 99.0, 8), 1.0);
+    }
+
+    #[test]
+    fn batched_convolution_is_the_exact_integer_one() {
+        use rand::{Rng, SeedableRng};
+        let mut rng = rand::rngs::StdRng::seed_from_u64(3);
+        for (c_in, c_out, hw, k, stride) in [(3, 8, 9, 3, 1), (8, 16, 9, 3, 2), (16, 8, 5, 1, 2)] {
+            let shape = ConvShape {
+                name: "t".into(),
+                c_in,
+                c_out,
+                h: hw,
+                w: hw,
+                k,
+                stride,
+            };
+            let w: Vec<i64> = (0..shape.weight_len())
+                .map(|_| rng.random_range(-127..=127))
+                .collect();
+            let xs: Vec<Vec<i64>> = (0..4)
+                .map(|_| {
+                    (0..c_in * hw * hw)
+                        .map(|_| rng.random_range(-127..=127))
+                        .collect()
+                })
+                .collect();
+            let batch = conv_batch(&shape, &xs, &w);
+            for (x, got) in xs.iter().zip(&batch) {
+                assert_eq!(got, &conv_int(&shape, x, &w));
+            }
+        }
     }
 
     #[test]
     fn eight_bit_model_tracks_a_sixteen_bit_one() {
         let folded = random_net(1);
         let calib = images(4, 2);
-        let q8 = QuantizedNet::new(&folded, 8, 8, &calib).unwrap();
-        let q16 = QuantizedNet::new(&folded, 16, 16, &calib).unwrap();
+        let q8 = QuantizedNet::new(&folded, config(8), &calib).unwrap();
+        let q16 = QuantizedNet::new(&folded, config(16), &calib).unwrap();
         let test = images(3, 3);
         let (a, b) = (q8.logits(&test).unwrap(), q16.logits(&test).unwrap());
         let spread = b.iter().flatten().fold(0.0f64, |m, v| m.max(v.abs()));
@@ -481,7 +662,7 @@ pub(crate) mod tests {
             let start = (o * c2.c_in + 1) * 9;
             folded.convs[b.conv2].weight[start..start + 9].fill(0.0);
         }
-        let q = QuantizedNet::new(&folded, 8, 8, &images(2, 5)).unwrap();
+        let q = QuantizedNet::new(&folded, config(8), &images(2, 5)).unwrap();
         let d = q.deployed();
         assert_eq!(d.spec.convs[b.conv1].c_out, c1.c_out - 1);
         assert_eq!(
@@ -499,7 +680,7 @@ pub(crate) mod tests {
     #[test]
     fn conv_inputs_are_in_range_and_shaped_like_each_layer() {
         let folded = random_net(4);
-        let q = QuantizedNet::new(&folded, 8, 8, &images(2, 5)).unwrap();
+        let q = QuantizedNet::new(&folded, config(8), &images(2, 5)).unwrap();
         let inputs = q.layer_inputs(&images(1, 6)).unwrap();
         assert_eq!(inputs.len(), q.convs.len() + 1);
         for (layer, x) in q.convs.iter().chain([&q.fc]).zip(&inputs) {

@@ -70,7 +70,7 @@ fn parse_layers(text: &str, convs: usize) -> anyhow::Result<Vec<usize>> {
 }
 
 fn random_ints(len: usize, bits: u32, rng: &mut StdRng) -> Vec<i64> {
-    let m = (1i64 << (bits - 1)) - 1;
+    let m = explore::quant::max_magnitude(bits) as i64;
     (0..len).map(|_| rng.random_range(-m..=m)).collect()
 }
 
@@ -82,7 +82,7 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
         ("--weight-bits", args.weight_bits),
         ("--activation-bits", args.activation_bits),
     ] {
-        if !(2..=16).contains(&bits) {
+        if !explore::quant::BITS.contains(&bits) {
             bail!("{flag} {bits} is outside 2..16: use 8");
         }
     }
@@ -124,8 +124,12 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
             Role::Fc
         };
         let weights = match (&folded, role) {
-            (Some(f), Role::Conv) => quantize_weights(&f.convs[i].weight, args.weight_bits).0,
-            (Some(f), Role::Fc) => quantize_weights(&f.fc_weight, args.weight_bits).0,
+            (Some(f), Role::Conv) => {
+                quantize_weights(&f.convs[i].weight, shape.c_out, args.weight_bits, true).0
+            }
+            (Some(f), Role::Fc) => {
+                quantize_weights(&f.fc_weight, shape.c_out, args.weight_bits, true).0
+            }
             (None, _) => random_ints(shape.weight_len(), args.weight_bits, &mut rng),
         };
         let input = random_ints(

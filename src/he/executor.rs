@@ -24,8 +24,8 @@ use super::HeError;
 use super::cost::{LayerCost, PrimitiveCosts};
 use super::layout::{Half, PackingLayout, Rotation};
 use super::network::HeCost;
-use super::params::{HeParams, max_magnitude};
-use crate::quant::{QuantizedNet, conv_int};
+use super::params::HeParams;
+use crate::quant::{QuantizedNet, conv_int, max_magnitude};
 
 /// Parameters, keys and the randomness for encryption and key generation.
 /// Galois keys are made once per rotation, as a client would send them once
@@ -656,7 +656,12 @@ mod tests {
     fn a_whole_quantized_network_runs_encrypted_and_verified() {
         use crate::he::schedule::{Schedule, Scheduler};
         use crate::quant::tests::{images, random_net};
-        let net = QuantizedNet::new(&random_net(9), 8, 8, &images(2, 10)).unwrap();
+        let net = QuantizedNet::new(
+            &random_net(9),
+            crate::quant::tests::config(8),
+            &images(2, 10),
+        )
+        .unwrap();
         let scheduler = Scheduler {
             schedule: Schedule::Best,
             baby_step: None,

@@ -8,6 +8,7 @@ use fhe::bfv::{BfvParameters, BfvParametersBuilder};
 
 use super::HeError;
 use crate::arch::ConvShape;
+use crate::quant::max_magnitude;
 
 /// Plaintext moduli are searched from this many bits up when none is given.
 pub const MIN_PLAINTEXT_BITS: u32 = 20;
@@ -87,11 +88,6 @@ pub fn plaintext_prime(bits: u32, poly_degree: usize) -> Option<u64> {
         t = t.checked_sub(m)?;
     }
     None
-}
-
-/// Largest |value| of a symmetric signed integer of `bits` bits.
-pub fn max_magnitude(bits: u32) -> u64 {
-    (1u64 << (bits - 1)) - 1
 }
 
 /// Worst-case |accumulator| of one conv output: every one of the c_in*k*k

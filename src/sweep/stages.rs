@@ -271,12 +271,7 @@ impl Workspace {
         let spec = &self.spec;
         let calibration =
             &self.train_data.images[..self.train_data.image_len() * self.train_data.len().min(64)];
-        let qnet = QuantizedNet::new(
-            &trained.folded,
-            spec.he.weight_bits,
-            spec.he.activation_bits,
-            calibration,
-        )?;
+        let qnet = QuantizedNet::new(&trained.folded, spec.quant_config(), calibration)?;
         let accuracy_quantized = qnet.accuracy(&self.test_data.images, &self.test_data.labels)?;
         // Counted on the integer weights the executor runs (quantization
         // keeps the float sparsity pattern, so `explore count` on the saved
