@@ -14,7 +14,7 @@ use explore::arch::{Arch, DatasetKind, NetSpec};
 use explore::data::Dataset;
 use explore::model::ResNet;
 use explore::train::{LrSchedule, TrainConfig};
-use explore::train::{NoHook, device, evaluate, train};
+use explore::train::{NoHook, Phase, device, evaluate, train};
 
 const BATCH: usize = 64;
 
@@ -46,9 +46,11 @@ fn main() {
         replicas,
     };
     let model = ResNet::new(&spec, &device(0));
-    let (model, _) = train(model, &images(1), &cfg, &NoHook, "warm-up").expect("trains");
+    let (model, _) =
+        train(model, &images(1), &cfg, Phase::with(&mut NoHook), "warm-up").expect("trains");
     let data = images(batches);
-    let (model, stats) = train(model, &data, &cfg, &NoHook, "bench").expect("trains");
+    let (model, stats) =
+        train(model, &data, &cfg, Phase::with(&mut NoHook), "bench").expect("trains");
     println!(
         "train: {:.1} img/s ({batches} batches in {:.2} s)",
         stats.images_per_second, stats.seconds

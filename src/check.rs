@@ -398,8 +398,7 @@ mod tests {
         for p in &mut new {
             // One SE of the difference down, and rotations up by less than
             // the default tolerance.
-            p.accuracy -= se_diff(p.accuracy);
-            p.accuracy_quantized = p.accuracy;
+            p.accuracy_quantized -= se_diff(p.accuracy_quantized);
             p.rotations = (p.rotations as f64 * 1.02) as u64;
         }
         let c = compare(&new, &baseline, Cost::Rotations, Rule::default()).unwrap();
@@ -411,8 +410,7 @@ mod tests {
         let baseline = sweep();
         let mut new = sweep();
         for p in new.iter_mut().filter(|p| p.strategy == Strategy::Diagonal) {
-            p.accuracy -= 3.0 * se_diff(p.accuracy);
-            p.accuracy_quantized = p.accuracy;
+            p.accuracy_quantized -= 3.0 * se_diff(p.accuracy_quantized);
         }
         let c = compare(&new, &baseline, Cost::Rotations, Rule::default()).unwrap();
         assert!(!c.passed());
@@ -456,7 +454,7 @@ mod tests {
         // Diagonal 0.8 now costs 10% more but is 10 points more accurate,
         // and a new target covers the cost it left.
         new[2].rotations = 330;
-        new[2].accuracy = 0.90;
+        new[2].accuracy_quantized = 0.90;
         new.push(record(Strategy::Diagonal, 0.85, 0.80, 295));
         let c = compare(&new, &baseline, Cost::Rotations, Rule::default()).unwrap();
         assert!(c.passed(), "{}", render(&c));
@@ -468,7 +466,7 @@ mod tests {
         let baseline: Vec<PointRecord> = sweep()
             .into_iter()
             .map(|mut p| {
-                p.accuracy = (p.accuracy + 0.05).min(1.0);
+                p.accuracy_quantized = (p.accuracy_quantized + 0.05).min(1.0);
                 p.rotations /= 2;
                 p
             })
@@ -489,7 +487,7 @@ mod tests {
         baseline.extend(second);
         let mut new = baseline.clone();
         for p in &mut new {
-            p.accuracy -= 1.5 * se_diff(p.accuracy);
+            p.accuracy_quantized -= 1.5 * se_diff(p.accuracy_quantized);
         }
         let c = compare(&new, &baseline, Cost::Rotations, Rule::default()).unwrap();
         assert!(c.passed(), "{}", render(&c));
@@ -500,7 +498,7 @@ mod tests {
     fn the_fixed_tolerance_override_keeps_the_old_rule() {
         let baseline = sweep();
         let mut new = sweep();
-        new[2].accuracy -= 0.005;
+        new[2].accuracy_quantized -= 0.005;
         new[2].rotations += 2;
         let fixed = Rule::Fixed { tolerance: 0.01 };
         assert!(
@@ -508,7 +506,7 @@ mod tests {
                 .unwrap()
                 .passed()
         );
-        new[2].accuracy -= 0.01;
+        new[2].accuracy_quantized -= 0.01;
         assert!(
             !compare(&new, &baseline, Cost::Rotations, fixed)
                 .unwrap()

@@ -10,7 +10,7 @@ use serde::{Deserialize, Serialize};
 use crate::arch::{Arch, NetSpec};
 use crate::data::DataSpec;
 use crate::he::PrimitiveCosts;
-use crate::prune::{GroupWeighting, Strategy, TargetMetric};
+use crate::prune::{GroupWeighting, LassoMethod, Norm, Strategy, TargetMetric};
 use crate::train::TrainConfig;
 
 #[derive(Debug, thiserror::Error)]
@@ -73,8 +73,24 @@ pub struct PruneSpec {
     pub include_first: bool,
     #[serde(default)]
     pub regularization: Option<RegularizationSpec>,
+    /// The norm groups are ranked (and proximally shrunk) by: `saliency`
+    /// (BN-folded weights times the layer's input RMS) or `raw`.
+    #[serde(default)]
+    pub norm: Norm,
     #[serde(default)]
     pub finetune: Option<TrainConfig>,
+    /// Prune gradually during fine-tuning, walking each strategy's targets
+    /// as one trajectory (else one shot per target from the regularized
+    /// model).
+    #[serde(default)]
+    pub gradual: Option<GradualSpec>,
+    /// Fine-tune (and QAT) with knowledge distillation from the dense model.
+    #[serde(default)]
+    pub distill: Option<DistillSpec>,
+    /// Quantization-aware training after fine-tuning: the integer model's
+    /// rounding in the forward pass, BatchNorm frozen.
+    #[serde(default)]
+    pub qat: Option<TrainConfig>,
 }
 
 impl Default for PruneSpec {
@@ -86,7 +102,11 @@ impl Default for PruneSpec {
             seeds: default_seeds(),
             include_first: false,
             regularization: None,
+            norm: Norm::default(),
             finetune: None,
+            gradual: None,
+            distill: None,
+            qat: None,
         }
     }
 }
@@ -98,7 +118,36 @@ pub struct RegularizationSpec {
     pub lambda: f64,
     #[serde(default = "default_weighting")]
     pub weighting: GroupWeighting,
+    /// `proximal` (a soft-threshold after every step) or `subgradient` (the
+    /// penalty's gradient in the loss).
+    #[serde(default)]
+    pub method: LassoMethod,
+    /// Fraction of the phase over which lambda rises from 0 (proximal).
+    #[serde(default = "default_ramp")]
+    pub ramp: f64,
     pub train: TrainConfig,
+}
+
+/// The cubic pruning schedule of a fine-tuning phase.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct GradualSpec {
+    /// Fraction of the phase over which the pruned fraction rises.
+    #[serde(default = "default_ramp")]
+    pub ramp: f64,
+    /// Mask updates along the ramp.
+    #[serde(default = "default_updates")]
+    pub updates: usize,
+}
+
+/// Knowledge distillation from the dense model of the same seed.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct DistillSpec {
+    /// Weight of the distillation term (the cross-entropy gets 1 - weight).
+    pub weight: f64,
+    #[serde(default = "default_temperature")]
+    pub temperature: f64,
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -181,6 +230,15 @@ fn default_seeds() -> Vec<u64> {
 fn default_weighting() -> GroupWeighting {
     GroupWeighting::HeCost
 }
+fn default_ramp() -> f64 {
+    0.5
+}
+fn default_updates() -> usize {
+    8
+}
+fn default_temperature() -> f64 {
+    4.0
+}
 fn default_degree() -> usize {
     8192
 }
@@ -236,6 +294,9 @@ impl Spec {
                 .as_ref()
                 .map(|r| ("prune.regularization.train", &r.train)),
         ];
+        let phases = phases
+            .into_iter()
+            .chain([self.prune.qat.as_ref().map(|t| ("prune.qat", t))]);
         for (field, t) in phases.into_iter().flatten() {
             t.check().map_err(|m| bad(field, m))?;
         }
@@ -262,6 +323,59 @@ impl Spec {
                 "prune.regularization.lambda",
                 format!("{} must be a finite number >= 0, e.g. 1e-4", r.lambda),
             ));
+        }
+        if let Some(r) = &self.prune.regularization
+            && !(r.ramp > 0.0 && r.ramp <= 1.0)
+        {
+            return Err(bad(
+                "prune.regularization.ramp",
+                format!(
+                    "{} is outside (0, 1]: give the fraction of the phase lambda rises over, e.g. 0.5",
+                    r.ramp
+                ),
+            ));
+        }
+        if let Some(g) = &self.prune.gradual {
+            if !(g.ramp > 0.0 && g.ramp <= 1.0) {
+                return Err(bad(
+                    "prune.gradual.ramp",
+                    format!(
+                        "{} is outside (0, 1]: the schedule must reach its target within the phase, e.g. 0.5",
+                        g.ramp
+                    ),
+                ));
+            }
+            if g.updates == 0 {
+                return Err(bad(
+                    "prune.gradual.updates",
+                    "0 mask updates never reach a target: use e.g. 8".into(),
+                ));
+            }
+            if self.prune.finetune.is_none() {
+                return Err(bad(
+                    "prune.gradual",
+                    "prunes during fine-tuning, but there is no prune.finetune phase: add one or drop prune.gradual".into(),
+                ));
+            }
+        }
+        if let Some(d) = &self.prune.distill {
+            if !(0.0..=1.0).contains(&d.weight)
+                || !(d.temperature.is_finite() && d.temperature > 0.0)
+            {
+                return Err(bad(
+                    "prune.distill",
+                    format!(
+                        "weight {} must be in [0, 1] and temperature {} positive, e.g. weight 0.5, temperature 4",
+                        d.weight, d.temperature
+                    ),
+                ));
+            }
+            if self.train.epochs == 0 {
+                return Err(bad(
+                    "prune.distill",
+                    "needs a dense teacher, but train.epochs is 0: train the dense model or drop prune.distill".into(),
+                ));
+            }
         }
         let n = self.he.poly_degree;
         if !(n.is_power_of_two() && (4096..=32768).contains(&n)) {

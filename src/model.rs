@@ -12,6 +12,8 @@ use burn::module::Module;
 use burn::nn::conv::{Conv2d, Conv2dConfig};
 use burn::nn::{BatchNorm, BatchNormConfig, Linear, LinearConfig, PaddingConfig2d};
 use burn::tensor::activation::relu;
+use burn::tensor::module::conv2d;
+use burn::tensor::ops::ConvOptions;
 use burn::tensor::{Device, Tensor, TensorData};
 
 use crate::arch::{ConvShape, FoldedConv, FoldedNet, NetSpec};
@@ -40,6 +42,17 @@ impl ConvBn {
         self.bn.forward(self.conv.forward(x))
     }
 
+    /// BatchNorm as the affine map of its running statistics, `y = x * s +
+    /// b` per channel with `s = gamma / sqrt(var + eps)`, `b = beta - mean *
+    /// s`: differentiable in gamma and beta, the statistics held constant.
+    fn bn_affine(&self) -> (Tensor<1>, Tensor<1>) {
+        let var = self.bn.running_var.value().detach();
+        let mean = self.bn.running_mean.value().detach();
+        let scale = self.bn.gamma.val() / var.add_scalar(self.bn.epsilon).sqrt();
+        let shift = self.bn.beta.val() - mean * scale.clone();
+        (scale, shift)
+    }
+
     /// BatchNorm's running statistics folded into the conv:
     /// `w' = w * s`, `b' = beta - mean * s` with `s = gamma / sqrt(var + eps)`.
     fn fold(&self) -> FoldedConv {
@@ -64,6 +77,69 @@ impl ConvBn {
             .map(|((b, m), s)| b - m * s)
             .collect();
         FoldedConv { weight, bias }
+    }
+}
+
+/// The integer grid quantization-aware training rounds to: each layer's
+/// input scale (convs in `spec.convs` order, then the FC layer), and the
+/// weight bits with per-output-channel or per-layer scales, as
+/// [`crate::quant::QuantizedNet`] quantizes.
+#[derive(Debug, Clone, PartialEq)]
+pub struct FakeQuant {
+    pub input_scales: Vec<f64>,
+    pub weight_bits: u32,
+    pub activation_bits: u32,
+    pub per_channel: bool,
+}
+
+impl FakeQuant {
+    /// The grid an integer model was quantized to.
+    pub fn of(net: &crate::quant::QuantizedNet) -> FakeQuant {
+        FakeQuant {
+            input_scales: net
+                .convs
+                .iter()
+                .chain([&net.fc])
+                .map(|l| l.input_scale)
+                .collect(),
+            weight_bits: net.config.weight_bits,
+            activation_bits: net.config.activation_bits,
+            per_channel: net.config.per_channel,
+        }
+    }
+
+    /// `x` rounded to multiples of `scale` within the activation range; the
+    /// gradient passes through inside the range and stops outside it.
+    fn inputs<const D: usize>(&self, x: Tensor<D>, scale: f64) -> Tensor<D> {
+        let top = crate::quant::max_magnitude(self.activation_bits) as f64 * scale;
+        let x = x.clamp(-top, top);
+        let q = x.clone().div_scalar(scale).round().mul_scalar(scale);
+        x.clone() + (q - x).detach()
+    }
+
+    /// `[c_out, ...]` weights rounded to their scale's grid, a nonzero weight
+    /// never to zero (the integer model keeps the sparsity pattern); the
+    /// gradient passes straight through.
+    fn weights(&self, w: Tensor<4>) -> Tensor<4> {
+        let dims = w.dims();
+        let [o, rest] = [dims[0], dims[1] * dims[2] * dims[3]];
+        let flat = w.clone().reshape([o, rest]);
+        let levels = crate::quant::max_magnitude(self.weight_bits) as f64;
+        let max = if self.per_channel {
+            flat.clone().abs().max_dim(1)
+        } else {
+            flat.clone().abs().max().reshape([1, 1]).expand([o, 1])
+        };
+        let scale = max.clamp_min(1e-12).div_scalar(levels).detach();
+        let q = (flat.clone() / scale.clone()).round();
+        let lifted = q
+            .clone()
+            .equal_elem(0.0)
+            .bool_and(flat.clone().not_equal_elem(0.0))
+            .float()
+            * flat.clone().sign();
+        let quantized = (q + lifted) * scale;
+        (flat.clone() + (quantized - flat).detach()).reshape(dims)
     }
 }
 
@@ -94,18 +170,79 @@ impl ResNet {
 
     /// `[n, c, h, w]` images to `[n, classes]` logits.
     pub fn forward(&self, x: Tensor<4>) -> Tensor<2> {
-        let mut x = relu(self.convs[0].forward(x));
+        self.forward_with(x, |i, x| self.convs[i].forward(x), |p| self.fc.forward(p))
+    }
+
+    /// The network's structure with each conv(+BN) layer and the classifier
+    /// supplied: `conv(i, x)` computes conv `i` of `spec.convs` on `x`.
+    fn forward_with(
+        &self,
+        x: Tensor<4>,
+        conv: impl Fn(usize, Tensor<4>) -> Tensor<4>,
+        fc: impl Fn(Tensor<2>) -> Tensor<2>,
+    ) -> Tensor<2> {
+        let mut x = relu(conv(0, x));
         for block in &self.spec.blocks {
             let residual = match block.shortcut {
-                Some(s) => self.convs[s].forward(x.clone()),
+                Some(s) => conv(s, x.clone()),
                 None => x.clone(),
             };
-            let y = relu(self.convs[block.conv1].forward(x));
-            x = relu(self.convs[block.conv2].forward(y) + residual);
+            let y = relu(conv(block.conv1, x));
+            x = relu(conv(block.conv2, y) + residual);
         }
         let [n, c, _, _] = x.dims();
-        let pooled = x.mean_dim(3).mean_dim(2).reshape([n, c]);
-        self.fc.forward(pooled)
+        fc(x.mean_dim(3).mean_dim(2).reshape([n, c]))
+    }
+
+    /// The integer model's computation in float, for quantization-aware
+    /// training: BatchNorm folded with its running statistics (frozen),
+    /// every layer's input and folded weights rounded to the integer grid
+    /// the HE executor runs, gradients passed straight through the rounding.
+    pub fn forward_fake_quant(&self, x: Tensor<4>, fq: &FakeQuant) -> Tensor<2> {
+        let conv = |i: usize, x: Tensor<4>| {
+            let layer = &self.convs[i];
+            let shape = &self.spec.convs[i];
+            let (scale, shift) = layer.bn_affine();
+            let c_out = shape.c_out;
+            let w = layer.conv.weight.val() * scale.reshape([c_out, 1, 1, 1]);
+            let w = fq.weights(w);
+            let x = fq.inputs(x, fq.input_scales[i]);
+            let p = shape.padding();
+            let options = ConvOptions::new([shape.stride; 2], [p, p], [1, 1], 1);
+            conv2d(x, w, Some(shift), options)
+        };
+        let fc = |pooled: Tensor<2>| {
+            let pooled = fq.inputs(pooled, fq.input_scales[self.convs.len()]);
+            // burn's linear weight is `[in, out]`: quantized per output as
+            // the integer model's `[out, in]` rows.
+            let w = self.fc.weight.val().transpose();
+            let [o, i] = w.dims();
+            let w = fq
+                .weights(w.reshape([o, i, 1, 1]))
+                .reshape([o, i])
+                .transpose();
+            let y = pooled.matmul(w);
+            match &self.fc.bias {
+                Some(b) => y + b.val().unsqueeze_dim(0),
+                None => y,
+            }
+        };
+        self.forward_with(x, conv, fc)
+    }
+
+    /// The root mean square of each conv layer's input over the images `x`
+    /// (eval mode), in `spec.convs` order: the scale at which a layer's
+    /// weights act on its activations.
+    pub fn conv_input_rms(&self, x: Tensor<4>) -> Vec<f64> {
+        let model = self.valid();
+        let rms = std::cell::RefCell::new(vec![0.0; self.convs.len()]);
+        let conv = |i: usize, x: Tensor<4>| {
+            let mean_square = x.clone().square().mean().into_scalar::<f32>() as f64;
+            rms.borrow_mut()[i] = mean_square.sqrt();
+            model.convs[i].forward(x)
+        };
+        let _ = model.forward_with(x, conv, |p| model.fc.forward(p));
+        rms.into_inner()
     }
 
     /// Conv weights `[c_out, c_in, k, k]` in `spec.convs` order, still on the
@@ -152,6 +289,22 @@ impl ResNet {
                 } else {
                     masked
                 }
+            });
+        }
+        self
+    }
+
+    /// The model with its conv weights replaced by `weights` (row-major
+    /// `[c_out, c_in, k, k]`, `spec.convs` order), as trainable parameters
+    /// with the same ids, so optimizer state carries over.
+    pub fn with_conv_weights(mut self, weights: &[Vec<f32>]) -> ResNet {
+        for (layer, w) in self.convs.iter_mut().zip(weights) {
+            let param = layer.conv.weight.clone();
+            layer.conv.weight = param.map(|old| {
+                let trainable = old.is_require_grad();
+                let new =
+                    Tensor::<4>::from_data(TensorData::new(w.clone(), old.dims()), &old.device());
+                if trainable { new.require_grad() } else { new }
             });
         }
         self
@@ -311,6 +464,55 @@ mod tests {
                 assert!((a - b).abs() < 1e-3 * (1.0 + b.abs()), "{a} vs {b}");
             }
         }
+    }
+
+    #[test]
+    fn the_fake_quantized_forward_computes_the_integer_model() {
+        use crate::quant::{QuantConfig, QuantizedNet};
+        let spec = tiny();
+        let model = warmed_up(&spec);
+        let valid = model.valid();
+        let device = valid.fc.weight.device();
+        let (images, x) = input(6, &spec, &device);
+        let config = QuantConfig {
+            weight_bits: 8,
+            activation_bits: 8,
+            per_channel: true,
+            percentile: 99.0,
+        };
+        let qnet = QuantizedNet::new(&model.fold(), config, &images).unwrap();
+        let fake = to_vec(valid.forward_fake_quant(x, &FakeQuant::of(&qnet)));
+        let exact: Vec<f64> = qnet
+            .logits(&images)
+            .unwrap()
+            .into_iter()
+            .flatten()
+            .collect();
+        let spread = exact.iter().fold(0.0f64, |m, v| m.max(v.abs()));
+        for (a, b) in fake.iter().zip(&exact) {
+            assert!(
+                (*a as f64 - b).abs() < 1e-3 * spread,
+                "{a} vs {b} (spread {spread})"
+            );
+        }
+    }
+
+    #[test]
+    fn input_rms_is_measured_per_conv() {
+        let spec = tiny();
+        let model = warmed_up(&spec);
+        let device = model.fc.weight.device();
+        let (images, x) = input(2, &spec, &device);
+        let rms = model.conv_input_rms(x);
+        assert_eq!(rms.len(), spec.convs.len());
+        let first =
+            (images.iter().map(|v| (*v as f64).powi(2)).sum::<f64>() / images.len() as f64).sqrt();
+        assert!(
+            (rms[0] - first).abs() < 1e-5 * first,
+            "{} vs {first}",
+            rms[0]
+        );
+        assert!(rms.iter().all(|r| *r > 0.0));
     }
 
     #[test]

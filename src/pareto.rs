@@ -78,9 +78,10 @@ impl std::str::FromStr for Cost {
     }
 }
 
-/// The accuracy a front ranks a point by.
+/// The accuracy a front ranks a point by: the integer model's, what the
+/// encrypted network computes (the float accuracy stays a column).
 pub fn front_accuracy(r: &PointRecord) -> f64 {
-    r.accuracy
+    r.accuracy_quantized
 }
 
 /// The replicates of one strategy and target (one row per seed), pooled.

@@ -21,7 +21,7 @@ use crate::prune::Strategy;
 static FONT: &[u8] = include_bytes!("../assets/DejaVuSans.ttf");
 /// plotters' default family, used by every text style below.
 const FAMILY: &str = "sans-serif";
-const ACCURACY_LABEL: &str = "test accuracy (%)";
+const ACCURACY_LABEL: &str = "test accuracy of the integer model (%)";
 const GRID: RGBColor = RGBColor(225, 225, 225);
 
 #[derive(Debug, thiserror::Error)]

@@ -96,7 +96,7 @@ const SCHEMA: [ColumnDef; 21] = [
     column!(target, float),
     column!(seed, count),
     column!(accuracy, fraction),
-    column!(accuracy_quantized, float),
+    column!(accuracy_quantized, fraction),
     column!(test_images, count),
     column!(weight_sparsity, float),
     column!(rotations, count),
@@ -348,8 +348,8 @@ pub(crate) mod tests {
             strategy,
             target,
             seed: 0,
-            accuracy,
-            accuracy_quantized: accuracy - 0.002,
+            accuracy: accuracy + 0.002,
+            accuracy_quantized: accuracy,
             test_images: 1000,
             weight_sparsity: target,
             rotations,
@@ -513,9 +513,9 @@ pub(crate) mod tests {
         let text = std::fs::read_to_string(&path).unwrap();
         let cases = [
             (
-                ",0.91,",
-                ",91.0,",
-                "line 2, column `accuracy`: `91.0` is not a fraction",
+                ",0.912,",
+                ",91.2,",
+                "line 2, column `accuracy`: `91.2` is not a fraction",
             ),
             (
                 ",1000,1000,",

@@ -53,10 +53,12 @@ pub fn render(spec_yaml: &str, points: &[PointRecord], plots: &[(String, PathBuf
     let _ = writeln!(md, "# Sweep report: {}\n", names.join(", "));
     let _ = writeln!(
         md,
-        "{} points ({} strategy/target pairs). Accuracies are test accuracies in percent, \
-         each with its standard error: the binomial error of the test set ({}), plus \
-         the seed-to-seed error of the mean where a pair has several seeds. Costs are \
-         rotations per inference and the measured latency of the encrypted layers (ms).\n",
+        "{} points ({} strategy/target pairs). Accuracies are test accuracies in percent \
+         of the integer model the encrypted network computes (the float model's are in \
+         the last table), each with its standard error: the binomial error of the test \
+         set ({}), plus the seed-to-seed error of the mean where a pair has several \
+         seeds. Costs are rotations per inference and the measured latency of the \
+         encrypted layers (ms).\n",
         points.len(),
         summaries.len(),
         test_sets(points)
@@ -314,8 +316,8 @@ pub fn points_table(points: &[PointRecord]) -> String {
                 p.strategy.name().to_string(),
                 format!("{}", p.target),
                 p.seed.to_string(),
-                pct(p.accuracy),
                 pct(p.accuracy_quantized),
+                pct(p.accuracy),
                 p.test_images.to_string(),
                 pct(p.weight_sparsity),
                 p.rotations.to_string(),
@@ -333,8 +335,8 @@ pub fn points_table(points: &[PointRecord]) -> String {
             "strategy",
             "target",
             "seed",
-            "accuracy (%)",
-            "quantized (%)",
+            "integer (%)",
+            "float (%)",
             "test images",
             "sparsity (%)",
             "rotations",

@@ -15,6 +15,7 @@ use burn::nn::loss::CrossEntropyLoss;
 use burn::optim::decay::WeightDecayConfig;
 use burn::optim::momentum::MomentumConfig;
 use burn::optim::{GradientsAccumulator, GradientsParams, SgdConfig};
+use burn::tensor::activation::{log_softmax, softmax};
 use burn::tensor::{Device, Int, Tensor, TensorData};
 use indicatif::{ProgressBar, ProgressStyle};
 use rand::SeedableRng;
@@ -24,15 +25,16 @@ use serde::{Deserialize, Serialize};
 
 use crate::arch::DatasetKind;
 use crate::data::{self, Dataset};
-use crate::model::ResNet;
+use crate::model::{FakeQuant, ResNet};
 
 #[derive(Debug, thiserror::Error)]
 pub enum TrainError {
     /// `epoch` and `step` count from 1.
     #[error(
-        "loss became {loss} at epoch {epoch}, step {step}: lower the learning rate (`lr`) or the regularization `lambda`"
+        "{label}: loss became {loss} at epoch {epoch}, step {step}: lower the learning rate (`lr`) or the regularization `lambda`"
     )]
     NonFinite {
+        label: String,
         epoch: usize,
         step: usize,
         loss: f32,
@@ -138,13 +140,23 @@ fn default_schedule() -> LrSchedule {
     LrSchedule::Cosine
 }
 
+/// Where a phase stands after an optimizer step.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct Step {
+    /// The learning rate the step used.
+    pub lr: f64,
+    /// Fraction of the phase's steps done, in (0, 1].
+    pub progress: f64,
+}
+
 /// Extends the training loop: a term added to the loss, and a transformation
-/// of the model after each optimizer step.
+/// of the model after each optimizer step (a proximal step, a mask, a
+/// pruning schedule).
 pub trait TrainHook {
     fn penalty(&self, _model: &ResNet) -> Option<Tensor<1>> {
         None
     }
-    fn after_step(&self, model: ResNet) -> ResNet {
+    fn after_step(&mut self, model: ResNet, _step: &Step) -> ResNet {
         model
     }
 }
@@ -153,6 +165,34 @@ pub trait TrainHook {
 pub struct NoHook;
 
 impl TrainHook for NoHook {}
+
+/// Knowledge distillation: the loss becomes `(1 - weight) * CE + weight *
+/// T^2 * KL(teacher || student)` on logits softened by temperature `T`
+/// (Hinton et al. 2015); the teacher runs in eval mode, without gradients.
+pub struct Teacher<'a> {
+    pub model: &'a ResNet,
+    pub weight: f64,
+    pub temperature: f64,
+}
+
+/// What a training phase adds to plain SGD on the cross-entropy.
+pub struct Phase<'a> {
+    pub hook: &'a mut dyn TrainHook,
+    pub teacher: Option<Teacher<'a>>,
+    /// Train through the integer model's rounding (quantization-aware).
+    pub fake_quant: Option<&'a FakeQuant>,
+}
+
+impl<'a> Phase<'a> {
+    /// A phase with only `hook`.
+    pub fn with(hook: &'a mut dyn TrainHook) -> Phase<'a> {
+        Phase {
+            hook,
+            teacher: None,
+            fake_quant: None,
+        }
+    }
+}
 
 /// What a training run saw; loss and accuracy are means over the last epoch
 /// (training mode, augmented inputs).
@@ -201,15 +241,20 @@ pub fn learning_rate(cfg: &TrainConfig, epoch: usize, step: usize, steps_per_epo
 }
 
 /// Trains `model` with SGD (momentum, weight decay) for `cfg.epochs` on
-/// `train`, shuffled and (if `cfg.augment`) augmented by `cfg.seed`. `label`
-/// names the run in the progress bar.
+/// `train`, shuffled and (if `cfg.augment`) augmented by `cfg.seed`, with
+/// what `phase` adds. `label` names the run in the progress bar and errors.
 pub fn train(
     model: ResNet,
     train: &Dataset,
     cfg: &TrainConfig,
-    hook: &dyn TrainHook,
+    phase: Phase,
     label: &str,
 ) -> Result<(ResNet, TrainStats), TrainError> {
+    let Phase {
+        hook,
+        teacher,
+        fake_quant,
+    } = phase;
     if train.is_empty() {
         return Err(TrainError::EmptyDataset {
             label: label.into(),
@@ -247,8 +292,16 @@ pub fn train(
                 let model = model.clone().fork(&device);
                 let share = shard.len() as f32 / indices.len() as f32;
                 let (x, y) = shard.tensors(&device);
-                let logits = model.forward(x);
-                let loss = loss_fn.forward(logits.clone(), y.clone()).mul_scalar(share);
+                let logits = match fake_quant {
+                    Some(fq) => model.forward_fake_quant(x.clone(), fq),
+                    None => model.forward(x.clone()),
+                };
+                let mut loss = loss_fn.forward(logits.clone(), y.clone());
+                if let Some(t) = &teacher {
+                    loss = loss.mul_scalar(1.0 - t.weight)
+                        + distillation(logits.clone(), t, x).mul_scalar(t.weight);
+                }
+                let loss = loss.mul_scalar(share);
                 let loss_value = loss.clone().into_scalar::<f32>();
                 let correct = correct(logits.detach(), y);
                 let grads = GradientsParams::from_grads(loss.backward(), &model);
@@ -272,6 +325,7 @@ pub fn train(
             if !loss_value.is_finite() {
                 progress.abandon();
                 return Err(TrainError::NonFinite {
+                    label: label.into(),
                     epoch: epoch + 1,
                     step: step + 1,
                     loss: loss_value,
@@ -279,7 +333,12 @@ pub fn train(
             }
             last.add(indices.len(), loss_value, right);
             let lr = learning_rate(cfg, epoch, step, steps_per_epoch);
-            model = hook.after_step(optim.step(lr, model, accumulator.grads()));
+            let done = Step {
+                lr,
+                progress: (epoch * steps_per_epoch + step + 1) as f64
+                    / (cfg.epochs * steps_per_epoch) as f64,
+            };
+            model = hook.after_step(optim.step(lr, model, accumulator.grads()), &done);
             progress.inc(1);
             progress.set_message(format!(
                 "epoch {}/{} loss {:.3} acc {:.3} {:.0} img/s",
@@ -302,6 +361,20 @@ pub fn train(
         images_per_second: (cfg.epochs * train.len()) as f64 / seconds,
     };
     Ok((model, stats))
+}
+
+/// `T^2 * KL(softmax(z_t / T) || softmax(z_s / T))`, averaged over the
+/// batch, for the student's `logits` on `x`.
+fn distillation(logits: Tensor<2>, teacher: &Teacher, x: Tensor<4>) -> Tensor<1> {
+    let t = teacher.temperature;
+    let z_t = Tensor::from_inner(teacher.model.forward(x.inner())).div_scalar(t);
+    let log_p_t = log_softmax(z_t.clone(), 1);
+    let p_t = softmax(z_t, 1);
+    let log_p_s = log_softmax(logits.div_scalar(t), 1);
+    (p_t * (log_p_t - log_p_s))
+        .sum_dim(1)
+        .mean()
+        .mul_scalar(t * t)
 }
 
 /// Top-1 accuracy in `[0, 1]` of `model` in eval mode (BatchNorm running
@@ -584,7 +657,14 @@ mod tests {
         let initial = ResNet::new(&spec, &device(11));
         let _ = initial.fold();
         let run = || {
-            let (model, stats) = train(initial.clone(), &data, &cfg, &NoHook, "test").unwrap();
+            let (model, stats) = train(
+                initial.clone(),
+                &data,
+                &cfg,
+                Phase::with(&mut NoHook),
+                "test",
+            )
+            .unwrap();
             (
                 evaluate(&model, &data, 16, 2),
                 stats.final_loss,
@@ -609,10 +689,27 @@ mod tests {
     fn a_non_finite_loss_stops_with_its_epoch_and_step() {
         let data = synthetic(20, 2);
         let model = ResNet::new(&spec(), &device(0));
-        match train(model, &data, &cfg(2), &NanPenalty, "nan") {
-            Err(TrainError::NonFinite { epoch, step, loss }) => {
+        match train(
+            model,
+            &data,
+            &cfg(2),
+            Phase::with(&mut NanPenalty),
+            "diagonal-0.8-s0",
+        ) {
+            Err(e @ TrainError::NonFinite { .. }) => {
+                let TrainError::NonFinite {
+                    epoch, step, loss, ..
+                } = e
+                else {
+                    unreachable!()
+                };
                 assert_eq!((epoch, step), (1, 1));
                 assert!(loss.is_nan());
+                let text = e.to_string();
+                assert!(
+                    text.starts_with("diagonal-0.8-s0: loss became NaN"),
+                    "{text}"
+                );
             }
             other => panic!("expected NonFinite, got {:?}", other.map(|(_, s)| s)),
         }
@@ -620,7 +717,7 @@ mod tests {
 
     struct KeepMasks(Vec<Vec<f32>>);
     impl TrainHook for KeepMasks {
-        fn after_step(&self, model: ResNet) -> ResNet {
+        fn after_step(&mut self, model: ResNet, _: &Step) -> ResNet {
             model.apply_masks(&self.0)
         }
     }
@@ -636,7 +733,8 @@ mod tests {
         let model = ResNet::new(&spec, &device(5)).apply_masks(&masks);
         let before = model.conv_weight_data();
         let data = synthetic(20, 3);
-        let (model, _) = train(model, &data, &cfg(1), &KeepMasks(masks.clone()), "mask").unwrap();
+        let mut keep = KeepMasks(masks.clone());
+        let (model, _) = train(model, &data, &cfg(1), Phase::with(&mut keep), "mask").unwrap();
         let after = model.conv_weight_data();
         for ((w, m), b) in after.iter().zip(&masks).zip(&before) {
             assert!(w.iter().zip(m).all(|(w, m)| *m == 1.0 || *w == 0.0));
@@ -645,12 +743,61 @@ mod tests {
     }
 
     #[test]
+    fn distillation_vanishes_on_the_teachers_own_logits_and_teaches_a_student() {
+        let data = synthetic(40, 6);
+        let spec = NetSpec::new(Arch::ResNet20, DatasetKind::FashionMnist, 0.25).unwrap();
+        let long = TrainConfig { lr: 0.1, ..cfg(10) };
+        let (teacher, _) = train(
+            ResNet::new(&spec, &device(12)),
+            &data,
+            &long,
+            Phase::with(&mut NoHook),
+            "teacher",
+        )
+        .unwrap();
+        let teacher_accuracy = evaluate(&teacher, &data, 16, 2);
+        assert!(teacher_accuracy >= 0.8, "{teacher_accuracy}");
+        let valid = teacher.valid();
+        let t = Teacher {
+            model: &valid,
+            weight: 1.0,
+            temperature: 4.0,
+        };
+        let dev = teacher.fc.weight.device();
+        let (x, _) = Batch::new(&data, &[0, 1, 2, 3], None).tensors(&dev);
+        let own_logits = Tensor::from_inner(valid.forward(x.clone().inner()));
+        let own = distillation(own_logits, &t, x);
+        assert!(own.into_scalar::<f32>().abs() < 1e-5);
+        // A student trained on the teacher's soft labels alone learns the task.
+        let (student, _) = train(
+            ResNet::new(&spec, &device(13)),
+            &data,
+            &long,
+            Phase {
+                hook: &mut NoHook,
+                teacher: Some(t),
+                fake_quant: None,
+            },
+            "student",
+        )
+        .unwrap();
+        let student_accuracy = evaluate(&student, &data, 16, 2);
+        assert!(student_accuracy >= 0.8, "{student_accuracy}");
+    }
+
+    #[test]
     fn a_model_for_other_images_is_rejected() {
         let cifar = NetSpec::new(Arch::ResNet20, DatasetKind::Cifar10, 0.125).unwrap();
         let model = ResNet::new(&cifar, &device(0));
-        let e = train(model, &synthetic(10, 0), &cfg(1), &NoHook, "x")
-            .err()
-            .unwrap();
+        let e = train(
+            model,
+            &synthetic(10, 0),
+            &cfg(1),
+            Phase::with(&mut NoHook),
+            "x",
+        )
+        .err()
+        .unwrap();
         assert!(
             e.to_string().contains("cifar10") && e.to_string().contains("fashion-mnist"),
             "{e}"

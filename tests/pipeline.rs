@@ -1,16 +1,22 @@
 //! End to end on real data (the committed Fashion-MNIST subset): the
-//! group-Lasso phase shrinks the groups it later prunes, the mask survives
-//! fine-tuning, and the pruned network verifies under encryption.
+//! proximal group Lasso zeroes the weakest groups exactly and shrinks those
+//! it later prunes (the subgradient form only shrinks), gradual pruning with
+//! distillation reaches its target and keeps its mask, and
+//! quantization-aware training keeps it too.
 
 use std::path::PathBuf;
 
-use explore::data::DataSpec;
-use explore::data::{self, Split};
+use burn::module::Module;
+use burn::tensor::{Tensor, TensorData};
+use explore::data::{self, DataSpec, Dataset, Split};
 use explore::he::{PrimitiveCosts, Schedule, Scheduler};
-use explore::prune::{GroupWeighting, Strategy, TargetMetric};
-use explore::prune::{MaskHook, Pruner};
-use explore::train::{self, NoHook};
-use explore::train::{LrSchedule, TrainConfig};
+use explore::model::FakeQuant;
+use explore::prune::{
+    GradualPruning, GroupWeighting, Mask, MaskHook, Norm, ProximalLasso, Pruner, Strategy,
+    TargetMetric,
+};
+use explore::quant::{QuantConfig, QuantizedNet};
+use explore::train::{self, LrSchedule, NoHook, Phase, Teacher, TrainConfig};
 use explore::{arch::*, model::ResNet};
 
 fn phase(epochs: usize, lr: f64) -> TrainConfig {
@@ -20,7 +26,7 @@ fn phase(epochs: usize, lr: f64) -> TrainConfig {
         lr,
         momentum: 0.9,
         weight_decay: 5e-4,
-        schedule: LrSchedule::Constant,
+        schedule: LrSchedule::Cosine,
         augment: false,
         seed: 1,
         replicas: 2,
@@ -31,8 +37,30 @@ fn group_norms(p: &Pruner, weights: &[Vec<f32>]) -> Vec<f64> {
     p.groups.iter().map(|g| g.norm(weights)).collect()
 }
 
+fn mean(v: &[f64], idx: &[usize]) -> f64 {
+    idx.iter().map(|&i| v[i]).sum::<f64>() / idx.len() as f64
+}
+
+fn input_rms(model: &ResNet, data: &Dataset) -> Vec<f64> {
+    let n = 64;
+    let x = Tensor::<4>::from_data(
+        TensorData::new(data.images[..n * 28 * 28].to_vec(), [n, 1, 28, 28]),
+        &model.fc.weight.device(),
+    );
+    model.conv_input_rms(x)
+}
+
+fn assert_masked(model: &ResNet, mask: &Mask) {
+    for (w, m) in model.conv_weight_data().iter().zip(&mask.layers) {
+        assert!(
+            w.iter().zip(m).all(|(w, m)| *m == 1.0 || *w == 0.0),
+            "a masked weight came back"
+        );
+    }
+}
+
 #[test]
-fn group_lasso_shrinks_pruned_groups_and_mask_survives_finetuning() {
+fn proximal_lasso_gradual_pruning_and_qat_keep_what_they_prune() {
     let spec = DataSpec {
         dataset: DatasetKind::FashionMnist,
         path: Some(PathBuf::from("data/fashion-mnist-subset")),
@@ -48,7 +76,7 @@ fn group_lasso_shrinks_pruned_groups_and_mask_survives_finetuning() {
         ResNet::new(&net, &device),
         &train_data,
         &phase(1, 0.05),
-        &NoHook,
+        Phase::with(&mut NoHook),
         "dense",
     )
     .unwrap();
@@ -67,15 +95,43 @@ fn group_lasso_shrinks_pruned_groups_and_mask_survives_finetuning() {
         GroupWeighting::HeCost,
     )
     .unwrap();
-    let lasso = p.group_lasso(5e-3, &device).unwrap();
-    let (reg, _) =
-        train::train(dense.clone(), &train_data, &phase(1, 0.05), &lasso, "lasso").unwrap();
+    let rms = input_rms(&dense, &train_data);
+    let norm = Norm::Saliency;
+    let mut lasso = ProximalLasso {
+        groups: &p.groups,
+        lambda: 2.0,
+        ramp: 0.5,
+        norm,
+        input_rms: rms.clone(),
+    };
+    let (reg, _) = train::train(
+        dense.clone(),
+        &train_data,
+        &phase(1, 0.05),
+        Phase::with(&mut lasso),
+        "proximal lasso",
+    )
+    .unwrap();
+    let before = group_norms(&p, &norm.weights(&dense, &rms));
+    let after = group_norms(&p, &norm.weights(&reg, &rms));
+    let zeroed = after.iter().filter(|n| **n == 0.0).count();
+    let mut sorted = before.clone();
+    sorted.sort_by(f64::total_cmp);
+    eprintln!(
+        "saliency quantiles: {:.3} {:.3} {:.3}",
+        sorted[sorted.len() / 10],
+        sorted[sorted.len() / 2],
+        sorted[9 * sorted.len() / 10]
+    );
+    eprintln!(
+        "proximal lasso: {zeroed} of {} groups exactly zero",
+        p.groups.len()
+    );
+    assert!(zeroed > 0, "the proximal step makes exact zeros");
 
     let mask = p
-        .select(&reg.conv_weight_data(), 0.7, TargetMetric::Weights)
+        .select(&norm.weights(&reg, &rms), 0.7, TargetMetric::Weights)
         .unwrap();
-    let before = group_norms(&p, &dense.conv_weight_data());
-    let after = group_norms(&p, &reg.conv_weight_data());
     let pruned: Vec<usize> = (0..p.groups.len())
         .filter(|&g| {
             p.groups[g]
@@ -87,9 +143,8 @@ fn group_lasso_shrinks_pruned_groups_and_mask_survives_finetuning() {
     let kept: Vec<usize> = (0..p.groups.len())
         .filter(|g| !pruned.contains(g))
         .collect();
-    let mean = |v: &[f64], idx: &[usize]| idx.iter().map(|&i| v[i]).sum::<f64>() / idx.len() as f64;
     eprintln!(
-        "group norms: pruned {:.4} -> {:.4}, kept {:.4} -> {:.4}",
+        "group saliency: pruned {:.4} -> {:.4}, kept {:.4} -> {:.4}",
         mean(&before, &pruned),
         mean(&after, &pruned),
         mean(&before, &kept),
@@ -97,21 +152,66 @@ fn group_lasso_shrinks_pruned_groups_and_mask_survives_finetuning() {
     );
     assert!(!pruned.is_empty() && !kept.is_empty());
     assert!(mean(&after, &pruned) < mean(&after, &kept));
-    // The penalty did the shrinking: the groups it prunes lost norm under it.
+    // The penalty did the shrinking: the groups it prunes lost saliency.
     assert!(mean(&after, &pruned) < mean(&before, &pruned));
 
+    // Gradually from 0 to 0.7 while distilling from the dense model.
+    let teacher = dense.valid();
+    let mut gradual = GradualPruning::new(
+        &p,
+        norm,
+        input_rms(&reg, &train_data),
+        TargetMetric::Weights,
+        (0.0, 0.7),
+        (0.5, 4),
+        Mask::dense(&net),
+    );
+    assert!((gradual.target_at(0.0) - 0.0).abs() < 1e-12);
+    assert!((gradual.target_at(0.5) - 0.7).abs() < 1e-12);
+    assert!(gradual.target_at(0.125) > 0.7 * 0.5, "cubic: fast at first");
     let (tuned, _) = train::train(
-        reg.apply_masks(&mask.layers),
+        reg,
         &train_data,
         &phase(1, 0.02),
-        &MaskHook(mask.clone()),
-        "finetune",
+        Phase {
+            hook: &mut gradual,
+            teacher: Some(Teacher {
+                model: &teacher,
+                weight: 0.5,
+                temperature: 4.0,
+            }),
+            fake_quant: None,
+        },
+        "gradual",
     )
     .unwrap();
-    for (w, m) in tuned.conv_weight_data().iter().zip(&mask.layers) {
-        assert!(
-            w.iter().zip(m).all(|(w, m)| *m == 1.0 || *w == 0.0),
-            "a masked weight came back"
-        );
-    }
+    let mask = gradual.finish().unwrap();
+    let sparsity = mask.sparsity(&p.prunable);
+    assert!((0.7..0.75).contains(&sparsity), "{sparsity}");
+    assert_masked(&tuned, &mask);
+
+    // Quantization-aware training through the integer grid keeps the mask.
+    let config = QuantConfig {
+        weight_bits: 8,
+        activation_bits: 8,
+        per_channel: true,
+        percentile: 99.99,
+    };
+    let calibration = &train_data.images[..64 * 28 * 28];
+    let qnet = QuantizedNet::new(&tuned.fold(), config, calibration).unwrap();
+    let fake_quant = FakeQuant::of(&qnet);
+    let mut keep = MaskHook(mask.clone());
+    let (qat, _) = train::train(
+        tuned,
+        &train_data,
+        &phase(1, 0.005),
+        Phase {
+            hook: &mut keep,
+            teacher: None,
+            fake_quant: Some(&fake_quant),
+        },
+        "qat",
+    )
+    .unwrap();
+    assert_masked(&qat, &mask);
 }

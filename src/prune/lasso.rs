@@ -1,11 +1,16 @@
-//! The group-Lasso phase: the cost-weighted penalty `lambda * sum_g w_g
-//! ||W_g||` added to the loss (a subgradient on the autodiff graph), and the
-//! mask that fine-tuning re-applies after every step.
+//! The group-Lasso phase and the hooks that keep pruning in force: the
+//! cost-weighted penalty `lambda * sum_g w_g ||W_g||` either as a subgradient
+//! on the autodiff graph ([`GroupLasso`]) or as a proximal step after each
+//! optimizer step ([`ProximalLasso`]: exact zeros, no momentum on the
+//! penalty), the fixed mask of fine-tuning ([`MaskHook`]), and gradual
+//! pruning along a cubic schedule ([`GradualPruning`]).
 
 use burn::tensor::{Device, Tensor, TensorData};
 
+use super::pruner::{Group, Mask, Pruner};
+use super::{Norm, PruneError, TargetMetric};
 use crate::model::ResNet;
-use crate::train::TrainHook;
+use crate::train::{Step, TrainHook};
 
 /// `lambda * sum_g w_g * ||W_g||_2` over the groups of every prunable layer.
 pub struct GroupLasso {
@@ -68,11 +73,133 @@ impl TrainHook for GroupLasso {
 }
 
 /// Re-applies a fixed mask after every optimizer step (fine-tuning).
-pub struct MaskHook(pub super::Mask);
+pub struct MaskHook(pub Mask);
 
 impl TrainHook for MaskHook {
-    fn after_step(&self, model: ResNet) -> ResNet {
+    fn after_step(&mut self, model: ResNet, _: &Step) -> ResNet {
         model.apply_masks(&self.0.layers)
+    }
+}
+
+/// The proximal group Lasso: after each optimizer step every group is
+/// soft-thresholded, `W_g <- max(0, 1 - lr * lambda_t * w_g / ||W_g||) W_g`,
+/// with the norm taken as the pruner ranks (raw, or BN-folded and scaled by
+/// the layer's input RMS: then this is the exact proximal step on the folded
+/// weights, BN's scale held fixed). `lambda_t` rises linearly from 0 to
+/// `lambda` over the first `ramp` of the phase. Groups that share weights
+/// (hybrid) are thresholded one after another.
+pub struct ProximalLasso<'a> {
+    pub groups: &'a [Group],
+    pub lambda: f64,
+    pub ramp: f64,
+    pub norm: Norm,
+    /// Input RMS per conv layer (used by `Norm::Saliency`).
+    pub input_rms: Vec<f64>,
+}
+
+impl TrainHook for ProximalLasso<'_> {
+    fn after_step(&mut self, model: ResNet, step: &Step) -> ResNet {
+        let lambda = self.lambda * (step.progress / self.ramp).min(1.0);
+        let mut ranked = self.norm.weights(&model, &self.input_rms);
+        let mut raw = model.conv_weight_data();
+        for g in self.groups {
+            let norm = g.norm(&ranked);
+            let threshold = step.lr * lambda * g.weight;
+            let factor = if norm > threshold {
+                (1.0 - threshold / norm) as f32
+            } else {
+                0.0
+            };
+            if factor < 1.0 {
+                for (l, idx) in &g.parts {
+                    for &i in idx {
+                        raw[*l][i] *= factor;
+                        ranked[*l][i] *= factor;
+                    }
+                }
+            }
+        }
+        model.with_conv_weights(&raw)
+    }
+}
+
+/// Gradual pruning (Zhu and Gupta 2017): during a phase the pruned fraction
+/// rises from `from` to `to` along `s(t) = to + (from - to) (1 - t/ramp)^3`,
+/// the mask recomputed `updates` times over the first `ramp` of the phase
+/// (growing only: a pruned group stays pruned) and re-applied after every
+/// step.
+pub struct GradualPruning<'a> {
+    pub pruner: &'a Pruner,
+    pub norm: Norm,
+    pub input_rms: Vec<f64>,
+    pub metric: TargetMetric,
+    pub from: f64,
+    pub to: f64,
+    pub ramp: f64,
+    pub updates: usize,
+    pub mask: Mask,
+    done: usize,
+    error: Option<PruneError>,
+}
+
+impl<'a> GradualPruning<'a> {
+    #[allow(clippy::too_many_arguments)]
+    pub fn new(
+        pruner: &'a Pruner,
+        norm: Norm,
+        input_rms: Vec<f64>,
+        metric: TargetMetric,
+        (from, to): (f64, f64),
+        (ramp, updates): (f64, usize),
+        mask: Mask,
+    ) -> GradualPruning<'a> {
+        GradualPruning {
+            pruner,
+            norm,
+            input_rms,
+            metric,
+            from,
+            to,
+            ramp,
+            updates,
+            mask,
+            done: 0,
+            error: None,
+        }
+    }
+
+    /// The pruned fraction the schedule asks for at `progress`.
+    pub fn target_at(&self, progress: f64) -> f64 {
+        let t = (progress / self.ramp).min(1.0);
+        self.to + (self.from - self.to) * (1.0 - t).powi(3)
+    }
+
+    /// The final mask, or the error a selection met (an unreachable target).
+    pub fn finish(self) -> Result<Mask, PruneError> {
+        match self.error {
+            Some(e) => Err(e),
+            None => Ok(self.mask),
+        }
+    }
+}
+
+impl TrainHook for GradualPruning<'_> {
+    fn after_step(&mut self, model: ResNet, step: &Step) -> ResNet {
+        // Update k of `updates` falls at progress k/updates * ramp.
+        let due = ((step.progress / self.ramp) * self.updates as f64).floor() as usize;
+        if due > self.done && self.error.is_none() {
+            self.done = due.min(self.updates);
+            let target = self.target_at(self.done as f64 / self.updates as f64 * self.ramp);
+            let ranked = self.norm.weights(&model, &self.input_rms);
+            match self
+                .pruner
+                .select_from(&ranked, target, self.metric, &self.mask)
+            {
+                Ok(mask) => self.mask = mask,
+                Err(e) => self.error = Some(e),
+            }
+        }
+        model.apply_masks(&self.mask.layers)
     }
 }
 

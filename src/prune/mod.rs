@@ -16,9 +16,9 @@ mod lasso;
 mod pruner;
 mod strategy;
 
-pub use lasso::{GroupLasso, MaskHook, group_lasso_term};
+pub use lasso::{GradualPruning, GroupLasso, MaskHook, ProximalLasso, group_lasso_term};
 pub use pruner::{Group, GroupKind, Mask, Pruner};
-pub use strategy::{GroupWeighting, Strategy, TargetMetric};
+pub use strategy::{GroupWeighting, LassoMethod, Norm, Strategy, TargetMetric};
 
 use crate::he::HeError;
 

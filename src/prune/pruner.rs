@@ -252,10 +252,22 @@ impl Pruner {
         target: f64,
         metric: TargetMetric,
     ) -> Result<Mask, PruneError> {
+        self.select_from(weights, target, metric, &Mask::dense(&self.net))
+    }
+
+    /// [`Self::select`] starting from `from`: its zeros stay zero and count
+    /// towards the target (masks only grow along a pruning trajectory).
+    pub fn select_from(
+        &self,
+        weights: &[Vec<f32>],
+        target: f64,
+        metric: TargetMetric,
+        from: &Mask,
+    ) -> Result<Mask, PruneError> {
         if !(0.0..1.0).contains(&target) {
             return Err(PruneError::BadTarget(target));
         }
-        let mut mask = Mask::dense(&self.net);
+        let mut mask = from.clone();
         if target == 0.0 {
             return Ok(mask);
         }
@@ -277,16 +289,28 @@ impl Pruner {
             .filter(|(_, p)| **p)
             .map(|(c, _)| c.weight_len())
             .sum();
-        let mut removed = 0usize;
-        let mut kept: Vec<usize> = mask.layers.iter().map(Vec::len).collect();
+        let zeros = |m: &[f32]| m.iter().filter(|v| **v == 0.0).count();
+        let mut removed: usize = mask
+            .layers
+            .iter()
+            .zip(&self.prunable)
+            .filter(|(_, p)| **p)
+            .map(|(m, _)| zeros(m))
+            .sum();
+        let mut kept: Vec<usize> = mask.layers.iter().map(|m| m.len() - zeros(m)).collect();
         let mut layer_rot: Vec<usize> = (0..self.net.convs.len())
             .map(|l| self.deployed_cost(l, &mask.layers[l]).rotations())
             .collect();
-        let dense_rot: usize = layer_rot.iter().sum();
+        let dense_rot: usize = (0..self.net.convs.len())
+            .map(|l| layer_cost(&self.layouts[l], &vec![1.0f32; mask.layers[l].len()]).rotations())
+            .sum();
         let met = |removed: usize, rot: usize| match metric {
             TargetMetric::Weights => removed as f64 >= target * total_weights as f64,
             TargetMetric::Rotations => rot as f64 <= (1.0 - target) * dense_rot as f64,
         };
+        if met(removed, layer_rot.iter().sum()) {
+            return Ok(mask);
+        }
         for (_, gi) in order {
             let g = &self.groups[gi];
             let newly: Vec<usize> = g

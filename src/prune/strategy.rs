@@ -88,3 +88,46 @@ pub enum GroupWeighting {
     SqrtSize,
     HeCost,
 }
+
+/// The norm that ranks groups (and that the proximal Lasso shrinks): the raw
+/// weights, or the BN-folded weights `W * gamma / sqrt(var + eps)` scaled by
+/// the RMS of the layer's input. BatchNorm makes a conv's raw scale
+/// arbitrary (shrinking a filter changes nothing it computes), so raw norms
+/// compare layers on scales that mean nothing; the folded weights times the
+/// input scale are, to first order, the size of the output change removing
+/// the group makes, comparable across layers.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Norm {
+    Raw,
+    #[default]
+    Saliency,
+}
+
+impl Norm {
+    /// The weights a ranking reads: per conv layer, row-major.
+    pub fn weights(self, model: &crate::model::ResNet, input_rms: &[f64]) -> Vec<Vec<f32>> {
+        match self {
+            Norm::Raw => model.conv_weight_data(),
+            Norm::Saliency => model
+                .fold()
+                .convs
+                .into_iter()
+                .zip(input_rms)
+                .map(|(c, &a)| c.weight.into_iter().map(|w| w * a as f32).collect())
+                .collect(),
+        }
+    }
+}
+
+/// How the group-Lasso phase applies its penalty.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum LassoMethod {
+    /// A soft-threshold of every group after each optimizer step: exact
+    /// zeros, and momentum never amplifies the penalty.
+    #[default]
+    Proximal,
+    /// The penalty's subgradient added to the loss.
+    Subgradient,
+}

@@ -64,7 +64,7 @@ pub enum SweepError {
     SpecChanged {
         dir: PathBuf,
         lock: PathBuf,
-        field: &'static str,
+        field: String,
     },
     #[error(transparent)]
     Plot(#[from] PlotError),
@@ -139,7 +139,10 @@ pub fn point_keys(spec: &Spec) -> Vec<PointKey> {
         .iter()
         .filter(|s| **s != Strategy::Dense)
     {
-        for &target in &spec.prune.targets {
+        // Ascending, so a gradual trajectory finds its previous point done.
+        let mut targets = spec.prune.targets.clone();
+        targets.sort_by(f64::total_cmp);
+        for &target in &targets {
             for &seed in &spec.prune.seeds {
                 keys.push(key(strategy, target, seed, schedule));
             }
@@ -184,59 +187,42 @@ pub fn run(ws: &Workspace, spec_yaml: &str) -> Result<Vec<PointRecord>, SweepErr
     current.enable_steady_tick(std::time::Duration::from_millis(200));
 
     if !todo.is_empty() {
-        // Seed by seed (each a replicate from its own dense model), points
-        // train one after another, each on every core through its
-        // data-parallel replicas; the regularized models come first because
-        // all targets of a strategy share one. Encrypted timing then runs
-        // alone, one point after another, so nothing else competes with it.
-        let mut seeds: Vec<u64> = todo.iter().map(|k| k.seed).collect();
-        seeds.sort_unstable();
-        seeds.dedup();
-        let mut trained = Vec::new();
-        for seed in seeds {
-            current.set_message(format!("dense model, seed {seed}"));
-            let (dense, dense_summary) = ws.dense(seed)?;
-            let mut regularize: Vec<Strategy> = todo
-                .iter()
-                .filter(|k| k.seed == seed && k.strategy.is_he_aware())
-                .map(|k| k.strategy)
-                .collect();
-            regularize.sort();
-            regularize.dedup();
-            current.set_message(format!("group-Lasso regularization, seed {seed}"));
-            for &strategy in &regularize {
-                ws.regularized(&dense, &ws.pruner(strategy)?, seed)?;
-            }
-            current.set_message("pruning and fine-tuning");
-            for &key in todo.iter().filter(|k| k.seed == seed) {
-                trained.push(ws.train_point(&dense, dense_summary.seconds, key, &current));
-                overall.inc(1);
-            }
-        }
-        // A target a strategy cannot reach is no result: say so and go on
-        // with the others (a resume tries it again, cheaply: the group-Lasso
-        // model is cached and selection fails before fine-tuning).
-        let mut points_trained = Vec::new();
-        for t in trained {
-            match t {
-                Err(SweepError::Prune(e @ PruneError::Unreachable { .. })) => {
-                    overall.inc(1);
-                    bars.suspend(|| eprintln!("skipped: {e}"));
-                }
-                other => points_trained.push(other?),
-            }
-        }
-        let trained = points_trained;
         current.set_message("measuring HE primitives");
         let mut ctx = ws.he_context()?;
         let measured = ctx.measure_primitives(5)?;
-        for t in &trained {
-            current.set_message(format!("{}: encrypted inference", t.key.dir_name()));
-            let result = ws.measure_point(t, &t.key.scheduler(&ws.spec), &mut ctx, &measured)?;
-            points::append(&points_path, &result.record)?;
-            outputs::write_layer_costs(&ws.store, &result)?;
-            done.push(result.record);
-            overall.inc(1);
+        // Seed by seed (each a replicate from its own dense model), each
+        // point trains on every core through its data-parallel replicas,
+        // then runs under encryption alone, and lands in points.csv before
+        // the next starts: a failure or a kill loses at most the point in
+        // progress, and a resume reuses whatever stage finished.
+        let mut seeds: Vec<u64> = todo.iter().map(|k| k.seed).collect();
+        seeds.sort_unstable();
+        seeds.dedup();
+        for seed in seeds {
+            current.set_message(format!("dense model, seed {seed}"));
+            let (dense, dense_summary) = ws.dense(seed)?;
+            for &key in todo.iter().filter(|k| k.seed == seed) {
+                current.set_message(format!("{}: training", key.dir_name()));
+                let trained = match ws.train_point(&dense, dense_summary.seconds, key, &current) {
+                    // A target a strategy cannot reach is no result: say so
+                    // and go on (a resume tries it again, cheaply: selection
+                    // fails before any training).
+                    Err(SweepError::Prune(e @ PruneError::Unreachable { .. })) => {
+                        overall.inc(2);
+                        bars.suspend(|| eprintln!("skipped: {e}"));
+                        continue;
+                    }
+                    other => other?,
+                };
+                overall.inc(1);
+                current.set_message(format!("{}: encrypted inference", key.dir_name()));
+                let result =
+                    ws.measure_point(&trained, &key.scheduler(&ws.spec), &mut ctx, &measured)?;
+                points::append(&points_path, &result.record)?;
+                outputs::write_layer_costs(&ws.store, &result)?;
+                done.push(result.record);
+                overall.inc(1);
+            }
         }
     }
     current.finish_and_clear();

@@ -7,6 +7,8 @@
 use std::path::PathBuf;
 use std::time::Instant;
 
+use burn::module::Module;
+use burn::tensor::{Tensor, TensorData};
 use indicatif::ProgressBar;
 use serde::{Deserialize, Serialize};
 
@@ -17,13 +19,17 @@ use crate::checkpoint;
 use crate::config::Spec;
 use crate::data::{self, Dataset, Split};
 use crate::he::{self, HeContext, HeCost, HeParams, PrimitiveCosts, Scheduler};
-use crate::model::ResNet;
+use crate::model::{FakeQuant, ResNet};
 use crate::points::PointRecord;
 use crate::prune::Strategy;
-use crate::prune::{MaskHook, Pruner};
+use crate::prune::{GradualPruning, LassoMethod, Mask, MaskHook, ProximalLasso, Pruner};
 use crate::quant::QuantizedNet;
 use crate::train::TrainConfig;
-use crate::train::{self, DenseSummary, NoHook};
+use crate::train::{self, DenseSummary, NoHook, Phase, Teacher};
+
+/// Training images that activation statistics and quantization ranges are
+/// measured on.
+const CALIBRATION_IMAGES: usize = 64;
 
 /// A spec, its output directory and its data, loaded once.
 pub struct Workspace {
@@ -103,7 +109,14 @@ impl Workspace {
             return Ok((model, summary));
         }
         let model = ResNet::new(&self.net, &device);
-        let (model, stats) = train::train(model, &self.train_data, &cfg, &NoHook, "dense")?;
+        let label = format!("dense-s{seed}");
+        let (model, stats) = train::train(
+            model,
+            &self.train_data,
+            &cfg,
+            Phase::with(&mut NoHook),
+            &label,
+        )?;
         let accuracy = train::evaluate(&model, &self.test_data, cfg.batch_size, cfg.replicas);
         let summary = DenseSummary {
             test_accuracy: accuracy,
@@ -128,6 +141,23 @@ impl Workspace {
         Ok(HeContext::new(params))
     }
 
+    /// The first training images (at most [`CALIBRATION_IMAGES`]): what
+    /// activation statistics and quantization ranges are measured on.
+    fn calibration(&self) -> &[f32] {
+        let n = self.train_data.len().min(CALIBRATION_IMAGES);
+        &self.train_data.images[..self.train_data.image_len() * n]
+    }
+
+    /// The RMS of each conv layer's input over the calibration images.
+    fn input_rms(&self, model: &ResNet) -> Vec<f64> {
+        let (c, h, w) = self.spec.data.dataset.input_shape();
+        let images = self.calibration();
+        let n = images.len() / (c * h * w);
+        let device = model.fc.weight.device();
+        let x = Tensor::<4>::from_data(TensorData::new(images.to_vec(), [n, c, h, w]), &device);
+        model.conv_input_rms(x)
+    }
+
     /// The regularized (group-Lasso) model for an HE-aware strategy and seed,
     /// cached on disk: it does not depend on the target.
     pub fn regularized(
@@ -139,10 +169,10 @@ impl Workspace {
         let Some(reg) = &self.spec.prune.regularization else {
             return Ok(dense.clone());
         };
-        let device = train::device(seed);
-        let Some(lasso) = pruner.group_lasso(reg.lambda, &device) else {
+        if !pruner.strategy.is_he_aware() || reg.lambda == 0.0 {
             return Ok(dense.clone());
-        };
+        }
+        let device = train::device(seed);
         let dir = self.store.regularized_dir(pruner.strategy, seed);
         if dir.join(checkpoint::FOLDED_FILE).exists() {
             return Ok(checkpoint::load(&dir, &self.net, &device)?);
@@ -151,13 +181,37 @@ impl Workspace {
             seed: reg.train.seed.wrapping_add(seed),
             ..reg.train.clone()
         };
-        let (model, _) = train::train(
-            dense.clone(),
-            &self.train_data,
-            &cfg,
-            &lasso,
-            &format!("{} group lasso", pruner.strategy),
-        )?;
+        let label = format!("{}-s{seed} group lasso", pruner.strategy);
+        let (model, _) = match reg.method {
+            LassoMethod::Subgradient => {
+                let mut lasso = pruner
+                    .group_lasso(reg.lambda, &device)
+                    .expect("an HE-aware strategy has groups");
+                train::train(
+                    dense.clone(),
+                    &self.train_data,
+                    &cfg,
+                    Phase::with(&mut lasso),
+                    &label,
+                )?
+            }
+            LassoMethod::Proximal => {
+                let mut lasso = ProximalLasso {
+                    groups: &pruner.groups,
+                    lambda: reg.lambda,
+                    ramp: reg.ramp,
+                    norm: self.spec.prune.norm,
+                    input_rms: self.input_rms(dense),
+                };
+                train::train(
+                    dense.clone(),
+                    &self.train_data,
+                    &cfg,
+                    Phase::with(&mut lasso),
+                    &label,
+                )?
+            }
+        };
         checkpoint::save(&model, &dir)?;
         Ok(model)
     }
@@ -179,10 +233,65 @@ impl Workspace {
         )?)
     }
 
-    /// The training half of a point: regularize (HE-aware strategies, cached
-    /// per strategy and seed), prune to the target, fine-tune with the mask
-    /// fixed, evaluate. Saved in the point's directory with its summary
-    /// last, so a finished half is loaded instead of retrained.
+    /// A trained point from its directory, with its model and mask.
+    fn load_point(
+        &self,
+        key: PointKey,
+    ) -> Result<Option<(TrainedPoint, ResNet, Mask)>, SweepError> {
+        let dir = self.store.point_dir(&key);
+        let Some(summary) = store::finished::<TrainedSummary>(&dir.join(store::POINT_SUMMARY))
+        else {
+            return Ok(None);
+        };
+        let model = checkpoint::load(&dir, &self.net, &train::device(key.seed))?;
+        let mask: Mask = store::read_json(&dir.join(store::MASK))?;
+        let point = TrainedPoint {
+            key,
+            summary,
+            folded: model.fold(),
+            dir,
+        };
+        Ok(Some((point, model, mask)))
+    }
+
+    /// Where a point's pruning starts: with `prune.gradual`, the previous
+    /// (lower) target of the spec on the same trajectory, trained first if
+    /// needed; else, and for the first target, the regularized (HE-aware)
+    /// or dense model with nothing pruned.
+    fn start_of(
+        &self,
+        dense: &ResNet,
+        dense_seconds: f64,
+        pruner: &Pruner,
+        key: PointKey,
+        progress: &ProgressBar,
+    ) -> Result<(ResNet, Mask, f64), SweepError> {
+        let previous = self
+            .spec
+            .prune
+            .targets
+            .iter()
+            .copied()
+            .filter(|&t| t < key.target - 1e-9)
+            .max_by(f64::total_cmp)
+            .filter(|_| self.spec.prune.gradual.is_some());
+        if let Some(target) = previous {
+            let prev = PointKey { target, ..key };
+            self.train_point(dense, dense_seconds, prev, progress)?;
+            let (_, model, mask) = self.load_point(prev)?.expect("just trained");
+            return Ok((model, mask, target));
+        }
+        let base = self.regularized(dense, pruner, key.seed)?;
+        Ok((base, Mask::dense(&self.net), 0.0))
+    }
+
+    /// The training half of a point: from where its trajectory starts
+    /// (see [`Self::start_of`]), prune to the target during fine-tuning
+    /// (gradually, or one shot with the mask fixed), with distillation from
+    /// the dense model when the spec asks, then quantization-aware training;
+    /// evaluate. The dense point takes only the last phase. Saved in the
+    /// point's directory with its summary last, so a finished point is
+    /// loaded instead of retrained.
     pub fn train_point(
         &self,
         dense: &ResNet,
@@ -190,51 +299,102 @@ impl Workspace {
         key: PointKey,
         progress: &ProgressBar,
     ) -> Result<TrainedPoint, SweepError> {
-        let dir = self.store.point_dir(&key);
-        let trained_path = dir.join(store::POINT_SUMMARY);
-        if let Some(summary) = store::finished::<TrainedSummary>(&trained_path) {
-            let folded = checkpoint::load_folded(&dir, &self.net)?;
-            return Ok(TrainedPoint {
-                key,
-                summary,
-                folded,
-                dir,
-            });
+        if let Some((point, _, _)) = self.load_point(key)? {
+            return Ok(point);
         }
-        let start = Instant::now();
         let spec = &self.spec;
         let pruner = self.pruner(key.strategy)?;
-        let base = if key.strategy.is_he_aware() {
-            self.regularized(dense, &pruner, key.seed)?
-        } else {
-            dense.clone()
+        let teacher = dense.valid();
+        let distill = |weight: f64, temperature: f64| Teacher {
+            model: &teacher,
+            weight,
+            temperature,
         };
-        let mask = pruner.select(
-            &base.conv_weight_data(),
-            key.target,
-            spec.prune.target_metric,
-        )?;
-        let mut model = base.apply_masks(&mask.layers);
-        if let (Some(ft), true) = (&spec.prune.finetune, key.target > 0.0) {
-            progress.set_message(format!("{}: fine-tuning", key.dir_name()));
-            let cfg = TrainConfig {
-                seed: ft.seed.wrapping_add(key.seed),
-                ..ft.clone()
-            };
-            model = train::train(
-                model,
-                &self.train_data,
-                &cfg,
-                &MaskHook(mask.clone()),
-                &key.dir_name(),
-            )?
-            .0;
+        let teacher_of = || {
+            spec.prune
+                .distill
+                .as_ref()
+                .map(|d| distill(d.weight, d.temperature))
+        };
+        let seeded = |t: &TrainConfig| TrainConfig {
+            seed: t.seed.wrapping_add(key.seed),
+            ..t.clone()
+        };
+        let (start_model, start_mask, from) = if key.strategy == Strategy::Dense {
+            (dense.clone(), Mask::dense(&self.net), 0.0)
+        } else {
+            self.start_of(dense, dense_seconds, &pruner, key, progress)?
+        };
+        let start = Instant::now();
+        let mut model = start_model;
+        let mut mask = start_mask;
+        if key.strategy != Strategy::Dense {
+            let rms = self.input_rms(&model);
+            let norm = spec.prune.norm;
+            // Fails here, before any training, when the target is out of reach.
+            let one_shot = pruner.select_from(
+                &norm.weights(&model, &rms),
+                key.target,
+                spec.prune.target_metric,
+                &mask,
+            )?;
+            match (&spec.prune.finetune, &spec.prune.gradual) {
+                (Some(ft), Some(g)) => {
+                    progress.set_message(format!("{}: pruning gradually", key.dir_name()));
+                    let mut hook = GradualPruning::new(
+                        &pruner,
+                        norm,
+                        rms,
+                        spec.prune.target_metric,
+                        (from, key.target),
+                        (g.ramp, g.updates),
+                        mask,
+                    );
+                    let phase = Phase {
+                        hook: &mut hook,
+                        teacher: teacher_of(),
+                        fake_quant: None,
+                    };
+                    model =
+                        train::train(model, &self.train_data, &seeded(ft), phase, &key.dir_name())?
+                            .0;
+                    mask = hook.finish()?;
+                }
+                (Some(ft), None) => {
+                    progress.set_message(format!("{}: fine-tuning", key.dir_name()));
+                    model = model.apply_masks(&one_shot.layers);
+                    let mut hook = MaskHook(one_shot);
+                    let phase = Phase {
+                        hook: &mut hook,
+                        teacher: teacher_of(),
+                        fake_quant: None,
+                    };
+                    model =
+                        train::train(model, &self.train_data, &seeded(ft), phase, &key.dir_name())?
+                            .0;
+                    mask = hook.0;
+                }
+                (None, _) => {
+                    model = model.apply_masks(&one_shot.layers);
+                    mask = one_shot;
+                }
+            }
         }
-        let train_seconds = if key.strategy == Strategy::Dense {
-            dense_seconds
-        } else {
-            start.elapsed().as_secs_f64()
-        };
+        if let Some(qat) = &spec.prune.qat {
+            progress.set_message(format!("{}: quantization-aware training", key.dir_name()));
+            let qnet = QuantizedNet::new(&model.fold(), spec.quant_config(), self.calibration())?;
+            let fake_quant = FakeQuant::of(&qnet);
+            let mut hook = MaskHook(mask);
+            let phase = Phase {
+                hook: &mut hook,
+                teacher: teacher_of(),
+                fake_quant: Some(&fake_quant),
+            };
+            let label = format!("{} qat", key.dir_name());
+            model = train::train(model, &self.train_data, &seeded(qat), phase, &label)?.0;
+            mask = hook.0;
+        }
+        let seconds = start.elapsed().as_secs_f64();
         let summary = TrainedSummary {
             accuracy: train::evaluate(
                 &model,
@@ -243,11 +403,16 @@ impl Workspace {
                 spec.train.replicas,
             ),
             weight_sparsity: mask.sparsity(&pruner.prunable),
-            train_seconds,
+            train_seconds: if key.strategy == Strategy::Dense {
+                dense_seconds + seconds
+            } else {
+                seconds
+            },
         };
+        let dir = self.store.point_dir(&key);
         checkpoint::save(&model, &dir)?;
         store::write_json(&dir.join(store::MASK), &mask)?;
-        store::write_json(&trained_path, &summary)?;
+        store::write_json(&dir.join(store::POINT_SUMMARY), &summary)?;
         Ok(TrainedPoint {
             key,
             summary,
@@ -269,9 +434,7 @@ impl Workspace {
         measured: &PrimitiveCosts,
     ) -> Result<PointResult, SweepError> {
         let spec = &self.spec;
-        let calibration =
-            &self.train_data.images[..self.train_data.image_len() * self.train_data.len().min(64)];
-        let qnet = QuantizedNet::new(&trained.folded, spec.quant_config(), calibration)?;
+        let qnet = QuantizedNet::new(&trained.folded, spec.quant_config(), self.calibration())?;
         let accuracy_quantized = qnet.accuracy(&self.test_data.images, &self.test_data.labels)?;
         // Counted on the integer weights the executor runs (quantization
         // keeps the float sparsity pattern, so `explore count` on the saved

@@ -19,99 +19,60 @@ use sha2::{Digest, Sha256};
 
 use super::{PointKey, SweepError};
 use crate::atomic;
-use crate::config::{HeSpec, ModelSpec, PruneSpec, Spec};
+use crate::config::{ModelSpec, Spec};
 use crate::data::DataSpec;
 use crate::prune::Strategy;
 use crate::train::TrainConfig;
 
-/// The settings that shape a sweep's results. Strategies, targets and seeds
-/// are left out: adding points to a finished sweep is what resuming is for.
+/// The settings that shape a sweep's results: the spec without its name,
+/// output, threads, the strategies, targets and seeds it asks for (adding
+/// points to a finished sweep is what resuming is for) and how many images
+/// and repeats time each point.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-struct SpecLock {
-    data: DataSpec,
-    model: ModelSpec,
-    train: TrainConfig,
-    regularization: Option<crate::config::RegularizationSpec>,
-    finetune: Option<TrainConfig>,
-    target_metric: crate::prune::TargetMetric,
-    include_first: bool,
-    he: LockedHe,
-}
-
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-struct LockedHe {
-    poly_degree: usize,
-    schedule: crate::he::Schedule,
-    baby_step: Option<usize>,
-    plaintext_bits: Option<u32>,
-    weight_bits: u32,
-    activation_bits: u32,
-    costs: crate::he::PrimitiveCosts,
-}
+struct SpecLock(serde_json::Value);
 
 impl SpecLock {
     fn of(spec: &Spec) -> SpecLock {
-        let HeSpec {
-            poly_degree,
-            schedule,
-            baby_step,
-            plaintext_bits,
-            weight_bits,
-            activation_bits,
-            costs,
-            ..
-        } = spec.he.clone();
-        let PruneSpec {
-            regularization,
-            finetune,
-            target_metric,
-            include_first,
-            ..
-        } = spec.prune.clone();
-        SpecLock {
-            data: spec.data.clone(),
-            model: spec.model.clone(),
-            train: spec.train.clone(),
-            regularization,
-            finetune,
-            target_metric,
-            include_first,
-            he: LockedHe {
-                poly_degree,
-                schedule,
-                baby_step,
-                plaintext_bits,
-                weight_bits,
-                activation_bits,
-                costs,
-            },
+        let mut v = serde_json::to_value(spec).expect("a spec serializes");
+        for key in ["name", "output", "threads"] {
+            v.as_object_mut().expect("an object").remove(key);
         }
+        for (section, key) in [
+            ("prune", "strategies"),
+            ("prune", "targets"),
+            ("prune", "seeds"),
+            ("he", "images"),
+            ("he", "repeats"),
+        ] {
+            if let Some(obj) = v[section].as_object_mut() {
+                obj.remove(key);
+            }
+        }
+        SpecLock(v)
     }
 
-    /// The first section that differs, for the error message.
-    fn first_difference(&self, other: &SpecLock) -> Option<&'static str> {
-        [
-            ("data", self.data != other.data),
-            ("model", self.model != other.model),
-            ("train", self.train != other.train),
-            (
-                "prune.regularization",
-                self.regularization != other.regularization,
-            ),
-            ("prune.finetune", self.finetune != other.finetune),
-            (
-                "prune.target_metric",
-                self.target_metric != other.target_metric,
-            ),
-            (
-                "prune.include_first",
-                self.include_first != other.include_first,
-            ),
-            ("he", self.he != other.he),
-        ]
-        .into_iter()
-        .find(|(_, differs)| *differs)
-        .map(|(f, _)| f)
+    /// The dotted path of the first setting that differs, for the error.
+    fn first_difference(&self, other: &SpecLock) -> Option<String> {
+        fn walk(a: &serde_json::Value, b: &serde_json::Value, path: &str) -> Option<String> {
+            match (a.as_object(), b.as_object()) {
+                (Some(x), Some(y)) => {
+                    let mut keys: Vec<&String> = x.keys().chain(y.keys()).collect();
+                    keys.sort();
+                    keys.dedup();
+                    keys.into_iter().find_map(|k| {
+                        let null = serde_json::Value::Null;
+                        let sub = if path.is_empty() {
+                            k.clone()
+                        } else {
+                            format!("{path}.{k}")
+                        };
+                        walk(x.get(k).unwrap_or(&null), y.get(k).unwrap_or(&null), &sub)
+                    })
+                }
+                _ => (a != b).then(|| path.to_string()),
+            }
+        }
+        walk(&self.0, &other.0, "")
     }
 }
 
