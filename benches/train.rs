@@ -3,17 +3,20 @@
 //! `train::train` and `train::evaluate` the tool runs.
 //!
 //! `cargo bench --bench train` (add `-- --batches N` for more batches, the
-//! default being a quick 6, and `--replicas R`, default 2, for the number of
-//! data-parallel model replicas). A one-batch warm-up runs first and is not
-//! timed. Run it under `/usr/bin/time -v` to see the CPU utilization;
-//! `RAYON_NUM_THREADS=1` with `--replicas 1` gives the one-core figure.
+//! default being a quick 6, `--replicas R`, default 2, for the number of
+//! data-parallel model replicas, and `--device wgpu` or `--device cuda` for
+//! a GPU backend, with the binary built by `cargo bench --features wgpu`).
+//! A one-batch warm-up runs first and is not timed. Run it under
+//! `/usr/bin/time -v` to see the CPU utilization; `RAYON_NUM_THREADS=1` with
+//! `--replicas 1` gives the one-core figure. `benches/pytorch_train.py` times
+//! the same network, batch and input in PyTorch on the same machine.
 
 use std::time::Instant;
 
 use explore::arch::{Arch, DatasetKind, NetSpec};
 use explore::data::Dataset;
 use explore::model::ResNet;
-use explore::train::{LrSchedule, TrainConfig};
+use explore::train::{Backend, LrSchedule, TrainConfig};
 use explore::train::{NoHook, Phase, device, evaluate, train};
 
 const BATCH: usize = 64;
@@ -29,9 +32,15 @@ fn main() {
     };
     let batches = number("--batches", 6);
     let replicas = number("--replicas", 2);
+    let backend: Backend = args
+        .iter()
+        .position(|a| a == "--device")
+        .and_then(|i| args.get(i + 1))
+        .map(|d| d.parse().expect("--device cpu, wgpu or cuda"))
+        .unwrap_or_default();
     let threads = std::env::var("RAYON_NUM_THREADS").unwrap_or_else(|_| "all".into());
     println!(
-        "ResNet-20, batch {BATCH}, 3x32x32, {batches} timed batches, {replicas} replicas, rayon threads: {threads}"
+        "ResNet-20, batch {BATCH}, 3x32x32, {batches} timed batches, {replicas} replicas, device {backend}, rayon threads: {threads}"
     );
     let spec = NetSpec::new(Arch::ResNet20, DatasetKind::Cifar10, 1.0).expect("valid spec");
     let cfg = TrainConfig {
@@ -44,8 +53,10 @@ fn main() {
         augment: true,
         seed: 0,
         replicas,
+        device: backend,
+        steps: None,
     };
-    let model = ResNet::new(&spec, &device(0));
+    let model = ResNet::new(&spec, &device(backend, 0).expect("the device"));
     let (model, _) =
         train(model, &images(1), &cfg, Phase::with(&mut NoHook), "warm-up").expect("trains");
     let data = images(batches);

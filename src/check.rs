@@ -4,16 +4,18 @@
 //! Accuracy differences are judged in standard errors (binomial error of
 //! both test sets plus the seed-to-seed error where there are several
 //! seeds, [`crate::stats`]); costs within a relative tolerance set from the
-//! measured seed-to-seed spread of rotations. Three rules, each reported per
-//! baseline point so a reader sees the difference beside what was allowed:
+//! measured seed-to-seed spread of rotations. Three rules, each reported so
+//! a reader sees the difference beside what was allowed:
 //!
 //! 1. **Reach.** Every baseline front point is matched by some new point that
 //!    costs at most `cost * (1 + cost_tolerance)` and whose accuracy is not
 //!    significantly lower: `new - baseline >= -z * se(difference)`.
-//! 2. **Same point, same cost.** Where the new sweep has the same strategy and
-//!    target, it may cost more than the tolerance only when it is also
-//!    significantly more accurate: more rotations at the same accuracy is
-//!    what a cost-model or packing regression looks like.
+//! 2. **No shift in cost.** Over the `K` baseline front points the new sweep
+//!    measured too, the mean relative cost change is at most
+//!    `cost_tolerance / sqrt(K)`. Training noise moves each point's cost on
+//!    its own and averages out; a cost-model or packing regression moves
+//!    them all, which is what this rule sees (5 % more rotations everywhere
+//!    fails it while each point alone is within its tolerance).
 //! 3. **Hypervolume.** The new front's hypervolume is at least the baseline's,
 //!    computed with the baseline's costs raised by the cost tolerance, minus
 //!    `z` standard errors of the difference.
@@ -22,11 +24,15 @@ use crate::pareto::{Cost, Summary, front, hypervolume, reference_cost, summarize
 use crate::points::PointRecord;
 use crate::stats::Estimate;
 
-/// Relative cost tolerance used when none is given: rotations of one
-/// (strategy, target) vary across training seeds of one spec by at most
-/// this much (measured on `sweeps/quick.yaml` with several seeds; see the
-/// README).
-pub const DEFAULT_COST_TOLERANCE: f64 = 0.03;
+/// The relative standard deviation of one point's rotations over training
+/// seeds of one spec: 2.6 %, pooled over the pruned points of
+/// `sweeps/quick.yaml` run with seeds 0, 1 and 2 (the README has the run).
+pub const ROTATION_NOISE: f64 = 0.026;
+
+/// Relative cost increase allowed for one point when none is given: `z`
+/// standard deviations of the difference of two independent runs' costs,
+/// `z * sqrt(2) * ROTATION_NOISE` (7.4 %).
+pub const DEFAULT_COST_TOLERANCE: f64 = DEFAULT_Z * std::f64::consts::SQRT_2 * ROTATION_NOISE;
 
 pub use crate::stats::DEFAULT_Z;
 
@@ -108,18 +114,52 @@ pub struct PointCheck {
     pub difference: f64,
     /// The most negative difference allowed (negative, or 0).
     pub allowed: f64,
-    /// The new point of the same strategy and target, when it costs more
-    /// than the bound without being significantly more accurate (rule 2).
-    pub costlier_twin: Option<Summary>,
 }
 
 impl PointCheck {
-    pub fn reached(&self) -> bool {
+    pub fn passed(&self) -> bool {
         self.best.is_some() && self.difference >= self.allowed
+    }
+}
+
+/// Rule 2: the cost change of the baseline front points the new sweep
+/// measured too.
+#[derive(Debug, Clone)]
+pub struct CostShift {
+    /// (baseline point, its cost, the new cost of the same point).
+    pub twins: Vec<(Summary, f64, f64)>,
+    /// The geometric mean of new / baseline cost, minus 1.
+    pub mean_change: f64,
+    /// The largest mean change allowed.
+    pub allowed: f64,
+}
+
+impl CostShift {
+    fn of(baseline: &[&Summary], new: &[Summary], cost: Cost, rule: Rule) -> CostShift {
+        let twins: Vec<(Summary, f64, f64)> = baseline
+            .iter()
+            .filter_map(|b| {
+                new.iter()
+                    .find(|n| n.strategy == b.strategy && (n.target - b.target).abs() < 1e-9)
+                    .map(|n| ((*b).clone(), cost.of(b), cost.of(n)))
+            })
+            .filter(|(_, b, n)| *b > 0.0 && n.is_finite())
+            .collect();
+        let k = twins.len().max(1) as f64;
+        let mean_log = twins.iter().map(|(_, b, n)| (n / b).ln()).sum::<f64>() / k;
+        let allowed = match rule {
+            Rule::Statistical { cost_tolerance, .. } => cost_tolerance / k.sqrt(),
+            Rule::Fixed { tolerance } => tolerance,
+        };
+        CostShift {
+            twins,
+            mean_change: mean_log.exp() - 1.0,
+            allowed,
+        }
     }
 
     pub fn passed(&self) -> bool {
-        self.reached() && self.costlier_twin.is_none()
+        self.mean_change <= self.allowed
     }
 }
 
@@ -135,6 +175,7 @@ pub struct Comparison {
     /// The lowest new hypervolume that passes.
     pub hypervolume_floor: f64,
     pub points: Vec<PointCheck>,
+    pub cost_shift: CostShift,
 }
 
 impl Comparison {
@@ -143,11 +184,28 @@ impl Comparison {
     }
 
     pub fn passed(&self) -> bool {
-        self.hypervolume_ok() && self.points.iter().all(PointCheck::passed)
+        self.hypervolume_ok()
+            && self.cost_shift.passed()
+            && self.points.iter().all(PointCheck::passed)
     }
 
-    pub fn regressions(&self) -> impl Iterator<Item = &PointCheck> {
-        self.points.iter().filter(|p| !p.passed())
+    /// The baseline points that regressed: those no new point reaches, and
+    /// when costs shifted, those whose own cost rose.
+    pub fn regressions(&self) -> Vec<String> {
+        let mut names: Vec<String> = self
+            .points
+            .iter()
+            .filter(|p| !p.passed())
+            .map(|p| p.baseline.label())
+            .collect();
+        if !self.cost_shift.passed() {
+            for (b, base, new) in &self.cost_shift.twins {
+                if new > base && !names.contains(&b.label()) {
+                    names.push(b.label());
+                }
+            }
+        }
+        names
     }
 }
 
@@ -167,10 +225,12 @@ pub fn compare(
         (None, None) => return Err(CheckError::NoReference(cost)),
     };
     let tolerance = rule.cost_tolerance();
-    let points = front(&baseline, cost)
-        .into_iter()
+    let baseline_front = front(&baseline, cost);
+    let points = baseline_front
+        .iter()
         .map(|b| check_point(b, &new, cost, rule))
         .collect();
+    let cost_shift = CostShift::of(&baseline_front, &new, cost, rule);
     let hv = hypervolume(&new, reference, cost);
     let baseline_hv = hypervolume(&baseline, reference, cost);
     let floor = match rule {
@@ -191,6 +251,7 @@ pub fn compare(
         baseline_hypervolume: baseline_hv,
         hypervolume_floor: floor,
         points,
+        cost_shift,
     })
 }
 
@@ -206,14 +267,6 @@ fn check_point(b: &Summary, new: &[Summary], cost: Cost, rule: Rule) -> PointChe
             (n, difference, allowed)
         })
         .max_by(|x, y| (x.1 - x.2).total_cmp(&(y.1 - y.2)));
-    let costlier_twin = new
-        .iter()
-        .find(|n| n.strategy == b.strategy && (n.target - b.target).abs() < 1e-9)
-        .filter(|n| {
-            cost.of(n) > cost_bound
-                && n.accuracy.mean - b.accuracy.mean < -rule.allowed_loss(&n.accuracy, &b.accuracy)
-        })
-        .cloned();
     let (best, difference, allowed) = match best {
         Some((n, d, a)) => (Some(n.clone()), d, a),
         None => (None, f64::NAN, f64::NAN),
@@ -224,7 +277,6 @@ fn check_point(b: &Summary, new: &[Summary], cost: Cost, rule: Rule) -> PointChe
         best,
         difference,
         allowed,
-        costlier_twin,
     }
 }
 
@@ -306,33 +358,30 @@ pub fn render(c: &Comparison) -> String {
                     "-".into(),
                 ]),
             }
-            row.push(
-                if !p.reached() {
-                    "REGRESSED"
-                } else if p.costlier_twin.is_some() {
-                    "COSTLIER"
-                } else {
-                    "ok"
-                }
-                .to_string(),
-            );
+            row.push(if p.passed() { "ok" } else { "REGRESSED" }.to_string());
             row
         })
         .collect();
     out += &crate::report::table(&header, &rows);
-    for p in &c.points {
-        if let Some(t) = &p.costlier_twin {
+    let shift = &c.cost_shift;
+    let _ = writeln!(
+        out,
+        "{cost} of the {} baseline front points measured again: mean change {:+.2}% (allowed {:+.2}%, the per-point tolerance over sqrt({})): {}",
+        shift.twins.len(),
+        100.0 * shift.mean_change,
+        100.0 * shift.allowed,
+        shift.twins.len(),
+        if shift.passed() { "ok" } else { "REGRESSED" }
+    );
+    if !shift.passed() {
+        for (b, base, new) in &shift.twins {
             let _ = writeln!(
                 out,
-                "{}: the new {} costs {} against {} (+{:.1}%, allowed +{:.1}%) at accuracy {} against {}: not significantly more accurate",
-                p.baseline.label(),
-                t.label(),
-                cost.format(cost.of(t)),
-                cost.format(cost.of(&p.baseline)),
-                100.0 * (cost.of(t) / cost.of(&p.baseline) - 1.0),
-                100.0 * c.rule.cost_tolerance(),
-                est(&t.accuracy),
-                est(&p.baseline.accuracy)
+                "  {}: {} -> {} ({:+.1}%)",
+                b.label(),
+                cost.format(*base),
+                cost.format(*new),
+                100.0 * (new / base - 1.0)
             );
         }
     }
@@ -378,7 +427,7 @@ mod tests {
     }
 
     fn names(c: &Comparison) -> Vec<String> {
-        c.regressions().map(|p| p.baseline.label()).collect()
+        c.regressions()
     }
 
     #[test]
@@ -437,22 +486,30 @@ mod tests {
         }
         let c = compare(&new, &baseline, Cost::Rotations, Rule::default()).unwrap();
         assert!(!c.passed(), "{}", render(&c));
-        // Every pruned point's twin costs 5% more at the same accuracy.
+        // Each point alone is within its tolerance (7.4 %); the four moved
+        // together by 5 %, beyond the 3.7 % their mean may move.
+        assert!(!c.cost_shift.passed());
+        assert!(
+            (c.cost_shift.mean_change - 0.05).abs() < 0.002,
+            "{}",
+            render(&c)
+        );
         assert_eq!(
             names(&c),
             ["diagonal 0.9", "diagonal 0.8", "diagonal 0.5", "dense"],
             "{}",
             render(&c)
         );
-        assert!(render(&c).contains("COSTLIER"));
+        assert!(render(&c).contains("(+5.0%)"), "{}", render(&c));
     }
 
     #[test]
-    fn more_cost_for_significantly_more_accuracy_is_not_a_regression() {
+    fn one_point_costlier_is_noise_when_the_front_still_reaches() {
         let baseline = sweep();
         let mut new = sweep();
         // Diagonal 0.8 now costs 10% more but is 10 points more accurate,
-        // and a new target covers the cost it left.
+        // and a new target covers the cost it left: one of four points
+        // moving is what noise does.
         new[2].rotations = 330;
         new[2].accuracy_quantized = 0.90;
         new.push(record(Strategy::Diagonal, 0.85, 0.80, 295));

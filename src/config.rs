@@ -299,6 +299,15 @@ impl Spec {
             .chain([self.prune.qat.as_ref().map(|t| ("prune.qat", t))]);
         for (field, t) in phases.into_iter().flatten() {
             t.check().map_err(|m| bad(field, m))?;
+            if t.device != self.train.device {
+                return Err(bad(
+                    field,
+                    format!(
+                        "device {} differs from train.device {}: set the device once, in train.device",
+                        t.device, self.train.device
+                    ),
+                ));
+            }
         }
         for &t in &self.prune.targets {
             if !(0.0..1.0).contains(&t) {
@@ -427,6 +436,22 @@ impl Spec {
             .unwrap_or_else(|| PathBuf::from("results").join(&self.name))
     }
 
+    /// The spec with every training phase on `backend` (the command line's
+    /// `--device`).
+    pub fn on_device(mut self, backend: crate::train::Backend) -> Spec {
+        self.train.device = backend;
+        let prune = &mut self.prune;
+        let phases = [
+            prune.finetune.as_mut(),
+            prune.qat.as_mut(),
+            prune.regularization.as_mut().map(|r| &mut r.train),
+        ];
+        for t in phases.into_iter().flatten() {
+            t.device = backend;
+        }
+        self
+    }
+
     /// How the spec's networks are quantized for the HE executor.
     pub fn quant_config(&self) -> crate::quant::QuantConfig {
         crate::quant::QuantConfig {
@@ -521,6 +546,49 @@ train: {epochs: 1, lr: 0.1}
             .unwrap_err()
             .to_string();
         assert!(e.contains("fastest") && e.contains("best"), "{e}");
+        for (extra, field, words) in [
+            (
+                "prune: {gradual: {ramp: 0.5}}",
+                "prune.gradual",
+                "no prune.finetune phase",
+            ),
+            (
+                "prune: {finetune: {epochs: 1, lr: 0.1}, gradual: {updates: 0}}",
+                "prune.gradual.updates",
+                "never reach",
+            ),
+            (
+                "prune: {regularization: {lambda: -1, train: {epochs: 1, lr: 0.1}}}",
+                "prune.regularization.lambda",
+                "-1",
+            ),
+            ("prune: {distill: {weight: 2}}", "prune.distill", "weight 2"),
+            (
+                "prune: {finetune: {epochs: 1, lr: 0.1, device: wgpu}}",
+                "prune.finetune",
+                "train.device",
+            ),
+            (
+                "he: {calibration_percentile: 0}",
+                "he.calibration_percentile",
+                "(0, 100]",
+            ),
+        ] {
+            let text = format!("{MINIMAL}{extra}\n");
+            let e = Spec::parse(&text, Path::new("t.yaml"))
+                .unwrap_err()
+                .to_string();
+            assert!(e.contains(field) && e.contains(words), "{extra}: {e}");
+        }
+        let untrained = MINIMAL.replace("epochs: 1", "epochs: 0");
+        let text = format!("{untrained}prune: {{distill: {{weight: 0.5}}}}\n");
+        let e = Spec::parse(&text, Path::new("t.yaml"))
+            .unwrap_err()
+            .to_string();
+        assert!(
+            e.contains("prune.distill") && e.contains("dense teacher"),
+            "{e}"
+        );
         let text = format!("{MINIMAL}prune: {{targets: [1.0]}}\n");
         let e = Spec::parse(&text, Path::new("t.yaml"))
             .unwrap_err()

@@ -17,6 +17,7 @@ use serde::{Deserialize, Serialize};
 use crate::atomic::{self, WriteError};
 use crate::he::Schedule;
 use crate::prune::Strategy;
+use crate::train::Backend;
 
 /// One row of `points.csv`; fields in column order ([`SCHEMA`] maps them
 /// to columns).
@@ -27,6 +28,8 @@ pub struct PointRecord {
     pub dataset: String,
     /// The HE schedule the point's counts and timings are under.
     pub schedule: Schedule,
+    /// Where the point trained.
+    pub device: Backend,
     /// `dense` for the unpruned model (then `target` is 0).
     pub strategy: Strategy,
     /// Fraction of weights (or rotations) the strategy was asked to remove.
@@ -87,11 +90,12 @@ macro_rules! column {
 
 /// The schema of `points.csv`, in column order: the one place a column is
 /// named, written and parsed.
-const SCHEMA: [ColumnDef; 21] = [
+const SCHEMA: [ColumnDef; 22] = [
     column!(sweep, text),
     column!(model, text),
     column!(dataset, text),
     column!(schedule, |s: &str| s.parse::<Schedule>()),
+    column!(device, |s: &str| s.parse::<Backend>()),
     column!(strategy, |s: &str| s.parse::<Strategy>()),
     column!(target, float),
     column!(seed, count),
@@ -138,6 +142,13 @@ impl Cell for String {
 }
 
 impl Cell for Strategy {
+    type Stored = String;
+    fn stored(&self) -> String {
+        self.name().to_string()
+    }
+}
+
+impl Cell for Backend {
     type Stored = String;
     fn stored(&self) -> String {
         self.name().to_string()
@@ -345,6 +356,7 @@ pub(crate) mod tests {
             model: "resnet20".into(),
             dataset: "cifar10".into(),
             schedule: Schedule::Best,
+            device: Backend::Cpu,
             strategy,
             target,
             seed: 0,

@@ -39,6 +39,14 @@ pub enum TrainError {
         step: usize,
         loss: f32,
     },
+    #[error(
+        "train.device: {0} needs a binary built with its feature: cargo build --release --features {0} (or train on cpu)"
+    )]
+    NotBuilt(Backend),
+    #[error(
+        "train.device: {0} found no device at run time: install a driver (for wgpu without a GPU, Mesa's software Vulkan: apt-get install mesa-vulkan-drivers libvulkan1) or train on cpu"
+    )]
+    NoDevice(Backend),
     #[error("{label}: the training set is empty: raise data.train_size")]
     EmptyDataset { label: String },
     #[error(
@@ -90,6 +98,13 @@ pub struct TrainConfig {
     /// bits.)
     #[serde(default = "default_replicas")]
     pub replicas: usize,
+    /// Where the phase trains (set once, in the spec's `train`).
+    #[serde(default)]
+    pub device: Backend,
+    /// Stop after this many optimizer steps (a phase shorter than its
+    /// epochs; the learning-rate schedule spans the steps taken).
+    #[serde(default)]
+    pub steps: Option<usize>,
 }
 
 impl TrainConfig {
@@ -98,6 +113,9 @@ impl TrainConfig {
         let t = self;
         if t.batch_size == 0 {
             return Err("batch_size must be at least 1, e.g. 64".into());
+        }
+        if t.steps == Some(0) {
+            return Err("steps 0 trains nothing: give a positive cap or leave steps out".into());
         }
         if !(1..=t.batch_size).contains(&t.replicas) {
             return Err(format!(
@@ -206,35 +224,109 @@ pub struct TrainStats {
     pub images_per_second: f64,
 }
 
-/// The training device: burn-flex on the CPU (all cores, through rayon),
-/// with autodiff, its weight initialization seeded by `seed`. The seed is
-/// process-wide (burn-flex keeps one RNG), so initialization repeats exactly
-/// when no other thread creates random tensors at the same time.
-///
-/// A GPU backend is burn's `cuda` or `wgpu` cargo feature plus
-/// `Device::cuda(0)` / `Device::wgpu(DeviceKind::DefaultDevice)` here; the
-/// rest of the crate is backend-agnostic.
-pub fn device(seed: u64) -> Device {
-    let device = Device::flex().autodiff();
+/// Where training runs: burn's `flex` backend on the CPU, or a GPU through
+/// burn's `wgpu` (Vulkan, Metal, DirectX; or a software Vulkan driver) or
+/// `cuda` backends, each behind the cargo feature of the same name.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Backend {
+    #[default]
+    Cpu,
+    Wgpu,
+    Cuda,
+}
+
+impl Backend {
+    pub const ALL: [Backend; 3] = [Backend::Cpu, Backend::Wgpu, Backend::Cuda];
+
+    pub fn name(self) -> &'static str {
+        match self {
+            Backend::Cpu => "cpu",
+            Backend::Wgpu => "wgpu",
+            Backend::Cuda => "cuda",
+        }
+    }
+}
+
+impl std::fmt::Display for Backend {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.name())
+    }
+}
+
+impl std::str::FromStr for Backend {
+    type Err = String;
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        Backend::ALL
+            .into_iter()
+            .find(|b| b.name() == s)
+            .ok_or_else(|| format!("unknown device `{s}`: use cpu, wgpu or cuda"))
+    }
+}
+
+/// The training device of `backend`, with autodiff, its weight
+/// initialization seeded by `seed` (process-wide: initialization repeats
+/// exactly when no other thread creates random tensors at the same time).
+/// Errors when the binary was built without the backend's feature, or the
+/// backend finds no device. The rest of the crate never names a backend.
+pub fn device(backend: Backend, seed: u64) -> Result<Device, TrainError> {
+    let device = match backend {
+        Backend::Cpu => Device::flex(),
+        #[cfg(feature = "wgpu")]
+        Backend::Wgpu => Device::wgpu(burn::tensor::DeviceKind::DefaultDevice),
+        #[cfg(feature = "cuda")]
+        Backend::Cuda => Device::cuda(0),
+        #[allow(unreachable_patterns)]
+        other => return Err(TrainError::NotBuilt(other)),
+    };
+    if backend != Backend::Cpu {
+        probe(&device, backend)?;
+    }
+    let device = device.autodiff();
     device.seed(seed);
-    device
+    Ok(device)
+}
+
+/// Creates one tensor on `device`: backends find their adapter lazily and
+/// panic when there is none, which becomes an error naming the fix.
+fn probe(device: &Device, backend: Backend) -> Result<(), TrainError> {
+    let hook = std::panic::take_hook();
+    std::panic::set_hook(Box::new(|_| {}));
+    let found = std::panic::catch_unwind(|| {
+        Tensor::<1>::from_data(TensorData::new(vec![1.0f32], [1]), device)
+            .into_data()
+            .try_into_vec::<f32>()
+            .ok()
+    });
+    std::panic::set_hook(hook);
+    match found {
+        Ok(Some(_)) => Ok(()),
+        _ => Err(TrainError::NoDevice(backend)),
+    }
+}
+
+/// Optimizer steps in a phase of `cfg` with `steps_per_epoch` batches per
+/// epoch: its epochs, or fewer when `cfg.steps` caps them.
+pub fn total_steps(cfg: &TrainConfig, steps_per_epoch: usize) -> usize {
+    let all = cfg.epochs * steps_per_epoch;
+    cfg.steps.map_or(all, |cap| cap.min(all))
 }
 
 /// The learning rate of step `step` (from 0) of epoch `epoch` (from 0).
-/// Cosine decays per step, from `lr` to 0 over the whole run; step divides by
-/// 10 at 50% and again at 75% of the epochs, per epoch.
+/// Cosine decays per step, from `lr` to 0 over the whole phase; step divides
+/// by 10 once half and again once three quarters of the phase's steps have
+/// passed, at the start of an epoch.
 pub fn learning_rate(cfg: &TrainConfig, epoch: usize, step: usize, steps_per_epoch: usize) -> f64 {
+    let total = total_steps(cfg, steps_per_epoch).max(1) as f64;
     match cfg.schedule {
         LrSchedule::Constant => cfg.lr,
         LrSchedule::Cosine => {
-            let total = (cfg.epochs * steps_per_epoch).max(1) as f64;
             let t = (epoch * steps_per_epoch + step) as f64 / total;
             cfg.lr * 0.5 * (1.0 + (std::f64::consts::PI * t).cos())
         }
         LrSchedule::Step => {
-            let e = epoch as f64;
-            let n = cfg.epochs as f64;
-            let drops = [0.5, 0.75].iter().filter(|&&f| e >= f * n).count();
+            let start = (epoch * steps_per_epoch) as f64 / total;
+            let drops = [0.5, 0.75].iter().filter(|&&f| start >= f).count();
             cfg.lr * 0.1f64.powi(drops as i32)
         }
     }
@@ -276,13 +368,22 @@ pub fn train(
     let mut rng = StdRng::seed_from_u64(cfg.seed);
     let mut order: Vec<usize> = (0..train.len()).collect();
     let steps_per_epoch = train.len().div_ceil(cfg.batch_size);
-    let progress = progress_bar(label, cfg.epochs * steps_per_epoch);
+    let total = total_steps(cfg, steps_per_epoch);
+    let progress = progress_bar(label, total);
     let start = Instant::now();
     let mut last = EpochTotals::default();
+    let mut seen = 0usize;
     for epoch in 0..cfg.epochs {
+        if epoch * steps_per_epoch >= total {
+            break;
+        }
         order.shuffle(&mut rng);
         last = EpochTotals::default();
-        for (step, indices) in order.chunks(cfg.batch_size).enumerate() {
+        for (step, indices) in order
+            .chunks(cfg.batch_size)
+            .enumerate()
+            .take(total - epoch * steps_per_epoch)
+        {
             let batch = Batch::new(train, indices, cfg.augment.then_some(&mut rng));
             // Each shard's mean loss is weighted by its share of the batch,
             // so the summed gradients are those of the whole batch's mean.
@@ -335,9 +436,9 @@ pub fn train(
             let lr = learning_rate(cfg, epoch, step, steps_per_epoch);
             let done = Step {
                 lr,
-                progress: (epoch * steps_per_epoch + step + 1) as f64
-                    / (cfg.epochs * steps_per_epoch) as f64,
+                progress: (epoch * steps_per_epoch + step + 1) as f64 / total as f64,
             };
+            seen += indices.len();
             model = hook.after_step(optim.step(lr, model, accumulator.grads()), &done);
             progress.inc(1);
             progress.set_message(format!(
@@ -354,11 +455,11 @@ pub fn train(
     let seconds = start.elapsed().as_secs_f64();
     let stats = TrainStats {
         epochs: cfg.epochs,
-        steps: cfg.epochs * steps_per_epoch,
+        steps: total,
         final_loss: last.loss(),
         train_accuracy: last.accuracy(),
         seconds,
-        images_per_second: (cfg.epochs * train.len()) as f64 / seconds,
+        images_per_second: seen as f64 / seconds,
     };
     Ok((model, stats))
 }
@@ -607,6 +708,11 @@ mod tests {
         }
     }
 
+    /// The CPU training device, seeded.
+    fn device(seed: u64) -> Device {
+        super::device(Backend::Cpu, seed).unwrap()
+    }
+
     fn cfg(epochs: usize) -> TrainConfig {
         TrainConfig {
             epochs,
@@ -618,6 +724,8 @@ mod tests {
             augment: false,
             seed: 7,
             replicas: 2,
+            device: Backend::Cpu,
+            steps: None,
         }
     }
 
@@ -645,6 +753,36 @@ mod tests {
         assert!((lrs[2] - 0.005).abs() < 1e-12 && (lrs[3] - 0.0005).abs() < 1e-12);
         c.schedule = LrSchedule::Constant;
         assert_eq!(learning_rate(&c, 3, 9, 10), 0.05);
+    }
+
+    #[test]
+    fn a_step_cap_shortens_a_phase_and_its_schedule() {
+        let capped = TrainConfig {
+            steps: Some(15),
+            ..cfg(4)
+        };
+        assert_eq!(total_steps(&capped, 10), 15);
+        assert_eq!(total_steps(&cfg(4), 10), 40);
+        // Cosine reaches half the rate at half the capped phase.
+        assert!(
+            (learning_rate(&capped, 0, 7, 10)
+                - 0.05 * 0.5 * (1.0 + (std::f64::consts::PI * 7.0 / 15.0).cos()))
+            .abs()
+                < 1e-12
+        );
+        let data = synthetic(20, 9);
+        let (_, stats) = train(
+            ResNet::new(&spec(), &device(2)),
+            &data,
+            &TrainConfig {
+                steps: Some(3),
+                ..cfg(5)
+            },
+            Phase::with(&mut NoHook),
+            "capped",
+        )
+        .unwrap();
+        assert_eq!(stats.steps, 3);
     }
 
     #[test]

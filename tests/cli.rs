@@ -181,6 +181,124 @@ fn sweep_counts_resumes_and_checks() {
     assert_eq!(json["strategy"], "diagonal");
 }
 
+/// The deterministic columns of a points table, row by row (timings and
+/// train seconds vary from run to run).
+fn deterministic(path: &Path) -> Vec<Vec<String>> {
+    let keep = [
+        "schedule",
+        "strategy",
+        "target",
+        "seed",
+        "accuracy",
+        "accuracy_quantized",
+        "weight_sparsity",
+        "rotations",
+        "rotations_dense",
+        "pmults",
+        "adds",
+        "galois_keys",
+        "galois_key_bytes",
+    ];
+    let columns: Vec<Vec<String>> = keep.iter().map(|c| column(path, c)).collect();
+    (0..columns[0].len())
+        .map(|r| columns.iter().map(|c| c[r].clone()).collect())
+        .collect()
+}
+
+#[test]
+fn shards_run_concurrently_and_merge_into_the_single_process_result() {
+    let tmp = tempfile::tempdir().unwrap();
+    let spec = write_spec(tmp.path());
+    let spec = spec.to_str().unwrap();
+    let single = tmp.path().join("single");
+    let run = explore(&["sweep", spec, "--output", single.to_str().unwrap()]);
+    assert!(run.status.success(), "{}", text(&run));
+
+    // The shared stage, then three shards at once into one directory.
+    let sharded = tmp.path().join("sharded");
+    let out = sharded.to_str().unwrap();
+    let shared = explore(&["sweep", spec, "--output", out, "--stage", "shared"]);
+    assert!(shared.status.success(), "{}", text(&shared));
+    let children: Vec<_> = (1..=3)
+        .map(|i| {
+            Command::new(env!("CARGO_BIN_EXE_explore"))
+                .args(["sweep", spec, "--output", out, "--shard", &format!("{i}/3")])
+                .current_dir(env!("CARGO_MANIFEST_DIR"))
+                .stdout(std::process::Stdio::piped())
+                .stderr(std::process::Stdio::piped())
+                .spawn()
+                .unwrap()
+        })
+        .collect();
+    for c in children {
+        let o = c.wait_with_output().unwrap();
+        assert!(o.status.success(), "{}", text(&o));
+    }
+    for i in 1..=3 {
+        assert!(sharded.join(format!("points-{i}-of-3.csv")).is_file());
+    }
+    // A shard whose last point was lost (killed before its row landed)
+    // reruns only that point.
+    let table = sharded.join("points-3-of-3.csv");
+    let rows = std::fs::read_to_string(&table).unwrap();
+    let lines: Vec<&str> = rows.lines().collect();
+    std::fs::write(&table, lines[..lines.len() - 1].join("\n") + "\n").unwrap();
+    let rerun = explore(&["sweep", spec, "--output", out, "--shard", "3/3"]);
+    assert!(rerun.status.success(), "{}", text(&rerun));
+    assert_eq!(
+        std::fs::read_to_string(&table).unwrap().lines().count(),
+        lines.len()
+    );
+
+    let merged = explore(&["merge", out, "--output", out]);
+    assert!(merged.status.success(), "{}", text(&merged));
+    assert_eq!(
+        deterministic(&sharded.join("points.csv")),
+        deterministic(&single.join("points.csv"))
+    );
+    for f in [
+        "front.csv",
+        "report.md",
+        "accuracy-vs-rotations.png",
+        "layer-rotations.png",
+    ] {
+        assert!(sharded.join(f).is_file(), "{f} missing");
+    }
+
+    // A partial merge says what is missing; another spec's shard is refused.
+    let partial = tmp.path().join("partial");
+    std::fs::create_dir_all(&partial).unwrap();
+    for f in ["spec.lock.json", "spec.yaml", "points-1-of-3.csv"] {
+        std::fs::copy(sharded.join(f), partial.join(f)).unwrap();
+    }
+    let o = explore(&[
+        "merge",
+        partial.to_str().unwrap(),
+        "--output",
+        tmp.path().join("m").to_str().unwrap(),
+    ]);
+    assert!(o.status.success(), "{}", text(&o));
+    assert!(
+        text(&o).contains("missing 2 point(s)") && text(&o).contains("diagonal 0.6 seed 0"),
+        "{}",
+        text(&o)
+    );
+    let lock = partial.join("spec.lock.json");
+    let changed = std::fs::read_to_string(&lock)
+        .unwrap()
+        .replace("\"width\": 0.25", "\"width\": 0.5");
+    std::fs::write(&lock, changed).unwrap();
+    let o = explore(&[
+        "merge",
+        out,
+        partial.to_str().unwrap(),
+        "--output",
+        tmp.path().join("m2").to_str().unwrap(),
+    ]);
+    assert_eq!(o.status.code(), Some(2), "{}", text(&o));
+    assert!(text(&o).contains("model.width"), "{}", text(&o));
+}
+
 #[test]
 fn bad_input_exits_2_naming_the_problem() {
     let tmp = tempfile::tempdir().unwrap();
@@ -223,6 +341,31 @@ fn bad_input_exits_2_naming_the_problem() {
     ]);
     assert_eq!(o.status.code(), Some(2));
     assert!(text(&o).contains("5000"), "{}", text(&o));
+
+    std::fs::write(&spec, &text_of).unwrap();
+    for (args, words) in [
+        (
+            vec!["sweep", spec.to_str().unwrap(), "--shard", "3/2"],
+            "3/2",
+        ),
+        (
+            vec!["sweep", spec.to_str().unwrap(), "--shard", "0/0"],
+            "0/0",
+        ),
+        (
+            vec!["merge", tmp.path().to_str().unwrap(), "--output", "x"],
+            "no sweep",
+        ),
+    ] {
+        let o = explore(&args);
+        assert_eq!(o.status.code(), Some(2), "{args:?}");
+        assert!(text(&o).contains(words), "{}", text(&o));
+    }
+    if !cfg!(feature = "wgpu") {
+        let o = explore(&["train", spec.to_str().unwrap(), "--device", "wgpu"]);
+        assert_eq!(o.status.code(), Some(2));
+        assert!(text(&o).contains("--features wgpu"), "{}", text(&o));
+    }
 
     let o = explore(&["sweep", tmp.path().join("missing.yaml").to_str().unwrap()]);
     assert_eq!(o.status.code(), Some(2));

@@ -16,7 +16,7 @@ use explore::prune::{
     TargetMetric,
 };
 use explore::quant::{QuantConfig, QuantizedNet};
-use explore::train::{self, LrSchedule, NoHook, Phase, Teacher, TrainConfig};
+use explore::train::{self, Backend, LrSchedule, NoHook, Phase, Teacher, TrainConfig};
 use explore::{arch::*, model::ResNet};
 
 fn phase(epochs: usize, lr: f64) -> TrainConfig {
@@ -30,6 +30,8 @@ fn phase(epochs: usize, lr: f64) -> TrainConfig {
         augment: false,
         seed: 1,
         replicas: 2,
+        device: Backend::Cpu,
+        steps: None,
     }
 }
 
@@ -71,7 +73,7 @@ fn proximal_lasso_gradual_pruning_and_qat_keep_what_they_prune() {
     };
     let train_data = data::load(&spec, Split::Train).unwrap();
     let net = NetSpec::new(Arch::ResNet20, DatasetKind::FashionMnist, 0.25).unwrap();
-    let device = train::device(0);
+    let device = train::device(Backend::Cpu, 0).unwrap();
     let (dense, _) = train::train(
         ResNet::new(&net, &device),
         &train_data,

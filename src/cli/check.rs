@@ -22,8 +22,11 @@ pub struct Args {
     /// Standard errors of an accuracy difference that still count as noise.
     #[arg(long, default_value_t = DEFAULT_Z)]
     z: f64,
-    /// Relative cost increase that still counts as noise (the measured
-    /// seed-to-seed spread of rotations).
+    /// Relative cost increase of one point that still counts as noise (by
+    /// default two standard deviations of the difference of two runs'
+    /// rotations, from their measured seed-to-seed spread; for --cost
+    /// latency give the spread of your timings). The mean change over the
+    /// K points both fronts hold may be this over sqrt(K).
     #[arg(long, default_value_t = DEFAULT_COST_TOLERANCE)]
     cost_tolerance: f64,
     /// Override the statistics with one fixed tolerance: absolute for
@@ -58,8 +61,7 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
         println!("PASS");
         ExitCode::SUCCESS
     } else {
-        let names: Vec<String> = c.regressions().map(|p| p.baseline.label()).collect();
-        println!("FAIL: {}", names.join(", "));
+        println!("FAIL: {}", c.regressions().join(", "));
         ExitCode::from(1)
     })
 }

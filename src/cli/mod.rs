@@ -1,5 +1,6 @@
 //! Subcommands, one file each; every `run` returns the process exit code.
 
+use std::path::PathBuf;
 use std::process::ExitCode;
 
 use clap::{Parser, Subcommand};
@@ -7,6 +8,7 @@ use clap::{Parser, Subcommand};
 mod check;
 mod count;
 mod he_bench;
+mod merge;
 mod pareto;
 mod prune;
 mod sweep;
@@ -35,6 +37,8 @@ enum Command {
     Prune(prune::Args),
     /// Run a whole sweep: train, prune every strategy x target, measure, report.
     Sweep(sweep::Args),
+    /// Combine the outputs of a sweep's shards into one sweep.
+    Merge(merge::Args),
     /// Print the Pareto front of a points.csv.
     Pareto(pareto::Args),
     /// Compare a sweep's front with a baseline front; exit 1 on regression.
@@ -49,6 +53,7 @@ impl Cli {
             Command::Train(a) => train::run(a),
             Command::Prune(a) => prune::run(a),
             Command::Sweep(a) => sweep::run(a),
+            Command::Merge(a) => merge::run(a),
             Command::Pareto(a) => pareto::run(a),
             Command::Check(a) => check::run(a),
         }
@@ -110,6 +115,33 @@ impl NetworkArgs {
             costs: explore::he::PrimitiveCosts::default(),
             poly_degree: self.poly_degree,
         })
+    }
+}
+
+/// A spec and where its results go: what `train`, `prune` and `sweep` share.
+#[derive(clap::Args)]
+pub struct SpecArgs {
+    /// Sweep spec (YAML), e.g. sweeps/quick.yaml.
+    pub spec: PathBuf,
+    /// Output directory (default: the spec's `output`, or results/<name>).
+    #[arg(long)]
+    pub output: Option<PathBuf>,
+    /// Train on this device instead of the spec's `train.device`: cpu,
+    /// wgpu or cuda (the latter two need a binary built with that feature).
+    #[arg(long)]
+    pub device: Option<explore::train::Backend>,
+}
+
+impl SpecArgs {
+    /// Loads the spec (with `--device` applied), sizes rayon's pool from it,
+    /// and opens its output directory with its data.
+    pub fn open(&self) -> anyhow::Result<explore::sweep::Workspace> {
+        let mut spec = explore::config::Spec::load(&self.spec)?;
+        if let Some(backend) = self.device {
+            spec = spec.on_device(backend);
+        }
+        set_threads(spec.threads)?;
+        Ok(explore::sweep::Workspace::open(spec, self.output.clone())?)
     }
 }
 

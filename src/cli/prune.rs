@@ -1,17 +1,16 @@
 //! `explore prune <spec.yaml> --strategy S --target T`: one point of a sweep,
 //! with the counts before and after and a closing JSON line.
 
-use std::path::PathBuf;
 use std::process::ExitCode;
 
-use explore::config::Spec;
 use explore::prune::Strategy;
-use explore::sweep::{PointKey, Workspace};
+use explore::sweep::PointKey;
 
 #[derive(clap::Args)]
 pub struct Args {
-    /// Sweep spec (YAML) whose dense model, regularization and fine-tuning to use.
-    spec: PathBuf,
+    /// The spec whose dense model, regularization and fine-tuning to use.
+    #[command(flatten)]
+    spec: super::SpecArgs,
     /// positional, diagonal, hybrid, unstructured, channel or dense.
     #[arg(long)]
     strategy: Strategy,
@@ -22,21 +21,16 @@ pub struct Args {
     /// Seed of the regularization and fine-tuning (default: the spec's first seed).
     #[arg(long)]
     seed: Option<u64>,
-    /// Output directory (default: the spec's `output`, or results/<name>).
-    #[arg(long)]
-    output: Option<PathBuf>,
 }
 
 pub fn run(args: Args) -> anyhow::Result<ExitCode> {
-    let spec = Spec::load(&args.spec)?;
-    super::set_threads(spec.threads)?;
+    let ws = args.spec.open()?;
     let key = PointKey {
         strategy: args.strategy,
         target: args.target,
-        seed: args.seed.unwrap_or(spec.prune.seeds[0]),
-        schedule: spec.he.schedule,
+        seed: args.seed.unwrap_or(ws.spec.prune.seeds[0]),
+        schedule: ws.spec.he.schedule,
     };
-    let ws = Workspace::open(spec, args.output)?;
     let (dense, summary) = ws.dense(key.seed)?;
     let progress = indicatif::ProgressBar::new_spinner();
     let trained = ws.train_point(&dense, summary.seconds, key, &progress)?;

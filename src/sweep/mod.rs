@@ -9,6 +9,7 @@
 //! incomparable points); [`stages`] computes a point's stages; [`outputs`]
 //! writes fronts, plots and the report.
 
+mod merge;
 mod outputs;
 mod stages;
 pub mod store;
@@ -30,6 +31,7 @@ use crate::quant::QuantError;
 use crate::report::ReportError;
 use crate::train::TrainError;
 
+pub use merge::{Merged, merge};
 pub use outputs::write_outputs;
 pub use stages::{PointResult, TrainedPoint, TrainedSummary, Workspace};
 
@@ -65,6 +67,25 @@ pub enum SweepError {
         dir: PathBuf,
         lock: PathBuf,
         field: String,
+    },
+    #[error("{dir} holds no sweep (no spec.lock.json): pass directories `explore sweep` wrote to")]
+    NotASweep { dir: PathBuf },
+    #[error(
+        "{dir} holds results of a different spec than {first} (`{field}` differs): merge only shards of one spec"
+    )]
+    MergeMismatch {
+        dir: PathBuf,
+        first: PathBuf,
+        field: String,
+    },
+    #[error(
+        "point {point} ({schedule}) differs between {a} and {b}: keep one of the two tables (they were run separately) and merge again"
+    )]
+    MergeConflict {
+        point: String,
+        schedule: &'static str,
+        a: PathBuf,
+        b: PathBuf,
     },
     #[error(transparent)]
     Plot(#[from] PlotError),
@@ -114,6 +135,16 @@ impl PointKey {
     }
 }
 
+impl std::fmt::Display for PointKey {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(
+            f,
+            "{} {} seed {} ({} schedule)",
+            self.strategy, self.target, self.seed, self.schedule
+        )
+    }
+}
+
 /// Every point of the spec, the dense model of each seed first (under the
 /// spec's schedule, and under Gazelle's as the paper's reference when the
 /// spec's is another). A seed is a replicate of the whole pipeline: its own
@@ -153,14 +184,22 @@ pub fn point_keys(spec: &Spec) -> Vec<PointKey> {
 
 /// Runs (or resumes) a whole sweep and writes points.csv, front.csv, plots
 /// and report.md into the workspace directory.
-pub fn run(ws: &Workspace, spec_yaml: &str) -> Result<Vec<PointRecord>, SweepError> {
-    let points_path = ws.store.points_csv();
+pub fn run(
+    ws: &Workspace,
+    spec_yaml: &str,
+    shard: Option<Shard>,
+) -> Result<Vec<PointRecord>, SweepError> {
+    store::write_text(&ws.store.spec_yaml(), spec_yaml)?;
+    let points_path = ws.store.points_csv_of(shard);
     let mut done = if points_path.exists() {
         points::read(&points_path)?
     } else {
         Vec::new()
     };
-    let keys = point_keys(&ws.spec);
+    let keys: Vec<PointKey> = point_keys(&ws.spec)
+        .into_iter()
+        .filter(|k| shard.is_none_or(|s| s.owns(k)))
+        .collect();
     let todo: Vec<PointKey> = keys
         .iter()
         .copied()
@@ -227,6 +266,139 @@ pub fn run(ws: &Workspace, spec_yaml: &str) -> Result<Vec<PointRecord>, SweepErr
     }
     current.finish_and_clear();
     overall.finish();
-    write_outputs(ws, spec_yaml, &done)?;
+    // A shard's table is one part of a front: `explore merge` draws it.
+    if shard.is_none() {
+        write_outputs(&ws.store, spec_yaml, &done)?;
+    }
     Ok(done)
+}
+
+/// The stage every shard shares: each seed's dense model and each HE-aware
+/// strategy's regularized model, trained once into the output directory
+/// (a shard that finds them there loads them).
+pub fn run_shared(ws: &Workspace) -> Result<(), SweepError> {
+    for &seed in &ws.spec.prune.seeds {
+        let (dense, _) = ws.dense(seed)?;
+        for &strategy in ws.spec.prune.strategies.iter().filter(|s| s.is_he_aware()) {
+            ws.regularized(&dense, &ws.pruner(strategy)?, seed)?;
+        }
+    }
+    Ok(())
+}
+
+/// One of `count` disjoint shares of a sweep's points; `index` counts from
+/// 1. A strategy's trajectory for one seed (every target: gradual pruning
+/// walks them in order) stays in one shard, chosen by the strategy's place
+/// in [`Strategy::ALL`] plus the seed, modulo `count`: adding targets or
+/// seeds moves no point to another shard.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Shard {
+    pub index: u64,
+    pub count: u64,
+}
+
+impl Shard {
+    pub fn owns(&self, key: &PointKey) -> bool {
+        let strategy = Strategy::ALL
+            .iter()
+            .position(|s| *s == key.strategy)
+            .expect("a listed strategy") as u64;
+        strategy.wrapping_add(key.seed) % self.count + 1 == self.index
+    }
+}
+
+impl std::fmt::Display for Shard {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "{}/{}", self.index, self.count)
+    }
+}
+
+impl std::str::FromStr for Shard {
+    type Err = String;
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        let bad = || {
+            format!("`{s}` is not a shard i/n with 1 <= i <= n: use e.g. 1/3 (the first of three)")
+        };
+        let (i, n) = s.split_once('/').ok_or_else(bad)?;
+        let (index, count) = (
+            i.trim().parse::<u64>().map_err(|_| bad())?,
+            n.trim().parse::<u64>().map_err(|_| bad())?,
+        );
+        if count == 0 || !(1..=count).contains(&index) {
+            return Err(bad());
+        }
+        Ok(Shard { index, count })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::path::Path;
+
+    fn spec(targets: &str, seeds: &str) -> Spec {
+        let text = format!(
+            "name: t
+data: {{dataset: fashion-mnist}}
+model: {{arch: resnet20, width: 0.25}}
+train: {{epochs: 1, lr: 0.1}}
+prune: {{targets: {targets}, seeds: {seeds}}}
+"
+        );
+        Spec::parse(&text, Path::new("t.yaml")).unwrap()
+    }
+
+    fn owner(key: &PointKey, n: u64) -> Vec<u64> {
+        (1..=n)
+            .filter(|&i| Shard { index: i, count: n }.owns(key))
+            .collect()
+    }
+
+    #[test]
+    fn every_point_is_in_exactly_one_shard_and_stays_there() {
+        let small = point_keys(&spec("[0.5, 0.8]", "[0, 1]"));
+        let large = point_keys(&spec("[0.5, 0.7, 0.8, 0.9]", "[0, 1, 2]"));
+        for n in [1, 2, 3, 5] {
+            for k in &large {
+                assert_eq!(owner(k, n).len(), 1, "{k} in {n} shards");
+            }
+            // Adding targets and seeds moves no point.
+            for k in &small {
+                assert_eq!(owner(k, n), owner(k, n), "{k}");
+                let same = large.iter().find(|l| *l == k).unwrap();
+                assert_eq!(owner(k, n), owner(same, n));
+            }
+        }
+        // A trajectory (one strategy and seed, every target) is never split.
+        for k in &large {
+            let first = PointKey { target: 0.5, ..*k };
+            assert_eq!(owner(k, 3), owner(&first, 3));
+        }
+        // Six strategies over three shards: two trajectories each.
+        let per: Vec<usize> = (1..=3)
+            .map(|i| {
+                Strategy::ALL
+                    .iter()
+                    .filter(|&&s| {
+                        Shard { index: i, count: 3 }.owns(&PointKey {
+                            strategy: s,
+                            target: 0.5,
+                            seed: 0,
+                            schedule: Schedule::Best,
+                        })
+                    })
+                    .count()
+            })
+            .collect();
+        assert_eq!(per, [2, 2, 2]);
+    }
+
+    #[test]
+    fn shards_parse_and_bad_ones_name_the_form() {
+        assert_eq!("2/3".parse::<Shard>(), Ok(Shard { index: 2, count: 3 }));
+        for bad in ["3/2", "0/0", "0/3", "1", "a/b", "1/0"] {
+            let e = bad.parse::<Shard>().unwrap_err();
+            assert!(e.contains(bad) && e.contains("1 <= i <= n"), "{e}");
+        }
+    }
 }

@@ -4,7 +4,7 @@
 use std::path::PathBuf;
 
 use super::store::{self, Store};
-use super::{PointKey, PointResult, SweepError, Workspace};
+use super::{PointKey, PointResult, SweepError};
 use crate::pareto::{self, Cost};
 use crate::plot;
 use crate::points::{self, PointRecord};
@@ -33,13 +33,13 @@ pub(super) fn write_layer_costs(store: &Store, r: &PointResult) -> Result<(), Sw
 
 /// front.csv, the plots and report.md from all finished points.
 pub fn write_outputs(
-    ws: &Workspace,
+    store: &Store,
     spec_yaml: &str,
     points: &[PointRecord],
 ) -> Result<(), SweepError> {
     let front = pareto::baseline_rows(points, Cost::Rotations, false);
-    let dir = ws.store.dir();
-    points::write(&ws.store.front_csv(), &front)?;
+    let dir = store.dir();
+    points::write(&store.front_csv(), &front)?;
     let mut plots = Vec::new();
     for (cost, stem, title) in [
         (
@@ -71,7 +71,7 @@ pub fn write_outputs(
         .min_by_key(|p| p.rotations)
         .or_else(|| diagonal().max_by(|a, b| a.accuracy.total_cmp(&b.accuracy)));
     if let Some(best) = best {
-        let layers_path = ws.store.point_dir(&PointKey::of(best)).join(store::LAYERS);
+        let layers_path = store.point_dir(&PointKey::of(best)).join(store::LAYERS);
         let rows: Vec<(String, u64, u64)> = store::read_json(&layers_path)?;
         let png = PathBuf::from("layer-rotations.png");
         plot::layer_rotations(

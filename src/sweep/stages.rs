@@ -81,6 +81,11 @@ impl Workspace {
         })
     }
 
+    /// The spec's training device (`train.device`), seeded.
+    fn device(&self, seed: u64) -> Result<burn::tensor::Device, SweepError> {
+        Ok(train::device(self.spec.train.device, seed)?)
+    }
+
     /// The dense training phase of replicate `seed`: the spec's training
     /// with its seed offset by the replicate's (seed 0 is the spec's own run).
     fn dense_config(&self, seed: u64) -> TrainConfig {
@@ -101,9 +106,10 @@ impl Workspace {
     /// trained and saved.
     pub fn dense(&self, seed: u64) -> Result<(ResNet, DenseSummary), SweepError> {
         let dir = self.dense_dir(seed);
+        let _lock = self.store.lock(&dir)?;
         let summary_path = dir.join(store::DENSE_SUMMARY);
         let cfg = self.dense_config(seed);
-        let device = train::device(cfg.seed);
+        let device = self.device(cfg.seed)?;
         if let Some(summary) = store::finished::<DenseSummary>(&summary_path) {
             let model = checkpoint::load(&dir, &self.net, &device)?;
             return Ok((model, summary));
@@ -172,8 +178,9 @@ impl Workspace {
         if !pruner.strategy.is_he_aware() || reg.lambda == 0.0 {
             return Ok(dense.clone());
         }
-        let device = train::device(seed);
+        let device = self.device(seed)?;
         let dir = self.store.regularized_dir(pruner.strategy, seed);
+        let _lock = self.store.lock(&dir)?;
         if dir.join(checkpoint::FOLDED_FILE).exists() {
             return Ok(checkpoint::load(&dir, &self.net, &device)?);
         }
@@ -243,7 +250,7 @@ impl Workspace {
         else {
             return Ok(None);
         };
-        let model = checkpoint::load(&dir, &self.net, &train::device(key.seed))?;
+        let model = checkpoint::load(&dir, &self.net, &self.device(key.seed)?)?;
         let mask: Mask = store::read_json(&dir.join(store::MASK))?;
         let point = TrainedPoint {
             key,
@@ -462,6 +469,7 @@ impl Workspace {
             model: spec.model.arch.to_string(),
             dataset: spec.data.dataset.to_string(),
             schedule: scheduler.schedule,
+            device: spec.train.device,
             strategy: key.strategy,
             target: key.target,
             seed: key.seed,

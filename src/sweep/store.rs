@@ -17,7 +17,7 @@ use serde::de::DeserializeOwned;
 use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
 
-use super::{PointKey, SweepError};
+use super::{PointKey, Shard, SweepError};
 use crate::atomic;
 use crate::config::{ModelSpec, Spec};
 use crate::data::DataSpec;
@@ -29,10 +29,10 @@ use crate::train::TrainConfig;
 /// points to a finished sweep is what resuming is for) and how many images
 /// and repeats time each point.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-struct SpecLock(serde_json::Value);
+pub(super) struct SpecLock(serde_json::Value);
 
 impl SpecLock {
-    fn of(spec: &Spec) -> SpecLock {
+    pub(super) fn of(spec: &Spec) -> SpecLock {
         let mut v = serde_json::to_value(spec).expect("a spec serializes");
         for key in ["name", "output", "threads"] {
             v.as_object_mut().expect("an object").remove(key);
@@ -52,7 +52,7 @@ impl SpecLock {
     }
 
     /// The dotted path of the first setting that differs, for the error.
-    fn first_difference(&self, other: &SpecLock) -> Option<String> {
+    pub(super) fn first_difference(&self, other: &SpecLock) -> Option<String> {
         fn walk(a: &serde_json::Value, b: &serde_json::Value, path: &str) -> Option<String> {
             match (a.as_object(), b.as_object()) {
                 (Some(x), Some(y)) => {
@@ -88,7 +88,7 @@ impl Store {
     pub fn open(dir: PathBuf, spec: &Spec) -> Result<Store, SweepError> {
         std::fs::create_dir_all(&dir).map_err(io(&dir))?;
         let store = Store { dir };
-        let lock_path = store.dir.join("spec.lock.json");
+        let lock_path = store.lock_json();
         let lock = SpecLock::of(spec);
         if lock_path.exists() {
             let stored: SpecLock = read_json(&lock_path)?;
@@ -107,6 +107,20 @@ impl Store {
 
     pub fn dir(&self) -> &Path {
         &self.dir
+    }
+
+    /// The result-shaping settings the directory is bound to.
+    pub(super) fn lock_json(&self) -> PathBuf {
+        self.dir.join("spec.lock.json")
+    }
+
+    /// A directory an earlier run wrote, read without binding it to a spec.
+    pub fn existing(dir: PathBuf) -> Result<Store, SweepError> {
+        let store = Store { dir };
+        if !store.lock_json().exists() {
+            return Err(SweepError::NotASweep { dir: store.dir });
+        }
+        Ok(store)
     }
 
     /// The dense checkpoint trained with these settings: named by a hash of
@@ -130,12 +144,69 @@ impl Store {
         self.dir.join("points").join(key.dir_name())
     }
 
+    /// The points table a run writes: `points.csv`, or each shard its own.
+    pub fn points_csv_of(&self, shard: Option<Shard>) -> PathBuf {
+        match shard {
+            None => self.points_csv(),
+            Some(s) => self
+                .dir
+                .join(format!("points-{}-of-{}.csv", s.index, s.count)),
+        }
+    }
+
     pub fn points_csv(&self) -> PathBuf {
         self.dir.join("points.csv")
     }
 
+    /// Every points table in the directory: `points.csv` first, then the
+    /// shards' in name order.
+    pub fn points_tables(&self) -> Result<Vec<PathBuf>, SweepError> {
+        let mut shards: Vec<PathBuf> = std::fs::read_dir(&self.dir)
+            .map_err(io(&self.dir))?
+            .filter_map(|e| e.ok().map(|e| e.path()))
+            .filter(|p| {
+                p.file_name()
+                    .and_then(|n| n.to_str())
+                    .is_some_and(|n| n.starts_with("points-") && n.ends_with(".csv"))
+            })
+            .collect();
+        shards.sort();
+        let main = self.points_csv();
+        Ok(main
+            .exists()
+            .then_some(main)
+            .into_iter()
+            .chain(shards)
+            .collect())
+    }
+
     pub fn front_csv(&self) -> PathBuf {
         self.dir.join("front.csv")
+    }
+
+    /// The spec's own text, kept so `explore merge` knows which points the
+    /// spec asks for.
+    pub fn spec_yaml(&self) -> PathBuf {
+        self.dir.join("spec.yaml")
+    }
+
+    /// Holds an exclusive lock on `<what>.lock` in the directory until the
+    /// guard drops: concurrent shards on one file system train a shared
+    /// model once, the others wait and then load it.
+    pub fn lock(&self, what: &Path) -> Result<std::fs::File, SweepError> {
+        let name = what
+            .file_name()
+            .map(|n| n.to_string_lossy().into_owned())
+            .unwrap_or_default();
+        let path = self.dir.join(format!(".{name}.lock"));
+        let file = std::fs::OpenOptions::new()
+            .create(true)
+            .truncate(false)
+            .write(true)
+            .open(&path)
+            .map_err(io(&path))?;
+        file.lock().map_err(io(&path))?;
+        Ok(file)
     }
 }
 
@@ -166,6 +237,11 @@ pub fn read_json<T: DeserializeOwned>(path: &Path) -> Result<T, SweepError> {
 pub fn finished<T: DeserializeOwned>(path: &Path) -> Option<T> {
     let bytes = std::fs::read(path).ok()?;
     serde_json::from_slice(&bytes).ok()
+}
+
+/// Writes `text` so that a crash leaves either the old or the new content.
+pub fn write_text(path: &Path, text: &str) -> Result<(), SweepError> {
+    Ok(atomic::write(path, text.as_bytes())?)
 }
 
 /// Writes `value` as JSON so that a crash leaves either the old or the new

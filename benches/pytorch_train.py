@@ -1,0 +1,96 @@
+"""Training and inference throughput of the same ResNet-20 (width 1, batch
+64, 3x32x32, SGD with momentum and weight decay, BatchNorm, 10 classes) in
+PyTorch on the CPU, for comparison with `cargo bench --bench train` on the
+same machine.
+
+    pip install torch --index-url https://download.pytorch.org/whl/cpu
+    python3 benches/pytorch_train.py --batches 30 --threads 2
+
+A one-batch warm-up runs first and is not timed; the figures are images per
+second over the timed batches.
+"""
+import argparse
+import time
+
+import torch
+import torch.nn as nn
+import torch.nn.functional as F
+
+
+class Block(nn.Module):
+    def __init__(self, c_in, c_out, stride):
+        super().__init__()
+        self.conv1 = nn.Conv2d(c_in, c_out, 3, stride, 1, bias=False)
+        self.bn1 = nn.BatchNorm2d(c_out)
+        self.conv2 = nn.Conv2d(c_out, c_out, 3, 1, 1, bias=False)
+        self.bn2 = nn.BatchNorm2d(c_out)
+        self.shortcut = None
+        if stride != 1 or c_in != c_out:
+            self.shortcut = nn.Sequential(
+                nn.Conv2d(c_in, c_out, 1, stride, bias=False), nn.BatchNorm2d(c_out)
+            )
+
+    def forward(self, x):
+        y = F.relu(self.bn1(self.conv1(x)))
+        y = self.bn2(self.conv2(y))
+        return F.relu(y + (x if self.shortcut is None else self.shortcut(x)))
+
+
+class ResNet20(nn.Module):
+    def __init__(self, classes=10):
+        super().__init__()
+        self.conv1 = nn.Conv2d(3, 16, 3, 1, 1, bias=False)
+        self.bn1 = nn.BatchNorm2d(16)
+        blocks, c = [], 16
+        for stage, width in enumerate([16, 32, 64]):
+            for i in range(3):
+                blocks.append(Block(c, width, 2 if stage > 0 and i == 0 else 1))
+                c = width
+        self.blocks = nn.Sequential(*blocks)
+        self.fc = nn.Linear(64, classes)
+
+    def forward(self, x):
+        x = self.blocks(F.relu(self.bn1(self.conv1(x))))
+        return self.fc(x.mean(dim=(2, 3)))
+
+
+def main():
+    parser = argparse.ArgumentParser()
+    parser.add_argument("--batches", type=int, default=30)
+    parser.add_argument("--threads", type=int, default=2)
+    args = parser.parse_args()
+    torch.set_num_threads(args.threads)
+    torch.manual_seed(0)
+    model = ResNet20()
+    opt = torch.optim.SGD(model.parameters(), lr=0.01, momentum=0.9, weight_decay=5e-4)
+    batch = 64
+    x = torch.randn(batch, 3, 32, 32)
+    y = torch.arange(batch) % 10
+
+    def step():
+        opt.zero_grad()
+        F.cross_entropy(model(x), y).backward()
+        opt.step()
+
+    model.train()
+    step()
+    start = time.perf_counter()
+    for _ in range(args.batches):
+        step()
+    train = args.batches * batch / (time.perf_counter() - start)
+
+    model.eval()
+    with torch.no_grad():
+        model(x)
+        start = time.perf_counter()
+        for _ in range(args.batches):
+            model(x)
+        infer = args.batches * batch / (time.perf_counter() - start)
+    print(
+        f"PyTorch {torch.__version__}, {args.threads} threads, batch {batch}, 3x32x32: "
+        f"train {train:.1f} img/s, inference {infer:.1f} img/s"
+    )
+
+
+if __name__ == "__main__":
+    main()
