@@ -3,8 +3,12 @@
 PyTorch on the CPU, for comparison with `cargo bench --bench train` on the
 same machine.
 
-    pip install torch --index-url https://download.pytorch.org/whl/cpu
-    python3 benches/pytorch_train.py --batches 30 --threads 2
+    python3 -m venv /tmp/torchenv && /tmp/torchenv/bin/pip install torch
+    /tmp/torchenv/bin/python benches/pytorch_train.py --batches 30 --threads 2
+
+(PyPI's wheel carries CUDA libraries but runs on the CPU; the smaller
+CPU-only wheels of download.pytorch.org are not reachable from these
+machines.)
 
 A one-batch warm-up runs first and is not timed; the figures are images per
 second over the timed batches.
