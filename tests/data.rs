@@ -25,6 +25,7 @@ fn spec(dataset: DatasetKind, path: &Path) -> DataSpec {
         path: Some(path.to_path_buf()),
         train_size: None,
         test_size: None,
+        validation: None,
         seed: 0,
         download: false,
     }

@@ -68,6 +68,7 @@ fn proximal_lasso_gradual_pruning_and_qat_keep_what_they_prune() {
         path: Some(PathBuf::from("data/fashion-mnist-subset")),
         train_size: Some(600),
         test_size: Some(200),
+        validation: None,
         seed: 0,
         download: false,
     };

@@ -30,6 +30,7 @@ fn subset(split: Split, size: usize) -> explore::data::Dataset {
         path: Some(PathBuf::from("data/fashion-mnist-subset")),
         train_size: Some(size),
         test_size: Some(size),
+        validation: None,
         seed: 0,
         download: false,
     };

@@ -10,6 +10,7 @@
 
 pub mod cifar;
 pub mod fetch;
+mod holdout;
 pub mod idx;
 mod layout;
 
@@ -34,9 +35,17 @@ pub struct DataSpec {
     /// Directory holding the dataset files; searched first.
     #[serde(default)]
     pub path: Option<PathBuf>,
-    /// Use a deterministic subset of this many training images.
+    /// Use a deterministic subset of this many training images (drawn from
+    /// what the validation split leaves).
     #[serde(default)]
     pub train_size: Option<usize>,
+    /// Hold out this many training images as the validation split: chosen
+    /// deterministically from `seed`, stratified by class, disjoint from
+    /// the training images. Every choice a sweep makes is made on it.
+    /// (Left out of the serialized spec when absent, so output directories
+    /// and dense caches of specs without one keep their keys.)
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub validation: Option<usize>,
     #[serde(default)]
     pub test_size: Option<usize>,
     /// Seed of the subset choice.
@@ -69,6 +78,15 @@ pub enum DataError {
     },
     #[error("{0}")]
     NotFound(String),
+    #[error(
+        "data.validation: {requested} images would leave no training images: the training split ({path}) holds {available}; hold out fewer, e.g. {suggestion}"
+    )]
+    Validation {
+        path: PathBuf,
+        requested: usize,
+        available: usize,
+        suggestion: usize,
+    },
     #[error("cannot download {url}: {message}")]
     Download { url: String, message: String },
     #[error(
@@ -210,6 +228,22 @@ impl Dataset {
         &self.images[i * len..(i + 1) * len]
     }
 
+    /// A short hex digest of the images and labels, in order: equal for
+    /// two loads of the same images on any machine (normalization is a
+    /// table lookup), different for any other set.
+    pub fn fingerprint(&self) -> String {
+        use sha2::{Digest, Sha256};
+        let mut h = Sha256::new();
+        h.update((self.len() as u64).to_le_bytes());
+        for &l in &self.labels {
+            h.update(l.to_le_bytes());
+        }
+        for &v in &self.images {
+            h.update(v.to_bits().to_le_bytes());
+        }
+        h.finalize().iter().take(8).map(|b| format!("{b:02x}")).collect()
+    }
+
     /// The images at `indices`, in that order.
     pub fn select(&self, indices: &[usize]) -> Dataset {
         Dataset {
@@ -244,31 +278,79 @@ fn subset_indices(len: usize, n: usize, seed: u64) -> Option<Vec<usize>> {
     Some(indices)
 }
 
+/// The three parts of a dataset a sweep uses: training images, the
+/// validation images held out of the official training split (empty
+/// without `data.validation`), and test images.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Splits {
+    pub train: Dataset,
+    pub validation: Dataset,
+    pub test: Dataset,
+}
+
 /// Loads one split as the spec says: finds the files (the configured `path`,
 /// then `data/<name>/`, then for Fashion-MNIST `/usr/share/datasets/fashion-mnist/`),
 /// downloads them from the official source when missing and `spec.download`
 /// is set (the base URL can be overridden with `EXPLORE_DATA_MIRROR`), reads
 /// and checks them, and keeps a `train_size`/`test_size` subset chosen with
-/// `spec.seed`.
+/// `spec.seed`. The training split excludes the validation images.
 pub fn load(spec: &DataSpec, split: Split) -> Result<Dataset, DataError> {
     load_from(spec, split, &Source::official(spec.dataset, split))
 }
 
+/// Training, validation and test images, the training files read once.
+pub fn load_splits(spec: &DataSpec) -> Result<Splits, DataError> {
+    let (train, validation) = load_train(spec, &Source::official(spec.dataset, Split::Train))?;
+    Ok(Splits {
+        train,
+        validation,
+        test: load(spec, Split::Test)?,
+    })
+}
+
 /// [`load`] with an explicit download source (a mirror, or a local server in tests).
 pub fn load_from(spec: &DataSpec, split: Split, source: &Source) -> Result<Dataset, DataError> {
+    match split {
+        Split::Train => Ok(load_train(spec, source)?.0),
+        Split::Test => {
+            let (raw, _) = read_located(spec, split, source)?;
+            Ok(subset(&raw, spec.test_size, spec.seed).normalize())
+        }
+    }
+}
+
+/// The training images and the validation images held out of them.
+fn load_train(spec: &DataSpec, source: &Source) -> Result<(Dataset, Dataset), DataError> {
+    let (raw, files) = read_located(spec, Split::Train, source)?;
+    let held = holdout::validation_indices(&raw.labels, spec.validation.unwrap_or(0), spec.seed)
+        .map_err(|available| DataError::Validation {
+            path: files[0].clone(),
+            requested: spec.validation.unwrap_or(0),
+            available,
+            suggestion: available / 10,
+        })?;
+    let rest = holdout::complement(raw.labels.len(), &held);
+    let train = subset(&raw.select(&rest), spec.train_size, spec.seed);
+    Ok((train.normalize(), raw.select(&held).normalize()))
+}
+
+/// A split's located files, read and checked.
+fn read_located(
+    spec: &DataSpec,
+    split: Split,
+    source: &Source,
+) -> Result<(RawImages, Vec<PathBuf>), DataError> {
     let dirs = layout::search_dirs(spec);
     let files = layout::find_or_fetch(spec.dataset, split, &dirs, spec.download, source)?;
-    let raw = read_split(spec.dataset, split, &files)?;
-    let size = match split {
-        Split::Train => spec.train_size,
-        Split::Test => spec.test_size,
-    };
-    Ok(
-        match size.and_then(|n| subset_indices(raw.labels.len(), n, spec.seed)) {
-            Some(indices) => raw.select(&indices).normalize(),
-            None => raw.normalize(),
-        },
-    )
+    Ok((read_split(spec.dataset, split, &files)?, files))
+}
+
+/// `size` images of `raw` chosen with `seed` (all of them without a size).
+fn subset(raw: &RawImages, size: Option<usize>, seed: u64) -> RawImages {
+    match size.and_then(|n| subset_indices(raw.labels.len(), n, seed)) {
+        Some(indices) => raw.select(&indices),
+        None => raw.clone(),
+    }
 }
 
 /// Reads the located files of one split (as listed by the layout) into raw images.
