@@ -75,9 +75,379 @@ pub fn cost_estimate(costs: &[f64]) -> Option<Estimate> {
     })
 }
 
+/// A paired difference `a - b` between two models measured on the same
+/// images (one pair per seed), with its standard error split into its two
+/// sources.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct Paired {
+    /// Mean over seeds of each seed's difference in accuracy.
+    pub mean: f64,
+    pub se: f64,
+    /// The images part: the variance over images of the per-image
+    /// difference (averaged over seeds) over the number of images, the
+    /// McNemar variance for one seed.
+    pub within_se: f64,
+    /// The sample standard deviation of the per-seed differences; `None`
+    /// with one seed, where it cannot be measured (and `se` holds the images
+    /// part alone).
+    pub between_sd: Option<f64>,
+    pub seeds: usize,
+    pub images: usize,
+    /// Degrees of freedom of `se` (Welch-Satterthwaite): small when the
+    /// seed part, measured from few seeds, dominates.
+    pub df: f64,
+}
+
+impl Paired {
+    pub fn estimate(&self) -> Estimate {
+        Estimate {
+            mean: self.mean,
+            se: self.se,
+        }
+    }
+
+    /// The two-sided `level` confidence interval (t quantile at `df`).
+    pub fn interval(&self, level: f64) -> (f64, f64) {
+        let q = t_quantile(0.5 + level / 2.0, self.df);
+        (self.mean - q * self.se, self.mean + q * self.se)
+    }
+
+    /// The equivalence verdict at `margin` (a fraction): two one-sided
+    /// tests at 5 % each, i.e. whether the 90 % interval lies inside
+    /// (-margin, margin); else `Worse` when it lies below 0 (`Better` above),
+    /// else `Inconclusive`.
+    pub fn verdict(&self, margin: f64) -> Verdict {
+        let (lo, hi) = self.interval(0.90);
+        if lo > -margin && hi < margin {
+            Verdict::Equivalent
+        } else if hi < 0.0 {
+            Verdict::Worse
+        } else if lo > 0.0 {
+            Verdict::Better
+        } else {
+            Verdict::Inconclusive
+        }
+    }
+}
+
+/// What a paired comparison with a margin supports.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Verdict {
+    /// Both one-sided tests reject a difference of the margin or more.
+    Equivalent,
+    /// Significantly below the control, and not equivalent.
+    Worse,
+    /// Significantly above the control, and not equivalent.
+    Better,
+    /// Neither: the interval is too wide to say.
+    Inconclusive,
+}
+
+impl Verdict {
+    /// How a report reads it, with the margin in points.
+    pub fn phrase(self, margin: f64) -> String {
+        match self {
+            Verdict::Equivalent => format!("equivalent within ±{:.2}", 100.0 * margin),
+            Verdict::Worse => "worse".into(),
+            Verdict::Better => "better".into(),
+            Verdict::Inconclusive => "inconclusive".into(),
+        }
+    }
+}
+
+/// The paired difference `a - b` over seeds, from per-image correctness:
+/// `pairs[s]` are the two models of seed `s` on the same images. The
+/// standard error adds the images part (variance over images of the
+/// per-image difference averaged over seeds, over the number of images:
+/// the test set is shared, so it does not shrink with seeds) to the seed
+/// part (the variance of the per-seed differences over the number of
+/// seeds). `None` without pairs or images, or when pairs differ in length.
+pub fn paired_difference(pairs: &[(&[bool], &[bool])]) -> Option<Paired> {
+    let n = pairs.first()?.0.len();
+    if n < 2 || pairs.iter().any(|(a, b)| a.len() != n || b.len() != n) {
+        return None;
+    }
+    let k = pairs.len();
+    let per_seed: Vec<f64> = pairs
+        .iter()
+        .map(|(a, b)| {
+            let diff: i64 = a.iter().zip(*b).map(|(&x, &y)| x as i64 - y as i64).sum();
+            diff as f64 / n as f64
+        })
+        .collect();
+    let mean = mean(&per_seed)?;
+    // Per image, the difference averaged over seeds.
+    let per_image: Vec<f64> = (0..n)
+        .map(|i| {
+            pairs
+                .iter()
+                .map(|(a, b)| a[i] as i64 - b[i] as i64)
+                .sum::<i64>() as f64
+                / k as f64
+        })
+        .collect();
+    let within = sample_sd(&per_image).powi(2) / n as f64;
+    let (between, between_sd) = if k >= 2 {
+        let sd = sample_sd(&per_seed);
+        (sd * sd / k as f64, Some(sd))
+    } else {
+        (0.0, None)
+    };
+    let var = within + between;
+    let df = satterthwaite(&[(within, (n - 1) as f64), (between, (k.max(2) - 1) as f64)]);
+    Some(Paired {
+        mean,
+        se: var.sqrt(),
+        within_se: within.sqrt(),
+        between_sd,
+        seeds: k,
+        images: n,
+        df,
+    })
+}
+
+/// Welch-Satterthwaite degrees of freedom of a sum of variance estimates,
+/// each given with its own degrees of freedom; infinite for a zero sum.
+pub fn satterthwaite(parts: &[(f64, f64)]) -> f64 {
+    let total: f64 = parts.iter().map(|p| p.0).sum();
+    let denom: f64 = parts.iter().map(|(v, df)| v * v / df).sum();
+    if denom > 0.0 {
+        total * total / denom
+    } else {
+        f64::INFINITY
+    }
+}
+
+/// The standard normal distribution function.
+pub fn normal_cdf(x: f64) -> f64 {
+    0.5 * erfc(-x / std::f64::consts::SQRT_2)
+}
+
+/// The complementary error function (Numerical Recipes' Chebyshev fit,
+/// relative error below 1.2e-7 everywhere).
+fn erfc(x: f64) -> f64 {
+    let z = x.abs();
+    let t = 1.0 / (1.0 + 0.5 * z);
+    let poly = -z * z - 1.265_512_23
+        + t * (1.000_023_68
+            + t * (0.374_091_96
+                + t * (0.096_784_18
+                    + t * (-0.186_288_06
+                        + t * (0.278_868_07
+                            + t * (-1.135_203_98
+                                + t * (1.488_515_87 + t * (-0.822_152_23 + t * 0.170_872_77))))))));
+    let r = t * poly.exp();
+    if x >= 0.0 { r } else { 2.0 - r }
+}
+
+/// Student's t distribution function with `df` degrees of freedom (the
+/// normal one for infinite `df`), through the regularized incomplete beta
+/// function.
+pub fn t_cdf(x: f64, df: f64) -> f64 {
+    if !df.is_finite() || df > 1e7 {
+        return normal_cdf(x);
+    }
+    let tail = 0.5 * incomplete_beta(df / 2.0, 0.5, df / (df + x * x));
+    if x >= 0.0 { 1.0 - tail } else { tail }
+}
+
+/// The `p` quantile of Student's t with `df` degrees of freedom, by
+/// bisection on [`t_cdf`] (to 1e-10).
+pub fn t_quantile(p: f64, df: f64) -> f64 {
+    assert!(p > 0.0 && p < 1.0, "quantile {p} outside (0, 1)");
+    let (mut lo, mut hi) = (-1e4, 1e4);
+    for _ in 0..200 {
+        let mid = 0.5 * (lo + hi);
+        if t_cdf(mid, df) < p {
+            lo = mid;
+        } else {
+            hi = mid;
+        }
+        if hi - lo < 1e-10 {
+            break;
+        }
+    }
+    0.5 * (lo + hi)
+}
+
+/// The standard normal `p` quantile.
+pub fn normal_quantile(p: f64) -> f64 {
+    t_quantile(p, f64::INFINITY)
+}
+
+/// The regularized incomplete beta function I_x(a, b) (Numerical Recipes'
+/// continued fraction).
+fn incomplete_beta(a: f64, b: f64, x: f64) -> f64 {
+    if x <= 0.0 {
+        return 0.0;
+    }
+    if x >= 1.0 {
+        return 1.0;
+    }
+    let ln_front = ln_gamma(a + b) - ln_gamma(a) - ln_gamma(b) + a * x.ln() + b * (1.0 - x).ln();
+    if x < (a + 1.0) / (a + b + 2.0) {
+        ln_front.exp() * beta_fraction(a, b, x) / a
+    } else {
+        1.0 - ln_front.exp() * beta_fraction(b, a, 1.0 - x) / b
+    }
+}
+
+fn beta_fraction(a: f64, b: f64, x: f64) -> f64 {
+    const TINY: f64 = 1e-300;
+    let (qab, qap, qam) = (a + b, a + 1.0, a - 1.0);
+    let mut c = 1.0;
+    let mut d = 1.0 - qab * x / qap;
+    if d.abs() < TINY {
+        d = TINY;
+    }
+    d = 1.0 / d;
+    let mut h = d;
+    for m in 1..300 {
+        let m = m as f64;
+        let m2 = 2.0 * m;
+        let aa = m * (b - m) * x / ((qam + m2) * (a + m2));
+        d = 1.0 + aa * d;
+        d = if d.abs() < TINY { TINY } else { d };
+        c = 1.0 + aa / c;
+        c = if c.abs() < TINY { TINY } else { c };
+        d = 1.0 / d;
+        h *= d * c;
+        let aa = -(a + m) * (qab + m) * x / ((a + m2) * (qap + m2));
+        d = 1.0 + aa * d;
+        d = if d.abs() < TINY { TINY } else { d };
+        c = 1.0 + aa / c;
+        c = if c.abs() < TINY { TINY } else { c };
+        d = 1.0 / d;
+        let del = d * c;
+        h *= del;
+        if (del - 1.0).abs() < 1e-15 {
+            break;
+        }
+    }
+    h
+}
+
+/// ln Γ(x) for x > 0 (Lanczos, g = 7, 9 terms).
+fn ln_gamma(x: f64) -> f64 {
+    const G: [f64; 9] = [
+        0.999_999_999_999_809_9,
+        676.520_368_121_885_1,
+        -1_259.139_216_722_402_8,
+        771.323_428_777_653_1,
+        -176.615_029_162_140_6,
+        12.507_343_278_686_905,
+        -0.138_571_095_265_720_12,
+        9.984_369_578_019_572e-6,
+        1.505_632_735_149_311_6e-7,
+    ];
+    if x < 0.5 {
+        let pi = std::f64::consts::PI;
+        return (pi / (pi * x).sin()).ln() - ln_gamma(1.0 - x);
+    }
+    let x = x - 1.0;
+    let t = x + 7.5;
+    let sum = G[1..]
+        .iter()
+        .enumerate()
+        .fold(G[0], |acc, (i, g)| acc + g / (x + i as f64 + 1.0));
+    0.5 * (2.0 * std::f64::consts::PI).ln() + (x + 0.5) * t.ln() - t + sum.ln()
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn t_and_normal_quantiles_match_the_tables() {
+        // Textbook values: z 0.975 = 1.959964, t(0.975; 2) = 4.302653,
+        // t(0.975; 10) = 2.228139, t(0.95; 4) = 2.131847, t(0.995; 1) = 63.65674.
+        for (p, df, want) in [
+            (0.975, f64::INFINITY, 1.959_964),
+            (0.95, f64::INFINITY, 1.644_854),
+            (0.975, 2.0, 4.302_653),
+            (0.975, 10.0, 2.228_139),
+            (0.95, 4.0, 2.131_847),
+            (0.995, 1.0, 63.656_74),
+        ] {
+            let got = t_quantile(p, df);
+            assert!((got - want).abs() < 2e-5 * want.abs().max(1.0), "{p} {df}: {got}");
+        }
+        assert!((normal_cdf(0.0) - 0.5).abs() < 1e-7);
+        assert!((t_cdf(-2.228_139, 10.0) - 0.025).abs() < 1e-6);
+    }
+
+    #[test]
+    fn one_seed_gives_the_mcnemar_variance() {
+        // 1000 images: both right on 780, only a on 40, only b on 10.
+        let n = 1000;
+        let a: Vec<bool> = (0..n).map(|i| i < 820).collect();
+        let b: Vec<bool> = (0..n).map(|i| i < 780 || (820..830).contains(&i)).collect();
+        let (only_a, only_b) = (40.0, 10.0);
+        let p = paired_difference(&[(&a, &b)]).unwrap();
+        let d = (only_a - only_b) / n as f64;
+        assert!((p.mean - d).abs() < 1e-12);
+        // Var of the mean of per-image differences in {-1, 0, 1}, n - 1 form.
+        let var = ((only_a + only_b) / n as f64 - d * d) * n as f64 / (n - 1) as f64 / n as f64;
+        assert!((p.se - var.sqrt()).abs() < 1e-12, "{p:?}");
+        assert_eq!(p.between_sd, None);
+        assert_eq!((p.seeds, p.images), (1, 1000));
+        // Far smaller than the unpaired error of two 80 % accuracies.
+        assert!(p.se < 0.5 * binomial_se(0.8, 1000) * 2f64.sqrt());
+    }
+
+    #[test]
+    fn seeds_add_their_spread_to_the_images_part() {
+        let n = 500;
+        let b: Vec<bool> = (0..n).map(|i| i % 5 != 0).collect();
+        // Seed differences of +2, 0 and -1 points (10, 0 and -5 images).
+        let shift = |k: i64| -> Vec<bool> {
+            (0..n)
+                .map(|i| {
+                    let base = i % 5 != 0;
+                    if k > 0 && i % 5 == 0 && (i / 5) < k as usize {
+                        true
+                    } else if k < 0 && i % 5 == 1 && (i / 5) < (-k) as usize {
+                        false
+                    } else {
+                        base
+                    }
+                })
+                .collect()
+        };
+        let (a1, a2, a3) = (shift(10), shift(0), shift(-5));
+        let p = paired_difference(&[(&a1, &b), (&a2, &b), (&a3, &b)]).unwrap();
+        let per_seed = [0.02, 0.0, -0.01];
+        assert!((p.mean - mean(&per_seed).unwrap()).abs() < 1e-12);
+        let sd = sample_sd(&per_seed);
+        assert!((p.between_sd.unwrap() - sd).abs() < 1e-12);
+        let want = (p.within_se.powi(2) + sd * sd / 3.0).sqrt();
+        assert!((p.se - want).abs() < 1e-12);
+        // Dominated by 3 seeds: few degrees of freedom, a wide interval.
+        assert!(p.df < 4.0, "{p:?}");
+        let (lo, hi) = p.interval(0.95);
+        assert!(hi - lo > 2.0 * 1.96 * p.se, "{lo} {hi}");
+    }
+
+    #[test]
+    fn verdicts_follow_two_one_sided_tests() {
+        let at = |mean: f64, se: f64| Paired {
+            mean,
+            se,
+            within_se: se,
+            between_sd: None,
+            seeds: 1,
+            images: 10_000,
+            df: f64::INFINITY,
+        };
+        let m = 0.005;
+        assert_eq!(at(-0.001, 0.002).verdict(m), Verdict::Equivalent);
+        // -0.3 points with a tight interval: a real loss, but inside ±0.5.
+        assert_eq!(at(-0.003, 0.0005).verdict(m), Verdict::Equivalent);
+        assert_eq!(at(-0.02, 0.002).verdict(m), Verdict::Worse);
+        assert_eq!(at(0.02, 0.002).verdict(m), Verdict::Better);
+        assert_eq!(at(-0.001, 0.01).verdict(m), Verdict::Inconclusive);
+        assert_eq!(Verdict::Equivalent.phrase(m), "equivalent within ±0.50");
+    }
 
     #[test]
     fn binomial_error_of_eighty_percent_on_a_thousand_images() {
