@@ -44,9 +44,34 @@ pub struct Spec {
     pub prune: PruneSpec,
     #[serde(default)]
     pub he: HeSpec,
+    #[serde(default)]
+    pub report: ReportSpec,
     /// Worker threads for rayon (HE, data loading); 0 means all cores.
     #[serde(default)]
     pub threads: usize,
+}
+
+/// How the report states its claims.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ReportSpec {
+    /// Equivalence margin of paired accuracy claims, a fraction (0.005 is
+    /// half a point): a point is "equivalent" to its control when the 90 %
+    /// interval of their paired difference lies inside ±margin.
+    #[serde(default = "default_margin")]
+    pub margin: f64,
+}
+
+impl Default for ReportSpec {
+    fn default() -> Self {
+        ReportSpec {
+            margin: default_margin(),
+        }
+    }
+}
+
+fn default_margin() -> f64 {
+    crate::paired::DEFAULT_MARGIN
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -420,6 +445,19 @@ impl Spec {
                 ));
             }
         }
+        let m = self.report.margin;
+        if !(m.is_finite() && m > 0.0 && m < 1.0) {
+            return Err(bad(
+                "report.margin",
+                format!("{m} is not a positive fraction below 1: give the equivalence margin as a fraction, e.g. 0.005 for half a point"),
+            ));
+        }
+        if self.data.validation == Some(0) {
+            return Err(bad(
+                "data.validation",
+                "0 holds out nothing: give the number of training images to hold out, e.g. 1000, or leave it out".into(),
+            ));
+        }
         if self.he.images == 0 || self.he.repeats == 0 {
             return Err(bad(
                 "he.images",
@@ -573,6 +611,8 @@ train: {epochs: 1, lr: 0.1}
                 "he.calibration_percentile",
                 "(0, 100]",
             ),
+            ("report: {margin: -0.5}", "report.margin", "positive fraction"),
+            ("report: {margin: 0}", "report.margin", "e.g. 0.005"),
         ] {
             let text = format!("{MINIMAL}{extra}\n");
             let e = Spec::parse(&text, Path::new("t.yaml"))

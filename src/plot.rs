@@ -102,6 +102,7 @@ fn strategy_style(s: Strategy) -> (RGBColor, Vec<(i32, i32)>) {
         Strategy::Hybrid => (RGBColor(204, 121, 167), regular(4, r + 1.0, 45.0)),
         Strategy::Unstructured => (RGBColor(0, 158, 115), plus(r + 1.0, 2.5)),
         Strategy::Channel => (RGBColor(230, 159, 0), regular(4, r + 1.0, 0.0)),
+        Strategy::DenseMatched => (RGBColor(86, 180, 233), star(11.0, 4.5)),
     }
 }
 
@@ -159,15 +160,24 @@ struct AccuracyVsCost<'a> {
     references: Vec<&'a Summary>,
 }
 
+impl AccuracyVsCost<'_> {
+    /// Width of the plot; the legend has the rest, beside it, so that it
+    /// never covers a point.
+    const PLOT_PX: u32 = 1170;
+}
+
 impl Figure for AccuracyVsCost<'_> {
     fn size(&self) -> (u32, u32) {
-        (1200, 800)
+        (1500, 800)
     }
 
     fn draw<DB: DrawingBackend>(
         &self,
-        root: &DrawingArea<DB, Shift>,
+        whole: &DrawingArea<DB, Shift>,
     ) -> Result<(), DrawingAreaErrorKind<DB::ErrorType>> {
+        let (root, legend_area) = whole.split_horizontally(Self::PLOT_PX);
+        let root = &root;
+        let mut legend: Vec<(String, RGBColor, Vec<(i32, i32)>)> = Vec::new();
         let all = || self.groups.values().flatten().chain(&self.references);
         // At least 1 so an all-zero cost still spans a drawable axis.
         let max_cost = all().map(|p| self.cost.of(p)).fold(1.0, f64::max);
@@ -199,7 +209,7 @@ impl Figure for AccuracyVsCost<'_> {
             .draw()?;
         for (&strategy, points) in &self.groups {
             let (color, shape) = strategy_style(strategy);
-            if strategy != Strategy::Dense {
+            if !strategy.is_dense() {
                 chart.draw_series(LineSeries::new(
                     front_steps(points, self.cost),
                     color.mix(0.8).stroke_width(2),
@@ -213,37 +223,46 @@ impl Figure for AccuracyVsCost<'_> {
                 let (x, y) = (self.cost.of(p), percent(p));
                 ErrorBar::new_vertical(x, y - bar(p), y, y + bar(p), color.stroke_width(2), 10)
             }))?;
-            chart
-                .draw_series(points.iter().map(|p| marker((self.cost.of(p), percent(p)))))?
-                .label(match strategy {
-                    Strategy::Dense => "dense (unpruned)",
-                    s => s.name(),
-                })
-                .legend(move |at| {
-                    EmptyElement::at(at) + Polygon::new(legend_shape.clone(), color.filled())
-                });
+            chart.draw_series(points.iter().map(|p| marker((self.cost.of(p), percent(p)))))?;
+            let label = match strategy {
+                Strategy::Dense => "dense (unpruned)",
+                Strategy::DenseMatched => "dense, budget-matched",
+                s => s.name(),
+            };
+            legend.push((label.to_string(), color, legend_shape));
         }
         for r in &self.references {
             let grey = RGBColor(150, 150, 150);
             let shape = strategy_style(Strategy::Dense).1;
-            let legend_shape = shape.clone();
-            chart
-                .draw_series(std::iter::once(
-                    EmptyElement::at((self.cost.of(r), percent(r)))
-                        + Polygon::new(shape.clone(), grey.filled()),
-                ))?
-                .label(format!("dense, {} schedule", r.schedule))
-                .legend(move |at| {
-                    EmptyElement::at(at) + Polygon::new(legend_shape.clone(), grey.filled())
-                });
+            chart.draw_series(std::iter::once(
+                EmptyElement::at((self.cost.of(r), percent(r)))
+                    + Polygon::new(shape.clone(), grey.filled()),
+            ))?;
+            legend.push((format!("dense, {} schedule", r.schedule), grey, shape));
         }
-        chart
-            .configure_series_labels()
-            .position(SeriesLabelPosition::UpperLeft)
-            .label_font((FAMILY, 20))
-            .background_style(WHITE.mix(0.9))
-            .border_style(BLACK)
-            .draw()?;
+        let text = (FAMILY, 20).into_font().color(&BLACK);
+        let row = |i: usize| 90 + 34 * i as i32;
+        for (i, (label, color, shape)) in legend.iter().enumerate() {
+            legend_area.draw(
+                &(EmptyElement::at((24, row(i))) + Polygon::new(shape.clone(), color.filled())),
+            )?;
+            legend_area.draw(&Text::new(
+                label.as_str(),
+                (46, row(i)),
+                text.pos(Pos::new(HPos::Left, VPos::Center)),
+            ))?;
+        }
+        let note = (FAMILY, 16).into_font().color(&RGBColor(90, 90, 90));
+        for (j, line) in [
+            "bars: one standard error,",
+            "test images and seeds;",
+            "lines: each strategy's front",
+        ]
+        .iter()
+        .enumerate()
+        {
+            legend_area.draw(&Text::new(*line, (14, row(legend.len()) + 10 + 22 * j as i32), note.clone()))?;
+        }
         Ok(())
     }
 }

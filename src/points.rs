@@ -41,6 +41,11 @@ pub struct PointRecord {
     pub accuracy_quantized: f64,
     /// Test images both accuracies were measured on.
     pub test_images: u64,
+    /// Accuracy of the integer model on the validation images (held out of
+    /// the training split): what every choice is made on. `NaN` when the
+    /// spec holds out none.
+    pub val_accuracy: f64,
+    pub val_images: u64,
     pub weight_sparsity: f64,
     /// Rotations per inference of this model and of the dense model under
     /// the same schedule.
@@ -59,6 +64,21 @@ pub struct PointRecord {
     /// The encrypted output decrypted to the plaintext integer model's output.
     pub he_verified: bool,
     pub train_seconds: f64,
+    /// Optimizer steps of every training phase the model went through
+    /// (dense, regularization, fine-tuning along its trajectory, QAT): its
+    /// training budget.
+    pub train_steps: u64,
+}
+
+/// The directory name of a row's trained model in a sweep's `points/`: one
+/// per strategy, target and seed, whatever schedule measured it.
+pub fn dir_name(r: &PointRecord) -> String {
+    point_dir_name(r.strategy, r.target, r.seed)
+}
+
+/// [`dir_name`] from its parts.
+pub fn point_dir_name(strategy: Strategy, target: f64, seed: u64) -> String {
+    format!("{strategy}-{target}-s{seed}")
 }
 
 /// One column of `points.csv`: its name, how it becomes a polars column,
@@ -90,7 +110,7 @@ macro_rules! column {
 
 /// The schema of `points.csv`, in column order: the one place a column is
 /// named, written and parsed.
-const SCHEMA: [ColumnDef; 22] = [
+const SCHEMA: [ColumnDef; 25] = [
     column!(sweep, text),
     column!(model, text),
     column!(dataset, text),
@@ -102,6 +122,8 @@ const SCHEMA: [ColumnDef; 22] = [
     column!(accuracy, fraction),
     column!(accuracy_quantized, fraction),
     column!(test_images, count),
+    column!(val_accuracy, fraction_or_nan),
+    column!(val_images, count),
     column!(weight_sparsity, float),
     column!(rotations, count),
     column!(rotations_dense, count),
@@ -113,7 +135,13 @@ const SCHEMA: [ColumnDef; 22] = [
     column!(latency_measured_ms, float),
     column!(he_verified, boolean),
     column!(train_seconds, float),
+    column!(train_steps, count),
 ];
+
+/// Columns added with the validation split and step budgets: a table
+/// without them was written by an earlier version, under a protocol that
+/// chose on the test set and could not pair points.
+const PROTOCOL_COLUMNS: [&str; 3] = ["val_accuracy", "val_images", "train_steps"];
 
 /// The columns of `points.csv`, in order.
 pub fn columns() -> impl Iterator<Item = &'static str> {
@@ -198,6 +226,13 @@ fn fraction(s: &str) -> Result<f64, String> {
     }
 }
 
+fn fraction_or_nan(s: &str) -> Result<f64, String> {
+    if s == "NaN" {
+        return Ok(f64::NAN);
+    }
+    fraction(s)
+}
+
 fn boolean(s: &str) -> Result<bool, String> {
     match s {
         "true" => Ok(true),
@@ -224,6 +259,10 @@ pub enum PointsError {
         column_list()
     )]
     MissingColumn { path: PathBuf, column: &'static str },
+    #[error(
+        "{path}: no column `{column}`: the table predates the validation split and step budgets, so its points were chosen on the test set and cannot be paired or compared at equal budgets; rerun its sweep into a new output directory (or delete points.csv there: finished models are retrained, nothing else is lost)"
+    )]
+    OldProtocol { path: PathBuf, column: &'static str },
     #[error(
         "{path}: unknown column `{column}`: remove it or rename it to one of {}",
         column_list()
@@ -272,9 +311,18 @@ pub fn read(path: &Path) -> Result<Vec<PointRecord>, PointsError> {
         .map(|c| {
             df.column(c.name)
                 .and_then(|col| col.str())
-                .map_err(|_| PointsError::MissingColumn {
-                    path: path.to_path_buf(),
-                    column: c.name,
+                .map_err(|_| {
+                    if PROTOCOL_COLUMNS.contains(&c.name) {
+                        PointsError::OldProtocol {
+                            path: path.to_path_buf(),
+                            column: c.name,
+                        }
+                    } else {
+                        PointsError::MissingColumn {
+                            path: path.to_path_buf(),
+                            column: c.name,
+                        }
+                    }
                 })
         })
         .collect::<Result<_, _>>()?;
@@ -363,6 +411,8 @@ pub(crate) mod tests {
             accuracy: accuracy + 0.002,
             accuracy_quantized: accuracy,
             test_images: 1000,
+            val_accuracy: accuracy - 0.003,
+            val_images: 500,
             weight_sparsity: target,
             rotations,
             rotations_dense: 1000,
@@ -374,6 +424,7 @@ pub(crate) mod tests {
             latency_measured_ms: rotations as f64 * 2.6,
             he_verified: true,
             train_seconds: 12.5,
+            train_steps: 4000,
         }
     }
 
@@ -548,6 +599,24 @@ pub(crate) mod tests {
                 "{err}"
             );
         }
+        std::fs::write(&path, text.replacen("train_seconds", "train_secs", 1)).unwrap();
+        let err = read(&path).unwrap_err().to_string();
+        assert!(err.contains("unknown column `train_secs`"), "{err}");
+        // A table from before the validation split says how to upgrade.
+        let old: String = text
+            .lines()
+            .map(|l| {
+                let cells: Vec<&str> = l.split(',').collect();
+                let keep: Vec<&str> = cells[..cells.len() - 1].to_vec();
+                keep.join(",") + "\n"
+            })
+            .collect();
+        std::fs::write(&path, old).unwrap();
+        let err = read(&path).unwrap_err().to_string();
+        assert!(
+            err.contains("`train_steps`") && err.contains("predates") && err.contains("rerun"),
+            "{err}"
+        );
         std::fs::write(&path, text.replacen("train_seconds", "train_secs", 1)).unwrap();
         let err = read(&path).unwrap_err().to_string();
         assert!(err.contains("unknown column `train_secs`"), "{err}");

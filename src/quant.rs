@@ -429,6 +429,13 @@ impl QuantizedNet {
 
     /// Top-1 accuracy of the integer model, in batches of 64 images.
     pub fn accuracy(&self, images: &[f32], labels: &[u16]) -> Result<f64, QuantError> {
+        let correct = self.correct(images, labels)?;
+        Ok(correct.iter().filter(|&&c| c).count() as f64 / correct.len() as f64)
+    }
+
+    /// Whether the integer model classifies each image correctly (its
+    /// top-1 class equals the label), in image order.
+    pub fn correct(&self, images: &[f32], labels: &[u16]) -> Result<Vec<bool>, QuantError> {
         let (c, h, w) = self.spec.dataset.input_shape();
         let per_image = c * h * w;
         let n = images.len() / per_image.max(1);
@@ -438,16 +445,16 @@ impl QuantizedNet {
                 labels: labels.len(),
             });
         }
-        let mut correct = 0usize;
+        let mut correct = Vec::with_capacity(n);
         for (chunk, ls) in images.chunks(64 * per_image).zip(labels.chunks(64)) {
             for (logits, &label) in self.logits(chunk)?.iter().zip(ls) {
                 let best = (0..logits.len())
                     .max_by(|&a, &b| logits[a].total_cmp(&logits[b]))
                     .unwrap_or(0);
-                correct += usize::from(best == label as usize);
+                correct.push(best == label as usize);
             }
         }
-        Ok(correct as f64 / n as f64)
+        Ok(correct)
     }
 
     /// The integer input of every layer (`[c_in, h, w]`: the convs in

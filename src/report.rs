@@ -6,16 +6,12 @@
 use std::fmt::Write as _;
 use std::path::{Path, PathBuf};
 
+use crate::outcomes::Outcomes;
+use crate::paired;
 use crate::pareto::{self, Cost, Summary};
 use crate::points::PointRecord;
 use crate::prune::Strategy;
-
-/// "Iso-accuracy": within one accuracy point (accuracies are fractions) of dense.
-pub const ISO_ACCURACY_TOLERANCE: f64 = 0.01;
-
-/// Standard errors within which the report calls a difference noise (the
-/// same default `explore check` uses).
-const NOISE_Z: f64 = crate::stats::DEFAULT_Z;
+use crate::stats;
 
 #[derive(Debug, thiserror::Error)]
 pub enum ReportError {
@@ -26,17 +22,23 @@ pub enum ReportError {
     },
 }
 
-/// Writes `dir/report.md` and returns its path. `plots` are (title, path
-/// relative to `dir`).
-pub fn write(
-    dir: &Path,
-    spec_yaml: &str,
-    points: &[PointRecord],
-    plots: &[(String, PathBuf)],
-) -> Result<PathBuf, ReportError> {
+/// What a report is made of: the spec's text, the points, the per-image
+/// outcomes of each point (aligned with `points`; shorter or `None` where
+/// missing), the plots as (title, path relative to the report) and the
+/// equivalence margin.
+pub struct Inputs<'a> {
+    pub spec_yaml: &'a str,
+    pub points: &'a [PointRecord],
+    pub outcomes: &'a [Option<Outcomes>],
+    pub plots: &'a [(String, PathBuf)],
+    pub margin: f64,
+}
+
+/// Writes `dir/report.md` and returns its path.
+pub fn write(dir: &Path, inputs: &Inputs) -> Result<PathBuf, ReportError> {
     let path = dir.join("report.md");
     std::fs::create_dir_all(dir)
-        .and_then(|()| std::fs::write(&path, render(spec_yaml, points, plots)))
+        .and_then(|()| std::fs::write(&path, render(inputs)))
         .map_err(|error| ReportError::Write {
             path: path.clone(),
             error,
@@ -45,7 +47,14 @@ pub fn write(
 }
 
 /// The report as markdown.
-pub fn render(spec_yaml: &str, points: &[PointRecord], plots: &[(String, PathBuf)]) -> String {
+pub fn render(inputs: &Inputs) -> String {
+    let Inputs {
+        spec_yaml,
+        points,
+        outcomes,
+        plots,
+        margin,
+    } = *inputs;
     let mut md = String::new();
     let mut names: Vec<&str> = points.iter().map(|p| p.sweep.as_str()).collect();
     names.dedup();
@@ -57,11 +66,12 @@ pub fn render(spec_yaml: &str, points: &[PointRecord], plots: &[(String, PathBuf
          of the integer model the encrypted network computes (the float model's are in \
          the last table), each with its standard error: the binomial error of the test \
          set ({}), plus the seed-to-seed error of the mean where a pair has several \
-         seeds. Costs are rotations per inference and the measured latency of the \
+         seeds ({}). Costs are rotations per inference and the measured latency of the \
          encrypted layers (ms).\n",
         points.len(),
         summaries.len(),
-        test_sets(points)
+        test_sets(points),
+        seed_list(points)
     );
     md += "## Spec\n\n```yaml\n";
     md += spec_yaml.trim_end();
@@ -72,7 +82,8 @@ pub fn render(spec_yaml: &str, points: &[PointRecord], plots: &[(String, PathBuf
             let _ = writeln!(md, "![{title}]({})\n", path.display());
         }
     }
-    md += &speedups(&summaries, &pareto::references(points));
+    let table_of = paired::Table::new(points, outcomes);
+    md += &speedups(&summaries, &pareto::references(points), &table_of, margin);
     md += &hypervolumes(&summaries);
     md += "## Pareto fronts\n\n";
     for cost in Cost::ALL {
@@ -92,6 +103,15 @@ pub fn render(spec_yaml: &str, points: &[PointRecord], plots: &[(String, PathBuf
     md
 }
 
+/// "seeds 0, 1, 2".
+fn seed_list(points: &[PointRecord]) -> String {
+    let mut seeds: Vec<u64> = points.iter().map(|p| p.seed).collect();
+    seeds.sort_unstable();
+    seeds.dedup();
+    let list: Vec<String> = seeds.iter().map(u64::to_string).collect();
+    format!("seed{} {}", if seeds.len() == 1 { "" } else { "s" }, list.join(", "))
+}
+
 /// "1,000 test images", or the sizes found when rows differ.
 fn test_sets(points: &[PointRecord]) -> String {
     let mut sizes: Vec<u64> = points.iter().map(|p| p.test_images).collect();
@@ -101,24 +121,33 @@ fn test_sets(points: &[PointRecord]) -> String {
     format!("{} test images", list.join(" or "))
 }
 
-/// Speedups of the cheapest point within [`ISO_ACCURACY_TOLERANCE`] of the
-/// dense accuracy, per strategy and overall, under each cost, with the
-/// point's accuracy difference to dense in standard errors.
-fn speedups(points: &[Summary], references: &[Summary]) -> String {
-    let mut md = String::from("## Speedup over dense at iso-accuracy\n\n");
+/// Speedups at iso-accuracy, per strategy and overall, under each cost: the
+/// cheapest point equivalent to its budget-matched dense twin on the
+/// validation images ([`paired::cheapest_equivalent`]), then its paired
+/// test differences from the twin and from the plain dense model, each with
+/// its 95 % interval and verdict, and the training steps behind both.
+fn speedups(
+    points: &[Summary],
+    references: &[Summary],
+    table_of: &paired::Table,
+    margin: f64,
+) -> String {
+    let mut md = String::from("## Speedup at iso-accuracy\n\n");
     let Some(dense) = pareto::dense(points) else {
         md += "No dense point (strategy `dense`), so no speedups.\n\n";
         return md;
     };
-    let floor = dense.accuracy.mean - ISO_ACCURACY_TOLERANCE;
     let _ = writeln!(
         md,
-        "The cheapest point with mean accuracy at least {} % (dense {} % minus {} point). \
-         `difference` is its accuracy minus dense's with the standard error of that \
-         difference; within {NOISE_Z} standard errors it is noise, not a loss.\n",
-        pct(floor),
-        pct(dense.accuracy.mean),
-        100.0 * ISO_ACCURACY_TOLERANCE
+        "For each strategy, the cheapest point whose integer-model accuracy on the **validation** \
+         images is equivalent to its budget-matched dense twin's (the dense model trained on \
+         through the same phases, so with the same optimizer steps) within ±{m} points: a paired \
+         two-one-sided test at 5 %, the 90 % interval of the difference inside ±{m}. The test \
+         images never enter the choice. The chosen point is then reported on the **test** images: \
+         its paired difference from the twin and from the plain dense model, mean over seeds with \
+         its 95 % interval (images and seed-to-seed parts), and the verdict at the same margin: \
+         `equivalent within ±{m}`, `worse`, `better` or `inconclusive`.\n",
+        m = format!("{:.2}", 100.0 * margin)
     );
     let schedule = dense.schedule;
     let _ = write!(
@@ -141,41 +170,54 @@ fn speedups(points: &[Summary], references: &[Summary]) -> String {
         );
     }
     md += ".\n\n";
-    let mut rows = Vec::new();
     let pruned = |s: Option<Strategy>| {
         points
             .iter()
-            .filter(move |p| p.strategy != Strategy::Dense && s.is_none_or(|s| p.strategy == s))
+            .filter(move |p| !p.strategy.is_dense() && s.is_none_or(|s| p.strategy == s))
     };
+    let has_validation = points
+        .iter()
+        .any(|p| table_of.validation_accuracy(p).is_some());
+    if !has_validation {
+        md += "No validation split (`data.validation`), so no point can be chosen without the \
+               test images: add one to the spec to get speedups.\n\n";
+    }
+    let mut headline = None;
+    let mut rows = Vec::new();
     for cost in Cost::ALL {
         let Some(reference) = pareto::reference_cost(points, cost) else {
             continue;
         };
         let groups = strategies(points)
             .into_iter()
+            .filter(|s| !s.is_dense())
             .map(|s| (s.name(), Some(s)))
             .chain([("overall", None)]);
         for (name, s) in groups {
             let mut row = vec![cost.name().to_string(), name.to_string()];
-            match pareto::cheapest_within(pruned(s), cost, floor) {
+            let chosen =
+                paired::cheapest_equivalent(table_of, pruned(s), points, cost, margin);
+            match chosen {
                 Some(p) => {
-                    let d = p.accuracy.mean - dense.accuracy.mean;
-                    let se = p.accuracy.se_of_difference(&dense.accuracy);
+                    let twin = table_of.twin(p, points).expect("chosen against its twin");
+                    let vs_twin = table_of.versus(p, twin);
+                    let vs_dense = table_of.versus(p, dense);
+                    if cost == Cost::Rotations && s.is_none() {
+                        headline = Some((p, vs_twin.test, reference / cost.of(p)));
+                    }
+                    let steps = |s: &Summary| {
+                        table_of
+                            .steps(s)
+                            .map_or("-".into(), |x| format!("{x:.0}"))
+                    };
                     row.extend([
                         format!("{}", p.target),
                         p.seeds.len().to_string(),
-                        estimate(p.accuracy.mean, p.accuracy.se),
-                        format!(
-                            "{} ({})",
-                            estimate(d, se),
-                            if d.abs() <= NOISE_Z * se {
-                                "within noise"
-                            } else if d < 0.0 {
-                                "a loss"
-                            } else {
-                                "a gain"
-                            }
-                        ),
+                        paired_cell(vs_twin.validation, margin, false),
+                        pct(p.accuracy.mean),
+                        paired_cell(vs_twin.test, margin, true),
+                        paired_cell(vs_dense.test, margin, true),
+                        format!("{} / {} / {}", steps(p), steps(twin), steps(dense)),
                         cost.format(cost.of(p)),
                         format!("{:.2}x", reference / cost.of(p)),
                     ]);
@@ -186,13 +228,27 @@ fn speedups(points: &[Summary], references: &[Summary]) -> String {
                     );
                 }
                 None => {
-                    row.extend(std::iter::repeat_n("-".to_string(), 5));
-                    row.push("none within 1 point".into());
+                    row.extend(std::iter::repeat_n("-".to_string(), 8));
+                    row.push(format!("none equivalent within ±{:.2}", 100.0 * margin));
                     row.extend(references.iter().map(|_| "-".to_string()));
                 }
             }
             rows.push(row);
         }
+    }
+    if let Some((p, test, speedup)) = headline {
+        let _ = writeln!(
+            md,
+            "**Headline:** {} at target {} needs {:.2}x fewer rotations than its budget-matched \
+             dense twin under the {schedule} schedule, at a paired test difference of {} ({} seeds, \
+             {} test images).\n",
+            p.strategy,
+            p.target,
+            speedup,
+            paired_cell(test, margin, true),
+            p.seeds.len(),
+            p.test_images,
+        );
     }
     let reference_headers: Vec<String> = references
         .iter()
@@ -203,14 +259,37 @@ fn speedups(points: &[Summary], references: &[Summary]) -> String {
         "strategy",
         "target",
         "seeds",
-        "accuracy (%)",
-        "difference (points)",
+        "validation vs twin (points)",
+        "test accuracy (%)",
+        "test vs twin (points, 95 % CI)",
+        "test vs dense (points, 95 % CI)",
+        "steps: point / twin / dense",
         "cost value",
         "speedup",
     ];
     header.extend(reference_headers.iter().map(String::as_str));
     md += &table(&header, &rows);
     md + "\n"
+}
+
+/// A paired difference in points: `-0.21 [-0.60, +0.18], equivalent within
+/// ±0.50` (with the interval), or `-0.21 (90 % CI ...)`-free short form.
+fn paired_cell(p: Option<stats::Paired>, margin: f64, interval: bool) -> String {
+    let Some(p) = p else {
+        return "n/a".into();
+    };
+    let verdict = p.verdict(margin).phrase(margin);
+    if interval {
+        let (lo, hi) = p.interval(0.95);
+        format!(
+            "{:+.2} [{:+.2}, {:+.2}], {verdict}",
+            100.0 * p.mean,
+            100.0 * lo,
+            100.0 * hi
+        )
+    } else {
+        format!("{:+.2}, {verdict}", 100.0 * p.mean)
+    }
 }
 
 /// Hypervolume per strategy and overall, divided by the dense cost so it reads
@@ -317,6 +396,7 @@ pub fn points_table(points: &[PointRecord]) -> String {
                 format!("{}", p.target),
                 p.seed.to_string(),
                 pct(p.accuracy_quantized),
+                pct(p.val_accuracy),
                 pct(p.accuracy),
                 p.test_images.to_string(),
                 pct(p.weight_sparsity),
@@ -327,6 +407,7 @@ pub fn points_table(points: &[PointRecord]) -> String {
                 ms(p.latency_measured_ms),
                 p.he_verified.to_string(),
                 format!("{:.0}", p.train_seconds),
+                p.train_steps.to_string(),
             ]
         })
         .collect();
@@ -336,6 +417,7 @@ pub fn points_table(points: &[PointRecord]) -> String {
             "target",
             "seed",
             "integer (%)",
+            "validation (%)",
             "float (%)",
             "test images",
             "sparsity (%)",
@@ -346,6 +428,7 @@ pub fn points_table(points: &[PointRecord]) -> String {
             "measured (ms)",
             "verified",
             "train (s)",
+            "steps",
         ],
         &rows,
     )
@@ -411,6 +494,54 @@ mod tests {
         ]
     }
 
+    /// The sweep with its budget-matched twins, and outcomes in which each
+    /// model gets the first images of each set right (so two models
+    /// disagree only on the images between their accuracies).
+    fn paired_sweep() -> (Vec<PointRecord>, Vec<Option<Outcomes>>) {
+        let mut points = sweep();
+        for t in [0.5, 0.9] {
+            let mut twin = record(Strategy::DenseMatched, t, 0.912, 1000);
+            twin.val_accuracy = 0.912;
+            points.push(twin);
+        }
+        for p in &mut points {
+            p.val_images = 1000;
+        }
+        let outcomes = points.iter().map(outcomes_of).collect();
+        (points, outcomes)
+    }
+
+    fn outcomes_of(r: &PointRecord) -> Option<Outcomes> {
+        let set = |n: u64, acc: f64, name: &str| {
+            let right = (acc * n as f64).round() as u64;
+            crate::outcomes::Correct::new((0..n).map(|i| i < right).collect(), name.into())
+        };
+        Some(Outcomes {
+            validation: set(r.val_images, r.val_accuracy, "val"),
+            test: set(r.test_images, r.accuracy_quantized, "test"),
+        })
+    }
+
+    fn render_plain(spec_yaml: &str, points: &[PointRecord], plots: &[(String, PathBuf)]) -> String {
+        render(&Inputs {
+            spec_yaml,
+            points,
+            outcomes: &[],
+            plots,
+            margin: paired::DEFAULT_MARGIN,
+        })
+    }
+
+    fn render_paired(points: &[PointRecord], outcomes: &[Option<Outcomes>]) -> String {
+        render(&Inputs {
+            spec_yaml: "",
+            points,
+            outcomes,
+            plots: &[],
+            margin: paired::DEFAULT_MARGIN,
+        })
+    }
+
     fn section<'a>(md: &'a str, heading: &str) -> &'a str {
         let start = md
             .find(heading)
@@ -425,7 +556,7 @@ mod tests {
             "Accuracy vs rotations".to_string(),
             PathBuf::from("plots/acc_rot.png"),
         )];
-        let md = render("name: smoke\nseeds: [0]\n", &sweep(), &plots);
+        let md = render_plain("name: smoke\nseeds: [0]\n", &sweep(), &plots);
         assert!(md.starts_with("# Sweep report: smoke\n"));
         assert!(section(&md, "## Spec").contains("```yaml\nname: smoke\nseeds: [0]\n```"));
         assert!(md.contains("![Accuracy vs rotations](plots/acc_rot.png)"));
@@ -452,10 +583,10 @@ mod tests {
     }
 
     #[test]
-    fn speedups_use_the_cheapest_point_within_one_accuracy_point() {
-        let md = render("", &sweep(), &[]);
-        let s = section(&md, "## Speedup over dense at iso-accuracy");
-        assert!(s.contains("at least 90.00 %"), "{s}");
+    fn speedups_take_the_cheapest_point_equivalent_on_validation() {
+        let (points, outcomes) = paired_sweep();
+        let md = render_paired(&points, &outcomes);
+        let s = section(&md, "## Speedup at iso-accuracy");
         let row = |cost: &str, strategy: &str| {
             s.lines()
                 .find(|l| {
@@ -464,43 +595,64 @@ mod tests {
                 .unwrap_or_else(|| panic!("no {cost} {strategy} row in\n{s}"))
                 .to_string()
         };
-        // Diagonal reaches 90.5% at 500 of dense's 1000 rotations; half a
-        // point below dense is well within the 1.3-point standard error of
-        // a difference on 1000 test images.
-        assert!(row("rotations", "diagonal").contains("| 2.00x"), "{s}");
-        assert!(
-            row("rotations", "diagonal").contains("-0.50 ± 1.30 (within noise)"),
-            "{s}"
-        );
-        assert!(
-            row("rotations", "channel").contains("none within 1 point"),
-            "{s}"
-        );
-        assert!(row("rotations", "overall").contains("| 2.00x"), "{s}");
-        // Latency is 2.6 ms per rotation in the test records.
-        assert!(
-            row("latency", "diagonal").contains("1300.0")
-                && row("latency", "diagonal").contains("2.00x"),
-            "{s}"
-        );
+        // Diagonal 0.5 is a point below its twin on validation (90.2 vs
+        // 91.2), outside ±0.5: not equivalent, though its test accuracy is
+        // close to dense's.
+        let d = row("rotations", "diagonal");
+        assert!(d.contains("none equivalent within ±0.50"), "{s}");
+        // Make diagonal 0.5 equivalent on validation only.
+        let mut points = points;
+        points[1].val_accuracy = 0.911;
+        let outcomes: Vec<_> = points.iter().map(outcomes_of).collect();
+        let md = render_paired(&points, &outcomes);
+        let s = section(&md, "## Speedup at iso-accuracy");
+        let d = s
+            .lines()
+            .find(|l| l.starts_with("| rotations") && l.contains(" diagonal "))
+            .unwrap();
+        assert!(d.contains("| 0.5 ") && d.contains("| 2.00x"), "{s}");
+        assert!(d.contains("-0.10, equivalent within ±0.50"), "{s}");
+        // On test it is 0.7 points below its twin, whose 90 % interval
+        // (paired: 7 discordant images) lies below -0.5: worse.
+        assert!(d.contains("-0.70 [") && d.contains("], worse"), "{s}");
+        assert!(d.contains("4000 / 4000 / 4000"), "{s}");
+        assert!(s.contains("**Headline:** diagonal at target 0.5 needs 2.00x fewer rotations"), "{s}");
+        assert!(!md.contains("within noise"));
+        assert!(row_of(s, "rotations", "channel").contains("none equivalent"), "{s}");
+    }
+
+    fn row_of<'a>(s: &'a str, cost: &str, strategy: &str) -> &'a str {
+        s.lines()
+            .find(|l| l.starts_with(&format!("| {cost}")) && l.contains(&format!(" {strategy} ")))
+            .unwrap()
+    }
+
+    #[test]
+    fn without_a_validation_split_nothing_is_chosen() {
+        let mut points = sweep();
+        for p in &mut points {
+            p.val_accuracy = f64::NAN;
+            p.val_images = 0;
+        }
+        let md = render_plain("", &points, &[]);
+        assert!(md.contains("No validation split"), "{md}");
     }
 
     #[test]
     fn speedups_are_also_given_against_the_gazelle_dense_reference() {
-        let mut points = sweep();
+        let (mut points, _) = paired_sweep();
+        points[1].val_accuracy = 0.911;
         let mut gazelle = record(Strategy::Dense, 0.0, 0.91, 1400);
         gazelle.schedule = crate::he::Schedule::Gazelle;
         points.push(gazelle);
-        let md = render("", &points, &[]);
-        let s = section(&md, "## Speedup over dense at iso-accuracy");
+        let outcomes: Vec<_> = points.iter().map(outcomes_of).collect();
+        let md = render_paired(&points, &outcomes);
+        let s = section(&md, "## Speedup at iso-accuracy");
         assert!(
             s.contains("vs gazelle") && s.contains("1400 rotations"),
             "{s}"
         );
-        let diagonal = s
-            .lines()
-            .find(|l| l.starts_with("| rotations") && l.contains(" diagonal "))
-            .unwrap();
+        let diagonal = row_of(s, "rotations", "diagonal");
         // 1000 / 500 against best's dense, 1400 / 500 against Gazelle's.
         assert!(
             diagonal.contains("| 2.00x") && diagonal.contains("| 2.80x"),
@@ -512,13 +664,13 @@ mod tests {
                 .lines()
                 .filter(|l| l.starts_with('|'))
                 .count(),
-            2 + 5
+            2 + 7
         );
     }
 
     #[test]
     fn hypervolumes_are_normalized_by_the_dense_cost() {
-        let md = render("", &sweep(), &[]);
+        let md = render_plain("", &sweep(), &[]);
         let s = section(&md, "## Hypervolume");
         assert!(
             s.contains("Dense rotations: 1000. Dense latency: 2600.0."),
@@ -543,7 +695,7 @@ mod tests {
     #[test]
     fn a_sweep_without_dense_says_why_there_are_no_speedups() {
         let points: Vec<_> = sweep().into_iter().skip(1).collect();
-        let md = render("", &points, &[]);
+        let md = render_plain("", &points, &[]);
         assert!(md.contains("No dense point"), "{md}");
     }
 
@@ -551,11 +703,16 @@ mod tests {
     fn write_puts_report_md_in_the_directory() {
         let dir = tempfile::tempdir().unwrap();
         let out = dir.path().join("results");
-        let path = write(&out, "name: smoke\n", &sweep(), &[]).unwrap();
+        let points = sweep();
+        let inputs = Inputs {
+            spec_yaml: "name: smoke\n",
+            points: &points,
+            outcomes: &[],
+            plots: &[],
+            margin: paired::DEFAULT_MARGIN,
+        };
+        let path = write(&out, &inputs).unwrap();
         assert_eq!(path, out.join("report.md"));
-        assert_eq!(
-            std::fs::read_to_string(path).unwrap(),
-            render("name: smoke\n", &sweep(), &[])
-        );
+        assert_eq!(std::fs::read_to_string(path).unwrap(), render(&inputs));
     }
 }

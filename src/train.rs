@@ -307,6 +307,12 @@ fn probe(device: &Device, backend: Backend) -> Result<(), TrainError> {
 
 /// Optimizer steps in a phase of `cfg` with `steps_per_epoch` batches per
 /// epoch: its epochs, or fewer when `cfg.steps` caps them.
+/// The optimizer steps a phase takes on `images` training images: its
+/// budget, known before it runs.
+pub fn phase_steps(cfg: &TrainConfig, images: usize) -> usize {
+    total_steps(cfg, images.div_ceil(cfg.batch_size))
+}
+
 pub fn total_steps(cfg: &TrainConfig, steps_per_epoch: usize) -> usize {
     let all = cfg.epochs * steps_per_epoch;
     cfg.steps.map_or(all, |cap| cap.min(all))
@@ -509,9 +515,11 @@ pub fn evaluate(model: &ResNet, data: &Dataset, batch_size: usize, replicas: usi
 pub struct DenseSummary {
     pub test_accuracy: f64,
     pub epochs: usize,
+    /// Optimizer steps taken.
+    pub steps: usize,
     /// Wall time of training (not evaluation or saving).
     pub seconds: f64,
-    /// The weights file, `<output>/dense/model.safetensors`.
+    /// The weights file, `<output>/dense-<hash>/model.safetensors`.
     pub checkpoint: PathBuf,
 }
 

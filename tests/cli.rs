@@ -1,7 +1,8 @@
 //! The `explore` binary end to end on a tiny sweep over the committed
 //! Fashion-MNIST subset: every point verified under encryption, counts that
 //! agree with `explore count` on the saved checkpoint, resuming that
-//! recomputes nothing finished, the regression check, and bad input.
+//! recomputes nothing finished, per-image outcomes and the noise profile of
+//! three seeds, the regression check, and bad input.
 
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
@@ -23,16 +24,21 @@ fn text(o: &Output) -> String {
 }
 
 fn write_spec(dir: &Path) -> PathBuf {
+    write_spec_seeds(dir, "[0]")
+}
+
+fn write_spec_seeds(dir: &Path, seeds: &str) -> PathBuf {
     let data = Path::new(env!("CARGO_MANIFEST_DIR")).join("data/fashion-mnist-subset");
     let spec = format!(
         "name: e2e
 output: {out}
-data: {{dataset: fashion-mnist, path: {data}, train_size: 300, test_size: 100, download: false}}
+data: {{dataset: fashion-mnist, path: {data}, train_size: 300, validation: 100, test_size: 100, download: false}}
 model: {{arch: resnet20, width: 0.25}}
 train: {{epochs: 1, batch_size: 32, lr: 0.05}}
 prune:
   strategies: [diagonal, unstructured]
   targets: [0.6]
+  seeds: {seeds}
   regularization: {{lambda: 1.0e-3, train: {{epochs: 1, batch_size: 32, lr: 0.02}}}}
   finetune: {{epochs: 1, batch_size: 32, lr: 0.02}}
 he: {{images: 1}}
@@ -57,29 +63,51 @@ fn column(path: &Path, name: &str) -> Vec<String> {
         .collect()
 }
 
+/// The row of `points` (a CSV file) with this strategy and seed, under the
+/// `best` schedule, as (header, cells).
+fn row(path: &Path, strategy: &str, seed: &str) -> (Vec<String>, Vec<String>) {
+    let text = std::fs::read_to_string(path).unwrap();
+    let mut lines = text.lines();
+    let header: Vec<String> = lines.next().unwrap().split(',').map(String::from).collect();
+    let at = |name: &str| header.iter().position(|h| h == name).unwrap();
+    let cells = lines
+        .map(|l| l.split(',').map(String::from).collect::<Vec<_>>())
+        .find(|c| c[at("strategy")] == strategy && c[at("seed")] == seed && c[at("schedule")] == "best")
+        .unwrap_or_else(|| panic!("no {strategy} seed {seed} in {}", path.display()));
+    (header, cells)
+}
+
+fn cell(path: &Path, strategy: &str, seed: &str, column: &str) -> String {
+    let (header, cells) = row(path, strategy, seed);
+    cells[header.iter().position(|h| h == column).unwrap()].clone()
+}
+
 #[test]
 fn sweep_counts_resumes_and_checks() {
     let tmp = tempfile::tempdir().unwrap();
-    let spec = write_spec(tmp.path());
+    let spec = write_spec_seeds(tmp.path(), "[0, 1, 2]");
     let spec = spec.to_str().unwrap();
     let out = tmp.path().join("out");
 
     let run = explore(&["sweep", spec]);
     assert!(run.status.success(), "{}", text(&run));
     let points = out.join("points.csv");
-    // The dense model is measured under the spec's schedule and, as the
-    // paper's reference, under Gazelle's.
-    assert_eq!(
-        column(&points, "strategy"),
-        ["dense", "dense", "diagonal", "unstructured"]
-    );
-    assert_eq!(
-        column(&points, "schedule"),
-        ["best", "gazelle", "best", "best"]
-    );
+    // Per seed: the dense model under the spec's schedule and, as the
+    // paper's reference, under Gazelle's; the two strategies; and the
+    // budget-matched dense twin of the target.
+    let mut strategies = column(&points, "strategy");
+    strategies.sort();
+    let mut expected: Vec<String> = ["dense", "dense", "dense-matched", "diagonal", "unstructured"]
+        .iter()
+        .flat_map(|s| std::iter::repeat_n(s.to_string(), 3))
+        .collect();
+    expected.sort();
+    assert_eq!(strategies, expected);
     assert!(column(&points, "he_verified").iter().all(|v| v == "true"));
+    assert!(column(&points, "val_images").iter().all(|v| v == "100"));
     for f in [
         "front.csv",
+        "noise.json",
         "report.md",
         "accuracy-vs-rotations.png",
         "accuracy-vs-latency.svg",
@@ -87,6 +115,24 @@ fn sweep_counts_resumes_and_checks() {
     ] {
         assert!(out.join(f).is_file(), "{f} missing");
     }
+    // Equal budgets: the twin took the diagonal point's optimizer steps
+    // (dense, the regularization phase, fine-tuning), dense fewer.
+    for seed in ["0", "1", "2"] {
+        let steps = |s: &str| cell(&points, s, seed, "train_steps").parse::<u64>().unwrap();
+        assert_eq!(steps("diagonal"), steps("dense-matched"));
+        assert_eq!(steps("unstructured"), steps("dense-matched"));
+        assert!(steps("dense") < steps("diagonal"));
+    }
+    // Per-image outcomes beside each point agree with its row.
+    let outcomes: serde_json::Value = serde_json::from_str(
+        &std::fs::read_to_string(out.join("points/diagonal-0.6-s1/outcomes.json")).unwrap(),
+    )
+    .unwrap();
+    let correct = outcomes["test"]["correct"].as_f64().unwrap();
+    let acc: f64 = cell(&points, "diagonal", "1", "accuracy_quantized").parse().unwrap();
+    assert!((correct / 100.0 - acc).abs() < 1e-9, "{correct} vs {acc}");
+    let report = std::fs::read_to_string(out.join("report.md")).unwrap();
+    assert!(report.contains("## Speedup at iso-accuracy") && !report.contains("within noise"));
 
     // The rotations recorded for the diagonal point are what `explore count`
     // finds in its saved checkpoint.
@@ -109,14 +155,15 @@ fn sweep_counts_resumes_and_checks() {
     let header: Vec<&str> = csv.lines().next().unwrap().split(',').collect();
     let rot = header.iter().position(|h| *h == "rotations").unwrap();
     let total = csv.lines().find(|l| l.starts_with("total,")).unwrap();
-    let counted = total.split(',').nth(rot).unwrap();
-    assert_eq!(counted, column(&points, "rotations")[2]);
+    let counted = total.split(',').nth(rot).unwrap().to_string();
+    assert_eq!(counted, cell(&points, "diagonal", "0", "rotations"));
     assert!(
-        counted.parse::<u64>().unwrap() < column(&points, "rotations_dense")[2].parse().unwrap()
+        counted.parse::<u64>().unwrap()
+            < cell(&points, "diagonal", "0", "rotations_dense").parse().unwrap()
     );
 
-    // A kill after a point trained but before its row landed: the rerun
-    // measures it again but does not retrain it, and nothing else reruns.
+    // A kill after points trained but before their rows landed: the rerun
+    // measures them again but does not retrain them, and nothing else reruns.
     let trained = point.join("trained.json");
     let trained_at = std::fs::metadata(&trained).unwrap().modified().unwrap();
     let rows = std::fs::read_to_string(&points).unwrap();
@@ -128,27 +175,34 @@ fn sweep_counts_resumes_and_checks() {
         std::fs::metadata(&trained).unwrap().modified().unwrap(),
         trained_at
     );
-    let strategies = column(&points, "strategy");
-    assert_eq!(strategies.len(), 4);
-    assert!(strategies.contains(&"diagonal".to_string()));
+    assert_eq!(column(&points, "strategy").len(), 15);
     let unchanged = explore(&["sweep", spec]);
     assert!(unchanged.status.success());
-    assert_eq!(column(&points, "strategy").len(), 4);
+    assert_eq!(column(&points, "strategy").len(), 15);
 
-    // The front passes against itself and fails against a clearly better one.
+    // The front passes against itself, paired on the same test images and
+    // calibrated on the three seeds' noise profile beside it.
     let front = out.join("front.csv");
-    let ok = explore(&[
-        "check",
-        points.to_str().unwrap(),
-        "--baseline",
-        front.to_str().unwrap(),
-    ]);
+    let check = |points: &Path, baseline: &Path, extra: &[&str]| {
+        let mut args = vec![
+            "check",
+            points.to_str().unwrap(),
+            "--baseline",
+            baseline.to_str().unwrap(),
+        ];
+        args.extend_from_slice(extra);
+        explore(&args)
+    };
+    let ok = check(&points, &front, &[]);
     assert_eq!(ok.status.code(), Some(0), "{}", text(&ok));
+    assert!(text(&ok).contains("paired on the same test images"), "{}", text(&ok));
+    // It fails against a clearly better baseline (no outcomes and no
+    // profile beside it: the new run's own three seeds give the noise).
     let better = tmp.path().join("better.csv");
     let front_text = std::fs::read_to_string(&front).unwrap();
     let mut lines = front_text.lines();
     let header = lines.next().unwrap();
-    let acc = header.split(',').position(|h| h == "accuracy").unwrap();
+    let acc = header.split(',').position(|h| h == "accuracy_quantized").unwrap();
     let rot = header.split(',').position(|h| h == "rotations").unwrap();
     let improved: Vec<String> = lines
         .map(|l| {
@@ -159,18 +213,43 @@ fn sweep_counts_resumes_and_checks() {
         })
         .collect();
     std::fs::write(&better, format!("{header}\n{}\n", improved.join("\n"))).unwrap();
-    let bad = explore(&[
-        "check",
-        points.to_str().unwrap(),
-        "--baseline",
-        better.to_str().unwrap(),
-    ]);
+    let bad = check(&points, &better, &[]);
     assert_eq!(bad.status.code(), Some(1), "{}", text(&bad));
+    assert!(text(&bad).contains("unpaired"), "{}", text(&bad));
     assert!(
         text(&bad).contains("diagonal") || text(&bad).contains("dense"),
         "{}",
         text(&bad)
     );
+    // One seed and no profile: no statistical verdict, but the fixed rule.
+    let one = tmp.path().join("one.csv");
+    let rows = std::fs::read_to_string(&points).unwrap();
+    let seed0: Vec<&str> = rows
+        .lines()
+        .enumerate()
+        .filter(|(i, l)| *i == 0 || l.split(',').nth(7) == Some("0"))
+        .map(|(_, l)| l)
+        .collect();
+    std::fs::write(&one, seed0.join("\n") + "\n").unwrap();
+    let o = check(&one, &better, &[]);
+    assert_eq!(o.status.code(), Some(2), "{}", text(&o));
+    assert!(
+        text(&o).contains("no noise profile") && text(&o).contains("--tolerance"),
+        "{}",
+        text(&o)
+    );
+    let o = check(&one, &better, &["--tolerance", "0.01"]);
+    assert_eq!(o.status.code(), Some(1), "{}", text(&o));
+    // Outcomes that disagree with their table are refused, naming the file.
+    let (h, c) = row(&points, "diagonal", "0");
+    let at = h.iter().position(|x| x == "accuracy_quantized").unwrap();
+    let mut doctored = c.clone();
+    doctored[at] = format!("{:.3}", c[at].parse::<f64>().unwrap() * 0.5);
+    std::fs::write(&points, rows.replacen(&c.join(","), &doctored.join(","), 1)).unwrap();
+    let o = check(&points, &front, &[]);
+    assert_eq!(o.status.code(), Some(2), "{}", text(&o));
+    assert!(text(&o).contains("diagonal-0.6-s0/outcomes.json"), "{}", text(&o));
+    std::fs::write(&points, &rows).unwrap();
 
     // One point through `explore prune`: reuses the trained point, ends in JSON.
     let prune = explore(&["prune", spec, "--strategy", "diagonal", "--target", "0.6"]);
@@ -179,6 +258,7 @@ fn sweep_counts_resumes_and_checks() {
     let json: serde_json::Value = serde_json::from_str(stdout.lines().last().unwrap()).unwrap();
     assert_eq!(json["rotations"].to_string(), counted);
     assert_eq!(json["strategy"], "diagonal");
+    assert_eq!(json["val_images"], 100);
 }
 
 /// The deterministic columns of a points table, row by row (timings and
@@ -313,6 +393,16 @@ fn bad_input_exits_2_naming_the_problem() {
         "{}",
         text(&o)
     );
+
+    for (from, to, words) in [
+        ("validation: 100", "validation: 5000", "data.validation"),
+        ("he: {images: 1}", "he: {images: 1}\nreport: {margin: -1}", "report.margin"),
+    ] {
+        std::fs::write(&spec, text_of.replace(from, to)).unwrap();
+        let o = explore(&["sweep", spec.to_str().unwrap()]);
+        assert_eq!(o.status.code(), Some(2), "{}", text(&o));
+        assert!(text(&o).contains(words), "{}", text(&o));
+    }
 
     std::fs::write(&spec, text_of.replace("targets: [0.6]", "targets: [1.0]")).unwrap();
     let o = explore(&["sweep", spec.to_str().unwrap()]);

@@ -1,14 +1,19 @@
 //! `explore check`: compares a sweep's Pareto front with a baseline front and
-//! exits 1 when it regressed beyond measurement noise (see `explore::check`
-//! for the rules).
+//! exits 1 when it regressed beyond training noise (see `explore::check` for
+//! the rules). The noise profile is the baseline's `noise.json` (or
+//! `--noise`), else the new run's own when it has enough seeds; accuracy
+//! differences are paired when both tables' points carry per-image outcomes
+//! of the same test images.
 
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 
-use anyhow::Context;
-use explore::check::{self, DEFAULT_COST_TOLERANCE, DEFAULT_Z, Rule};
-use explore::pareto::Cost;
-use explore::points;
+use anyhow::{Context, bail};
+use explore::check::{self, DEFAULT_ALPHA, DEFAULT_LATENCY_TOLERANCE, Noise, Rule};
+use explore::noise::{self, NoiseProfile};
+use explore::outcomes;
+use explore::pareto::{self, Cost};
+use explore::points::{self, PointRecord};
 
 #[derive(clap::Args)]
 pub struct Args {
@@ -16,23 +21,26 @@ pub struct Args {
     points: PathBuf,
     /// The baseline: a points table, e.g. a sweep's front.csv or the output
     /// of `explore pareto --format csv` (it must hold the dense row to
-    /// compare latency).
+    /// compare latency), with its noise profile noise.json beside it.
     #[arg(long)]
     baseline: PathBuf,
-    /// Standard errors of an accuracy difference that still count as noise.
-    #[arg(long, default_value_t = DEFAULT_Z)]
-    z: f64,
-    /// Relative cost increase of one point that still counts as noise (by
-    /// default two standard deviations of the difference of two runs'
-    /// rotations, from their measured seed-to-seed spread; for --cost
-    /// latency give the spread of your timings). The mean change over the
-    /// K points both fronts hold may be this over sqrt(K).
-    #[arg(long, default_value_t = DEFAULT_COST_TOLERANCE)]
+    /// The baseline's noise profile, if not noise.json beside it.
+    #[arg(long)]
+    noise: Option<PathBuf>,
+    /// The family-wise false-alarm rate: the chance that an unchanged
+    /// front, merely reseeded, fails.
+    #[arg(long, default_value_t = DEFAULT_ALPHA)]
+    alpha: f64,
+    /// Relative latency increase of one point that still counts as noise
+    /// (with --cost latency: timings depend on the machine and are not in
+    /// the noise profile). The mean over the K points both fronts hold may
+    /// rise this over sqrt(K).
+    #[arg(long, default_value_t = DEFAULT_LATENCY_TOLERANCE)]
     cost_tolerance: f64,
     /// Override the statistics with one fixed tolerance: absolute for
     /// accuracy (a fraction: 0.01 is one point), relative for cost and
     /// hypervolume.
-    #[arg(long, conflicts_with_all = ["z", "cost_tolerance"])]
+    #[arg(long, conflicts_with_all = ["alpha", "cost_tolerance", "noise"])]
     tolerance: Option<f64>,
     /// Cost axis: rotations or latency.
     #[arg(long, default_value = "rotations")]
@@ -45,11 +53,17 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
     let rule = match args.tolerance {
         Some(tolerance) => Rule::Fixed { tolerance },
         None => Rule::Statistical {
-            z: args.z,
+            alpha: args.alpha,
             cost_tolerance: args.cost_tolerance,
         },
     };
-    let c = check::compare(&new, &baseline, args.cost, rule).with_context(|| {
+    let profile = match rule {
+        Rule::Fixed { .. } => None,
+        Rule::Statistical { .. } => Some(profile(&args, &new)?),
+    };
+    let paired = same_test_images(&args.points, &new, &args.baseline, &baseline)?;
+    let noise = profile.as_ref().map(|profile| Noise { profile, paired });
+    let c = check::compare(&new, &baseline, args.cost, rule, noise).with_context(|| {
         format!(
             "comparing {} with {}",
             args.points.display(),
@@ -64,4 +78,44 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
         println!("FAIL: {}", c.regressions().join(", "));
         ExitCode::from(1)
     })
+}
+
+/// The baseline's noise profile, or the new run's own when it has enough
+/// seeds; else an error that says how to get one.
+fn profile(args: &Args, new: &[PointRecord]) -> anyhow::Result<NoiseProfile> {
+    let path = args
+        .noise
+        .clone()
+        .unwrap_or_else(|| NoiseProfile::beside(&args.baseline));
+    if let Some(p) = NoiseProfile::read(&path)? {
+        return Ok(p);
+    }
+    if let Some(p) = NoiseProfile::measure(new) {
+        return Ok(p);
+    }
+    bail!(
+        "baseline {}: no noise profile ({} does not exist) and {} has fewer than {} seeds to measure one: regenerate the baseline with at least {} seeds in prune.seeds (the sweep writes noise.json beside front.csv), pass --noise FILE, or use --tolerance T for a fixed rule",
+        args.baseline.display(),
+        path.display(),
+        args.points.display(),
+        noise::MIN_SEEDS,
+        noise::MIN_SEEDS
+    )
+}
+
+/// Whether every point of both tables' fronts has per-image outcomes, all of
+/// one test set. Outcomes that disagree with their table are an error.
+fn same_test_images(
+    new_path: &Path,
+    new: &[PointRecord],
+    base_path: &Path,
+    baseline: &[PointRecord],
+) -> anyhow::Result<bool> {
+    let base_front = pareto::baseline_rows(baseline, Cost::Rotations, false);
+    let sets: Vec<Option<String>> = outcomes::of_table(new_path, new)?
+        .into_iter()
+        .chain(outcomes::of_table(base_path, &base_front)?)
+        .map(|o| o.map(|o| o.test.set))
+        .collect();
+    Ok(sets.iter().all(|s| s.is_some()) && sets.windows(2).all(|w| w[0] == w[1]))
 }

@@ -3,6 +3,8 @@
 use std::path::PathBuf;
 use std::process::ExitCode;
 
+use anyhow::Context;
+
 use clap::{Parser, Subcommand};
 
 mod check;
@@ -130,6 +132,10 @@ pub struct SpecArgs {
     /// wgpu or cuda (the latter two need a binary built with that feature).
     #[arg(long)]
     pub device: Option<explore::train::Backend>,
+    /// Replicate seeds instead of the spec's `prune.seeds`, e.g. 0,1,2,3,4
+    /// (how a baseline with a noise profile is made from a one-seed spec).
+    #[arg(long, value_delimiter = ',', num_args = 1..)]
+    pub seeds: Option<Vec<u64>>,
 }
 
 impl SpecArgs {
@@ -140,9 +146,42 @@ impl SpecArgs {
         if let Some(backend) = self.device {
             spec = spec.on_device(backend);
         }
+        if let Some(seeds) = &self.seeds {
+            spec.prune.seeds = distinct(seeds)?;
+        }
         set_threads(spec.threads)?;
         Ok(explore::sweep::Workspace::open(spec, self.output.clone())?)
     }
+
+    /// The spec's text as this run uses it: the file, or with `--seeds` the
+    /// file's settings with its seeds replaced (comments are not kept).
+    pub fn yaml(&self) -> anyhow::Result<String> {
+        let text = std::fs::read_to_string(&self.spec)
+            .with_context(|| format!("reading {}", self.spec.display()))?;
+        let Some(seeds) = &self.seeds else {
+            return Ok(text);
+        };
+        let mut value: serde_yaml::Value = serde_yaml::from_str(&text)
+            .with_context(|| format!("parsing {}", self.spec.display()))?;
+        let list: Vec<String> = distinct(seeds)?.iter().map(u64::to_string).collect();
+        value["prune"]["seeds"] = serde_yaml::to_value(distinct(seeds)?)?;
+        Ok(format!(
+            "# {} run with --seeds {}\n{}",
+            self.spec.display(),
+            list.join(","),
+            serde_yaml::to_string(&value)?
+        ))
+    }
+}
+
+/// The seeds, refused when one repeats.
+fn distinct(seeds: &[u64]) -> anyhow::Result<Vec<u64>> {
+    for (i, s) in seeds.iter().enumerate() {
+        if seeds[..i].contains(s) {
+            anyhow::bail!("--seeds lists seed {s} twice: give each replicate seed once, e.g. 0,1,2");
+        }
+    }
+    Ok(seeds.to_vec())
 }
 
 /// Sizes rayon's global pool from the spec (`threads: 0` keeps all cores).

@@ -33,7 +33,7 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
     };
     let (dense, summary) = ws.dense(key.seed)?;
     let progress = indicatif::ProgressBar::new_spinner();
-    let trained = ws.train_point(&dense, summary.seconds, key, &progress)?;
+    let trained = ws.train_point(&dense, &summary, key, &progress)?;
     progress.finish_and_clear();
     let mut ctx = ws.he_context()?;
     let measured = ctx.measure_primitives(5)?;
@@ -82,6 +82,9 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
         "galois_key_bytes": r.galois_key_bytes,
         "accuracy_quantized": r.accuracy_quantized,
         "test_images": r.test_images,
+        "val_accuracy": r.val_accuracy,
+        "val_images": r.val_images,
+        "train_steps": r.train_steps,
         "checkpoint": result.checkpoint,
     });
     println!("{line}");

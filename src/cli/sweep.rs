@@ -3,7 +3,6 @@
 
 use std::process::ExitCode;
 
-use anyhow::Context;
 use explore::sweep::{self, Shard};
 
 #[derive(Clone, Copy, PartialEq, clap::ValueEnum)]
@@ -32,8 +31,7 @@ pub struct Args {
 }
 
 pub fn run(args: Args) -> anyhow::Result<ExitCode> {
-    let yaml = std::fs::read_to_string(&args.spec.spec)
-        .with_context(|| format!("reading {}", args.spec.spec.display()))?;
+    let yaml = args.spec.yaml()?;
     let ws = args.spec.open()?;
     if args.stage == Stage::Shared {
         sweep::run_shared(&ws)?;

@@ -148,7 +148,7 @@ impl Pruner {
             .collect();
         let mut groups = Vec::new();
         match strategy {
-            Strategy::Dense => {}
+            Strategy::Dense | Strategy::DenseMatched => {}
             Strategy::Channel => {
                 for (block, b) in net.blocks.iter().enumerate() {
                     let (c1, c2) = (&net.convs[b.conv1], &net.convs[b.conv2]);

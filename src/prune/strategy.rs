@@ -20,16 +20,26 @@ pub enum Strategy {
     Hybrid,
     Unstructured,
     Channel,
+    /// The budget-matched dense control: the dense model trained on through
+    /// the same phases as a pruning trajectory (regularization without a
+    /// penalty, fine-tuning with distillation, QAT) with nothing pruned,
+    /// snapshotted at every target, so each pruned point has a dense twin
+    /// with its own number of optimizer steps. Added to every sweep.
+    #[serde(rename = "dense-matched")]
+    DenseMatched,
 }
 
 impl Strategy {
-    pub const ALL: [Strategy; 6] = [
+    /// Every strategy; new ones go last, since a shard's points are chosen
+    /// by the strategy's place here.
+    pub const ALL: [Strategy; 7] = [
         Strategy::Dense,
         Strategy::Positional,
         Strategy::Diagonal,
         Strategy::Hybrid,
         Strategy::Unstructured,
         Strategy::Channel,
+        Strategy::DenseMatched,
     ];
     pub fn name(self) -> &'static str {
         match self {
@@ -39,7 +49,12 @@ impl Strategy {
             Strategy::Hybrid => "hybrid",
             Strategy::Unstructured => "unstructured",
             Strategy::Channel => "channel",
+            Strategy::DenseMatched => "dense-matched",
         }
+    }
+    /// The unpruned model and its budget-matched twin.
+    pub fn is_dense(self) -> bool {
+        matches!(self, Strategy::Dense | Strategy::DenseMatched)
     }
     /// Strategies whose groups are HE groups and so take the group-Lasso phase.
     pub fn is_he_aware(self) -> bool {

@@ -12,6 +12,7 @@ use super::outputs::write_outputs;
 use super::store::{self, SpecLock, Store};
 use super::{PointKey, SweepError, point_keys};
 use crate::config::Spec;
+use crate::outcomes::{self, Outcomes};
 use crate::points::{self, PointRecord};
 
 /// What [`merge`] wrote.
@@ -83,21 +84,30 @@ pub fn merge(dirs: &[PathBuf], output: &Path) -> Result<Merged, SweepError> {
 
     let out = Store::open(output.to_path_buf(), &spec)?;
     store::write_text(&out.spec_yaml(), &yaml)?;
-    // The per-layer rows each point's chart reads travel with it.
-    for (key, _, table) in &rows {
-        let from = table
+    // The per-layer rows each point's chart reads and its per-image
+    // outcomes (checked against its row) travel with it.
+    for (key, record, table) in &rows {
+        let from_dir = table
             .parent()
-            .map(|d| d.join("points").join(key.dir_name()).join(store::LAYERS));
+            .map(|d| d.join("points").join(key.dir_name()));
         let to_dir = out.point_dir(key);
-        if let Some(from) = from.filter(|f| f.exists() && *f != to_dir.join(store::LAYERS)) {
-            std::fs::create_dir_all(&to_dir).map_err(store::io(&to_dir))?;
-            let text = std::fs::read_to_string(&from).map_err(store::io(&from))?;
-            store::write_text(&to_dir.join(store::LAYERS), &text)?;
+        for name in [store::LAYERS, outcomes::FILE] {
+            let from = from_dir.as_ref().map(|d| d.join(name));
+            if name == outcomes::FILE
+                && let Some(o) = from.as_deref().map(Outcomes::read).transpose()?.flatten()
+            {
+                o.check_against(record, from.as_deref().expect("read from it"))?;
+            }
+            if let Some(from) = from.filter(|f| f.exists() && *f != to_dir.join(name)) {
+                std::fs::create_dir_all(&to_dir).map_err(store::io(&to_dir))?;
+                let text = std::fs::read_to_string(&from).map_err(store::io(&from))?;
+                store::write_text(&to_dir.join(name), &text)?;
+            }
         }
     }
     let points: Vec<PointRecord> = rows.into_iter().map(|(_, r, _)| r).collect();
     points::write(&out.points_csv(), &points)?;
-    write_outputs(&out, &yaml, &points)?;
+    write_outputs(&out, &yaml, &points, spec.report.margin)?;
     Ok(Merged {
         points,
         missing,

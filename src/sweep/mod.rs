@@ -55,6 +55,10 @@ pub enum SweepError {
     Points(#[from] PointsError),
     #[error(transparent)]
     Quant(#[from] QuantError),
+    #[error(transparent)]
+    Outcomes(#[from] crate::outcomes::OutcomesError),
+    #[error(transparent)]
+    Noise(#[from] crate::noise::NoiseError),
     #[error("cannot read or write {path}")]
     Io {
         path: PathBuf,
@@ -119,7 +123,7 @@ impl PointKey {
     /// The trained model's directory name: one per strategy, target and
     /// seed, whatever schedule measures it.
     pub(crate) fn dir_name(&self) -> String {
-        format!("{}-{}-s{}", self.strategy, self.target, self.seed)
+        points::point_dir_name(self.strategy, self.target, self.seed)
     }
 
     /// The scheduler that measures this point under `spec`.
@@ -164,12 +168,19 @@ pub fn point_keys(spec: &Spec) -> Vec<PointKey> {
             keys.push(key(Strategy::Dense, 0.0, seed, Schedule::Gazelle));
         }
     }
-    for &strategy in spec
+    // Every pruned strategy, then the budget-matched dense control, whose
+    // twins share the targets' step budgets.
+    let mut strategies: Vec<Strategy> = spec
         .prune
         .strategies
         .iter()
-        .filter(|s| **s != Strategy::Dense)
-    {
+        .copied()
+        .filter(|s| !s.is_dense())
+        .collect();
+    if !strategies.is_empty() {
+        strategies.push(Strategy::DenseMatched);
+    }
+    for strategy in strategies {
         // Ascending, so a gradual trajectory finds its previous point done.
         let mut targets = spec.prune.targets.clone();
         targets.sort_by(f64::total_cmp);
@@ -242,7 +253,7 @@ pub fn run(
             let (dense, dense_summary) = ws.dense(seed)?;
             for &key in todo.iter().filter(|k| k.seed == seed) {
                 current.set_message(format!("{}: training", key.dir_name()));
-                let trained = match ws.train_point(&dense, dense_summary.seconds, key, &current) {
+                let trained = match ws.train_point(&dense, &dense_summary, key, &current) {
                     // A target a strategy cannot reach is no result: say so
                     // and go on (a resume tries it again, cheaply: selection
                     // fails before any training).
@@ -268,18 +279,20 @@ pub fn run(
     overall.finish();
     // A shard's table is one part of a front: `explore merge` draws it.
     if shard.is_none() {
-        write_outputs(&ws.store, spec_yaml, &done)?;
+        write_outputs(&ws.store, spec_yaml, &done, ws.spec.report.margin)?;
     }
     Ok(done)
 }
 
-/// The stage every shard shares: each seed's dense model and each HE-aware
-/// strategy's regularized model, trained once into the output directory
+/// The stage every shard shares: each seed's dense model and each
+/// strategy's regularized model (one plain one for all that take no
+/// penalty), trained once into the output directory
 /// (a shard that finds them there loads them).
 pub fn run_shared(ws: &Workspace) -> Result<(), SweepError> {
     for &seed in &ws.spec.prune.seeds {
         let (dense, _) = ws.dense(seed)?;
-        for &strategy in ws.spec.prune.strategies.iter().filter(|s| s.is_he_aware()) {
+        let strategies = ws.spec.prune.strategies.iter().copied();
+        for strategy in strategies.chain([Strategy::DenseMatched]) {
             ws.regularized(&dense, &ws.pruner(strategy)?, seed)?;
         }
     }
@@ -374,7 +387,7 @@ prune: {{targets: {targets}, seeds: {seeds}}}
             let first = PointKey { target: 0.5, ..*k };
             assert_eq!(owner(k, 3), owner(&first, 3));
         }
-        // Six strategies over three shards: two trajectories each.
+        // Seven strategies over three shards: three, two and two trajectories.
         let per: Vec<usize> = (1..=3)
             .map(|i| {
                 Strategy::ALL
@@ -390,7 +403,7 @@ prune: {{targets: {targets}, seeds: {seeds}}}
                     .count()
             })
             .collect();
-        assert_eq!(per, [2, 2, 2]);
+        assert_eq!(per, [3, 2, 2]);
     }
 
     #[test]

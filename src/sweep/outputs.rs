@@ -1,10 +1,13 @@
 //! What a sweep shows: the per-layer rotation rows beside each point, and
-//! from all finished points the baseline front, the plots and the report.
+//! from all finished points the baseline front with its noise profile, the
+//! plots and the report.
 
 use std::path::PathBuf;
 
 use super::store::{self, Store};
 use super::{PointKey, PointResult, SweepError};
+use crate::noise::NoiseProfile;
+use crate::outcomes;
 use crate::pareto::{self, Cost};
 use crate::plot;
 use crate::points::{self, PointRecord};
@@ -36,10 +39,16 @@ pub fn write_outputs(
     store: &Store,
     spec_yaml: &str,
     points: &[PointRecord],
+    margin: f64,
 ) -> Result<(), SweepError> {
     let front = pareto::baseline_rows(points, Cost::Rotations, false);
     let dir = store.dir();
     points::write(&store.front_csv(), &front)?;
+    // The training noise a check against this front needs, when the sweep
+    // has the seeds to measure it.
+    if let Some(profile) = NoiseProfile::measure(points) {
+        profile.write(&NoiseProfile::beside(&store.front_csv()))?;
+    }
     let mut plots = Vec::new();
     for (cost, stem, title) in [
         (
@@ -85,6 +94,16 @@ pub fn write_outputs(
         )?;
         plots.push(("Rotations per layer, best diagonal point".into(), png));
     }
-    report::write(dir, spec_yaml, points, &plots)?;
+    let outcomes = outcomes::of_table(&store.points_csv(), points)?;
+    report::write(
+        dir,
+        &report::Inputs {
+            spec_yaml,
+            points,
+            outcomes: &outcomes,
+            plots: &plots,
+            margin,
+        },
+    )?;
     Ok(())
 }

@@ -17,9 +17,10 @@ use super::{PointKey, SweepError};
 use crate::arch::{FoldedNet, NetSpec};
 use crate::checkpoint;
 use crate::config::Spec;
-use crate::data::{self, Dataset, Split};
+use crate::data::{self, Dataset};
 use crate::he::{self, HeContext, HeCost, HeParams, PrimitiveCosts, Scheduler};
 use crate::model::{FakeQuant, ResNet};
+use crate::outcomes::{Correct, Outcomes};
 use crate::points::PointRecord;
 use crate::prune::Strategy;
 use crate::prune::{GradualPruning, LassoMethod, Mask, MaskHook, ProximalLasso, Pruner};
@@ -37,6 +38,8 @@ pub struct Workspace {
     pub store: Store,
     pub net: NetSpec,
     pub train_data: Dataset,
+    /// Held out of the training split (`data.validation`); may be empty.
+    pub val_data: Dataset,
     pub test_data: Dataset,
 }
 
@@ -46,6 +49,8 @@ pub struct TrainedSummary {
     pub accuracy: f64,
     pub weight_sparsity: f64,
     pub train_seconds: f64,
+    /// Optimizer steps of every phase the model went through.
+    pub train_steps: u64,
 }
 
 /// A pruned, fine-tuned point waiting for its encrypted measurement.
@@ -65,19 +70,21 @@ pub struct PointResult {
 }
 
 impl Workspace {
-    /// Opens (or creates) the spec's output directory, refusing one made by a
-    /// spec with different result-shaping settings, and loads the data.
+    /// Loads the data, then opens (or creates) the spec's output directory,
+    /// refusing one made by a spec with different result-shaping settings.
     pub fn open(spec: Spec, output: Option<PathBuf>) -> Result<Workspace, SweepError> {
+        // Data first: a spec whose data cannot load must not lock the
+        // directory to its settings.
+        let splits = data::load_splits(&spec.data)?;
         let store = Store::open(output.unwrap_or_else(|| spec.output_dir()), &spec)?;
-        let train_data = data::load(&spec.data, Split::Train)?;
-        let test_data = data::load(&spec.data, Split::Test)?;
         let net = spec.net_spec();
         Ok(Workspace {
             spec,
             store,
             net,
-            train_data,
-            test_data,
+            train_data: splits.train,
+            val_data: splits.validation,
+            test_data: splits.test,
         })
     }
 
@@ -127,6 +134,7 @@ impl Workspace {
         let summary = DenseSummary {
             test_accuracy: accuracy,
             epochs: stats.epochs,
+            steps: stats.steps,
             seconds: stats.seconds,
             checkpoint: checkpoint::save(&model, &dir)?,
         };
@@ -164,33 +172,47 @@ impl Workspace {
         model.conv_input_rms(x)
     }
 
-    /// The regularized (group-Lasso) model for an HE-aware strategy and seed,
-    /// cached on disk: it does not depend on the target.
+    /// The model a strategy's pruning starts from, with the optimizer steps
+    /// of its regularization phase (`prune.regularization`). HE-aware
+    /// strategies take the group Lasso; every other strategy, and the
+    /// budget-matched dense control, takes the same phase without a penalty
+    /// (the lambda = 0 arm), so that every point has the same training
+    /// budget before pruning. Cached on disk per strategy (one shared plain
+    /// model) and seed: it does not depend on the target.
     pub fn regularized(
         &self,
         dense: &ResNet,
         pruner: &Pruner,
         seed: u64,
-    ) -> Result<ResNet, SweepError> {
+    ) -> Result<(ResNet, u64), SweepError> {
         let Some(reg) = &self.spec.prune.regularization else {
-            return Ok(dense.clone());
+            return Ok((dense.clone(), 0));
         };
-        if !pruner.strategy.is_he_aware() || reg.lambda == 0.0 {
-            return Ok(dense.clone());
-        }
-        let device = self.device(seed)?;
-        let dir = self.store.regularized_dir(pruner.strategy, seed);
-        let _lock = self.store.lock(&dir)?;
-        if dir.join(checkpoint::FOLDED_FILE).exists() {
-            return Ok(checkpoint::load(&dir, &self.net, &device)?);
-        }
         let cfg = TrainConfig {
             seed: reg.train.seed.wrapping_add(seed),
             ..reg.train.clone()
         };
-        let label = format!("{}-s{seed} group lasso", pruner.strategy);
-        let (model, _) = match reg.method {
-            LassoMethod::Subgradient => {
+        let steps = train::phase_steps(&cfg, self.train_data.len()) as u64;
+        let lasso = pruner.strategy.is_he_aware() && reg.lambda > 0.0;
+        let device = self.device(seed)?;
+        let dir = if lasso {
+            self.store.regularized_dir(pruner.strategy, seed)
+        } else {
+            self.store.plain_dir(seed)
+        };
+        let _lock = self.store.lock(&dir)?;
+        if dir.join(checkpoint::FOLDED_FILE).exists() {
+            return Ok((checkpoint::load(&dir, &self.net, &device)?, steps));
+        }
+        let (model, _) = match (lasso, reg.method) {
+            (false, _) => train::train(
+                dense.clone(),
+                &self.train_data,
+                &cfg,
+                Phase::with(&mut NoHook),
+                &format!("s{seed} regularization phase, no penalty"),
+            )?,
+            (true, LassoMethod::Subgradient) => {
                 let mut lasso = pruner
                     .group_lasso(reg.lambda, &device)
                     .expect("an HE-aware strategy has groups");
@@ -199,10 +221,10 @@ impl Workspace {
                     &self.train_data,
                     &cfg,
                     Phase::with(&mut lasso),
-                    &label,
+                    &format!("{}-s{seed} group lasso", pruner.strategy),
                 )?
             }
-            LassoMethod::Proximal => {
+            (true, LassoMethod::Proximal) => {
                 let mut lasso = ProximalLasso {
                     groups: &pruner.groups,
                     lambda: reg.lambda,
@@ -215,12 +237,12 @@ impl Workspace {
                     &self.train_data,
                     &cfg,
                     Phase::with(&mut lasso),
-                    &label,
+                    &format!("{}-s{seed} group lasso", pruner.strategy),
                 )?
             }
         };
         checkpoint::save(&model, &dir)?;
-        Ok(model)
+        Ok((model, steps))
     }
 
     /// The pruner of `strategy` under this spec.
@@ -261,18 +283,18 @@ impl Workspace {
         Ok(Some((point, model, mask)))
     }
 
-    /// Where a point's pruning starts: with `prune.gradual`, the previous
-    /// (lower) target of the spec on the same trajectory, trained first if
-    /// needed; else, and for the first target, the regularized (HE-aware)
-    /// or dense model with nothing pruned.
+    /// Where a point's pruning starts, with the optimizer steps behind it:
+    /// with `prune.gradual`, the previous (lower) target of the spec on the
+    /// same trajectory, trained first if needed; else, and for the first
+    /// target, the regularized model with nothing pruned.
     fn start_of(
         &self,
         dense: &ResNet,
-        dense_seconds: f64,
+        dense_summary: &DenseSummary,
         pruner: &Pruner,
         key: PointKey,
         progress: &ProgressBar,
-    ) -> Result<(ResNet, Mask, f64), SweepError> {
+    ) -> Result<(ResNet, Mask, f64, u64), SweepError> {
         let previous = self
             .spec
             .prune
@@ -284,25 +306,31 @@ impl Workspace {
             .filter(|_| self.spec.prune.gradual.is_some());
         if let Some(target) = previous {
             let prev = PointKey { target, ..key };
-            self.train_point(dense, dense_seconds, prev, progress)?;
-            let (_, model, mask) = self.load_point(prev)?.expect("just trained");
-            return Ok((model, mask, target));
+            self.train_point(dense, dense_summary, prev, progress)?;
+            let (point, model, mask) = self.load_point(prev)?.expect("just trained");
+            return Ok((model, mask, target, point.summary.train_steps));
         }
-        let base = self.regularized(dense, pruner, key.seed)?;
-        Ok((base, Mask::dense(&self.net), 0.0))
+        let (base, steps) = self.regularized(dense, pruner, key.seed)?;
+        Ok((
+            base,
+            Mask::dense(&self.net),
+            0.0,
+            dense_summary.steps as u64 + steps,
+        ))
     }
 
     /// The training half of a point: from where its trajectory starts
     /// (see [`Self::start_of`]), prune to the target during fine-tuning
     /// (gradually, or one shot with the mask fixed), with distillation from
     /// the dense model when the spec asks, then quantization-aware training;
-    /// evaluate. The dense point takes only the last phase. Saved in the
-    /// point's directory with its summary last, so a finished point is
-    /// loaded instead of retrained.
+    /// evaluate. The dense point takes only the last phase; the
+    /// budget-matched dense control takes every phase and prunes nothing.
+    /// Saved in the point's directory with its summary last, so a finished
+    /// point is loaded instead of retrained.
     pub fn train_point(
         &self,
         dense: &ResNet,
-        dense_seconds: f64,
+        dense_summary: &DenseSummary,
         key: PointKey,
         progress: &ProgressBar,
     ) -> Result<TrainedPoint, SweepError> {
@@ -327,15 +355,36 @@ impl Workspace {
             seed: t.seed.wrapping_add(key.seed),
             ..t.clone()
         };
-        let (start_model, start_mask, from) = if key.strategy == Strategy::Dense {
-            (dense.clone(), Mask::dense(&self.net), 0.0)
+        let phase_steps = |t: &TrainConfig| train::phase_steps(t, self.train_data.len()) as u64;
+        let (start_model, start_mask, from, mut steps) = if key.strategy == Strategy::Dense {
+            (
+                dense.clone(),
+                Mask::dense(&self.net),
+                0.0,
+                dense_summary.steps as u64,
+            )
         } else {
-            self.start_of(dense, dense_seconds, &pruner, key, progress)?
+            self.start_of(dense, dense_summary, &pruner, key, progress)?
         };
         let start = Instant::now();
         let mut model = start_model;
         let mut mask = start_mask;
-        if key.strategy != Strategy::Dense {
+        if key.strategy == Strategy::DenseMatched {
+            // The same fine-tuning phase as a trajectory's (same schedule,
+            // same distillation), with nothing pruned.
+            if let Some(ft) = &spec.prune.finetune {
+                progress.set_message(format!("{}: fine-tuning, unpruned", key.dir_name()));
+                let mut hook = MaskHook(mask);
+                let phase = Phase {
+                    hook: &mut hook,
+                    teacher: teacher_of(),
+                    fake_quant: None,
+                };
+                model = train::train(model, &self.train_data, &seeded(ft), phase, &key.dir_name())?.0;
+                mask = hook.0;
+                steps += phase_steps(&seeded(ft));
+            }
+        } else if key.strategy != Strategy::Dense {
             let rms = self.input_rms(&model);
             let norm = spec.prune.norm;
             // Fails here, before any training, when the target is out of reach.
@@ -366,6 +415,7 @@ impl Workspace {
                         train::train(model, &self.train_data, &seeded(ft), phase, &key.dir_name())?
                             .0;
                     mask = hook.finish()?;
+                    steps += phase_steps(&seeded(ft));
                 }
                 (Some(ft), None) => {
                     progress.set_message(format!("{}: fine-tuning", key.dir_name()));
@@ -380,6 +430,7 @@ impl Workspace {
                         train::train(model, &self.train_data, &seeded(ft), phase, &key.dir_name())?
                             .0;
                     mask = hook.0;
+                    steps += phase_steps(&seeded(ft));
                 }
                 (None, _) => {
                     model = model.apply_masks(&one_shot.layers);
@@ -400,6 +451,7 @@ impl Workspace {
             let label = format!("{} qat", key.dir_name());
             model = train::train(model, &self.train_data, &seeded(qat), phase, &label)?.0;
             mask = hook.0;
+            steps += phase_steps(&seeded(qat));
         }
         let seconds = start.elapsed().as_secs_f64();
         let summary = TrainedSummary {
@@ -411,10 +463,11 @@ impl Workspace {
             ),
             weight_sparsity: mask.sparsity(&pruner.prunable),
             train_seconds: if key.strategy == Strategy::Dense {
-                dense_seconds + seconds
+                dense_summary.seconds + seconds
             } else {
                 seconds
             },
+            train_steps: steps,
         };
         let dir = self.store.point_dir(&key);
         checkpoint::save(&model, &dir)?;
@@ -442,7 +495,19 @@ impl Workspace {
     ) -> Result<PointResult, SweepError> {
         let spec = &self.spec;
         let qnet = QuantizedNet::new(&trained.folded, spec.quant_config(), self.calibration())?;
-        let accuracy_quantized = qnet.accuracy(&self.test_data.images, &self.test_data.labels)?;
+        // Per image, so that points can be compared on the same images.
+        let outcomes = Outcomes {
+            validation: Correct::new(
+                qnet.correct(&self.val_data.images, &self.val_data.labels)?,
+                self.val_data.fingerprint(),
+            ),
+            test: Correct::new(
+                qnet.correct(&self.test_data.images, &self.test_data.labels)?,
+                self.test_data.fingerprint(),
+            ),
+        };
+        outcomes.write(&Outcomes::path(&trained.dir))?;
+        let accuracy_quantized = outcomes.test.accuracy();
         // Counted on the integer weights the executor runs (quantization
         // keeps the float sparsity pattern, so `explore count` on the saved
         // folded.json gives the same counts).
@@ -476,6 +541,8 @@ impl Workspace {
             accuracy: trained.summary.accuracy,
             accuracy_quantized,
             test_images: self.test_data.len() as u64,
+            val_accuracy: outcomes.validation.accuracy(),
+            val_images: self.val_data.len() as u64,
             weight_sparsity: trained.summary.weight_sparsity,
             rotations: cost.total.rotations() as u64,
             rotations_dense: dense_cost.total.rotations() as u64,
@@ -487,6 +554,7 @@ impl Workspace {
             latency_measured_ms: measured_ms,
             he_verified: true,
             train_seconds: trained.summary.train_seconds,
+            train_steps: trained.summary.train_steps,
         };
         Ok(PointResult {
             record,

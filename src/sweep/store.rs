@@ -6,8 +6,10 @@
 //! spec.lock.json                the result-shaping settings (SpecLock)
 //! dense-<hash>/                 a dense checkpoint + train.json
 //! regularized/<strategy>-s<seed>/   a group-Lasso checkpoint
+//! regularized/plain-s<seed>/    the same phase without a penalty
 //! points/<strategy>-<target>-s<seed>/   a pruned checkpoint, mask.json,
-//!                               trained.json (last), layers.json
+//!                               trained.json (last), layers.json,
+//!                               outcomes.json (per-image correctness)
 //! points.csv, front.csv, report.md, *.png, *.svg
 //! ```
 
@@ -25,7 +27,7 @@ use crate::prune::Strategy;
 use crate::train::TrainConfig;
 
 /// The settings that shape a sweep's results: the spec without its name,
-/// output, threads, the strategies, targets and seeds it asks for (adding
+/// output, threads, how the report words its claims, the strategies, targets and seeds it asks for (adding
 /// points to a finished sweep is what resuming is for) and how many images
 /// and repeats time each point.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -34,7 +36,7 @@ pub(super) struct SpecLock(serde_json::Value);
 impl SpecLock {
     pub(super) fn of(spec: &Spec) -> SpecLock {
         let mut v = serde_json::to_value(spec).expect("a spec serializes");
-        for key in ["name", "output", "threads"] {
+        for key in ["name", "output", "threads", "report"] {
             v.as_object_mut().expect("an object").remove(key);
         }
         for (section, key) in [
@@ -137,6 +139,12 @@ impl Store {
         self.dir
             .join("regularized")
             .join(format!("{strategy}-s{seed}"))
+    }
+
+    /// The regularization phase without a penalty, shared by every strategy
+    /// that takes no group Lasso (and the budget-matched dense control).
+    pub fn plain_dir(&self, seed: u64) -> PathBuf {
+        self.dir.join("regularized").join(format!("plain-s{seed}"))
     }
 
     /// The checkpoint and measurements of one point.
