@@ -84,6 +84,7 @@ pub fn render(inputs: &Inputs) -> String {
     }
     let table_of = paired::Table::new(points, outcomes);
     md += &speedups(&summaries, &pareto::references(points), &table_of, margin);
+    md += &paired_table(&summaries, &table_of, margin);
     md += &hypervolumes(&summaries);
     md += "## Pareto fronts\n\n";
     for cost in Cost::ALL {
@@ -269,6 +270,61 @@ fn speedups(
     ];
     header.extend(reference_headers.iter().map(String::as_str));
     md += &table(&header, &rows);
+    md + "\n"
+}
+
+/// Every pruned point against its budget-matched twin and against dense,
+/// paired seed by seed, whether or not it is equivalent: the numbers behind
+/// the choice above.
+fn paired_table(points: &[Summary], table_of: &paired::Table, margin: f64) -> String {
+    let mut md = String::from("## Paired differences from the dense controls
+
+");
+    let Some(dense) = pareto::dense(points) else {
+        return md + "No dense point.\n\n";
+    };
+    md += "Every point's integer-model accuracy minus its budget-matched twin's and minus \
+           the plain dense model's, paired seed by seed on the same images (points, mean \
+           over seeds; test differences with their 95 % intervals), and the optimizer \
+           steps behind each.\n\n";
+    let steps = |s: &Summary| table_of.steps(s).map_or("-".into(), |x| format!("{x:.0}"));
+    let rows: Vec<Vec<String>> = points
+        .iter()
+        .filter(|p| !p.strategy.is_dense())
+        .map(|p| {
+            let twin = table_of.twin(p, points);
+            let vs_twin = twin.map(|t| table_of.versus(p, t)).unwrap_or_default();
+            let vs_dense = table_of.versus(p, dense);
+            vec![
+                p.strategy.name().to_string(),
+                format!("{}", p.target),
+                p.seeds.len().to_string(),
+                format!(
+                    "{} / {} / {}",
+                    steps(p),
+                    twin.map_or("-".into(), steps),
+                    steps(dense)
+                ),
+                paired_cell(vs_twin.validation, margin, false),
+                paired_cell(vs_twin.test, margin, true),
+                paired_cell(vs_dense.validation, margin, false),
+                paired_cell(vs_dense.test, margin, true),
+            ]
+        })
+        .collect();
+    md += &table(
+        &[
+            "strategy",
+            "target",
+            "seeds",
+            "steps: point / twin / dense",
+            "validation vs twin",
+            "test vs twin (95 % CI)",
+            "validation vs dense",
+            "test vs dense (95 % CI)",
+        ],
+        &rows,
+    );
     md + "\n"
 }
 

@@ -114,15 +114,16 @@ impl Paired {
 
     /// The equivalence verdict at `margin` (a fraction): two one-sided
     /// tests at 5 % each, i.e. whether the 90 % interval lies inside
-    /// (-margin, margin); else `Worse` when it lies below 0 (`Better` above),
-    /// else `Inconclusive`.
+    /// (-margin, margin); else `Worse` when the 95 % interval (the one the
+    /// report prints) lies below 0 (`Better` above), else `Inconclusive`.
     pub fn verdict(&self, margin: f64) -> Verdict {
         let (lo, hi) = self.interval(0.90);
+        let (lo95, hi95) = self.interval(0.95);
         if lo > -margin && hi < margin {
             Verdict::Equivalent
-        } else if hi < 0.0 {
+        } else if hi95 < 0.0 {
             Verdict::Worse
-        } else if lo > 0.0 {
+        } else if lo95 > 0.0 {
             Verdict::Better
         } else {
             Verdict::Inconclusive
