@@ -203,7 +203,11 @@ impl Comparison {
             }
         }
         if !self.cost_shift.cost_passed() {
-            let all = self.cost_shift.twins.iter().chain(&self.cost_shift.dense_rises);
+            let all = self
+                .cost_shift
+                .twins
+                .iter()
+                .chain(&self.cost_shift.dense_rises);
             for (b, base, new) in all {
                 if new > base {
                     add(b, &mut names);
@@ -406,8 +410,14 @@ impl Judge<'_> {
             Judge::Fixed { tolerance } => -tolerance,
             Judge::Statistical { alpha, noise, .. } => {
                 let a = &noise.profile.accuracy;
-                let kn = twins.iter().map(|t| seeds(t.1)).fold(f64::INFINITY, f64::min);
-                let kb = twins.iter().map(|t| seeds(t.0)).fold(f64::INFINITY, f64::min);
+                let kn = twins
+                    .iter()
+                    .map(|t| seeds(t.1))
+                    .fold(f64::INFINITY, f64::min);
+                let kb = twins
+                    .iter()
+                    .map(|t| seeds(t.0))
+                    .fold(f64::INFINITY, f64::min);
                 let sampling = twins
                     .iter()
                     .map(|(b, n)| sampling_variance(n, b, noise.paired))
@@ -433,7 +443,8 @@ impl Judge<'_> {
             .map(|(b, n)| ((*b).clone(), cost.of(b), cost.of(n)))
             .filter(|(_, b, n)| *b > 0.0 && n.is_finite())
             .collect();
-        let statistical_rotations = matches!(self, Judge::Statistical { .. }) && cost == Cost::Rotations;
+        let statistical_rotations =
+            matches!(self, Judge::Statistical { .. }) && cost == Cost::Rotations;
         let (dense, pruned): (Vec<_>, Vec<_>) = valued
             .into_iter()
             .partition(|(s, _, _)| statistical_rotations && s.strategy.is_dense());
@@ -446,8 +457,14 @@ impl Judge<'_> {
             }
             (Judge::Statistical { alpha, noise, .. }, Cost::Rotations) => {
                 let r = &noise.profile.rotations;
-                let kn = twins.iter().map(|t| seeds(t.1)).fold(f64::INFINITY, f64::min);
-                let kb = twins.iter().map(|t| seeds(t.0)).fold(f64::INFINITY, f64::min);
+                let kn = twins
+                    .iter()
+                    .map(|t| seeds(t.1))
+                    .fold(f64::INFINITY, f64::min);
+                let kb = twins
+                    .iter()
+                    .map(|t| seeds(t.0))
+                    .fold(f64::INFINITY, f64::min);
                 let var = seed_variance(r.mean_variance(k), kn.min(1e9), kb.min(1e9));
                 let q = t_quantile(1.0 - SHARES[2] * alpha, r.mean_df(k));
                 (q * var.sqrt()).exp() - 1.0
@@ -566,7 +583,12 @@ pub fn render(c: &Comparison) -> String {
                 shift
                     .dense_rises
                     .iter()
-                    .map(|(b, x, y)| format!("{}: {} -> {}", b.label(), cost.format(*x), cost.format(*y)))
+                    .map(|(b, x, y)| format!(
+                        "{}: {} -> {}",
+                        b.label(),
+                        cost.format(*x),
+                        cost.format(*y)
+                    ))
                     .collect::<Vec<_>>()
                     .join(", ")
             )
@@ -704,7 +726,10 @@ mod tests {
             render(&c)
         );
         let text = render(&c);
-        assert!(text.contains("REGRESSED") && text.contains("mean change -4.50"), "{text}");
+        assert!(
+            text.contains("REGRESSED") && text.contains("mean change -4.50"),
+            "{text}"
+        );
     }
 
     #[test]
@@ -726,7 +751,11 @@ mod tests {
         }
         let c = check(&new, &baseline, true);
         assert!(!c.cost_shift.cost_passed(), "{}", render(&c));
-        assert!((c.cost_shift.mean_change - 0.05).abs() < 0.002, "{}", render(&c));
+        assert!(
+            (c.cost_shift.mean_change - 0.05).abs() < 0.002,
+            "{}",
+            render(&c)
+        );
         assert!(render(&c).contains("(+5.0%)"), "{}", render(&c));
         // A dense count that rises at all is a cost-model change.
         let mut new = sweep();
@@ -734,7 +763,11 @@ mod tests {
         new[0].rotations_dense += 1;
         let c = check(&new, &baseline, true);
         assert!(!c.passed());
-        assert!(render(&c).contains("which no training noise does"), "{}", render(&c));
+        assert!(
+            render(&c).contains("which no training noise does"),
+            "{}",
+            render(&c)
+        );
         assert_eq!(c.regressions(), ["dense"]);
     }
 
@@ -789,7 +822,8 @@ mod tests {
         new[2].accuracy_quantized -= 0.005;
         new[2].rotations += 2;
         let fixed = Rule::Fixed { tolerance: 0.01 };
-        let run = |new: &[PointRecord]| compare(new, &baseline, Cost::Rotations, fixed, None).unwrap();
+        let run =
+            |new: &[PointRecord]| compare(new, &baseline, Cost::Rotations, fixed, None).unwrap();
         assert!(run(&new).passed(), "{}", render(&run(&new)));
         new[2].accuracy_quantized -= 0.01;
         assert!(!run(&new).passed());

@@ -449,7 +449,9 @@ impl Spec {
         if !(m.is_finite() && m > 0.0 && m < 1.0) {
             return Err(bad(
                 "report.margin",
-                format!("{m} is not a positive fraction below 1: give the equivalence margin as a fraction, e.g. 0.005 for half a point"),
+                format!(
+                    "{m} is not a positive fraction below 1: give the equivalence margin as a fraction, e.g. 0.005 for half a point"
+                ),
             ));
         }
         if self.data.validation == Some(0) {
@@ -611,7 +613,11 @@ train: {epochs: 1, lr: 0.1}
                 "he.calibration_percentile",
                 "(0, 100]",
             ),
-            ("report: {margin: -0.5}", "report.margin", "positive fraction"),
+            (
+                "report: {margin: -0.5}",
+                "report.margin",
+                "positive fraction",
+            ),
             ("report: {margin: 0}", "report.margin", "e.g. 0.005"),
         ] {
             let text = format!("{MINIMAL}{extra}\n");

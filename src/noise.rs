@@ -352,7 +352,10 @@ mod tests {
         let path = dir.path().join(FILE);
         p.write(&path).unwrap();
         assert_eq!(NoiseProfile::read(&path).unwrap(), Some(p));
-        assert_eq!(NoiseProfile::read(&dir.path().join("absent")).unwrap(), None);
+        assert_eq!(
+            NoiseProfile::read(&dir.path().join("absent")).unwrap(),
+            None
+        );
         // Two seeds are no profile.
         let two: Vec<PointRecord> = rows.iter().filter(|r| r.seed < 2).cloned().collect();
         assert_eq!(NoiseProfile::measure(&two), None);
@@ -364,7 +367,10 @@ mod tests {
         let path = dir.path().join(FILE);
         std::fs::write(&path, "{\"seeds\": [0]}").unwrap();
         let e = NoiseProfile::read(&path).unwrap_err().to_string();
-        assert!(e.contains("noise.json") && e.contains("explore sweep"), "{e}");
+        assert!(
+            e.contains("noise.json") && e.contains("explore sweep"),
+            "{e}"
+        );
         let ok = Components {
             common_sd: 0.01,
             common_df: 2.0,

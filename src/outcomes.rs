@@ -242,7 +242,10 @@ impl Outcomes {
 
 /// The outcomes of every row of a points table that has them, each checked
 /// against its row: they live in `points/<point>/` beside the table.
-pub fn of_table(table: &Path, rows: &[PointRecord]) -> Result<Vec<Option<Outcomes>>, OutcomesError> {
+pub fn of_table(
+    table: &Path,
+    rows: &[PointRecord],
+) -> Result<Vec<Option<Outcomes>>, OutcomesError> {
     let dir = table.parent().unwrap_or_else(|| Path::new("."));
     rows.iter()
         .map(|r| {

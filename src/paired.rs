@@ -63,9 +63,9 @@ impl<'a> Table<'a> {
             Strategy::Dense => Strategy::Dense,
             _ => Strategy::DenseMatched,
         };
-        summaries
-            .iter()
-            .find(|s| s.strategy == strategy && (strategy == Strategy::Dense || s.target == point.target))
+        summaries.iter().find(|s| {
+            s.strategy == strategy && (strategy == Strategy::Dense || s.target == point.target)
+        })
     }
 
     /// `a - b`, paired seed by seed on each image set.
@@ -131,9 +131,14 @@ pub fn cheapest_equivalent<'s>(
         .filter_map(|p| {
             let twin = table.twin(p, summaries)?;
             let v = table.versus(p, twin).validation?;
-            matches!(v.verdict(margin), Verdict::Equivalent | Verdict::Better).then_some((p, v.mean))
+            matches!(v.verdict(margin), Verdict::Equivalent | Verdict::Better)
+                .then_some((p, v.mean))
         })
-        .min_by(|a, b| cost.of(a.0).total_cmp(&cost.of(b.0)).then(b.1.total_cmp(&a.1)))
+        .min_by(|a, b| {
+            cost.of(a.0)
+                .total_cmp(&cost.of(b.0))
+                .then(b.1.total_cmp(&a.1))
+        })
         .map(|(p, _)| p)
 }
 
@@ -146,15 +151,33 @@ mod tests {
     /// Outcomes with `right` of `n` images correct, image `i` right when
     /// `i < right` shifted by `offset` (so two models disagree on images).
     fn outcome(n: usize, right: usize, offset: usize) -> Correct {
-        Correct::new((0..n).map(|i| (i + offset) % n < right).collect(), "s".into())
+        Correct::new(
+            (0..n).map(|i| (i + offset) % n < right).collect(),
+            "s".into(),
+        )
     }
 
-    fn row(strategy: Strategy, target: f64, seed: u64, val: usize, test: usize) -> (PointRecord, Outcomes) {
-        let mut r = record(strategy, target, test as f64 / 1000.0, (1000.0 * (1.0 - target)) as u64);
+    fn row(
+        strategy: Strategy,
+        target: f64,
+        seed: u64,
+        val: usize,
+        test: usize,
+    ) -> (PointRecord, Outcomes) {
+        let mut r = record(
+            strategy,
+            target,
+            test as f64 / 1000.0,
+            (1000.0 * (1.0 - target)) as u64,
+        );
         r.seed = seed;
         r.val_images = 1000;
         r.val_accuracy = val as f64 / 1000.0;
-        r.train_steps = if strategy == Strategy::Dense { 100 } else { 250 };
+        r.train_steps = if strategy == Strategy::Dense {
+            100
+        } else {
+            250
+        };
         let o = Outcomes {
             validation: outcome(1000, val, 0),
             test: outcome(1000, test, 0),
@@ -179,8 +202,18 @@ mod tests {
         let outcomes: Vec<Option<Outcomes>> = outcomes.into_iter().map(Some).collect();
         let table = Table::new(&points, &outcomes);
         let summaries = summarize(&points);
-        let diagonal: Vec<&Summary> = summaries.iter().filter(|s| s.strategy == Strategy::Diagonal).collect();
-        let chosen = cheapest_equivalent(&table, diagonal.iter().copied(), &summaries, Cost::Rotations, 0.005).unwrap();
+        let diagonal: Vec<&Summary> = summaries
+            .iter()
+            .filter(|s| s.strategy == Strategy::Diagonal)
+            .collect();
+        let chosen = cheapest_equivalent(
+            &table,
+            diagonal.iter().copied(),
+            &summaries,
+            Cost::Rotations,
+            0.005,
+        )
+        .unwrap();
         assert_eq!(chosen.target, 0.5);
         let twin = table.twin(chosen, &summaries).unwrap();
         assert_eq!((twin.strategy, twin.target), (Strategy::DenseMatched, 0.5));
@@ -200,7 +233,13 @@ mod tests {
         let points = vec![a, b];
         let table = Table::new(&points, &[]);
         let summaries = summarize(&points);
-        assert_eq!(table.versus(&summaries[0], &summaries[1]), Versus::default());
-        assert!(cheapest_equivalent(&table, &summaries[..1], &summaries, Cost::Rotations, 0.005).is_none());
+        assert_eq!(
+            table.versus(&summaries[0], &summaries[1]),
+            Versus::default()
+        );
+        assert!(
+            cheapest_equivalent(&table, &summaries[..1], &summaries, Cost::Rotations, 0.005)
+                .is_none()
+        );
     }
 }

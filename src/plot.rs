@@ -261,7 +261,11 @@ impl Figure for AccuracyVsCost<'_> {
         .iter()
         .enumerate()
         {
-            legend_area.draw(&Text::new(*line, (14, row(legend.len()) + 10 + 22 * j as i32), note.clone()))?;
+            legend_area.draw(&Text::new(
+                *line,
+                (14, row(legend.len()) + 10 + 22 * j as i32),
+                note.clone(),
+            ))?;
         }
         Ok(())
     }

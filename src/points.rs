@@ -309,21 +309,19 @@ pub fn read(path: &Path) -> Result<Vec<PointRecord>, PointsError> {
     let cells: Vec<&StringChunked> = SCHEMA
         .iter()
         .map(|c| {
-            df.column(c.name)
-                .and_then(|col| col.str())
-                .map_err(|_| {
-                    if PROTOCOL_COLUMNS.contains(&c.name) {
-                        PointsError::OldProtocol {
-                            path: path.to_path_buf(),
-                            column: c.name,
-                        }
-                    } else {
-                        PointsError::MissingColumn {
-                            path: path.to_path_buf(),
-                            column: c.name,
-                        }
+            df.column(c.name).and_then(|col| col.str()).map_err(|_| {
+                if PROTOCOL_COLUMNS.contains(&c.name) {
+                    PointsError::OldProtocol {
+                        path: path.to_path_buf(),
+                        column: c.name,
                     }
-                })
+                } else {
+                    PointsError::MissingColumn {
+                        path: path.to_path_buf(),
+                        column: c.name,
+                    }
+                }
+            })
         })
         .collect::<Result<_, _>>()?;
     (0..df.height())

@@ -110,7 +110,11 @@ fn seed_list(points: &[PointRecord]) -> String {
     seeds.sort_unstable();
     seeds.dedup();
     let list: Vec<String> = seeds.iter().map(u64::to_string).collect();
-    format!("seed{} {}", if seeds.len() == 1 { "" } else { "s" }, list.join(", "))
+    format!(
+        "seed{} {}",
+        if seeds.len() == 1 { "" } else { "s" },
+        list.join(", ")
+    )
 }
 
 /// "1,000 test images", or the sizes found when rows differ.
@@ -196,8 +200,7 @@ fn speedups(
             .chain([("overall", None)]);
         for (name, s) in groups {
             let mut row = vec![cost.name().to_string(), name.to_string()];
-            let chosen =
-                paired::cheapest_equivalent(table_of, pruned(s), points, cost, margin);
+            let chosen = paired::cheapest_equivalent(table_of, pruned(s), points, cost, margin);
             match chosen {
                 Some(p) => {
                     let twin = table_of.twin(p, points).expect("chosen against its twin");
@@ -206,11 +209,8 @@ fn speedups(
                     if cost == Cost::Rotations && s.is_none() {
                         headline = Some((p, vs_twin.test, reference / cost.of(p)));
                     }
-                    let steps = |s: &Summary| {
-                        table_of
-                            .steps(s)
-                            .map_or("-".into(), |x| format!("{x:.0}"))
-                    };
+                    let steps =
+                        |s: &Summary| table_of.steps(s).map_or("-".into(), |x| format!("{x:.0}"));
                     row.extend([
                         format!("{}", p.target),
                         p.seeds.len().to_string(),
@@ -277,9 +277,11 @@ fn speedups(
 /// paired seed by seed, whether or not it is equivalent: the numbers behind
 /// the choice above.
 fn paired_table(points: &[Summary], table_of: &paired::Table, margin: f64) -> String {
-    let mut md = String::from("## Paired differences from the dense controls
+    let mut md = String::from(
+        "## Paired differences from the dense controls
 
-");
+",
+    );
     let Some(dense) = pareto::dense(points) else {
         return md + "No dense point.\n\n";
     };
@@ -578,7 +580,11 @@ mod tests {
         })
     }
 
-    fn render_plain(spec_yaml: &str, points: &[PointRecord], plots: &[(String, PathBuf)]) -> String {
+    fn render_plain(
+        spec_yaml: &str,
+        points: &[PointRecord],
+        plots: &[(String, PathBuf)],
+    ) -> String {
         render(&Inputs {
             spec_yaml,
             points,
@@ -672,9 +678,15 @@ mod tests {
         // (paired: 7 discordant images) lies below -0.5: worse.
         assert!(d.contains("-0.70 [") && d.contains("], worse"), "{s}");
         assert!(d.contains("4000 / 4000 / 4000"), "{s}");
-        assert!(s.contains("**Headline:** diagonal at target 0.5 needs 2.00x fewer rotations"), "{s}");
+        assert!(
+            s.contains("**Headline:** diagonal at target 0.5 needs 2.00x fewer rotations"),
+            "{s}"
+        );
         assert!(!md.contains("within noise"));
-        assert!(row_of(s, "rotations", "channel").contains("none equivalent"), "{s}");
+        assert!(
+            row_of(s, "rotations", "channel").contains("none equivalent"),
+            "{s}"
+        );
     }
 
     fn row_of<'a>(s: &'a str, cost: &str, strategy: &str) -> &'a str {

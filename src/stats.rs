@@ -371,7 +371,10 @@ mod tests {
             (0.995, 1.0, 63.656_74),
         ] {
             let got = t_quantile(p, df);
-            assert!((got - want).abs() < 2e-5 * want.abs().max(1.0), "{p} {df}: {got}");
+            assert!(
+                (got - want).abs() < 2e-5 * want.abs().max(1.0),
+                "{p} {df}: {got}"
+            );
         }
         assert!((normal_cdf(0.0) - 0.5).abs() < 1e-7);
         assert!((t_cdf(-2.228_139, 10.0) - 0.025).abs() < 1e-6);

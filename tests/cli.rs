@@ -72,7 +72,9 @@ fn row(path: &Path, strategy: &str, seed: &str) -> (Vec<String>, Vec<String>) {
     let at = |name: &str| header.iter().position(|h| h == name).unwrap();
     let cells = lines
         .map(|l| l.split(',').map(String::from).collect::<Vec<_>>())
-        .find(|c| c[at("strategy")] == strategy && c[at("seed")] == seed && c[at("schedule")] == "best")
+        .find(|c| {
+            c[at("strategy")] == strategy && c[at("seed")] == seed && c[at("schedule")] == "best"
+        })
         .unwrap_or_else(|| panic!("no {strategy} seed {seed} in {}", path.display()));
     (header, cells)
 }
@@ -97,10 +99,16 @@ fn sweep_counts_resumes_and_checks() {
     // budget-matched dense twin of the target.
     let mut strategies = column(&points, "strategy");
     strategies.sort();
-    let mut expected: Vec<String> = ["dense", "dense", "dense-matched", "diagonal", "unstructured"]
-        .iter()
-        .flat_map(|s| std::iter::repeat_n(s.to_string(), 3))
-        .collect();
+    let mut expected: Vec<String> = [
+        "dense",
+        "dense",
+        "dense-matched",
+        "diagonal",
+        "unstructured",
+    ]
+    .iter()
+    .flat_map(|s| std::iter::repeat_n(s.to_string(), 3))
+    .collect();
     expected.sort();
     assert_eq!(strategies, expected);
     assert!(column(&points, "he_verified").iter().all(|v| v == "true"));
@@ -118,7 +126,11 @@ fn sweep_counts_resumes_and_checks() {
     // Equal budgets: the twin took the diagonal point's optimizer steps
     // (dense, the regularization phase, fine-tuning), dense fewer.
     for seed in ["0", "1", "2"] {
-        let steps = |s: &str| cell(&points, s, seed, "train_steps").parse::<u64>().unwrap();
+        let steps = |s: &str| {
+            cell(&points, s, seed, "train_steps")
+                .parse::<u64>()
+                .unwrap()
+        };
         assert_eq!(steps("diagonal"), steps("dense-matched"));
         assert_eq!(steps("unstructured"), steps("dense-matched"));
         assert!(steps("dense") < steps("diagonal"));
@@ -129,7 +141,9 @@ fn sweep_counts_resumes_and_checks() {
     )
     .unwrap();
     let correct = outcomes["test"]["correct"].as_f64().unwrap();
-    let acc: f64 = cell(&points, "diagonal", "1", "accuracy_quantized").parse().unwrap();
+    let acc: f64 = cell(&points, "diagonal", "1", "accuracy_quantized")
+        .parse()
+        .unwrap();
     assert!((correct / 100.0 - acc).abs() < 1e-9, "{correct} vs {acc}");
     let report = std::fs::read_to_string(out.join("report.md")).unwrap();
     assert!(report.contains("## Speedup at iso-accuracy") && !report.contains("within noise"));
@@ -159,7 +173,9 @@ fn sweep_counts_resumes_and_checks() {
     assert_eq!(counted, cell(&points, "diagonal", "0", "rotations"));
     assert!(
         counted.parse::<u64>().unwrap()
-            < cell(&points, "diagonal", "0", "rotations_dense").parse().unwrap()
+            < cell(&points, "diagonal", "0", "rotations_dense")
+                .parse()
+                .unwrap()
     );
 
     // A kill after points trained but before their rows landed: the rerun
@@ -195,14 +211,21 @@ fn sweep_counts_resumes_and_checks() {
     };
     let ok = check(&points, &front, &[]);
     assert_eq!(ok.status.code(), Some(0), "{}", text(&ok));
-    assert!(text(&ok).contains("paired on the same test images"), "{}", text(&ok));
+    assert!(
+        text(&ok).contains("paired on the same test images"),
+        "{}",
+        text(&ok)
+    );
     // It fails against a clearly better baseline (no outcomes and no
     // profile beside it: the new run's own three seeds give the noise).
     let better = tmp.path().join("better.csv");
     let front_text = std::fs::read_to_string(&front).unwrap();
     let mut lines = front_text.lines();
     let header = lines.next().unwrap();
-    let acc = header.split(',').position(|h| h == "accuracy_quantized").unwrap();
+    let acc = header
+        .split(',')
+        .position(|h| h == "accuracy_quantized")
+        .unwrap();
     let rot = header.split(',').position(|h| h == "rotations").unwrap();
     let improved: Vec<String> = lines
         .map(|l| {
@@ -248,7 +271,11 @@ fn sweep_counts_resumes_and_checks() {
     std::fs::write(&points, rows.replacen(&c.join(","), &doctored.join(","), 1)).unwrap();
     let o = check(&points, &front, &[]);
     assert_eq!(o.status.code(), Some(2), "{}", text(&o));
-    assert!(text(&o).contains("diagonal-0.6-s0/outcomes.json"), "{}", text(&o));
+    assert!(
+        text(&o).contains("diagonal-0.6-s0/outcomes.json"),
+        "{}",
+        text(&o)
+    );
     std::fs::write(&points, &rows).unwrap();
 
     // One point through `explore prune`: reuses the trained point, ends in JSON.
@@ -396,7 +423,11 @@ fn bad_input_exits_2_naming_the_problem() {
 
     for (from, to, words) in [
         ("validation: 100", "validation: 5000", "data.validation"),
-        ("he: {images: 1}", "he: {images: 1}\nreport: {margin: -1}", "report.margin"),
+        (
+            "he: {images: 1}",
+            "he: {images: 1}\nreport: {margin: -1}",
+            "report.margin",
+        ),
     ] {
         std::fs::write(&spec, text_of.replace(from, to)).unwrap();
         let o = explore(&["sweep", spec.to_str().unwrap()]);

@@ -64,7 +64,13 @@ fn normal(rng: &mut StdRng) -> f64 {
 }
 
 /// One run of `seed` drawn around the truth.
-fn draw(truth: &[PointRecord], p: &NoiseProfile, seed: u64, change: Change, rng: &mut StdRng) -> Vec<PointRecord> {
+fn draw(
+    truth: &[PointRecord],
+    p: &NoiseProfile,
+    seed: u64,
+    change: Change,
+    rng: &mut StdRng,
+) -> Vec<PointRecord> {
     let (ca, cr) = (
         p.accuracy.common_sd * normal(rng),
         p.rotations.common_sd * normal(rng),
@@ -129,7 +135,10 @@ fn failure_rate(change: Change, trials: usize, rng_seed: u64) -> f64 {
 #[test]
 fn an_unchanged_front_reseeded_fails_at_most_five_percent_of_the_time() {
     let rate = failure_rate(Change::None, TRIALS, 1);
-    eprintln!("false alarms on an unchanged front, one fresh seed: {:.1}%", 100.0 * rate);
+    eprintln!(
+        "false alarms on an unchanged front, one fresh seed: {:.1}%",
+        100.0 * rate
+    );
     assert!(rate <= 0.05, "false-alarm rate {rate}");
 }
 
@@ -173,9 +182,16 @@ fn a_uniform_accuracy_drop_is_caught_once_it_exceeds_the_common_noise() {
     );
     // Power grows with the drop, and the detectable drop stays within five
     // one-run standard deviations of the front mean.
-    assert!(at_two > 0.05, "a 2-point drop fails no more often than no drop: {at_two}");
-    let run_sd = (profile.accuracy.common_sd.powi(2) + profile.accuracy.point_sd.powi(2) / 5.0).sqrt();
-    assert!(detected <= 5.0 * run_sd, "80% power only at {detected} (run SD {run_sd})");
+    assert!(
+        at_two > 0.05,
+        "a 2-point drop fails no more often than no drop: {at_two}"
+    );
+    let run_sd =
+        (profile.accuracy.common_sd.powi(2) + profile.accuracy.point_sd.powi(2) / 5.0).sqrt();
+    assert!(
+        detected <= 5.0 * run_sd,
+        "80% power only at {detected} (run SD {run_sd})"
+    );
 }
 
 /// The Monte Carlo noise model is the profile's: a run drawn from it and
@@ -189,8 +205,14 @@ fn the_drawn_noise_is_the_measured_noise() {
         .collect();
     let m = NoiseProfile::measure(&runs).unwrap();
     let close = |a: f64, b: f64| (a - b).abs() <= 0.15 * b + 0.001;
-    assert!(close(m.accuracy.point_sd, profile.accuracy.point_sd), "{m:?}");
-    assert!(close(m.accuracy.common_sd, profile.accuracy.common_sd), "{m:?}");
+    assert!(
+        close(m.accuracy.point_sd, profile.accuracy.point_sd),
+        "{m:?}"
+    );
+    assert!(
+        close(m.accuracy.common_sd, profile.accuracy.common_sd),
+        "{m:?}"
+    );
     let summaries: Vec<Summary> = pareto::summarize(&runs);
     assert_eq!(summaries.len(), truth.len());
 }

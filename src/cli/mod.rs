@@ -178,7 +178,9 @@ impl SpecArgs {
 fn distinct(seeds: &[u64]) -> anyhow::Result<Vec<u64>> {
     for (i, s) in seeds.iter().enumerate() {
         if seeds[..i].contains(s) {
-            anyhow::bail!("--seeds lists seed {s} twice: give each replicate seed once, e.g. 0,1,2");
+            anyhow::bail!(
+                "--seeds lists seed {s} twice: give each replicate seed once, e.g. 0,1,2"
+            );
         }
     }
     Ok(seeds.to_vec())

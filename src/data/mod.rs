@@ -241,7 +241,11 @@ impl Dataset {
         for &v in &self.images {
             h.update(v.to_bits().to_le_bytes());
         }
-        h.finalize().iter().take(8).map(|b| format!("{b:02x}")).collect()
+        h.finalize()
+            .iter()
+            .take(8)
+            .map(|b| format!("{b:02x}"))
+            .collect()
     }
 
     /// The images at `indices`, in that order.

@@ -380,7 +380,8 @@ impl Workspace {
                     teacher: teacher_of(),
                     fake_quant: None,
                 };
-                model = train::train(model, &self.train_data, &seeded(ft), phase, &key.dir_name())?.0;
+                model =
+                    train::train(model, &self.train_data, &seeded(ft), phase, &key.dir_name())?.0;
                 mask = hook.0;
                 steps += phase_steps(&seeded(ft));
             }
