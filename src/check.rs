@@ -49,6 +49,10 @@ pub enum CheckError {
     #[error("--alpha {0} is outside (0, 0.5): use e.g. 0.05")]
     Alpha(f64),
     #[error(
+        "the statistical rule needs the baseline's noise profile (noise.json, from 3 or more seeds): pass one, or use the fixed rule (--tolerance)"
+    )]
+    NoNoise,
+    #[error(
         "neither table gives the dense {0} (the hypervolume reference): add the dense row (strategy `dense`) with its measured latency, or compare with --cost rotations"
     )]
     NoReference(Cost),
@@ -270,9 +274,7 @@ pub fn compare(
     let baseline_hv = hypervolume(&baseline, reference, cost);
     let judge = match (rule, noise) {
         (Rule::Fixed { tolerance }, _) => Judge::Fixed { tolerance },
-        (Rule::Statistical { .. }, None) => {
-            unreachable!("the caller resolves a noise profile for the statistical rule")
-        }
+        (Rule::Statistical { .. }, None) => return Err(CheckError::NoNoise),
         (
             Rule::Statistical {
                 alpha,
@@ -865,6 +867,13 @@ mod tests {
         .unwrap_err()
         .to_string();
         assert!(e.contains("--alpha 0.7"), "{e}");
+        let e = compare(&points, &points, Cost::Rotations, Rule::default(), None)
+            .unwrap_err()
+            .to_string();
+        assert!(
+            e.contains("noise profile") && e.contains("--tolerance"),
+            "{e}"
+        );
     }
 
     #[test]
