@@ -238,6 +238,15 @@ fn sampling_variance(n: &Summary, b: &Summary, paired: bool) -> f64 {
     }
 }
 
+/// The fewest seeds behind any new and any baseline twin (1 without twins):
+/// a front-wide mean is only as replicated as its least replicated point.
+fn fewest_seeds(twins: &[(&Summary, &Summary)]) -> (f64, f64) {
+    let fewest = |side: fn(&(&Summary, &Summary)) -> f64| {
+        twins.iter().map(side).reduce(f64::min).unwrap_or(1.0)
+    };
+    (fewest(|t| seeds(t.1)), fewest(|t| seeds(t.0)))
+}
+
 /// The seed part of the variance of a difference of means of `kn` and `kb`
 /// seeds, for a quantity of one-run variance `var`.
 fn seed_variance(var: f64, kn: f64, kb: f64) -> f64 {
@@ -412,20 +421,13 @@ impl Judge<'_> {
             Judge::Fixed { tolerance } => -tolerance,
             Judge::Statistical { alpha, noise, .. } => {
                 let a = &noise.profile.accuracy;
-                let kn = twins
-                    .iter()
-                    .map(|t| seeds(t.1))
-                    .fold(f64::INFINITY, f64::min);
-                let kb = twins
-                    .iter()
-                    .map(|t| seeds(t.0))
-                    .fold(f64::INFINITY, f64::min);
+                let (kn, kb) = fewest_seeds(twins);
                 let sampling = twins
                     .iter()
                     .map(|(b, n)| sampling_variance(n, b, noise.paired))
                     .sum::<f64>()
                     / (k * k) as f64;
-                let var = seed_variance(a.mean_variance(k), kn.min(1e9), kb.min(1e9)) + sampling;
+                let var = seed_variance(a.mean_variance(k), kn, kb) + sampling;
                 -t_quantile(1.0 - SHARES[0] * alpha, a.mean_df(k)) * var.sqrt()
             }
         };
@@ -459,15 +461,8 @@ impl Judge<'_> {
             }
             (Judge::Statistical { alpha, noise, .. }, Cost::Rotations) => {
                 let r = &noise.profile.rotations;
-                let kn = twins
-                    .iter()
-                    .map(|t| seeds(t.1))
-                    .fold(f64::INFINITY, f64::min);
-                let kb = twins
-                    .iter()
-                    .map(|t| seeds(t.0))
-                    .fold(f64::INFINITY, f64::min);
-                let var = seed_variance(r.mean_variance(k), kn.min(1e9), kb.min(1e9));
+                let (kn, kb) = fewest_seeds(twins);
+                let var = seed_variance(r.mean_variance(k), kn, kb);
                 let q = t_quantile(1.0 - SHARES[2] * alpha, r.mean_df(k));
                 (q * var.sqrt()).exp() - 1.0
             }
