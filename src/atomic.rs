@@ -72,3 +72,13 @@ pub fn write(path: &Path, bytes: &[u8]) -> Result<(), WriteError> {
     use std::io::Write;
     replace(path, |f| f.write_all(bytes))
 }
+
+/// The bytes of a file its writer replaces atomically, or `None` when there
+/// is none yet (the optional files beside a sweep's tables).
+pub fn read_optional(path: &Path) -> std::io::Result<Option<Vec<u8>>> {
+    match std::fs::read(path) {
+        Ok(b) => Ok(Some(b)),
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(None),
+        Err(e) => Err(e),
+    }
+}

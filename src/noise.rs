@@ -218,15 +218,12 @@ impl NoiseProfile {
 
     /// Reads and checks a profile; `None` when the file does not exist.
     pub fn read(path: &Path) -> Result<Option<NoiseProfile>, NoiseError> {
-        let bytes = match std::fs::read(path) {
-            Ok(b) => b,
-            Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(None),
-            Err(source) => {
-                return Err(NoiseError::Io {
-                    path: path.to_path_buf(),
-                    source,
-                });
-            }
+        let Some(bytes) = atomic::read_optional(path).map_err(|source| NoiseError::Io {
+            path: path.to_path_buf(),
+            source,
+        })?
+        else {
+            return Ok(None);
         };
         let malformed = |message: String| NoiseError::Malformed {
             path: path.to_path_buf(),

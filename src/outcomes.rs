@@ -175,15 +175,12 @@ impl Outcomes {
 
     /// Reads and checks a file; `None` when there is none.
     pub fn read(path: &Path) -> Result<Option<Outcomes>, OutcomesError> {
-        let bytes = match std::fs::read(path) {
-            Ok(b) => b,
-            Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(None),
-            Err(source) => {
-                return Err(OutcomesError::Io {
-                    path: path.to_path_buf(),
-                    source,
-                });
-            }
+        let Some(bytes) = atomic::read_optional(path).map_err(|source| OutcomesError::Io {
+            path: path.to_path_buf(),
+            source,
+        })?
+        else {
+            return Ok(None);
         };
         let malformed = |message: String| OutcomesError::Malformed {
             path: path.to_path_buf(),
