@@ -1,10 +1,11 @@
 //! explore: HE-aware pruning of convolutional networks (Artemis, arXiv 2310.01664).
 //!
-//! Pure math (architecture shapes, packing layouts, the rotation cost model,
-//! Pareto fronts) lives beside the side-effecting edges (data files, training
-//! with burn, encryption with fhe.rs, CSV, plots), one concept per module.
+//! Pure math (Pareto fronts, statistics) lives beside the side-effecting
+//! edges (data files, training with burn, encryption with fhe.rs, CSV,
+//! plots), one concept per module. The HE model (architecture shapes,
+//! packing layouts, schedules, the rotation cost model) is its own crate,
+//! `explore-he-model`, that builds without any of them.
 
-pub mod arch;
 pub mod atomic;
 pub mod check;
 pub mod checkpoint;
@@ -25,3 +26,7 @@ pub mod report;
 pub mod stats;
 pub mod sweep;
 pub mod train;
+
+/// Network shapes, from the HE model crate: every layer of the tool builds
+/// from one [`arch::NetSpec`].
+pub use explore_he_model::arch;

@@ -213,11 +213,12 @@ impl LayerPlan {
     ) -> Result<LayerPlan, HeError> {
         let shape = layout.shape().clone();
         if weights.len() != shape.weight_len() {
-            return Err(HeError::WeightLength {
+            return Err(explore_he_model::Error::WeightLength {
                 layer: shape.name.clone(),
                 expected: shape.weight_len(),
                 got: weights.len(),
-            });
+            }
+            .into());
         }
         check_range(&shape.name, weights, ctx.params.weight_bits)?;
         let masks: Vec<_> = layout.masks(weights).into_iter().collect();

@@ -1,16 +1,14 @@
-//! Homomorphic evaluation of a network's layers with BFV (fhe.rs): the slot
-//! layout and prune groups ([`layout`]), the schedule each layer runs
-//! ([`schedule`]), the operation-count cost model of a layer ([`cost`]) and
-//! of a network ([`network`]), parameter
-//! choice ([`params`]), and a real encrypted executor that runs, verifies
-//! and times layers ([`executor`]).
+//! Homomorphic evaluation of a network's layers with BFV (fhe.rs): fhe.rs
+//! parameters ([`params`]) and a real encrypted executor that runs, verifies
+//! and times layers ([`executor`]), on top of the pure HE model of the
+//! `explore-he-model` crate (slot layout and prune groups, schedules, the
+//! operation-count cost model of a layer and of a network), re-exported
+//! here under its own module names.
 
-pub mod cost;
 pub mod executor;
-pub mod layout;
-pub mod network;
 pub mod params;
-pub mod schedule;
+
+pub use explore_he_model::{cost, layout, network, plaintext, schedule};
 
 pub use cost::{LayerCost, LayerPlanCost, PrimitiveCosts, conv_cost};
 pub use executor::{HeContext, LayerPlan, LayerRun, NetworkRun, check_counts, run_network};
@@ -24,49 +22,15 @@ pub use schedule::{Role, Schedule, Scheduler};
 /// plaintext reference.
 #[derive(Debug, thiserror::Error)]
 pub enum HeError {
-    #[error(
-        "ring degree {0} is not a power of two in 4096..32768: use 8192 (he.poly_degree, --poly-degree)"
-    )]
-    BadDegree(usize),
-    #[error(
-        "layer {layer}: one channel needs {footprint} slots but N = {poly_degree} gives {} per row: use a ring degree (he.poly_degree, --poly-degree) of {} or more",
-        poly_degree / 2,
-        2 * footprint
-    )]
-    LayerTooLarge {
-        layer: String,
-        footprint: usize,
-        poly_degree: usize,
-    },
-    #[error(
-        "layer {layer}: accumulator bound {bound} needs a plaintext modulus above {}, which {bits} bits cannot give: use plaintext_bits {needed} (or fewer weight/activation bits)",
-        2 * bound + 1
-    )]
-    PlaintextTooSmall {
-        layer: String,
-        bound: u64,
-        bits: u32,
-        needed: u32,
-    },
-    #[error(
-        "no prime plaintext modulus t = 1 mod {} of {bits} bits fits: use plaintext_bits between 20 and 60",
-        2 * poly_degree
-    )]
-    NoPlaintextPrime { bits: u32, poly_degree: usize },
-    #[error("layer {layer}: {got} weights given, the shape needs {expected}")]
-    WeightLength {
-        layer: String,
-        expected: usize,
-        got: usize,
-    },
+    /// A layer or network the HE model cannot pack or count.
+    #[error(transparent)]
+    Model(#[from] explore_he_model::Error),
     #[error("layer {layer}: {got} input values given, the shape needs {expected}")]
     InputLength {
         layer: String,
         expected: usize,
         got: usize,
     },
-    #[error("{got} conv weight tensors given, the network has {expected} convs")]
-    LayerCount { expected: usize, got: usize },
     #[error(
         "layer {layer}: |value| {value} exceeds the {bits}-bit range the plaintext modulus was chosen for: quantize to {bits} bits"
     )]
@@ -74,14 +38,6 @@ pub enum HeError {
         layer: String,
         value: i64,
         bits: u32,
-    },
-    #[error(
-        "layer {layer}: schedule {schedule} is impossible: {why}; leave the choice to the `best` schedule (he.schedule, --schedule) or drop the forced baby step (he.baby_step, --baby-step)"
-    )]
-    ImpossibleSchedule {
-        layer: String,
-        schedule: String,
-        why: String,
     },
     #[error(
         "layer {layer}: the executor ran {executed} but the cost model counts {modeled}: the executor and the cost model disagree"

@@ -134,7 +134,7 @@ impl Pruner {
         scheduler: &Scheduler,
         weighting: GroupWeighting,
     ) -> Result<Pruner, PruneError> {
-        he::params::moduli_sizes(scheduler.poly_degree)?;
+        he::plaintext::moduli_sizes(scheduler.poly_degree).map_err(HeError::from)?;
         let layouts = net
             .convs
             .iter()

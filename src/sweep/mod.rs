@@ -52,6 +52,8 @@ pub enum SweepError {
     #[error(transparent)]
     He(#[from] HeError),
     #[error(transparent)]
+    HeModel(#[from] explore_he_model::Error),
+    #[error(transparent)]
     Points(#[from] PointsError),
     #[error(transparent)]
     Quant(#[from] QuantError),

@@ -8,11 +8,11 @@ use std::ops::Add;
 
 use serde::Serialize;
 
-use super::HeError;
-use super::cost::LayerCost;
-use super::layout::{PackingLayout, Rotation};
-use super::schedule::{Role, Schedule, Scheduler};
+use crate::Error;
 use crate::arch::NetSpec;
+use crate::cost::LayerCost;
+use crate::layout::{PackingLayout, Rotation};
+use crate::schedule::{Role, Schedule, Scheduler};
 
 /// One row of a network's cost table: the layer's shape, the schedule it
 /// runs under, and its counts.
@@ -63,10 +63,10 @@ pub fn network_cost<T: Copy + Default + PartialEq>(
     conv_weights: &[Vec<T>],
     fc_weight: &[T],
     scheduler: &Scheduler,
-) -> Result<HeCost, HeError> {
-    super::params::moduli_sizes(scheduler.poly_degree)?;
+) -> Result<HeCost, Error> {
+    crate::plaintext::moduli_sizes(scheduler.poly_degree)?;
     if conv_weights.len() != spec.convs.len() {
-        return Err(HeError::LayerCount {
+        return Err(Error::LayerCount {
             expected: spec.convs.len(),
             got: conv_weights.len(),
         });
@@ -120,7 +120,7 @@ pub fn network_cost<T: Copy + Default + PartialEq>(
 }
 
 /// The dense network (every weight nonzero).
-pub fn dense_network_cost(spec: &NetSpec, scheduler: &Scheduler) -> Result<HeCost, HeError> {
+pub fn dense_network_cost(spec: &NetSpec, scheduler: &Scheduler) -> Result<HeCost, Error> {
     let convs: Vec<Vec<bool>> = spec
         .convs
         .iter()
@@ -130,11 +130,11 @@ pub fn dense_network_cost(spec: &NetSpec, scheduler: &Scheduler) -> Result<HeCos
     network_cost(spec, &convs, &fc, scheduler)
 }
 
-fn check_len(layer: &str, expected: usize, got: usize) -> Result<(), HeError> {
+fn check_len(layer: &str, expected: usize, got: usize) -> Result<(), Error> {
     if expected == got {
         Ok(())
     } else {
-        Err(HeError::WeightLength {
+        Err(Error::WeightLength {
             layer: layer.to_string(),
             expected,
             got,
@@ -146,7 +146,7 @@ fn check_len(layer: &str, expected: usize, got: usize) -> Result<(), HeError> {
 mod tests {
     use super::*;
     use crate::arch::{Arch, DatasetKind};
-    use crate::he::PrimitiveCosts;
+    use crate::cost::PrimitiveCosts;
 
     #[test]
     fn resnet20_networks_have_a_row_per_layer_and_a_total() {
@@ -175,7 +175,7 @@ mod tests {
                     ..scheduler(Schedule::Best)
                 }
             ),
-            Err(HeError::BadDegree(1000))
+            Err(Error::BadDegree(1000))
         ));
     }
 }

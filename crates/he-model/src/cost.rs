@@ -9,7 +9,7 @@ use std::ops::Add;
 
 use serde::{Deserialize, Serialize};
 
-use super::layout::{Half, MaskKey, PackingLayout, Rotation};
+use crate::layout::{Half, MaskKey, PackingLayout, Rotation};
 
 /// Milliseconds per HE primitive: what prices a count as latency. The spec
 /// fixes them (so pruning and schedule choices are reproducible); a sweep
@@ -63,7 +63,7 @@ impl LayerCost {
 }
 
 /// Summing layers adds keys too: an upper bound on the network's distinct
-/// keys, see [`HeCost::keys`] for the exact union.
+/// keys, see [`crate::network::HeCost::keys`] for the exact union.
 impl Add for LayerCost {
     type Output = LayerCost;
     fn add(self, o: LayerCost) -> LayerCost {
@@ -155,7 +155,7 @@ pub fn count(layout: &PackingLayout, live: &BTreeSet<MaskKey>) -> LayerPlanCost 
 mod tests {
     use super::*;
     use crate::arch::ConvShape;
-    use crate::he::layout::{LayerSchedule, PruneGroup};
+    use crate::layout::{LayerSchedule, PruneGroup};
 
     fn shape(c_in: usize, c_out: usize, hw: usize, k: usize, stride: usize) -> ConvShape {
         ConvShape {

@@ -36,7 +36,7 @@
 
 use serde::{Deserialize, Serialize};
 
-use super::HeError;
+use crate::Error;
 use crate::arch::ConvShape;
 
 /// The choices that make a layer's packing and evaluation order.
@@ -200,8 +200,8 @@ impl PackingLayout {
         shape: &ConvShape,
         poly_degree: usize,
         schedule: LayerSchedule,
-    ) -> Result<PackingLayout, HeError> {
-        let impossible = |why: String| HeError::ImpossibleSchedule {
+    ) -> Result<PackingLayout, Error> {
+        let impossible = |why: String| Error::ImpossibleSchedule {
             layer: shape.name.clone(),
             schedule: schedule.describe(),
             why,
@@ -276,7 +276,7 @@ impl PackingLayout {
         let row_slots = poly_degree / 2;
         let footprint = (gh * gw).next_power_of_two();
         if footprint > row_slots {
-            return Err(HeError::LayerTooLarge {
+            return Err(Error::LayerTooLarge {
                 layer: shape.name.clone(),
                 footprint,
                 poly_degree,

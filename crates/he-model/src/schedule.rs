@@ -7,10 +7,10 @@
 
 use serde::{Deserialize, Serialize};
 
-use super::HeError;
-use super::cost::{LayerPlanCost, PrimitiveCosts, conv_cost};
-use super::layout::{LayerSchedule, PackingLayout};
+use crate::Error;
 use crate::arch::ConvShape;
+use crate::cost::{LayerPlanCost, PrimitiveCosts, conv_cost};
+use crate::layout::{LayerSchedule, PackingLayout};
 
 /// The schedule family of a network.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Hash, Serialize, Deserialize)]
@@ -105,14 +105,14 @@ impl Scheduler {
         shape: &ConvShape,
         role: Role,
         weights: &[T],
-    ) -> Result<(PackingLayout, LayerPlanCost), HeError> {
+    ) -> Result<(PackingLayout, LayerPlanCost), Error> {
         let mut best: Option<(PackingLayout, LayerPlanCost)> = None;
         let mut first_error = None;
         let mut tried = Vec::new();
         for candidate in self.candidates(shape, role)? {
             let layout = match PackingLayout::new(shape, self.poly_degree, candidate) {
                 Ok(l) => l,
-                Err(e @ HeError::ImpossibleSchedule { .. }) => {
+                Err(e @ Error::ImpossibleSchedule { .. }) => {
                     first_error.get_or_insert(e);
                     continue;
                 }
@@ -143,10 +143,10 @@ impl Scheduler {
     }
 
     /// The schedules tried for a layer.
-    fn candidates(&self, shape: &ConvShape, role: Role) -> Result<Vec<LayerSchedule>, HeError> {
+    fn candidates(&self, shape: &ConvShape, role: Role) -> Result<Vec<LayerSchedule>, Error> {
         if self.schedule == Schedule::Gazelle {
             if let Some(b) = self.baby_step.filter(|&b| b != 1) {
-                return Err(HeError::ImpossibleSchedule {
+                return Err(Error::ImpossibleSchedule {
                     layer: shape.name.clone(),
                     schedule: "gazelle".into(),
                     why: format!("Gazelle's schedule fixes the baby step at 1, not {b}"),

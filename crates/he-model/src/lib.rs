@@ -1,0 +1,71 @@
+//! The HE model of explore, as pure arithmetic: the shapes of a network
+//! ([`arch`]), how each layer is packed into BFV's batching slots and which
+//! prune groups that induces ([`layout`]), the operations a layer performs
+//! under a packing ([`cost`]), which packing each layer runs ([`schedule`]),
+//! a whole network's counts ([`network`]), the plaintext modulus and the
+//! 128-bit ciphertext moduli ([`plaintext`]), and the exact integer
+//! convolution every encrypted result is checked against ([`reference`]).
+//!
+//! It depends on no ML, table, plot or HE crate, so its tests run in
+//! seconds; the `explore` crate trains, encrypts and reports on top of it.
+
+pub mod arch;
+pub mod cost;
+pub mod layout;
+pub mod network;
+pub mod plaintext;
+pub mod reference;
+pub mod schedule;
+
+/// Why a layer or network cannot be packed or counted: a ring degree
+/// outside the table, a layer too large for its ring, a plaintext modulus
+/// too narrow for its accumulators, weights of the wrong length, or a
+/// schedule the layer cannot run.
+#[derive(Debug, thiserror::Error)]
+pub enum Error {
+    #[error(
+        "ring degree {0} is not a power of two in 4096..32768: use 8192 (he.poly_degree, --poly-degree)"
+    )]
+    BadDegree(usize),
+    #[error(
+        "layer {layer}: one channel needs {footprint} slots but N = {poly_degree} gives {} per row: use a ring degree (he.poly_degree, --poly-degree) of {} or more",
+        poly_degree / 2,
+        2 * footprint
+    )]
+    LayerTooLarge {
+        layer: String,
+        footprint: usize,
+        poly_degree: usize,
+    },
+    #[error(
+        "layer {layer}: accumulator bound {bound} needs a plaintext modulus above {}, which {bits} bits cannot give: use plaintext_bits {needed} (or fewer weight/activation bits)",
+        2 * bound + 1
+    )]
+    PlaintextTooSmall {
+        layer: String,
+        bound: u64,
+        bits: u32,
+        needed: u32,
+    },
+    #[error(
+        "no prime plaintext modulus t = 1 mod {} of {bits} bits fits: use plaintext_bits between 20 and 60",
+        2 * poly_degree
+    )]
+    NoPlaintextPrime { bits: u32, poly_degree: usize },
+    #[error("layer {layer}: {got} weights given, the shape needs {expected}")]
+    WeightLength {
+        layer: String,
+        expected: usize,
+        got: usize,
+    },
+    #[error("{got} conv weight tensors given, the network has {expected} convs")]
+    LayerCount { expected: usize, got: usize },
+    #[error(
+        "layer {layer}: schedule {schedule} is impossible: {why}; leave the choice to the `best` schedule (he.schedule, --schedule) or drop the forced baby step (he.baby_step, --baby-step)"
+    )]
+    ImpossibleSchedule {
+        layer: String,
+        schedule: String,
+        why: String,
+    },
+}
