@@ -411,12 +411,12 @@ impl Spec {
                 ));
             }
         }
-        let n = self.he.poly_degree;
-        if !(n.is_power_of_two() && (4096..=32768).contains(&n)) {
-            return Err(bad(
-                "he.poly_degree",
-                format!("{n} is not a power of two in 4096..32768: use 8192"),
-            ));
+        if let Err(e) = self.checked_scheduler() {
+            let field = match e {
+                explore_he_model::Error::BabyStep { .. } => "he.baby_step",
+                _ => "he.poly_degree",
+            };
+            return Err(bad(field, e.to_string()));
         }
         for (field, b) in [
             ("he.weight_bits", self.he.weight_bits),
@@ -428,22 +428,6 @@ impl Spec {
         }
         if let Err(e) = self.quant_config().check() {
             return Err(bad("he.calibration_percentile", e.to_string()));
-        }
-        if let Some(b) = self.he.baby_step {
-            if !b.is_power_of_two() {
-                return Err(bad(
-                    "he.baby_step",
-                    format!("{b} is not a power of two: use 1, 2, 4, ... or leave it out"),
-                ));
-            }
-            if self.he.schedule == crate::he::Schedule::Gazelle && b != 1 {
-                return Err(bad(
-                    "he.baby_step",
-                    format!(
-                        "{b} with `schedule: gazelle`, whose baby step is 1: drop he.baby_step or use `schedule: best`"
-                    ),
-                ));
-            }
         }
         let m = self.report.margin;
         if !(m.is_finite() && m > 0.0 && m < 1.0) {
@@ -504,12 +488,16 @@ impl Spec {
 
     /// What chooses each layer's HE schedule under this spec.
     pub fn scheduler(&self) -> crate::he::Scheduler {
-        crate::he::Scheduler {
-            schedule: self.he.schedule,
-            baby_step: self.he.baby_step,
-            costs: self.he.costs,
-            poly_degree: self.he.poly_degree,
-        }
+        self.checked_scheduler().expect("validated in Spec::load")
+    }
+
+    fn checked_scheduler(&self) -> Result<crate::he::Scheduler, explore_he_model::Error> {
+        crate::he::Scheduler::new(
+            self.he.schedule,
+            self.he.baby_step,
+            self.he.costs,
+            self.he.poly_degree,
+        )
     }
 
     pub fn net_spec(&self) -> NetSpec {

@@ -11,12 +11,7 @@ use explore::he::schedule::gazelle_formula;
 use explore::he::{PrimitiveCosts, PruneGroup, Role, Schedule, Scheduler, dense_network_cost};
 
 fn scheduler(schedule: Schedule) -> Scheduler {
-    Scheduler {
-        schedule,
-        baby_step: None,
-        costs: PrimitiveCosts::default(),
-        poly_degree: 8192,
-    }
+    Scheduler::new(schedule, None, PrimitiveCosts::default(), 8192).unwrap()
 }
 
 fn folded_with_one_pruned_diagonal(spec: &NetSpec, layer: usize) -> FoldedNet {

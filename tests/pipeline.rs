@@ -84,12 +84,7 @@ fn proximal_lasso_gradual_pruning_and_qat_keep_what_they_prune() {
     )
     .unwrap();
 
-    let scheduler = Scheduler {
-        schedule: Schedule::Best,
-        baby_step: None,
-        costs: PrimitiveCosts::default(),
-        poly_degree: 8192,
-    };
+    let scheduler = Scheduler::new(Schedule::Best, None, PrimitiveCosts::default(), 8192).unwrap();
     let p = Pruner::new(
         &net,
         Strategy::Diagonal,

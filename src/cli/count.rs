@@ -53,10 +53,10 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
     };
     match args.format {
         Format::Json => println!("{}", serde_json::to_string_pretty(&cost)?),
-        Format::Csv => print_csv(&HEADERS, &rows(&cost, &scheduler.costs)),
+        Format::Csv => print_csv(&HEADERS, &rows(&cost, scheduler.costs())),
         Format::Table => {
-            print_table(&HEADERS, &rows(&cost, &scheduler.costs));
-            let c = &scheduler.costs;
+            print_table(&HEADERS, &rows(&cost, scheduler.costs()));
+            let c = scheduler.costs();
             let key_bytes = he::params::galois_key_bytes(args.net.poly_degree)?;
             println!(
                 "N = {}, schedule {}: {} distinct rotations (Galois keys, {:.1} MB at {:.2} MB each); modelled latency {:.0} ms at {} ms/rotation, {} ms/pmult, {} ms/add",

@@ -109,7 +109,7 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
         params.modulus_bits(),
         params.plaintext_modulus,
         params.plaintext_bits,
-        scheduler.schedule,
+        scheduler.schedule(),
         rayon::current_num_threads()
     );
     let mut ctx = HeContext::new(params);

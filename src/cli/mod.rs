@@ -99,23 +99,18 @@ impl NetworkArgs {
     /// The schedule chooser these flags ask for, priced with the default
     /// primitive costs.
     pub fn scheduler(&self) -> anyhow::Result<explore::he::Scheduler> {
-        if let Some(b) = self.baby_step {
-            if !b.is_power_of_two() {
-                anyhow::bail!(
-                    "--baby-step {b} is not a power of two: use 1, 2, 4, ... or leave it out"
-                );
-            }
-            if self.schedule == explore::he::Schedule::Gazelle && b != 1 {
-                anyhow::bail!(
-                    "--baby-step {b} with --schedule gazelle, whose baby step is 1: drop --baby-step or use --schedule best"
-                );
-            }
-        }
-        Ok(explore::he::Scheduler {
-            schedule: self.schedule,
-            baby_step: self.baby_step,
-            costs: explore::he::PrimitiveCosts::default(),
-            poly_degree: self.poly_degree,
+        explore::he::Scheduler::new(
+            self.schedule,
+            self.baby_step,
+            explore::he::PrimitiveCosts::default(),
+            self.poly_degree,
+        )
+        .map_err(|e| {
+            let flag = match e {
+                explore_he_model::Error::BabyStep { .. } => "--baby-step",
+                _ => "--poly-degree",
+            };
+            anyhow::anyhow!("{flag}: {e}")
         })
     }
 }

@@ -663,12 +663,8 @@ mod tests {
             &images(2, 10),
         )
         .unwrap();
-        let scheduler = Scheduler {
-            schedule: Schedule::Best,
-            baby_step: None,
-            costs: PrimitiveCosts::default(),
-            poly_degree: 8192,
-        };
+        let scheduler =
+            Scheduler::new(Schedule::Best, None, PrimitiveCosts::default(), 8192).unwrap();
         let weights: Vec<Vec<i64>> = net.convs.iter().map(|l| l.weight.clone()).collect();
         let cost =
             crate::he::network_cost(&net.spec, &weights, &net.fc.weight, &scheduler).unwrap();

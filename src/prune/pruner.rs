@@ -134,7 +134,6 @@ impl Pruner {
         scheduler: &Scheduler,
         weighting: GroupWeighting,
     ) -> Result<Pruner, PruneError> {
-        he::plaintext::moduli_sizes(scheduler.poly_degree).map_err(HeError::from)?;
         let layouts = net
             .convs
             .iter()
@@ -193,7 +192,7 @@ impl Pruner {
                 };
                 for (l, layout) in layouts.iter().enumerate().filter(|(l, _)| prunable[*l]) {
                     let dense = vec![1.0f32; net.convs[l].weight_len()];
-                    let dense_ms = layer_cost(layout, &dense).latency_ms(&scheduler.costs);
+                    let dense_ms = layer_cost(layout, &dense).latency_ms(&scheduler.costs());
                     for (g, indices) in layout.groups(l).into_iter().filter(|(g, _)| keep(g)) {
                         let size = (indices.len() as f64).sqrt();
                         let weight = match weighting {
@@ -202,7 +201,7 @@ impl Pruner {
                             GroupWeighting::HeCost => {
                                 let mut w = dense.clone();
                                 indices.iter().for_each(|&i| w[i] = 0.0);
-                                dense_ms - layer_cost(layout, &w).latency_ms(&scheduler.costs)
+                                dense_ms - layer_cost(layout, &w).latency_ms(&scheduler.costs())
                             }
                         };
                         groups.push(Group {
@@ -408,12 +407,13 @@ mod tests {
     }
 
     fn scheduler() -> Scheduler {
-        Scheduler {
-            schedule: he::Schedule::Best,
-            baby_step: None,
-            costs: he::PrimitiveCosts::default(),
-            poly_degree: 8192,
-        }
+        Scheduler::new(
+            he::Schedule::Best,
+            None,
+            he::PrimitiveCosts::default(),
+            8192,
+        )
+        .unwrap()
     }
 
     fn pruner(strategy: Strategy) -> Pruner {

@@ -130,14 +130,7 @@ impl PointKey {
 
     /// The scheduler that measures this point under `spec`.
     pub fn scheduler(&self, spec: &Spec) -> Scheduler {
-        Scheduler {
-            schedule: self.schedule,
-            baby_step: spec
-                .he
-                .baby_step
-                .filter(|_| self.schedule == spec.he.schedule),
-            ..spec.scheduler()
-        }
+        spec.scheduler().with_schedule(self.schedule)
     }
 }
 

@@ -534,7 +534,7 @@ impl Workspace {
             sweep: spec.name.clone(),
             model: spec.model.arch.to_string(),
             dataset: spec.data.dataset.to_string(),
-            schedule: scheduler.schedule,
+            schedule: scheduler.schedule(),
             device: spec.train.device,
             strategy: key.strategy,
             target: key.target,

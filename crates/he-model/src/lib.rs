@@ -60,6 +60,8 @@ pub enum Error {
     },
     #[error("{got} conv weight tensors given, the network has {expected} convs")]
     LayerCount { expected: usize, got: usize },
+    #[error("baby step {baby_step} {why} (he.baby_step, --baby-step)")]
+    BabyStep { baby_step: usize, why: &'static str },
     #[error(
         "layer {layer}: schedule {schedule} is impossible: {why}; leave the choice to the `best` schedule (he.schedule, --schedule) or drop the forced baby step (he.baby_step, --baby-step)"
     )]

@@ -11,6 +11,7 @@ use crate::Error;
 use crate::arch::ConvShape;
 use crate::cost::{LayerPlanCost, PrimitiveCosts, conv_cost};
 use crate::layout::{LayerSchedule, PackingLayout};
+use crate::plaintext::moduli_sizes;
 
 /// The schedule family of a network.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Hash, Serialize, Deserialize)]
@@ -89,15 +90,77 @@ pub enum Role {
 
 /// Chooses each layer's schedule: the family, an optional baby step forced
 /// on every layer, the costs that price candidates and the ring degree.
+/// [`Scheduler::new`] is the only way to build one, so every scheduler obeys
+/// the rules it checks.
 #[derive(Debug, Clone, Copy, PartialEq)]
 pub struct Scheduler {
-    pub schedule: Schedule,
-    pub baby_step: Option<usize>,
-    pub costs: PrimitiveCosts,
-    pub poly_degree: usize,
+    schedule: Schedule,
+    baby_step: Option<usize>,
+    costs: PrimitiveCosts,
+    poly_degree: usize,
 }
 
 impl Scheduler {
+    /// Checks the rules once: a ring degree with 128-bit moduli (a power of
+    /// two in 4096..32768), and a forced baby step that is a power of two,
+    /// and 1 under Gazelle's schedule.
+    pub fn new(
+        schedule: Schedule,
+        baby_step: Option<usize>,
+        costs: PrimitiveCosts,
+        poly_degree: usize,
+    ) -> Result<Scheduler, Error> {
+        moduli_sizes(poly_degree)?;
+        if let Some(b) = baby_step {
+            let why = if !b.is_power_of_two() {
+                Some("is not a power of two: use 1, 2, 4, ... or leave it out")
+            } else if schedule == Schedule::Gazelle && b != 1 {
+                Some(
+                    "cannot be forced on the gazelle schedule, whose baby step is 1: drop it or use the best schedule",
+                )
+            } else {
+                None
+            };
+            if let Some(why) = why {
+                return Err(Error::BabyStep { baby_step: b, why });
+            }
+        }
+        Ok(Scheduler {
+            schedule,
+            baby_step,
+            costs,
+            poly_degree,
+        })
+    }
+
+    pub fn schedule(&self) -> Schedule {
+        self.schedule
+    }
+
+    /// The baby step forced on every layer, if any.
+    pub fn baby_step(&self) -> Option<usize> {
+        self.baby_step
+    }
+
+    /// The primitive costs that price candidate schedules.
+    pub fn costs(&self) -> &PrimitiveCosts {
+        &self.costs
+    }
+
+    pub fn poly_degree(&self) -> usize {
+        self.poly_degree
+    }
+
+    /// The same scheduler under another family. A forced baby step belongs
+    /// to the family it was given for, so another family drops it.
+    pub fn with_schedule(self, schedule: Schedule) -> Scheduler {
+        Scheduler {
+            schedule,
+            baby_step: self.baby_step.filter(|_| schedule == self.schedule),
+            ..self
+        }
+    }
+
     /// The layout `shape` runs under, chosen for the nonzero pattern of
     /// `weights`, with its counts.
     pub fn layout<T: Copy + Default + PartialEq>(
@@ -109,7 +172,7 @@ impl Scheduler {
         let mut best: Option<(PackingLayout, LayerPlanCost)> = None;
         let mut first_error = None;
         let mut tried = Vec::new();
-        for candidate in self.candidates(shape, role)? {
+        for candidate in self.candidates(shape, role) {
             let layout = match PackingLayout::new(shape, self.poly_degree, candidate) {
                 Ok(l) => l,
                 Err(e @ Error::ImpossibleSchedule { .. }) => {
@@ -143,19 +206,12 @@ impl Scheduler {
     }
 
     /// The schedules tried for a layer.
-    fn candidates(&self, shape: &ConvShape, role: Role) -> Result<Vec<LayerSchedule>, Error> {
+    fn candidates(&self, shape: &ConvShape, role: Role) -> Vec<LayerSchedule> {
         if self.schedule == Schedule::Gazelle {
-            if let Some(b) = self.baby_step.filter(|&b| b != 1) {
-                return Err(Error::ImpossibleSchedule {
-                    layer: shape.name.clone(),
-                    schedule: "gazelle".into(),
-                    why: format!("Gazelle's schedule fixes the baby step at 1, not {b}"),
-                });
-            }
-            return Ok(vec![match role {
+            return vec![match role {
                 Role::Conv => LayerSchedule::GAZELLE_CONV,
                 Role::Fc => LayerSchedule::GAZELLE_FC,
-            }]);
+            }];
         }
         let phases: &[bool] = if shape.stride > 1 {
             &[false, true]
@@ -183,6 +239,115 @@ impl Scheduler {
                 }
             }
         }
-        Ok(out)
+        out
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn new(schedule: Schedule, baby_step: Option<usize>, n: usize) -> Result<Scheduler, Error> {
+        Scheduler::new(schedule, baby_step, PrimitiveCosts::default(), n)
+    }
+
+    #[test]
+    fn the_constructor_checks_ring_degree_and_baby_step_once() {
+        assert!(matches!(
+            new(Schedule::Best, None, 1000),
+            Err(Error::BadDegree(1000))
+        ));
+        assert!(matches!(
+            new(Schedule::Best, None, 65536),
+            Err(Error::BadDegree(65536))
+        ));
+        for n in [4096, 8192, 16384, 32768] {
+            assert_eq!(new(Schedule::Best, None, n).unwrap().poly_degree(), n);
+        }
+        let e = new(Schedule::Best, Some(3), 8192).unwrap_err();
+        assert!(e.to_string().contains("power of two"), "{e}");
+        let e = new(Schedule::Gazelle, Some(4), 8192).unwrap_err();
+        assert!(matches!(e, Error::BabyStep { baby_step: 4, .. }), "{e}");
+        assert!(e.to_string().contains("gazelle"), "{e}");
+        assert!(new(Schedule::Gazelle, Some(1), 8192).is_ok());
+        assert!(new(Schedule::Best, Some(16), 8192).is_ok());
+    }
+
+    /// ResNet-20's layers on CIFAR-10 with their roles, all weights live.
+    fn resnet20() -> Vec<(ConvShape, Role, Vec<bool>)> {
+        use crate::arch::{Arch, DatasetKind, NetSpec};
+        let spec = NetSpec::new(Arch::ResNet20, DatasetKind::Cifar10, 1.0).unwrap();
+        let fc = spec.fc.as_conv();
+        spec.convs
+            .iter()
+            .map(|c| (c.clone(), Role::Conv))
+            .chain([(fc, Role::Fc)])
+            .map(|(c, r)| {
+                let w = vec![true; c.weight_len()];
+                (c, r, w)
+            })
+            .collect()
+    }
+
+    #[test]
+    fn best_is_the_cheapest_packing_of_every_layer() {
+        let best = new(Schedule::Best, None, 8192).unwrap();
+        let price = |c: &LayerPlanCost| c.cost.latency_ms(best.costs());
+        for (shape, role, w) in resnet20() {
+            let (chosen, cost) = best.layout(&shape, role, &w).unwrap();
+            assert_eq!(cost, conv_cost(&chosen, &w));
+            for phases in [false, true] {
+                for fold in [false, true] {
+                    for b in (0..=12).map(|e| 1usize << e) {
+                        let schedule = LayerSchedule {
+                            phases,
+                            replicate: true,
+                            fold,
+                            baby_step: b,
+                        };
+                        if let Ok(l) = PackingLayout::new(&shape, 8192, schedule) {
+                            let other = conv_cost(&l, &w);
+                            assert!(
+                                price(&cost) <= price(&other),
+                                "{}: {schedule:?}",
+                                shape.name
+                            );
+                        }
+                    }
+                }
+            }
+        }
+    }
+
+    #[test]
+    fn a_forced_baby_step_is_the_one_each_layer_runs_or_an_error() {
+        let forced = new(Schedule::Best, Some(4), 8192).unwrap();
+        let mut ran = 0;
+        for (shape, role, w) in resnet20() {
+            match forced.layout(&shape, role, &w) {
+                Ok((layout, _)) => {
+                    assert_eq!(layout.baby_step(), 4, "{}", shape.name);
+                    ran += 1;
+                }
+                Err(e) => assert!(matches!(e, Error::ImpossibleSchedule { .. }), "{e}"),
+            }
+        }
+        assert!(ran > 0);
+        let gazelle = new(Schedule::Gazelle, None, 8192).unwrap();
+        for (shape, role, w) in resnet20() {
+            let (layout, _) = gazelle.layout(&shape, role, &w).unwrap();
+            assert_eq!(layout.baby_step(), 1, "{}", shape.name);
+        }
+    }
+
+    #[test]
+    fn another_family_drops_the_forced_baby_step() {
+        let best = new(Schedule::Best, Some(4), 8192).unwrap();
+        let gazelle = best.with_schedule(Schedule::Gazelle);
+        assert_eq!(
+            (gazelle.schedule(), gazelle.baby_step()),
+            (Schedule::Gazelle, None)
+        );
+        assert_eq!(best.with_schedule(Schedule::Best), best);
     }
 }
