@@ -651,3 +651,190 @@ impl PackingLayout {
         groups.into_iter().collect()
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use std::collections::BTreeMap;
+
+    use super::*;
+    use crate::reference::{conv_int, max_magnitude};
+
+    const N: usize = 8192;
+
+    fn shape(c_in: usize, c_out: usize, hw: usize, k: usize, stride: usize) -> ConvShape {
+        ConvShape {
+            name: format!("{c_in}to{c_out}k{k}s{stride}"),
+            c_in,
+            c_out,
+            h: hw,
+            w: hw,
+            k,
+            stride,
+        }
+    }
+
+    fn schedule(phases: bool, replicate: bool, fold: bool, baby_step: usize) -> LayerSchedule {
+        LayerSchedule {
+            phases,
+            replicate,
+            fold,
+            baby_step,
+        }
+    }
+
+    /// Deterministic values over the whole signed 8-bit range (xorshift).
+    fn values(len: usize, seed: u64) -> Vec<i64> {
+        let m = max_magnitude(8);
+        let mut x = seed.wrapping_mul(0x9e37_79b9_7f4a_7c15) | 1;
+        (0..len)
+            .map(|_| {
+                x ^= x << 13;
+                x ^= x >> 7;
+                x ^= x << 17;
+                (x % (2 * m + 1)) as i64 - m as i64
+            })
+            .collect()
+    }
+
+    /// What BFV's batching does to a vector of `N` slots: a column rotation
+    /// moves each row of `N/2` slots left by `step`; the row swap exchanges
+    /// the rows.
+    fn rotate(v: &[i64], r: Rotation) -> Vec<i64> {
+        let h = v.len() / 2;
+        match r {
+            Rotation::Columns(step) => (0..v.len())
+                .map(|i| v[i / h * h + (i % h + step) % h])
+                .collect(),
+            Rotation::Rows => v[h..].iter().chain(&v[..h]).copied().collect(),
+        }
+    }
+
+    /// The layout's evaluation on plaintext slot vectors, in the order the
+    /// executor runs it: rotate each input block per (offset, baby step),
+    /// multiply by its masks, sum per giant step, rotate each giant sum,
+    /// swap the cross half, add, fold. One output vector per block.
+    fn evaluate(layout: &PackingLayout, weights: &[i64], input: &[i64]) -> Vec<Vec<i64>> {
+        let blocks: Vec<Vec<i64>> = (0..layout.n_in())
+            .map(|a| layout.pack_input(input, a))
+            .collect();
+        let mut halves: BTreeMap<(usize, Half), Vec<i64>> = BTreeMap::new();
+        let mut giants: BTreeMap<(usize, Half, usize), Vec<i64>> = BTreeMap::new();
+        for (k, mask) in layout.masks(weights) {
+            let x = match layout.input_rotation(k.offset, k.baby) {
+                Some(r) => rotate(&blocks[k.a], r),
+                None => blocks[k.a].clone(),
+            };
+            let acc = giants
+                .entry((k.b, k.half, k.giant))
+                .or_insert_with(|| vec![0; N]);
+            for s in 0..N {
+                acc[s] += x[s] * mask[s];
+            }
+        }
+        for ((b, half, giant), sum) in giants {
+            let sum = match layout.giant_rotation(giant) {
+                Some(r) => rotate(&sum, r),
+                None => sum,
+            };
+            let acc = halves.entry((b, half)).or_insert_with(|| vec![0; N]);
+            acc.iter_mut().zip(sum).for_each(|(a, s)| *a += s);
+        }
+        let mut out = vec![vec![0; N]; layout.n_out()];
+        for ((b, half), sum) in halves {
+            let sum = if half == Half::Cross {
+                rotate(&sum, Rotation::Rows)
+            } else {
+                sum
+            };
+            out[b].iter_mut().zip(sum).for_each(|(a, s)| *a += s);
+        }
+        for block in &mut out {
+            for r in layout.fold_rotations() {
+                let moved = rotate(block, r);
+                block.iter_mut().zip(moved).for_each(|(a, s)| *a += s);
+            }
+        }
+        out
+    }
+
+    fn cases() -> Vec<(ConvShape, LayerSchedule)> {
+        vec![
+            // Two-row period with a partial last block.
+            (shape(6, 80, 8, 3, 1), schedule(false, false, false, 1)),
+            (shape(80, 6, 8, 3, 1), schedule(false, true, false, 4)),
+            (shape(6, 20, 8, 3, 1), schedule(false, true, false, 2)),
+            (shape(16, 16, 8, 3, 1), LayerSchedule::GAZELLE_CONV),
+            // Stride phases of 3x3 and 1x1 convs, and the full-grid subsample.
+            (shape(5, 12, 9, 3, 2), schedule(true, true, false, 2)),
+            (shape(5, 12, 9, 3, 2), schedule(false, true, false, 1)),
+            (shape(8, 16, 8, 1, 2), schedule(true, true, false, 4)),
+            // Matrix-vector products: Gazelle's hybrid and a folded BSGS.
+            (shape(40, 10, 1, 1, 1), LayerSchedule::GAZELLE_FC),
+            (shape(40, 10, 1, 1, 1), schedule(false, true, true, 4)),
+            (shape(64, 10, 1, 1, 1), schedule(false, true, true, 8)),
+        ]
+    }
+
+    #[test]
+    fn every_schedule_computes_the_reference_convolution_in_the_slots() {
+        for (i, (s, sched)) in cases().into_iter().enumerate() {
+            let layout = PackingLayout::new(&s, N, sched).unwrap();
+            let w = values(s.weight_len(), i as u64);
+            let x = values(s.c_in * s.h * s.w, 100 + i as u64);
+            let reference = conv_int(&layout.computed_shape(), &x, &w);
+            let got = evaluate(&layout, &w, &x);
+            for (b, block) in got.iter().enumerate() {
+                let expected = layout.expected_output(&reference, b);
+                let wrong = (0..N).find(|&slot| expected[slot].is_some_and(|e| e != block[slot]));
+                assert!(
+                    wrong.is_none(),
+                    "{} under {}: block {b} slot {wrong:?}",
+                    s.name,
+                    sched.describe()
+                );
+            }
+        }
+    }
+
+    #[test]
+    fn each_weight_that_acts_is_in_one_positional_and_one_diagonal_group() {
+        for (s, sched) in cases() {
+            let layout = PackingLayout::new(&s, N, sched).unwrap();
+            let acting = layout.placements(&vec![1u8; s.weight_len()]).count();
+            let (mut positional, mut diagonal) = (vec![0; s.weight_len()], vec![0; s.weight_len()]);
+            for (g, idx) in layout.groups(3) {
+                let seen = match g {
+                    PruneGroup::Positional { layer, .. } | PruneGroup::Diagonal { layer, .. } => {
+                        assert_eq!(layer, 3);
+                        if matches!(g, PruneGroup::Positional { .. }) {
+                            &mut positional
+                        } else {
+                            &mut diagonal
+                        }
+                    }
+                };
+                idx.iter().for_each(|&i| seen[i] += 1);
+            }
+            assert!(
+                positional.iter().chain(&diagonal).all(|&n| n <= 1),
+                "{}",
+                s.name
+            );
+            assert_eq!(positional.iter().sum::<usize>(), acting, "{}", s.name);
+            assert_eq!(diagonal.iter().sum::<usize>(), acting, "{}", s.name);
+        }
+    }
+
+    #[test]
+    fn impossible_schedules_and_oversized_layers_are_refused() {
+        let stride1 = shape(4, 4, 8, 3, 1);
+        let e = PackingLayout::new(&stride1, N, schedule(true, true, false, 1)).unwrap_err();
+        assert!(matches!(e, Error::ImpossibleSchedule { .. }), "{e}");
+        let e = PackingLayout::new(&stride1, N, schedule(false, true, false, 3)).unwrap_err();
+        assert!(matches!(e, Error::ImpossibleSchedule { .. }), "{e}");
+        // A 128x128 grid needs 16384 slots per channel; N = 8192 rows hold 4096.
+        let big = shape(1, 1, 128, 3, 1);
+        let e = PackingLayout::new(&big, N, LayerSchedule::GAZELLE_CONV).unwrap_err();
+        assert!(matches!(e, Error::LayerTooLarge { .. }), "{e}");
+    }
+}
