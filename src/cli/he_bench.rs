@@ -9,7 +9,7 @@ use std::process::ExitCode;
 use std::collections::BTreeSet;
 
 use anyhow::{Context, bail};
-use explore::he::{self, HeContext, HeParams, LayerCost, LayerPlan, LayerRun, Role};
+use explore::he::{self, HeContext, HeParams, LayerCost, LayerJob, LayerRun, Role};
 use explore::quant::quantize_weights;
 use rand::rngs::StdRng;
 use rand::{Rng, SeedableRng};
@@ -114,9 +114,7 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
     );
     let mut ctx = HeContext::new(params);
     let mut rng = StdRng::seed_from_u64(args.seed);
-    let mut rows = Vec::new();
-    let (mut model_total, mut ms_total) = (LayerCost::default(), 0.0);
-    let mut rotations = BTreeSet::new();
+    let mut layers = Vec::with_capacity(chosen.len());
     for (&i, shape) in chosen.iter().zip(&shapes) {
         let role = if i < spec.convs.len() {
             Role::Conv
@@ -140,25 +138,43 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
         let (layout, model) = scheduler
             .layout(shape, role, &weights)
             .with_context(|| format!("laying out layer {i} ({})", shape.name))?;
-        let plan = LayerPlan::new(&mut ctx, layout, &weights)
-            .with_context(|| format!("preparing layer {i} ({})", shape.name))?;
-        let run = plan.run(&mut ctx, &input, args.repeat)?;
-        he::check_counts(&run, &shape.name, &model.cost)?;
+        layers.push((layout, model, weights, input));
+    }
+    let jobs = layers
+        .iter()
+        .map(|(layout, model, weights, input)| LayerJob {
+            layout: layout.clone(),
+            weights,
+            input,
+            modeled: &model.cost,
+        });
+    let run = he::run_layers(&mut ctx, jobs, args.repeat, |run| {
         eprintln!(
             "{}: {} B={}, {} rotations, {} pmults, {:.1} ms, verified (its input and a random full-range one), noise budget {} bits left",
-            shape.name,
+            run.layer,
             run.schedule,
             run.baby_step,
             run.executed.rotations(),
             run.executed.pmults,
             run.measured_ms,
             run.noise_budget_bits
-        );
-        rows.push(row(&run, &model.cost));
-        model_total = model_total + model.cost;
-        ms_total += run.measured_ms;
-        rotations.extend(model.steps);
-    }
+        )
+    })?;
+    let mut rows: Vec<Vec<String>> = run
+        .layers
+        .iter()
+        .zip(&layers)
+        .map(|(r, (_, model, _, _))| row(r, &model.cost))
+        .collect();
+    let mut model_total = layers
+        .iter()
+        .map(|(_, model, _, _)| model.cost)
+        .fold(LayerCost::default(), |a, b| a + b);
+    let ms_total = run.measured_ms;
+    let rotations: BTreeSet<_> = layers
+        .iter()
+        .flat_map(|(_, model, _, _)| model.steps.iter().copied())
+        .collect();
     let keys: Vec<_> = rotations.into_iter().collect();
     model_total.keys = keys.len();
     let key_bytes = ctx.key_bytes(&keys)?;

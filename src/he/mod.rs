@@ -1,20 +1,25 @@
 //! Homomorphic evaluation of a network's layers with BFV (fhe.rs): fhe.rs
-//! parameters ([`params`]) and a real encrypted executor that runs, verifies
-//! and times layers ([`executor`]), on top of the pure HE model of the
+//! parameters ([`params`]), keys and encryption ([`context`]), one layer
+//! planned, run on ciphertexts, verified and timed ([`plan`]), and a network
+//! run layer by layer against the cost model ([`runner`]), on top of the pure HE model of the
 //! `explore-he-model` crate (slot layout and prune groups, schedules, the
 //! operation-count cost model of a layer and of a network), re-exported
 //! here under its own module names.
 
-pub mod executor;
+pub mod context;
 pub mod params;
+pub mod plan;
+pub mod runner;
 
 pub use explore_he_model::{cost, layout, network, plaintext, schedule};
 
+pub use context::HeContext;
 pub use cost::{LayerCost, LayerPlanCost, PrimitiveCosts, conv_cost};
-pub use executor::{HeContext, LayerPlan, LayerRun, NetworkRun, check_counts, run_network};
 pub use layout::{Half, LayerSchedule, PackingLayout, PruneGroup, Rotation};
 pub use network::{HeCost, LayerRow, dense_network_cost, network_cost};
 pub use params::HeParams;
+pub use plan::{LayerPlan, LayerRun};
+pub use runner::{LayerJob, NetworkRun, check_counts, run_layers, run_network};
 pub use schedule::{Role, Schedule, Scheduler};
 
 /// Errors of the HE layer: parameters that cannot hold a layer, malformed

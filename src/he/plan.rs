@@ -1,162 +1,24 @@
-//! The encrypted executor: keys, per-layer plans (weights encoded once as
-//! plaintext masks, Galois keys only for the rotations the layer uses), and
-//! an evaluation that follows a [`PackingLayout`] on real BFV ciphertexts,
-//! counts every operation it performs, and checks each decryption against
-//! the exact integer convolution: once on the layer's real input and once on
-//! a random full-range input, so a wrong mask on a pixel the real input
-//! leaves at zero cannot pass.
+//! One layer on ciphertexts: its plan (weights encoded once as plaintext
+//! masks, Galois keys only for the rotations the layer uses), an evaluation
+//! that follows a [`PackingLayout`] on real BFV ciphertexts and counts every
+//! operation it performs, and a check of each decryption against the exact
+//! integer convolution: once on the layer's real input and once on a random
+//! full-range input, so a wrong mask on a pixel the real input leaves at
+//! zero cannot pass.
 
 use std::collections::BTreeMap;
 use std::sync::Arc;
 use std::time::Instant;
 
-use fhe::bfv::{
-    BfvParameters, Ciphertext, Encoding, EvaluationKey, EvaluationKeyBuilder, Plaintext, PublicKey,
-    SecretKey,
-};
-use fhe_traits::{FheDecoder, FheDecrypter, FheEncoder, FheEncrypter, Serialize as _};
-use rand::rngs::StdRng;
-use rand::{Rng, SeedableRng};
+use fhe::bfv::{Ciphertext, EvaluationKey, Plaintext};
 use rayon::prelude::*;
 use serde::Serialize;
 
 use super::HeError;
-use super::cost::{LayerCost, PrimitiveCosts};
+use super::context::HeContext;
+use super::cost::LayerCost;
 use super::layout::{Half, PackingLayout, Rotation};
-use super::network::HeCost;
-use super::params::HeParams;
-use crate::quant::{QuantizedNet, conv_int, max_magnitude};
-
-/// Parameters, keys and the randomness for encryption and key generation.
-/// Galois keys are made once per rotation, as a client would send them once
-/// for a whole network, and shared by every layer plan that uses them.
-pub struct HeContext {
-    params: HeParams,
-    sk: SecretKey,
-    pk: PublicKey,
-    rng: StdRng,
-    galois: BTreeMap<Rotation, (Arc<EvaluationKey>, usize)>,
-}
-
-impl HeContext {
-    pub fn new(params: HeParams) -> HeContext {
-        let mut rng = StdRng::from_os_rng();
-        let sk = SecretKey::random(&params.bfv, &mut rng);
-        let pk = PublicKey::new(&sk, &mut rng);
-        HeContext {
-            params,
-            sk,
-            pk,
-            rng,
-            galois: BTreeMap::new(),
-        }
-    }
-
-    pub fn params(&self) -> &HeParams {
-        &self.params
-    }
-
-    fn bfv(&self) -> &Arc<BfvParameters> {
-        &self.params.bfv
-    }
-
-    /// Encodes `slots` (both batching rows, row 0 first; zero-padded to N).
-    pub fn encode(&self, slots: &[i64]) -> Result<Plaintext, HeError> {
-        let mut v = slots.to_vec();
-        v.resize(self.params.poly_degree, 0);
-        Ok(Plaintext::try_encode(&v, Encoding::simd(), self.bfv())?)
-    }
-
-    /// Encrypts `slots` with the public key.
-    pub fn encrypt(&mut self, slots: &[i64]) -> Result<Ciphertext, HeError> {
-        let pt = self.encode(slots)?;
-        Ok(self.pk.try_encrypt(&pt, &mut self.rng)?)
-    }
-
-    fn decrypt(&self, ct: &Ciphertext) -> Result<Vec<i64>, HeError> {
-        let pt = self.sk.try_decrypt(ct)?;
-        Ok(Vec::<i64>::try_decode(&pt, Encoding::simd())?)
-    }
-
-    /// Galois keys for exactly these rotations, one key each; rotations not
-    /// seen before are generated (in parallel, each from its own seed drawn
-    /// from the context's generator).
-    pub fn rotation_keys(
-        &mut self,
-        rotations: &[Rotation],
-    ) -> Result<BTreeMap<Rotation, Arc<EvaluationKey>>, HeError> {
-        let missing: Vec<(Rotation, u64)> = rotations
-            .iter()
-            .filter(|r| !self.galois.contains_key(r))
-            .map(|&r| (r, self.rng.random()))
-            .collect();
-        let sk = &self.sk;
-        let made = missing
-            .into_par_iter()
-            .map(|(rotation, seed)| {
-                let mut b = EvaluationKeyBuilder::new(sk)?;
-                match rotation {
-                    Rotation::Columns(step) => b.enable_column_rotation(step)?,
-                    Rotation::Rows => b.enable_row_rotation()?,
-                };
-                let key = b.build(&mut StdRng::seed_from_u64(seed))?;
-                let bytes = key.to_bytes().len();
-                Ok((rotation, (Arc::new(key), bytes)))
-            })
-            .collect::<Result<Vec<_>, HeError>>()?;
-        self.galois.extend(made);
-        Ok(rotations
-            .iter()
-            .map(|r| (*r, Arc::clone(&self.galois[r].0)))
-            .collect())
-    }
-
-    /// Serialized bytes of the Galois keys of `rotations` (generated if
-    /// needed): what a client sends the server once.
-    pub fn key_bytes(&mut self, rotations: &[Rotation]) -> Result<usize, HeError> {
-        self.rotation_keys(rotations)?;
-        Ok(rotations.iter().map(|r| self.galois[r].1).sum())
-    }
-
-    /// Remaining noise budget of `ct` in bits: log2(q) - log2(t) - 1 minus the
-    /// measured noise; decryption is exact while it stays positive.
-    fn noise_budget(&self, ct: &Ciphertext) -> Result<i64, HeError> {
-        // SAFETY: `measure_noise` is only variable-time, which leaks nothing
-        // here: this is a benchmark's own secret key.
-        let noise = unsafe { self.sk.measure_noise(ct)? };
-        Ok(
-            self.params.modulus_bits() as i64
-                - self.params.plaintext_bits as i64
-                - 1
-                - noise as i64,
-        )
-    }
-
-    /// Times one rotation, one ct x pt multiply and one ct + ct addition
-    /// (minimum over `repeats`) on random data at this context's N.
-    pub fn measure_primitives(&mut self, repeats: usize) -> Result<PrimitiveCosts, HeError> {
-        let n = self.params.poly_degree;
-        let slots: Vec<i64> = (0..n as i64).map(|i| i % 7 - 3).collect();
-        let ct = self.encrypt(&slots)?;
-        let pt = self.encode(&slots)?;
-        let one = Rotation::Columns(1);
-        let ek = Arc::clone(&self.rotation_keys(&[one])?[&one]);
-        let time = |f: &dyn Fn() -> Result<Ciphertext, HeError>| -> Result<f64, HeError> {
-            let mut best = f64::INFINITY;
-            for _ in 0..repeats.max(1) {
-                let t = Instant::now();
-                std::hint::black_box(f()?);
-                best = best.min(t.elapsed().as_secs_f64() * 1e3);
-            }
-            Ok(best)
-        };
-        Ok(PrimitiveCosts {
-            rot_ms: time(&|| Ok(ek.rotates_columns_by(&ct, 1)?))?,
-            pmul_ms: time(&|| Ok(&ct * &pt))?,
-            add_ms: time(&|| Ok(&ct + &ct))?,
-        })
-    }
-}
+use crate::quant::{conv_int, max_magnitude};
 
 /// One live mask: input block `a` read at (offset, baby step), its plaintext.
 struct Product {
@@ -220,7 +82,7 @@ impl LayerPlan {
             }
             .into());
         }
-        check_range(&shape.name, weights, ctx.params.weight_bits)?;
+        check_range(&shape.name, weights, ctx.params().weight_bits)?;
         let masks: Vec<_> = layout.masks(weights).into_iter().collect();
         let ctx_ref = &*ctx;
         // The executor skips by the values it encodes, not by the cost model.
@@ -299,7 +161,7 @@ impl LayerPlan {
                 got: input.len(),
             });
         }
-        check_range(&shape.name, input, ctx.params.activation_bits)?;
+        check_range(&shape.name, input, ctx.params().activation_bits)?;
         (0..self.layout.n_in())
             .map(|a| ctx.encrypt(&self.layout.pack_input(input, a)))
             .collect()
@@ -460,10 +322,7 @@ impl LayerPlan {
             budget = budget.min(self.verify(ctx, input, &outputs)?);
             counted = Some(executed);
         }
-        let m = max_magnitude(ctx.params.activation_bits) as i64;
-        let random: Vec<i64> = (0..input.len())
-            .map(|_| ctx.rng.random_range(-m..=m))
-            .collect();
+        let random = ctx.random_values(input.len(), ctx.params().activation_bits);
         let encrypted = self.encrypt_input(ctx, &random)?;
         let (outputs, _) = self.evaluate(&encrypted)?;
         budget = budget.min(self.verify(ctx, &random, &outputs)?);
@@ -490,73 +349,24 @@ fn check_range(layer: &str, values: &[i64], bits: u32) -> Result<(), HeError> {
     }
 }
 
-/// Every layer of a network (convs, then the FC layer) run under encryption
-/// on one image.
-#[derive(Debug, Clone, Serialize)]
-pub struct NetworkRun {
-    pub layers: Vec<LayerRun>,
-    pub executed: LayerCost,
-    /// Sum of the layers' measured times.
-    pub measured_ms: f64,
-}
-
-/// Runs every layer of `net` on `image` (normalized `c*h*w` floats), each
-/// under its layout in `cost` (the layouts `network_cost` chose for `net`'s
-/// weights): each layer's integer input comes from the quantized forward
-/// pass, is encrypted, evaluated `repeats` times and verified, and the
-/// executed counts must equal the model's. Plans (masks and keys) are built
-/// one layer at a time so only one layer's plaintexts are held.
-pub fn run_network(
-    ctx: &mut HeContext,
-    net: &QuantizedNet,
-    cost: &HeCost,
-    image: &[f32],
-    repeats: usize,
-) -> Result<NetworkRun, HeError> {
-    let inputs = net.layer_inputs(image)?;
-    let weights = net.convs.iter().chain([&net.fc]).map(|l| &l.weight);
-    let mut layers = Vec::with_capacity(inputs.len());
-    for ((weights, input), (layout, row)) in weights
-        .zip(&inputs)
-        .zip(cost.layouts.iter().zip(&cost.layers))
-    {
-        let plan = LayerPlan::new(ctx, layout.clone(), weights)?;
-        let run = plan.run(ctx, input, repeats)?;
-        check_counts(&run, &row.layer, &row.cost)?;
-        layers.push(run);
-    }
-    Ok(NetworkRun {
-        executed: layers
-            .iter()
-            .map(|r| r.executed)
-            .fold(LayerCost::default(), |a, b| a + b),
-        measured_ms: layers.iter().map(|r| r.measured_ms).sum(),
-        layers,
-    })
-}
-
-/// The rule that makes counts trustworthy: what the executor performed on a
-/// layer equals what the cost model counts for it.
-pub fn check_counts(run: &LayerRun, layer: &str, modeled: &LayerCost) -> Result<(), HeError> {
-    if run.executed == *modeled {
-        Ok(())
-    } else {
-        Err(HeError::CountMismatch {
-            layer: layer.to_string(),
-            executed: format!("{:?}", run.executed),
-            modeled: format!("{modeled:?}"),
-        })
-    }
-}
-
 #[cfg(test)]
-mod tests {
+pub(crate) mod tests {
+    use rand::rngs::StdRng;
+    use rand::{Rng, SeedableRng};
+
     use super::*;
     use crate::arch::ConvShape;
     use crate::he::cost::conv_cost;
     use crate::he::layout::{LayerSchedule, PruneGroup};
+    use crate::he::params::HeParams;
 
-    fn shape(c_in: usize, c_out: usize, hw: usize, k: usize, stride: usize) -> ConvShape {
+    pub(crate) fn shape(
+        c_in: usize,
+        c_out: usize,
+        hw: usize,
+        k: usize,
+        stride: usize,
+    ) -> ConvShape {
         ConvShape {
             name: format!("{c_in}to{c_out}k{k}s{stride}"),
             c_in,
@@ -568,13 +378,13 @@ mod tests {
         }
     }
 
-    fn random(len: usize, bits: u32, seed: u64) -> Vec<i64> {
+    pub(crate) fn random(len: usize, bits: u32, seed: u64) -> Vec<i64> {
         let m = max_magnitude(bits) as i64;
         let mut rng = StdRng::seed_from_u64(seed);
         (0..len).map(|_| rng.random_range(-m..=m)).collect()
     }
 
-    fn context(layers: &[ConvShape]) -> HeContext {
+    pub(crate) fn context(layers: &[ConvShape]) -> HeContext {
         HeContext::new(HeParams::new(8192, None, 8, 8, layers).unwrap())
     }
 
@@ -654,33 +464,6 @@ mod tests {
     }
 
     #[test]
-    fn a_whole_quantized_network_runs_encrypted_and_verified() {
-        use crate::he::schedule::{Schedule, Scheduler};
-        use crate::quant::tests::{images, random_net};
-        let net = QuantizedNet::new(
-            &random_net(9),
-            crate::quant::tests::config(8),
-            &images(2, 10),
-        )
-        .unwrap();
-        let scheduler =
-            Scheduler::new(Schedule::Best, None, PrimitiveCosts::default(), 8192).unwrap();
-        let weights: Vec<Vec<i64>> = net.convs.iter().map(|l| l.weight.clone()).collect();
-        let cost =
-            crate::he::network_cost(&net.spec, &weights, &net.fc.weight, &scheduler).unwrap();
-        let params = HeParams::new(8192, None, 8, 8, &net.spec.layer_shapes()).unwrap();
-        let mut ctx = HeContext::new(params);
-        let run = run_network(&mut ctx, &net, &cost, &images(1, 11), 1).unwrap();
-        assert_eq!(
-            run.layers.len(),
-            net.convs.len() + 1,
-            "every conv and the FC"
-        );
-        assert_eq!(run.executed, cost.total);
-        assert!(run.measured_ms > 0.0);
-    }
-
-    #[test]
     fn a_corrupted_reference_is_a_mismatch() {
         let s = shape(4, 4, 4, 3, 1);
         let mut ctx = context(std::slice::from_ref(&s));
@@ -705,18 +488,5 @@ mod tests {
         let layout = PackingLayout::new(&s, 8192, LayerSchedule::GAZELLE_CONV).unwrap();
         let e = LayerPlan::new(&mut ctx, layout, &w).err().unwrap();
         assert!(matches!(e, HeError::ValueRange { value: 300, .. }), "{e}");
-    }
-
-    #[test]
-    fn measured_primitives_and_key_sizes_are_positive() {
-        let mut ctx = context(&[shape(2, 2, 4, 3, 1)]);
-        let c = ctx.measure_primitives(1).unwrap();
-        assert!(c.rot_ms > 0.0 && c.pmul_ms > 0.0 && c.add_ms > 0.0);
-        let one = ctx.key_bytes(&[Rotation::Columns(1)]).unwrap();
-        let two = ctx
-            .key_bytes(&[Rotation::Columns(1), Rotation::Rows])
-            .unwrap();
-        assert!(one > 100_000, "a Galois key at N = 8192 is large: {one}");
-        assert!(two > one);
     }
 }

@@ -1,0 +1,191 @@
+//! The fhe.rs side of a client: BFV parameters, the secret and public keys,
+//! encoding, encryption and decryption, Galois keys made once per rotation
+//! and shared by every layer, the noise budget, and the primitive timings
+//! that price the cost model.
+
+use std::collections::BTreeMap;
+use std::sync::Arc;
+use std::time::Instant;
+
+use fhe::bfv::{
+    BfvParameters, Ciphertext, Encoding, EvaluationKey, EvaluationKeyBuilder, Plaintext, PublicKey,
+    SecretKey,
+};
+use fhe_traits::{FheDecoder, FheDecrypter, FheEncoder, FheEncrypter, Serialize as _};
+use rand::rngs::StdRng;
+use rand::{Rng, SeedableRng};
+use rayon::prelude::*;
+
+use super::HeError;
+use super::cost::PrimitiveCosts;
+use super::layout::Rotation;
+use super::params::HeParams;
+
+/// Parameters, keys and the randomness for encryption and key generation.
+/// Galois keys are made once per rotation, as a client would send them once
+/// for a whole network, and shared by every layer plan that uses them.
+pub struct HeContext {
+    params: HeParams,
+    sk: SecretKey,
+    pk: PublicKey,
+    rng: StdRng,
+    galois: BTreeMap<Rotation, (Arc<EvaluationKey>, usize)>,
+}
+
+impl HeContext {
+    pub fn new(params: HeParams) -> HeContext {
+        let mut rng = StdRng::from_os_rng();
+        let sk = SecretKey::random(&params.bfv, &mut rng);
+        let pk = PublicKey::new(&sk, &mut rng);
+        HeContext {
+            params,
+            sk,
+            pk,
+            rng,
+            galois: BTreeMap::new(),
+        }
+    }
+
+    pub fn params(&self) -> &HeParams {
+        &self.params
+    }
+
+    fn bfv(&self) -> &Arc<BfvParameters> {
+        &self.params.bfv
+    }
+
+    /// Encodes `slots` (both batching rows, row 0 first; zero-padded to N).
+    pub fn encode(&self, slots: &[i64]) -> Result<Plaintext, HeError> {
+        let mut v = slots.to_vec();
+        v.resize(self.params.poly_degree, 0);
+        Ok(Plaintext::try_encode(&v, Encoding::simd(), self.bfv())?)
+    }
+
+    /// Encrypts `slots` with the public key.
+    pub fn encrypt(&mut self, slots: &[i64]) -> Result<Ciphertext, HeError> {
+        let pt = self.encode(slots)?;
+        Ok(self.pk.try_encrypt(&pt, &mut self.rng)?)
+    }
+
+    pub(super) fn decrypt(&self, ct: &Ciphertext) -> Result<Vec<i64>, HeError> {
+        let pt = self.sk.try_decrypt(ct)?;
+        Ok(Vec::<i64>::try_decode(&pt, Encoding::simd())?)
+    }
+
+    /// `len` values drawn uniformly from the signed `bits`-bit range.
+    pub(super) fn random_values(&mut self, len: usize, bits: u32) -> Vec<i64> {
+        let m = explore_he_model::reference::max_magnitude(bits) as i64;
+        (0..len).map(|_| self.rng.random_range(-m..=m)).collect()
+    }
+
+    /// Galois keys for exactly these rotations, one key each; rotations not
+    /// seen before are generated (in parallel, each from its own seed drawn
+    /// from the context's generator).
+    pub fn rotation_keys(
+        &mut self,
+        rotations: &[Rotation],
+    ) -> Result<BTreeMap<Rotation, Arc<EvaluationKey>>, HeError> {
+        let missing: Vec<(Rotation, u64)> = rotations
+            .iter()
+            .filter(|r| !self.galois.contains_key(r))
+            .map(|&r| (r, self.rng.random()))
+            .collect();
+        let sk = &self.sk;
+        let made = missing
+            .into_par_iter()
+            .map(|(rotation, seed)| {
+                let mut b = EvaluationKeyBuilder::new(sk)?;
+                match rotation {
+                    Rotation::Columns(step) => b.enable_column_rotation(step)?,
+                    Rotation::Rows => b.enable_row_rotation()?,
+                };
+                let key = b.build(&mut StdRng::seed_from_u64(seed))?;
+                let bytes = key.to_bytes().len();
+                Ok((rotation, (Arc::new(key), bytes)))
+            })
+            .collect::<Result<Vec<_>, HeError>>()?;
+        self.galois.extend(made);
+        Ok(rotations
+            .iter()
+            .map(|r| (*r, Arc::clone(&self.galois[r].0)))
+            .collect())
+    }
+
+    /// Serialized bytes of the Galois keys of `rotations` (generated if
+    /// needed): what a client sends the server once.
+    pub fn key_bytes(&mut self, rotations: &[Rotation]) -> Result<usize, HeError> {
+        self.rotation_keys(rotations)?;
+        Ok(rotations.iter().map(|r| self.galois[r].1).sum())
+    }
+
+    /// Remaining noise budget of `ct` in bits: log2(q) - log2(t) - 1 minus the
+    /// measured noise; decryption is exact while it stays positive.
+    pub(super) fn noise_budget(&self, ct: &Ciphertext) -> Result<i64, HeError> {
+        // SAFETY: `measure_noise` is only variable-time, which leaks nothing
+        // here: this is a benchmark's own secret key.
+        let noise = unsafe { self.sk.measure_noise(ct)? };
+        Ok(
+            self.params.modulus_bits() as i64
+                - self.params.plaintext_bits as i64
+                - 1
+                - noise as i64,
+        )
+    }
+
+    /// Times one rotation, one ct x pt multiply and one ct + ct addition
+    /// (minimum over `repeats`) on random data at this context's N.
+    pub fn measure_primitives(&mut self, repeats: usize) -> Result<PrimitiveCosts, HeError> {
+        let n = self.params.poly_degree;
+        let slots: Vec<i64> = (0..n as i64).map(|i| i % 7 - 3).collect();
+        let ct = self.encrypt(&slots)?;
+        let pt = self.encode(&slots)?;
+        let one = Rotation::Columns(1);
+        let ek = Arc::clone(&self.rotation_keys(&[one])?[&one]);
+        let time = |f: &dyn Fn() -> Result<Ciphertext, HeError>| -> Result<f64, HeError> {
+            let mut best = f64::INFINITY;
+            for _ in 0..repeats.max(1) {
+                let t = Instant::now();
+                std::hint::black_box(f()?);
+                best = best.min(t.elapsed().as_secs_f64() * 1e3);
+            }
+            Ok(best)
+        };
+        Ok(PrimitiveCosts {
+            rot_ms: time(&|| Ok(ek.rotates_columns_by(&ct, 1)?))?,
+            pmul_ms: time(&|| Ok(&ct * &pt))?,
+            add_ms: time(&|| Ok(&ct + &ct))?,
+        })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::arch::ConvShape;
+
+    fn context() -> HeContext {
+        let s = ConvShape {
+            name: "l".into(),
+            c_in: 2,
+            c_out: 2,
+            h: 4,
+            w: 4,
+            k: 3,
+            stride: 1,
+        };
+        HeContext::new(HeParams::new(8192, None, 8, 8, &[s]).unwrap())
+    }
+
+    #[test]
+    fn measured_primitives_and_key_sizes_are_positive() {
+        let mut ctx = context();
+        let c = ctx.measure_primitives(1).unwrap();
+        assert!(c.rot_ms > 0.0 && c.pmul_ms > 0.0 && c.add_ms > 0.0);
+        let one = ctx.key_bytes(&[Rotation::Columns(1)]).unwrap();
+        let two = ctx
+            .key_bytes(&[Rotation::Columns(1), Rotation::Rows])
+            .unwrap();
+        assert!(one > 100_000, "a Galois key at N = 8192 is large: {one}");
+        assert!(two > one);
+    }
+}
