@@ -7,6 +7,7 @@
 //! here under its own module names.
 
 pub mod context;
+pub mod hoist;
 pub mod params;
 pub mod plan;
 pub mod runner;
