@@ -58,7 +58,14 @@ fn bench(c: &mut Criterion) {
     let mut g = c.benchmark_group("resnet20_layers_n8192");
     g.sample_size(10);
     for schedule in Schedule::ALL {
-        let scheduler = Scheduler::new(schedule, None, PrimitiveCosts::default(), 8192).unwrap();
+        let scheduler = Scheduler::new(
+            schedule,
+            None,
+            explore::he::Hoisting::On,
+            PrimitiveCosts::default(),
+            8192,
+        )
+        .unwrap();
         for name in picks {
             let shape = shapes.iter().find(|s| s.name == name).expect("a layer");
             let role = if name == "fc" { Role::Fc } else { Role::Conv };

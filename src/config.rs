@@ -187,6 +187,10 @@ pub struct HeSpec {
     /// Force this baby step on every layer (a power of two; `best` only).
     #[serde(default)]
     pub baby_step: Option<usize>,
+    /// `on` (rotations of one input block share one decomposition) or `off`
+    /// (every rotation a full key switch, the paper's setting).
+    #[serde(default)]
+    pub hoisting: crate::he::Hoisting,
     /// Bits of the plaintext modulus; chosen from the accumulator bound when absent.
     #[serde(default)]
     pub plaintext_bits: Option<u32>,
@@ -216,6 +220,7 @@ impl Default for HeSpec {
             poly_degree: default_degree(),
             schedule: crate::he::Schedule::default(),
             baby_step: None,
+            hoisting: crate::he::Hoisting::default(),
             plaintext_bits: None,
             weight_bits: default_bits(),
             activation_bits: default_bits(),
@@ -495,6 +500,7 @@ impl Spec {
         crate::he::Scheduler::new(
             self.he.schedule,
             self.he.baby_step,
+            self.he.hoisting,
             self.he.costs,
             self.he.poly_degree,
         )

@@ -50,6 +50,10 @@ pub struct PointRecord {
     /// Rotations per inference of this model and of the dense model under
     /// the same schedule.
     pub rotations: u64,
+    /// Of `rotations`, those hoisted (a further rotation of an input block
+    /// already decomposed): `rotations - rotations_hoisted` pay a full key
+    /// switch.
+    pub rotations_hoisted: u64,
     pub rotations_dense: u64,
     pub pmults: u64,
     pub adds: u64,
@@ -110,7 +114,7 @@ macro_rules! column {
 
 /// The schema of `points.csv`, in column order: the one place a column is
 /// named, written and parsed.
-const SCHEMA: [ColumnDef; 25] = [
+const SCHEMA: [ColumnDef; 26] = [
     column!(sweep, text),
     column!(model, text),
     column!(dataset, text),
@@ -126,6 +130,7 @@ const SCHEMA: [ColumnDef; 25] = [
     column!(val_images, count),
     column!(weight_sparsity, float),
     column!(rotations, count),
+    column!(rotations_hoisted, count),
     column!(rotations_dense, count),
     column!(pmults, count),
     column!(adds, count),
@@ -264,6 +269,10 @@ pub enum PointsError {
     )]
     OldProtocol { path: PathBuf, column: &'static str },
     #[error(
+        "{path}: no column `rotations_hoisted`: the table predates hoisted rotations, so its latencies price every rotation as a full key switch; rerun its sweep into a new output directory"
+    )]
+    BeforeHoisting { path: PathBuf },
+    #[error(
         "{path}: unknown column `{column}`: remove it or rename it to one of {}",
         column_list()
     )]
@@ -314,6 +323,10 @@ pub fn read(path: &Path) -> Result<Vec<PointRecord>, PointsError> {
                     PointsError::OldProtocol {
                         path: path.to_path_buf(),
                         column: c.name,
+                    }
+                } else if c.name == "rotations_hoisted" {
+                    PointsError::BeforeHoisting {
+                        path: path.to_path_buf(),
                     }
                 } else {
                     PointsError::MissingColumn {
@@ -413,6 +426,7 @@ pub(crate) mod tests {
             val_images: 500,
             weight_sparsity: target,
             rotations,
+            rotations_hoisted: rotations / 2,
             rotations_dense: 1000,
             pmults: rotations * 9,
             adds: rotations * 9,
@@ -451,6 +465,44 @@ pub(crate) mod tests {
         let back = read(&path).unwrap();
         assert!(same(&back, &records), "{back:?}\n{records:?}");
         assert!(back[1].latency_measured_ms.is_nan());
+    }
+
+    #[test]
+    fn a_table_from_before_hoisting_names_the_rerun_that_fixes_it() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("points.csv");
+        write(&path, &sample()).unwrap();
+        let text = std::fs::read_to_string(&path).unwrap();
+        let without = |column: &str| {
+            let at = text
+                .lines()
+                .next()
+                .unwrap()
+                .split(',')
+                .position(|c| c == column)
+                .unwrap();
+            let lines: Vec<String> = text
+                .lines()
+                .map(|l| {
+                    let mut cells: Vec<&str> = l.split(',').collect();
+                    cells.remove(at);
+                    cells.join(",")
+                })
+                .collect();
+            std::fs::write(&path, lines.join("\n") + "\n").unwrap();
+            read(&path).unwrap_err()
+        };
+        assert!(matches!(
+            without("rotations_hoisted"),
+            PointsError::BeforeHoisting { .. }
+        ));
+        assert!(matches!(
+            without("pmults"),
+            PointsError::MissingColumn {
+                column: "pmults",
+                ..
+            }
+        ));
     }
 
     #[test]
@@ -579,8 +631,8 @@ pub(crate) mod tests {
                 "line 2, column `accuracy`: `91.2` is not a fraction",
             ),
             (
-                ",1000,1000,",
-                ",lots,1000,",
+                ",1000,500,1000,",
+                ",lots,500,1000,",
                 "line 2, column `rotations`: `lots`",
             ),
             (

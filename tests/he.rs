@@ -11,7 +11,14 @@ use explore::he::schedule::gazelle_formula;
 use explore::he::{PrimitiveCosts, PruneGroup, Role, Schedule, Scheduler, dense_network_cost};
 
 fn scheduler(schedule: Schedule) -> Scheduler {
-    Scheduler::new(schedule, None, PrimitiveCosts::default(), 8192).unwrap()
+    Scheduler::new(
+        schedule,
+        None,
+        explore::he::Hoisting::On,
+        PrimitiveCosts::default(),
+        8192,
+    )
+    .unwrap()
 }
 
 fn folded_with_one_pruned_diagonal(spec: &NetSpec, layer: usize) -> FoldedNet {

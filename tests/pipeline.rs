@@ -84,7 +84,14 @@ fn proximal_lasso_gradual_pruning_and_qat_keep_what_they_prune() {
     )
     .unwrap();
 
-    let scheduler = Scheduler::new(Schedule::Best, None, PrimitiveCosts::default(), 8192).unwrap();
+    let scheduler = Scheduler::new(
+        Schedule::Best,
+        None,
+        explore::he::Hoisting::On,
+        PrimitiveCosts::default(),
+        8192,
+    )
+    .unwrap();
     let p = Pruner::new(
         &net,
         Strategy::Diagonal,

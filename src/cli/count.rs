@@ -59,14 +59,19 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
             let c = scheduler.costs();
             let key_bytes = he::params::galois_key_bytes(args.net.poly_degree)?;
             println!(
-                "N = {}, schedule {}: {} distinct rotations (Galois keys, {:.1} MB at {:.2} MB each); modelled latency {:.0} ms at {} ms/rotation, {} ms/pmult, {} ms/add",
+                "N = {}, schedule {}, hoisting {}: {} rotations, {} full and {} hoisted; {} distinct rotations (Galois keys, {:.1} MB at {:.2} MB each); modelled latency {:.0} ms at {} ms/full rotation, {} ms/hoisted rotation, {} ms/pmult, {} ms/add",
                 cost.poly_degree,
                 cost.schedule,
+                scheduler.hoisting(),
+                cost.total.rotations(),
+                cost.total.full_rotations(),
+                cost.total.rot_hoisted,
                 cost.keys,
                 (cost.keys * key_bytes) as f64 / 1e6,
                 key_bytes as f64 / 1e6,
                 cost.total.latency_ms(c),
                 c.rot_ms,
+                c.hoisted_rot_ms,
                 c.pmul_ms,
                 c.add_ms
             );
@@ -94,7 +99,7 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
     Ok(ExitCode::SUCCESS)
 }
 
-const HEADERS: [&str; 22] = [
+const HEADERS: [&str; 23] = [
     "layer",
     "c_in",
     "c_out",
@@ -113,18 +118,20 @@ const HEADERS: [&str; 22] = [
     "rot_output",
     "row_swaps",
     "rotations",
+    "hoisted",
     "pmults",
     "adds",
     "keys",
     "latency_ms",
 ];
 
-fn cost_cells(c: &LayerCost, costs: &he::PrimitiveCosts) -> [String; 8] {
+fn cost_cells(c: &LayerCost, costs: &he::PrimitiveCosts) -> [String; 9] {
     [
         c.rot_input.to_string(),
         c.rot_output.to_string(),
         c.row_swaps.to_string(),
         c.rotations().to_string(),
+        c.rot_hoisted.to_string(),
         c.pmults.to_string(),
         c.adds.to_string(),
         c.keys.to_string(),

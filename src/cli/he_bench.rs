@@ -190,9 +190,11 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
         "schedule",
         "baby_step",
         "rotations",
+        "hoisted",
         "pmults",
         "adds",
         "executed_rotations",
+        "executed_hoisted",
         "executed_pmults",
         "executed_adds",
         "measured_ms",
@@ -202,17 +204,21 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
     let summary = format!(
         "every layer verified: its decryption equals the integer convolution on its input and on a random full-range input, and the executed counts equal the model's\n\
          Galois keys: {} distinct rotations, {:.1} MB\n\
-         primitives at N = {} (min of {}): rotation {:.3} ms, ct x pt {:.3} ms, ct + ct {:.4} ms\n\
-         latency model {} rot x {:.3} + {} pmult x {:.3} + {} add x {:.4} = {:.1} ms (sequential) vs measured {:.1} ms ({} threads)",
+         primitives at N = {} (min of {}): rotation {:.3} ms, hoisted rotation {:.3} ms, ct x pt {:.3} ms, ct + ct {:.4} ms\n\
+         hoisting {}: latency model {} full rot x {:.3} + {} hoisted rot x {:.3} + {} pmult x {:.3} + {} add x {:.4} = {:.1} ms (sequential) vs measured {:.1} ms ({} threads)",
         keys.len(),
         key_bytes as f64 / 1e6,
         args.net.poly_degree,
         args.repeat,
         prim.rot_ms,
+        prim.hoisted_rot_ms,
         prim.pmul_ms,
         prim.add_ms,
-        model_total.rotations(),
+        scheduler.hoisting(),
+        model_total.full_rotations(),
         prim.rot_ms,
+        model_total.rot_hoisted,
+        prim.hoisted_rot_ms,
         model_total.pmults,
         prim.pmul_ms,
         model_total.adds,
@@ -234,12 +240,14 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
     Ok(ExitCode::SUCCESS)
 }
 
-fn counts(model: &LayerCost, executed: &LayerCost) -> [String; 6] {
+fn counts(model: &LayerCost, executed: &LayerCost) -> [String; 8] {
     [
         model.rotations(),
+        model.rot_hoisted,
         model.pmults,
         model.adds,
         executed.rotations(),
+        executed.rot_hoisted,
         executed.pmults,
         executed.adds,
     ]

@@ -85,6 +85,11 @@ pub struct NetworkArgs {
     /// Force this baby step on every layer (a power of two; best only).
     #[arg(long)]
     pub baby_step: Option<usize>,
+    /// on (each input block's rotations share one decomposition: the first
+    /// is a full key switch, the rest hoisted) or off (all full, the
+    /// paper's setting).
+    #[arg(long, default_value = "on")]
+    pub hoisting: explore::he::Hoisting,
 }
 
 impl NetworkArgs {
@@ -102,6 +107,7 @@ impl NetworkArgs {
         explore::he::Scheduler::new(
             self.schedule,
             self.baby_step,
+            self.hoisting,
             explore::he::PrimitiveCosts::default(),
             self.poly_degree,
         )

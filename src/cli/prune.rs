@@ -76,6 +76,7 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
         "accuracy": r.accuracy,
         "weight_sparsity": r.weight_sparsity,
         "rotations": r.rotations,
+        "rotations_hoisted": r.rotations_hoisted,
         "rotations_dense": r.rotations_dense,
         "pmults": r.pmults,
         "galois_keys": r.galois_keys,

@@ -18,6 +18,7 @@ use rayon::prelude::*;
 
 use super::HeError;
 use super::cost::PrimitiveCosts;
+use super::hoist::{Decomposed, HoistedKey};
 use super::layout::Rotation;
 use super::params::HeParams;
 
@@ -30,6 +31,7 @@ pub struct HeContext {
     pk: PublicKey,
     rng: StdRng,
     galois: BTreeMap<Rotation, (Arc<EvaluationKey>, usize)>,
+    hoisted: BTreeMap<Rotation, Arc<HoistedKey>>,
 }
 
 impl HeContext {
@@ -43,6 +45,7 @@ impl HeContext {
             pk,
             rng,
             galois: BTreeMap::new(),
+            hoisted: BTreeMap::new(),
         }
     }
 
@@ -111,6 +114,33 @@ impl HeContext {
             .collect())
     }
 
+    /// Hoisting keys for exactly these rotations, made like
+    /// [`Self::rotation_keys`]: once per rotation, in parallel, each from its
+    /// own seed drawn from the context's CSPRNG.
+    pub fn hoisted_keys(
+        &mut self,
+        rotations: &[Rotation],
+    ) -> Result<BTreeMap<Rotation, Arc<HoistedKey>>, HeError> {
+        let missing: Vec<(Rotation, u64)> = rotations
+            .iter()
+            .filter(|r| !self.hoisted.contains_key(r))
+            .map(|&r| (r, self.rng.random()))
+            .collect();
+        let (sk, par) = (&self.sk, &self.params.bfv);
+        let made = missing
+            .into_par_iter()
+            .map(|(rotation, seed)| {
+                let key = HoistedKey::new(sk, par, rotation, &mut StdRng::seed_from_u64(seed))?;
+                Ok((rotation, Arc::new(key)))
+            })
+            .collect::<Result<Vec<_>, HeError>>()?;
+        self.hoisted.extend(made);
+        Ok(rotations
+            .iter()
+            .map(|r| (*r, Arc::clone(&self.hoisted[r])))
+            .collect())
+    }
+
     /// Serialized bytes of the Galois keys of `rotations` (generated if
     /// needed): what a client sends the server once.
     pub fn key_bytes(&mut self, rotations: &[Rotation]) -> Result<usize, HeError> {
@@ -132,8 +162,9 @@ impl HeContext {
         )
     }
 
-    /// Times one rotation, one ct x pt multiply and one ct + ct addition
-    /// (minimum over `repeats`) on random data at this context's N.
+    /// Times one full rotation, one further rotation of an already
+    /// decomposed ciphertext (hoisted), one ct x pt multiply and one ct + ct
+    /// addition (minimum over `repeats`) on random data at this context's N.
     pub fn measure_primitives(&mut self, repeats: usize) -> Result<PrimitiveCosts, HeError> {
         let n = self.params.poly_degree;
         let slots: Vec<i64> = (0..n as i64).map(|i| i % 7 - 3).collect();
@@ -141,6 +172,8 @@ impl HeContext {
         let pt = self.encode(&slots)?;
         let one = Rotation::Columns(1);
         let ek = Arc::clone(&self.rotation_keys(&[one])?[&one]);
+        let hk = Arc::clone(&self.hoisted_keys(&[one])?[&one]);
+        let decomposed = Decomposed::new(&ct, self.bfv())?;
         let time = |f: &dyn Fn() -> Result<Ciphertext, HeError>| -> Result<f64, HeError> {
             let mut best = f64::INFINITY;
             for _ in 0..repeats.max(1) {
@@ -152,6 +185,7 @@ impl HeContext {
         };
         Ok(PrimitiveCosts {
             rot_ms: time(&|| Ok(ek.rotates_columns_by(&ct, 1)?))?,
+            hoisted_rot_ms: time(&|| decomposed.rotate(&hk))?,
             pmul_ms: time(&|| Ok(&ct * &pt))?,
             add_ms: time(&|| Ok(&ct + &ct))?,
         })
@@ -181,6 +215,10 @@ mod tests {
         let mut ctx = context();
         let c = ctx.measure_primitives(1).unwrap();
         assert!(c.rot_ms > 0.0 && c.pmul_ms > 0.0 && c.add_ms > 0.0);
+        assert!(
+            c.hoisted_rot_ms > 0.0 && c.hoisted_rot_ms < c.rot_ms,
+            "{c:?}"
+        );
         let one = ctx.key_bytes(&[Rotation::Columns(1)]).unwrap();
         let two = ctx
             .key_bytes(&[Rotation::Columns(1), Rotation::Rows])

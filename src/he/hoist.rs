@@ -10,6 +10,11 @@
 //! each rotation then only permutes the digits (a substitution in NTT form is
 //! a permutation) and takes its inner product.
 //!
+//! The key of a rotation `sigma` is stored pre-permuted by `sigma^-1`, so
+//! that `sum_i sigma(d_i) k_i = sigma(sum_i d_i sigma^-1(k_i))`: a rotation
+//! multiplies the unpermuted digits and permutes only the two sums (with
+//! `c0` folded into the first) instead of every digit.
+//!
 //! fhe 0.1.1 keeps its key switching crate-private, so the client makes the
 //! keys here, from its secret key, the way fhe.rs makes its own: per digit
 //! `i`, `a_i` uniform from a CSPRNG and `b_i = -a_i s + e_i + g_i sigma(s)`
@@ -65,7 +70,8 @@ fn top_context(par: &Arc<BfvParameters>) -> Result<&Arc<Context>, HeError> {
 }
 
 /// The rotation key of one Galois element, for ciphertexts at the top level:
-/// one `(b_i, a_i)` pair per RNS digit, in NTT-Shoup form.
+/// one `(b_i, a_i)` pair per RNS digit, permuted by the inverse element and
+/// in NTT-Shoup form.
 pub struct HoistedKey {
     rotation: Rotation,
     exponent: SubstitutionExponent,
@@ -89,8 +95,10 @@ impl HoistedKey {
                 .map_err(|e| HeError::Fhe(fhe::Error::DefaultError(e.to_string())))?
                 .coeffs,
         );
-        let exponent = SubstitutionExponent::new(ctx, galois_exponent(rotation, par.degree()))
-            .map_err(math)?;
+        let element = galois_exponent(rotation, par.degree());
+        let exponent = SubstitutionExponent::new(ctx, element).map_err(math)?;
+        let inverse =
+            SubstitutionExponent::new(ctx, inverse_mod(element, 2 * par.degree())).map_err(math)?;
         let mut s = Zeroizing::new(
             Poly::try_convert_from(coeffs.as_slice(), ctx, false, Representation::PowerBasis)
                 .map_err(math)?,
@@ -109,6 +117,8 @@ impl HoistedKey {
             b_i -= a_s.as_ref();
             let gadget = rns.get_garner(i).expect("one gadget element per modulus");
             b_i += &Zeroizing::new(gadget * s_rotated.as_ref());
+            let mut b_i = b_i.substitute(&inverse).map_err(math)?;
+            a_i = a_i.substitute(&inverse).map_err(math)?;
             b_i.change_representation(Representation::NttShoup);
             a_i.change_representation(Representation::NttShoup);
             b.push(b_i);
@@ -167,22 +177,30 @@ impl Decomposed {
         })
     }
 
-    /// The cheap half, per rotation: permute the digits and `c0` by the
-    /// key's Galois element and take the inner product with its key.
+    /// The cheap half, per rotation: the inner product of the digits with
+    /// the key, then the key's Galois element applied to the two sums.
     pub fn rotate(&self, key: &HoistedKey) -> Result<Ciphertext, HeError> {
-        let mut c0 = self.c0.substitute(&key.exponent).map_err(math)?;
-        let ctx = c0.ctx().clone();
+        let ctx = self.c0.ctx().clone();
+        let mut c0 = self.c0.clone();
         let mut c1 = Poly::zero(&ctx, Representation::Ntt);
         for ((d, b), a) in self.digits.iter().zip(&key.b).zip(&key.a) {
-            let mut d = d.substitute(&key.exponent).map_err(math)?;
-            let mut db = d.clone();
-            db *= b;
-            c0 += &db;
-            d *= a;
-            c1 += &d;
+            c0 += &(d * b);
+            c1 += &(d * a);
         }
+        let c0 = c0.substitute(&key.exponent).map_err(math)?;
+        let c1 = c1.substitute(&key.exponent).map_err(math)?;
         Ok(Ciphertext::new(vec![c0, c1], &self.par)?)
     }
+}
+
+/// `x^-1 mod m` for odd `x` and a power-of-two `m` (Galois elements are odd).
+fn inverse_mod(x: usize, m: usize) -> usize {
+    // Newton's iteration doubles the correct low bits each step.
+    let mut y = x;
+    for _ in 0..6 {
+        y = y.wrapping_mul(2usize.wrapping_sub(x.wrapping_mul(y)));
+    }
+    y % m
 }
 
 #[cfg(test)]
@@ -195,6 +213,15 @@ mod tests {
     use super::*;
     use crate::arch::{Arch, DatasetKind, NetSpec};
     use crate::he::{HeParams, PrimitiveCosts, Schedule, Scheduler, dense_network_cost};
+
+    #[test]
+    fn galois_inverses_undo_their_element() {
+        for step in [1, 2, 5, 100, 4095] {
+            let g = galois_exponent(Rotation::Columns(step), 8192);
+            assert_eq!(g * inverse_mod(g, 16384) % 16384, 1, "{step}");
+        }
+        assert_eq!(inverse_mod(16383, 16384), 16383);
+    }
 
     #[test]
     fn galois_exponents_follow_fhe_rs() {
@@ -212,8 +239,14 @@ mod tests {
     #[test]
     fn hoisted_rotations_decrypt_to_fhe_rs_rotations_for_every_resnet20_step() {
         let spec = NetSpec::new(Arch::ResNet20, DatasetKind::Cifar10, 1.0).unwrap();
-        let scheduler =
-            Scheduler::new(Schedule::Best, None, PrimitiveCosts::default(), 8192).unwrap();
+        let scheduler = Scheduler::new(
+            Schedule::Best,
+            None,
+            crate::he::Hoisting::On,
+            PrimitiveCosts::default(),
+            8192,
+        )
+        .unwrap();
         let steps: Vec<Rotation> = dense_network_cost(&spec, &scheduler)
             .unwrap()
             .rotations

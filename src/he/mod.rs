@@ -21,7 +21,7 @@ pub use network::{HeCost, LayerRow, dense_network_cost, network_cost};
 pub use params::HeParams;
 pub use plan::{LayerPlan, LayerRun};
 pub use runner::{LayerJob, NetworkRun, check_counts, run_layers, run_network};
-pub use schedule::{Role, Schedule, Scheduler};
+pub use schedule::{Hoisting, Role, Schedule, Scheduler};
 
 /// Errors of the HE layer: parameters that cannot hold a layer, malformed
 /// weights, library failures, and decryptions that disagree with the

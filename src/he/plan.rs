@@ -6,17 +6,18 @@
 //! full-range input, so a wrong mask on a pixel the real input leaves at
 //! zero cannot pass.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet};
 use std::sync::Arc;
 use std::time::Instant;
 
-use fhe::bfv::{Ciphertext, EvaluationKey, Plaintext};
+use fhe::bfv::{BfvParameters, Ciphertext, EvaluationKey, Plaintext};
 use rayon::prelude::*;
 use serde::Serialize;
 
 use super::HeError;
 use super::context::HeContext;
 use super::cost::LayerCost;
+use super::hoist::{Decomposed, HoistedKey};
 use super::layout::{Half, PackingLayout, Rotation};
 use crate::quant::{conv_int, max_magnitude};
 
@@ -44,8 +45,14 @@ pub struct LayerPlan {
     giants: Vec<GiantSum>,
     /// (a, offset, baby) readings that need a rotated input.
     rotations: Vec<(usize, usize, usize)>,
-    /// The Galois keys of exactly the rotations this plan performs.
+    /// fhe.rs's Galois keys of the rotations this plan key-switches in full.
     keys: BTreeMap<Rotation, Arc<EvaluationKey>>,
+    /// With hoisting, the keys of the input rotations, applied to each
+    /// input block's one decomposition; empty without.
+    hoisted: BTreeMap<Rotation, Arc<HoistedKey>>,
+    /// Distinct rotations over both key sets: the Galois keys the layer uses.
+    distinct_keys: usize,
+    bfv: Arc<BfvParameters>,
 }
 
 /// One layer's evaluation: the executor's own operation counts (keys = the
@@ -97,7 +104,7 @@ impl LayerPlan {
             })
             .collect::<Result<_, HeError>>()?;
         let mut giants: Vec<GiantSum> = Vec::new();
-        let mut rotations = std::collections::BTreeSet::new();
+        let mut rotations = BTreeSet::new();
         for (k, pt) in encoded.into_iter().flatten() {
             if layout.input_rotation(k.offset, k.baby).is_some() {
                 rotations.insert((k.a, k.offset, k.baby));
@@ -119,26 +126,42 @@ impl LayerPlan {
             });
         }
         let rotations: Vec<(usize, usize, usize)> = rotations.into_iter().collect();
-        let mut steps: Vec<Rotation> = rotations
+        let input_steps: BTreeSet<Rotation> = rotations
             .iter()
             .filter_map(|&(_, offset, baby)| layout.input_rotation(offset, baby))
-            .chain(giants.iter().filter_map(|g| layout.giant_rotation(g.giant)))
+            .collect();
+        let mut output_steps: BTreeSet<Rotation> = giants
+            .iter()
+            .filter_map(|g| layout.giant_rotation(g.giant))
             .collect();
         if giants.iter().any(|g| g.half == Half::Cross) {
-            steps.push(Rotation::Rows);
+            output_steps.insert(Rotation::Rows);
         }
         if !giants.is_empty() {
-            steps.extend(layout.fold_rotations());
+            output_steps.extend(layout.fold_rotations());
         }
-        steps.sort_unstable();
-        steps.dedup();
-        let keys = ctx.rotation_keys(&steps)?;
+        let distinct_keys = input_steps.union(&output_steps).count();
+        let hoist = layout.schedule().hoist;
+        let full: Vec<Rotation> = if hoist {
+            output_steps.into_iter().collect()
+        } else {
+            input_steps.union(&output_steps).copied().collect()
+        };
+        let keys = ctx.rotation_keys(&full)?;
+        let hoisted = if hoist {
+            ctx.hoisted_keys(&input_steps.into_iter().collect::<Vec<_>>())?
+        } else {
+            BTreeMap::new()
+        };
         Ok(LayerPlan {
             layout,
             weights: weights.to_vec(),
             giants,
             rotations,
             keys,
+            hoisted,
+            distinct_keys,
+            bfv: Arc::clone(&ctx.params().bfv),
         })
     }
 
@@ -186,16 +209,37 @@ impl LayerPlan {
         inputs: &[Ciphertext],
     ) -> Result<(Vec<Option<Ciphertext>>, LayerCost), HeError> {
         let l = &self.layout;
-        let rotated: Vec<Ciphertext> = self
-            .rotations
-            .par_iter()
-            .map(|&(a, offset, baby)| {
-                self.rotate(
-                    &inputs[a],
-                    l.input_rotation(offset, baby).expect("a rotated reading"),
-                )
-            })
-            .collect::<Result<_, _>>()?;
+        let reading = |&(_, offset, baby): &(usize, usize, usize)| {
+            l.input_rotation(offset, baby).expect("a rotated reading")
+        };
+        let (rotated, hoisted): (Vec<Ciphertext>, usize) = if l.schedule().hoist {
+            // Each rotated block decomposed once, every reading of it
+            // rotated from that decomposition.
+            let blocks: BTreeSet<usize> = self.rotations.iter().map(|r| r.0).collect();
+            let decomposed: BTreeMap<usize, Decomposed> = blocks
+                .par_iter()
+                .map(|&a| Ok((a, Decomposed::new(&inputs[a], &self.bfv)?)))
+                .collect::<Result<_, HeError>>()?;
+            let rotated = self
+                .rotations
+                .par_iter()
+                .map(|r| {
+                    let key = self
+                        .hoisted
+                        .get(&reading(r))
+                        .expect("hoisted keys exist for every input rotation");
+                    decomposed[&r.0].rotate(key)
+                })
+                .collect::<Result<_, _>>()?;
+            (rotated, self.rotations.len() - blocks.len())
+        } else {
+            let rotated = self
+                .rotations
+                .par_iter()
+                .map(|r| self.rotate(&inputs[r.0], reading(r)))
+                .collect::<Result<_, _>>()?;
+            (rotated, 0)
+        };
         let source = |p: &Product| match self.rotations.binary_search(&(p.a, p.offset, p.baby)) {
             Ok(i) => &rotated[i],
             Err(_) => &inputs[p.a],
@@ -228,7 +272,8 @@ impl LayerPlan {
             .collect::<Result<_, HeError>>()?;
         let mut total = LayerCost {
             rot_input: self.rotations.len(),
-            keys: self.keys.len(),
+            rot_hoisted: hoisted,
+            keys: self.distinct_keys,
             ..LayerCost::default()
         };
         // Per block: sum each half's giants, swap the cross half, add the
@@ -414,6 +459,7 @@ pub(crate) mod tests {
             replicate,
             fold,
             baby_step,
+            hoist: false,
         }
     }
 
@@ -434,11 +480,18 @@ pub(crate) mod tests {
         ];
         let shapes: Vec<ConvShape> = cases.iter().map(|c| c.0.clone()).collect();
         let mut ctx = context(&shapes);
-        for (i, (s, sched)) in cases.iter().enumerate() {
-            let layout = PackingLayout::new(s, 8192, *sched).unwrap();
+        // Every case with and without hoisting.
+        let cases = cases
+            .iter()
+            .flat_map(|(s, sched)| [false, true].map(|h| (s.clone(), sched.hoisted(h))));
+        for (i, (s, sched)) in cases.enumerate() {
+            let layout = PackingLayout::new(&s, 8192, sched).unwrap();
             let mut w = random(s.weight_len(), 8, i as u64);
             let x = random(s.c_in * s.h * s.w, 8, 100 + i as u64);
             let dense = run_and_count(&mut ctx, &layout, &w, &x);
+            if sched.hoist && dense.executed.rot_input > layout.n_in() {
+                assert!(dense.executed.rot_hoisted > 0, "{}", s.name);
+            }
             // Zero one positional group and two diagonal groups, run again.
             let groups = layout.groups(0);
             let positional = groups

@@ -115,8 +115,14 @@ mod tests {
             &images(2, 10),
         )
         .unwrap();
-        let scheduler =
-            Scheduler::new(Schedule::Best, None, PrimitiveCosts::default(), 8192).unwrap();
+        let scheduler = Scheduler::new(
+            Schedule::Best,
+            None,
+            crate::he::Hoisting::On,
+            PrimitiveCosts::default(),
+            8192,
+        )
+        .unwrap();
         let weights: Vec<Vec<i64>> = net.convs.iter().map(|l| l.weight.clone()).collect();
         let cost =
             crate::he::network_cost(&net.spec, &weights, &net.fc.weight, &scheduler).unwrap();

@@ -406,10 +406,15 @@ mod tests {
             .collect()
     }
 
+    /// The paper's setting, every rotation a full key switch: with hoisting
+    /// the schedule moves rotations to the input side, where diagonal groups
+    /// cannot remove them, and diagonal pruning no longer reaches half the
+    /// rotations of this small net.
     fn scheduler() -> Scheduler {
         Scheduler::new(
             he::Schedule::Best,
             None,
+            he::Hoisting::Off,
             he::PrimitiveCosts::default(),
             8192,
         )

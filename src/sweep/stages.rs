@@ -546,6 +546,7 @@ impl Workspace {
             val_images: self.val_data.len() as u64,
             weight_sparsity: trained.summary.weight_sparsity,
             rotations: cost.total.rotations() as u64,
+            rotations_hoisted: cost.total.rot_hoisted as u64,
             rotations_dense: dense_cost.total.rotations() as u64,
             pmults: cost.total.pmults as u64,
             adds: cost.total.adds as u64,

@@ -17,9 +17,17 @@ use crate::layout::{Half, MaskKey, PackingLayout, Rotation};
 #[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct PrimitiveCosts {
+    /// A full key switch: a rotation of a ciphertext not yet decomposed.
     pub rot_ms: f64,
+    /// A further rotation of an already decomposed ciphertext (hoisted).
+    #[serde(default = "default_hoisted_rot_ms")]
+    pub hoisted_rot_ms: f64,
     pub pmul_ms: f64,
     pub add_ms: f64,
+}
+
+fn default_hoisted_rot_ms() -> f64 {
+    PrimitiveCosts::default().hoisted_rot_ms
 }
 
 impl Default for PrimitiveCosts {
@@ -27,6 +35,7 @@ impl Default for PrimitiveCosts {
     fn default() -> Self {
         PrimitiveCosts {
             rot_ms: 2.5,
+            hoisted_rot_ms: 0.85,
             pmul_ms: 0.19,
             add_ms: 0.056,
         }
@@ -34,12 +43,14 @@ impl Default for PrimitiveCosts {
 }
 
 /// Operation counts of one layer (or a sum of layers). Every rotation is
-/// one key switch: fhe.rs keeps key switching crate-private, so rotations
-/// cannot be hoisted and each is priced in full.
+/// one key switch; `rot_hoisted` of the input rotations reuse an earlier
+/// decomposition of the same ciphertext and are priced at the hoisted cost.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize)]
 pub struct LayerCost {
     /// Rotations of input blocks (kernel offsets and baby steps).
     pub rot_input: usize,
+    /// Of `rot_input`, those after the first of their block under hoisting.
+    pub rot_hoisted: usize,
     /// Rotations of output sums (giant steps and the output fold).
     pub rot_output: usize,
     /// Row swaps (cross-row halves of a two-row period).
@@ -55,8 +66,14 @@ impl LayerCost {
         self.rot_input + self.rot_output + self.row_swaps
     }
 
+    /// Rotations that pay a full key switch.
+    pub fn full_rotations(&self) -> usize {
+        self.rotations() - self.rot_hoisted
+    }
+
     pub fn latency_ms(&self, c: &PrimitiveCosts) -> f64 {
-        self.rotations() as f64 * c.rot_ms
+        self.full_rotations() as f64 * c.rot_ms
+            + self.rot_hoisted as f64 * c.hoisted_rot_ms
             + self.pmults as f64 * c.pmul_ms
             + self.adds as f64 * c.add_ms
     }
@@ -69,6 +86,7 @@ impl Add for LayerCost {
     fn add(self, o: LayerCost) -> LayerCost {
         LayerCost {
             rot_input: self.rot_input + o.rot_input,
+            rot_hoisted: self.rot_hoisted + o.rot_hoisted,
             rot_output: self.rot_output + o.rot_output,
             row_swaps: self.row_swaps + o.row_swaps,
             pmults: self.pmults + o.pmults,
@@ -111,11 +129,16 @@ pub fn count(layout: &PackingLayout, live: &BTreeSet<MaskKey>) -> LayerPlanCost 
     let mut steps = BTreeSet::new();
     let inputs: BTreeSet<(usize, usize, usize)> =
         live.iter().map(|k| (k.a, k.offset, k.baby)).collect();
-    for &(_, offset, baby) in &inputs {
+    let mut rotated_blocks = BTreeSet::new();
+    for &(a, offset, baby) in &inputs {
         if let Some(r) = layout.input_rotation(offset, baby) {
             c.rot_input += 1;
             steps.insert(r);
+            rotated_blocks.insert(a);
         }
+    }
+    if layout.schedule().hoist {
+        c.rot_hoisted = c.rot_input - rotated_blocks.len();
     }
     c.pmults = live.len();
     let mut giants: BTreeMap<(usize, Half, usize), usize> = BTreeMap::new();
@@ -175,6 +198,7 @@ mod tests {
             replicate: true,
             fold: false,
             baby_step,
+            hoist: false,
         }
     }
 
@@ -209,6 +233,39 @@ mod tests {
         assert_eq!(c.pmults, 2 * 2 * 8 * 9);
         // Keys: 8 kernel offsets, 3 diagonal steps, the row swap.
         assert_eq!(c.keys, 8 + 3 + 1);
+    }
+
+    #[test]
+    fn hoisting_prices_all_but_each_blocks_first_input_rotation_at_the_hoisted_cost() {
+        // The Gazelle layer above: 2 input blocks, 8 kernel offsets each.
+        let s = shape(16, 16, 32, 3, 1);
+        let (_, off) = dense(&s, LayerSchedule::GAZELLE_CONV);
+        let (_, on) = dense(&s, LayerSchedule::GAZELLE_CONV.hoisted(true));
+        assert_eq!(off.rot_hoisted, 0);
+        assert_eq!(on.rot_hoisted, 16 - 2);
+        assert_eq!(
+            LayerCost {
+                rot_hoisted: 0,
+                ..on
+            },
+            off,
+            "hoisting changes prices, not counts"
+        );
+        assert_eq!(on.full_rotations(), 30 - 14);
+        let c = PrimitiveCosts::default();
+        let saved = off.latency_ms(&c) - on.latency_ms(&c);
+        assert!((saved - 14.0 * (c.rot_ms - c.hoisted_rot_ms)).abs() < 1e-9);
+        // A block whose only rotated reading is pruned away needs no
+        // decomposition: with one offset live per block, nothing is hoisted.
+        let l = PackingLayout::new(&s, 8192, LayerSchedule::GAZELLE_CONV.hoisted(true)).unwrap();
+        let mut w = vec![0.0f32; s.weight_len()];
+        for o in 0..16 {
+            for c_in in 0..16 {
+                w[(o * 16 + c_in) * 9] = 1.0; // kernel position (0, 0) only
+            }
+        }
+        let one = conv_cost(&l, &w).cost;
+        assert_eq!((one.rot_input, one.rot_hoisted), (2, 0));
     }
 
     #[test]

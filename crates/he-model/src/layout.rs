@@ -51,6 +51,10 @@ pub struct LayerSchedule {
     pub fold: bool,
     /// Baby step `B`: a power of two dividing the diagonals per giant group.
     pub baby_step: usize,
+    /// Rotate each input block by all its steps from one decomposition of
+    /// it (hoisting): its first rotation is a full key switch, the rest the
+    /// hoisted price. Counts of rotations do not change, their prices do.
+    pub hoist: bool,
 }
 
 impl LayerSchedule {
@@ -61,6 +65,7 @@ impl LayerSchedule {
         replicate: false,
         fold: false,
         baby_step: 1,
+        hoist: false,
     };
     /// Gazelle's matrix-vector schedule (its "hybrid" method): replicated
     /// input, folded outputs, output rotations.
@@ -69,15 +74,23 @@ impl LayerSchedule {
         replicate: true,
         fold: true,
         baby_step: 1,
+        hoist: false,
     };
 
+    /// This schedule with hoisting on or off.
+    pub fn hoisted(self, hoist: bool) -> LayerSchedule {
+        LayerSchedule { hoist, ..self }
+    }
+
     /// A short name for tables: `bsgs`, plus `+phases`, `+fold`, or
-    /// `gazelle` / `gazelle-fc` for those exact schedules.
+    /// `gazelle` / `gazelle-fc` for those packings (hoisting has its own
+    /// columns).
     pub fn describe(&self) -> String {
-        if *self == Self::GAZELLE_CONV {
+        let packing = self.hoisted(false);
+        if packing == Self::GAZELLE_CONV {
             return "gazelle".into();
         }
-        if *self == Self::GAZELLE_FC {
+        if packing == Self::GAZELLE_FC {
             return "gazelle-fc".into();
         }
         let mut s = String::from(if self.replicate { "bsgs" } else { "bsgs-ring" });
@@ -679,6 +692,7 @@ mod tests {
             replicate,
             fold,
             baby_step,
+            hoist: false,
         }
     }
 

@@ -146,12 +146,21 @@ mod tests {
     use super::*;
     use crate::arch::{Arch, DatasetKind};
     use crate::cost::PrimitiveCosts;
+    use crate::schedule::Hoisting;
 
     #[test]
     fn resnet20_networks_have_a_row_per_layer_and_a_total() {
         let spec = NetSpec::new(Arch::ResNet20, DatasetKind::Cifar10, 1.0).unwrap();
-        let scheduler =
-            |schedule| Scheduler::new(schedule, None, PrimitiveCosts::default(), 8192).unwrap();
+        let scheduler = |schedule| {
+            Scheduler::new(
+                schedule,
+                None,
+                Hoisting::Off,
+                PrimitiveCosts::default(),
+                8192,
+            )
+            .unwrap()
+        };
         let best = dense_network_cost(&spec, &scheduler(Schedule::Best)).unwrap();
         let gazelle = dense_network_cost(&spec, &scheduler(Schedule::Gazelle)).unwrap();
         for cost in [&best, &gazelle] {

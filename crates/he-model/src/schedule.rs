@@ -13,6 +13,44 @@ use crate::cost::{LayerPlanCost, PrimitiveCosts, conv_cost};
 use crate::layout::{LayerSchedule, PackingLayout};
 use crate::plaintext::moduli_sizes;
 
+/// Whether each input block's rotations share one decomposition of it.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Hoisting {
+    /// The first rotation of a block is a full key switch, the rest hoisted.
+    #[default]
+    On,
+    /// Every rotation is a full key switch (the paper's setting).
+    Off,
+}
+
+impl Hoisting {
+    pub const ALL: [Hoisting; 2] = [Hoisting::On, Hoisting::Off];
+
+    pub fn name(self) -> &'static str {
+        match self {
+            Hoisting::On => "on",
+            Hoisting::Off => "off",
+        }
+    }
+}
+
+impl std::fmt::Display for Hoisting {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.name())
+    }
+}
+
+impl std::str::FromStr for Hoisting {
+    type Err = String;
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        Hoisting::ALL
+            .into_iter()
+            .find(|x| x.name() == s)
+            .ok_or_else(|| format!("unknown hoisting `{s}`: use on or off"))
+    }
+}
+
 /// The schedule family of a network.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Hash, Serialize, Deserialize)]
 #[serde(rename_all = "lowercase")]
@@ -89,13 +127,15 @@ pub enum Role {
 }
 
 /// Chooses each layer's schedule: the family, an optional baby step forced
-/// on every layer, the costs that price candidates and the ring degree.
+/// on every layer, whether rotations are hoisted, the costs that price
+/// candidates and the ring degree.
 /// [`Scheduler::new`] is the only way to build one, so every scheduler obeys
 /// the rules it checks.
 #[derive(Debug, Clone, Copy, PartialEq)]
 pub struct Scheduler {
     schedule: Schedule,
     baby_step: Option<usize>,
+    hoisting: Hoisting,
     costs: PrimitiveCosts,
     poly_degree: usize,
 }
@@ -107,6 +147,7 @@ impl Scheduler {
     pub fn new(
         schedule: Schedule,
         baby_step: Option<usize>,
+        hoisting: Hoisting,
         costs: PrimitiveCosts,
         poly_degree: usize,
     ) -> Result<Scheduler, Error> {
@@ -128,6 +169,7 @@ impl Scheduler {
         Ok(Scheduler {
             schedule,
             baby_step,
+            hoisting,
             costs,
             poly_degree,
         })
@@ -140,6 +182,10 @@ impl Scheduler {
     /// The baby step forced on every layer, if any.
     pub fn baby_step(&self) -> Option<usize> {
         self.baby_step
+    }
+
+    pub fn hoisting(&self) -> Hoisting {
+        self.hoisting
     }
 
     /// The primitive costs that price candidate schedules.
@@ -208,10 +254,11 @@ impl Scheduler {
     /// The schedules tried for a layer.
     fn candidates(&self, shape: &ConvShape, role: Role) -> Vec<LayerSchedule> {
         if self.schedule == Schedule::Gazelle {
-            return vec![match role {
+            let packing = match role {
                 Role::Conv => LayerSchedule::GAZELLE_CONV,
                 Role::Fc => LayerSchedule::GAZELLE_FC,
-            }];
+            };
+            return vec![packing.hoisted(self.hoisting == Hoisting::On)];
         }
         let phases: &[bool] = if shape.stride > 1 {
             &[false, true]
@@ -235,6 +282,7 @@ impl Scheduler {
                         replicate: true,
                         fold,
                         baby_step,
+                        hoist: self.hoisting == Hoisting::On,
                     });
                 }
             }
@@ -248,7 +296,13 @@ mod tests {
     use super::*;
 
     fn new(schedule: Schedule, baby_step: Option<usize>, n: usize) -> Result<Scheduler, Error> {
-        Scheduler::new(schedule, baby_step, PrimitiveCosts::default(), n)
+        Scheduler::new(
+            schedule,
+            baby_step,
+            Hoisting::On,
+            PrimitiveCosts::default(),
+            n,
+        )
     }
 
     #[test]
@@ -304,6 +358,7 @@ mod tests {
                             replicate: true,
                             fold,
                             baby_step: b,
+                            hoist: true,
                         };
                         if let Ok(l) = PackingLayout::new(&shape, 8192, schedule) {
                             let other = conv_cost(&l, &w);
