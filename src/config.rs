@@ -191,6 +191,10 @@ pub struct HeSpec {
     /// (every rotation a full key switch, the paper's setting).
     #[serde(default)]
     pub hoisting: crate::he::Hoisting,
+    /// Noise budget (bits) the ciphertext modulus must leave after every
+    /// layer under the worst-case bound: the fewest primes that do are used.
+    #[serde(default = "default_noise_margin")]
+    pub noise_margin: f64,
     /// Bits of the plaintext modulus; chosen from the accumulator bound when absent.
     #[serde(default)]
     pub plaintext_bits: Option<u32>,
@@ -221,6 +225,7 @@ impl Default for HeSpec {
             schedule: crate::he::Schedule::default(),
             baby_step: None,
             hoisting: crate::he::Hoisting::default(),
+            noise_margin: default_noise_margin(),
             plaintext_bits: None,
             weight_bits: default_bits(),
             activation_bits: default_bits(),
@@ -251,6 +256,10 @@ fn default_strategies() -> Vec<Strategy> {
 fn default_targets() -> Vec<f64> {
     vec![0.5, 0.7, 0.8, 0.9, 0.95]
 }
+fn default_noise_margin() -> f64 {
+    explore_he_model::noise::DEFAULT_MARGIN_BITS
+}
+
 fn default_metric() -> TargetMetric {
     TargetMetric::Weights
 }
@@ -433,6 +442,13 @@ impl Spec {
         }
         if let Err(e) = self.quant_config().check() {
             return Err(bad("he.calibration_percentile", e.to_string()));
+        }
+        let n = self.he.noise_margin;
+        if !(n.is_finite() && n > 0.0) {
+            return Err(bad(
+                "he.noise_margin",
+                format!("{n} is not a positive number of bits: use e.g. 10, or leave it out"),
+            ));
         }
         let m = self.report.margin;
         if !(m.is_finite() && m > 0.0 && m < 1.0) {

@@ -54,6 +54,11 @@ pub struct PointRecord {
     /// already decomposed): `rotations - rotations_hoisted` pay a full key
     /// switch.
     pub rotations_hoisted: u64,
+    /// The ciphertext primes the point ran under (`54+54+55`: the fewest
+    /// that leave `he.noise_margin` after every layer) and the smallest
+    /// noise budget a layer left, measured.
+    pub ciphertext_moduli: String,
+    pub noise_budget_bits: u64,
     pub rotations_dense: u64,
     pub pmults: u64,
     pub adds: u64,
@@ -114,7 +119,7 @@ macro_rules! column {
 
 /// The schema of `points.csv`, in column order: the one place a column is
 /// named, written and parsed.
-const SCHEMA: [ColumnDef; 26] = [
+const SCHEMA: [ColumnDef; 28] = [
     column!(sweep, text),
     column!(model, text),
     column!(dataset, text),
@@ -131,6 +136,8 @@ const SCHEMA: [ColumnDef; 26] = [
     column!(weight_sparsity, float),
     column!(rotations, count),
     column!(rotations_hoisted, count),
+    column!(ciphertext_moduli, text),
+    column!(noise_budget_bits, count),
     column!(rotations_dense, count),
     column!(pmults, count),
     column!(adds, count),
@@ -147,6 +154,13 @@ const SCHEMA: [ColumnDef; 26] = [
 /// without them was written by an earlier version, under a protocol that
 /// chose on the test set and could not pair points.
 const PROTOCOL_COLUMNS: [&str; 3] = ["val_accuracy", "val_images", "train_steps"];
+
+/// Columns added with hoisted rotations and moduli sized to the noise.
+const HOISTING_COLUMNS: [&str; 3] = [
+    "rotations_hoisted",
+    "ciphertext_moduli",
+    "noise_budget_bits",
+];
 
 /// The columns of `points.csv`, in order.
 pub fn columns() -> impl Iterator<Item = &'static str> {
@@ -269,9 +283,9 @@ pub enum PointsError {
     )]
     OldProtocol { path: PathBuf, column: &'static str },
     #[error(
-        "{path}: no column `rotations_hoisted`: the table predates hoisted rotations, so its latencies price every rotation as a full key switch; rerun its sweep into a new output directory"
+        "{path}: no column `{column}`: the table predates hoisted rotations and moduli sized to the noise, so its latencies price every rotation as a full key switch on the whole 128-bit modulus; rerun its sweep into a new output directory"
     )]
-    BeforeHoisting { path: PathBuf },
+    BeforeHoisting { path: PathBuf, column: &'static str },
     #[error(
         "{path}: unknown column `{column}`: remove it or rename it to one of {}",
         column_list()
@@ -324,9 +338,10 @@ pub fn read(path: &Path) -> Result<Vec<PointRecord>, PointsError> {
                         path: path.to_path_buf(),
                         column: c.name,
                     }
-                } else if c.name == "rotations_hoisted" {
+                } else if HOISTING_COLUMNS.contains(&c.name) {
                     PointsError::BeforeHoisting {
                         path: path.to_path_buf(),
+                        column: c.name,
                     }
                 } else {
                     PointsError::MissingColumn {
@@ -427,6 +442,8 @@ pub(crate) mod tests {
             weight_sparsity: target,
             rotations,
             rotations_hoisted: rotations / 2,
+            ciphertext_moduli: "54+54+55".into(),
+            noise_budget_bits: 30,
             rotations_dense: 1000,
             pmults: rotations * 9,
             adds: rotations * 9,
@@ -631,8 +648,8 @@ pub(crate) mod tests {
                 "line 2, column `accuracy`: `91.2` is not a fraction",
             ),
             (
-                ",1000,500,1000,",
-                ",lots,500,1000,",
+                ",1000,500,54+54+55,",
+                ",lots,500,54+54+55,",
                 "line 2, column `rotations`: `lots`",
             ),
             (

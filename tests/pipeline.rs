@@ -84,10 +84,12 @@ fn proximal_lasso_gradual_pruning_and_qat_keep_what_they_prune() {
     )
     .unwrap();
 
+    // The paper's setting (every rotation a full key switch), whose layouts
+    // the lambda below was sized for.
     let scheduler = Scheduler::new(
         Schedule::Best,
         None,
-        explore::he::Hoisting::On,
+        explore::he::Hoisting::Off,
         PrimitiveCosts::default(),
         8192,
     )

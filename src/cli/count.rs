@@ -57,7 +57,22 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
         Format::Table => {
             print_table(&HEADERS, &rows(&cost, scheduler.costs()));
             let c = scheduler.costs();
-            let key_bytes = he::params::galois_key_bytes(args.net.poly_degree)?;
+            // The plaintext prime of 8-bit weights and activations, the
+            // sweep's default.
+            let t = he::plaintext::PlaintextModulus::for_layers(
+                cost.poly_degree,
+                None,
+                8,
+                8,
+                &spec.layer_shapes(),
+            )?;
+            let moduli = he::ModulusChoice::fewest(
+                cost.poly_degree,
+                t.bits,
+                cost.depth(),
+                args.net.noise_margin,
+            )?;
+            let key_bytes = he::params::galois_key_bytes(args.net.poly_degree, &moduli.moduli)?;
             println!(
                 "N = {}, schedule {}, hoisting {}: {} rotations, {} full and {} hoisted; {} distinct rotations (Galois keys, {:.1} MB at {:.2} MB each); modelled latency {:.0} ms at {} ms/full rotation, {} ms/hoisted rotation, {} ms/pmult, {} ms/add",
                 cost.poly_degree,
@@ -74,6 +89,14 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
                 c.hoisted_rot_ms,
                 c.pmul_ms,
                 c.add_ms
+            );
+            println!(
+                "ciphertext primes {} ({} bits, 8-bit weights and activations, t of {} bits): the fewest whose worst-case noise bound leaves the {}-bit margin after every layer; it leaves {:.1} bits",
+                moduli.describe(),
+                moduli.moduli.iter().sum::<usize>(),
+                t.bits,
+                args.net.noise_margin,
+                moduli.budget_bits
             );
             if cost.schedule == he::Schedule::Gazelle {
                 let formula: usize = spec

@@ -96,23 +96,6 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
         .map(|p| explore::checkpoint::load_folded(p, &spec))
         .transpose()?;
     let shapes: Vec<_> = chosen.iter().map(|&i| all_shapes[i].clone()).collect();
-    let params = HeParams::new(
-        args.net.poly_degree,
-        args.plaintext_bits,
-        args.weight_bits,
-        args.activation_bits,
-        &shapes,
-    )?;
-    eprintln!(
-        "N = {}, ciphertext modulus {} bits, plaintext modulus t = {} ({} bits), schedule {}, {} rayon threads",
-        params.poly_degree,
-        params.modulus_bits(),
-        params.plaintext_modulus,
-        params.plaintext_bits,
-        scheduler.schedule(),
-        rayon::current_num_threads()
-    );
-    let mut ctx = HeContext::new(params);
     let mut rng = StdRng::seed_from_u64(args.seed);
     let mut layers = Vec::with_capacity(chosen.len());
     for (&i, shape) in chosen.iter().zip(&shapes) {
@@ -140,6 +123,33 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
             .with_context(|| format!("laying out layer {i} ({})", shape.name))?;
         layers.push((layout, model, weights, input));
     }
+    let depth = layers
+        .iter()
+        .map(|(_, model, _, _)| model.depth)
+        .fold(he::NoiseDepth::default(), he::NoiseDepth::max);
+    let (params, moduli) = HeParams::sized(
+        args.net.poly_degree,
+        args.plaintext_bits,
+        args.weight_bits,
+        args.activation_bits,
+        &shapes,
+        depth,
+        args.net.noise_margin,
+    )?;
+    eprintln!(
+        "N = {}, ciphertext primes {} ({} bits: the fewest whose worst-case noise bound leaves the {}-bit margin; it leaves {:.1} bits), plaintext modulus t = {} ({} bits), schedule {}, hoisting {}, {} rayon threads",
+        params.poly_degree,
+        moduli.describe(),
+        params.modulus_bits(),
+        args.net.noise_margin,
+        moduli.budget_bits,
+        params.plaintext_modulus,
+        params.plaintext_bits,
+        scheduler.schedule(),
+        scheduler.hoisting(),
+        rayon::current_num_threads()
+    );
+    let mut ctx = HeContext::new(params);
     let jobs = layers
         .iter()
         .map(|(layout, model, weights, input)| LayerJob {
@@ -203,9 +213,13 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
     let prim = ctx.measure_primitives(args.repeat)?;
     let summary = format!(
         "every layer verified: its decryption equals the integer convolution on its input and on a random full-range input, and the executed counts equal the model's\n\
+         ciphertext primes {}: smallest noise budget left {} bits measured, {:.1} bits by the worst-case bound\n\
          Galois keys: {} distinct rotations, {:.1} MB\n\
          primitives at N = {} (min of {}): rotation {:.3} ms, hoisted rotation {:.3} ms, ct x pt {:.3} ms, ct + ct {:.4} ms\n\
          hoisting {}: latency model {} full rot x {:.3} + {} hoisted rot x {:.3} + {} pmult x {:.3} + {} add x {:.4} = {:.1} ms (sequential) vs measured {:.1} ms ({} threads)",
+        moduli.describe(),
+        run.noise_budget_bits(),
+        moduli.budget_bits,
         keys.len(),
         key_bytes as f64 / 1e6,
         args.net.poly_degree,

@@ -90,6 +90,10 @@ pub struct NetworkArgs {
     /// paper's setting).
     #[arg(long, default_value = "on")]
     pub hoisting: explore::he::Hoisting,
+    /// Noise budget (bits) the ciphertext primes must leave after every
+    /// layer under the worst-case bound; the fewest primes that do are used.
+    #[arg(long, default_value_t = explore::he::noise::DEFAULT_MARGIN_BITS)]
+    pub noise_margin: f64,
 }
 
 impl NetworkArgs {

@@ -12,12 +12,13 @@ pub mod params;
 pub mod plan;
 pub mod runner;
 
-pub use explore_he_model::{cost, layout, network, plaintext, schedule};
+pub use explore_he_model::{cost, layout, network, noise, plaintext, schedule};
 
 pub use context::HeContext;
 pub use cost::{LayerCost, LayerPlanCost, PrimitiveCosts, conv_cost};
 pub use layout::{Half, LayerSchedule, PackingLayout, PruneGroup, Rotation};
 pub use network::{HeCost, LayerRow, dense_network_cost, network_cost};
+pub use noise::{ModulusChoice, NoiseDepth};
 pub use params::HeParams;
 pub use plan::{LayerPlan, LayerRun};
 pub use runner::{LayerJob, NetworkRun, check_counts, run_layers, run_network};

@@ -1,6 +1,7 @@
-//! BFV parameters for fhe.rs: the ring degree N with the 128-bit ciphertext
-//! moduli and the plaintext prime that [`PlaintextModulus`] chooses, built
-//! into fhe.rs's own parameter type.
+//! BFV parameters for fhe.rs: the ring degree N, the plaintext prime that
+//! [`PlaintextModulus`] chooses, and the ciphertext primes (the fewest that
+//! [`ModulusChoice`] finds for a network's noise, or the whole 128-bit
+//! table), built into fhe.rs's own parameter type.
 
 use std::sync::Arc;
 
@@ -8,14 +9,16 @@ use fhe::bfv::{BfvParameters, BfvParametersBuilder};
 
 use super::HeError;
 use crate::arch::ConvShape;
+use explore_he_model::noise::{ModulusChoice, NoiseDepth};
 use explore_he_model::plaintext::{
     MIN_PLAINTEXT_BITS, PlaintextModulus, moduli_sizes, plaintext_prime,
 };
 
 /// Serialized bytes of one Galois key (one rotation) at ring degree
-/// `poly_degree` under this module's moduli: what each rotation a network
-/// uses costs the client to send. The plaintext modulus does not change it.
-pub fn galois_key_bytes(poly_degree: usize) -> Result<usize, HeError> {
+/// `poly_degree` under ciphertext primes of `moduli` bits: what each
+/// rotation a network uses costs the client to send. The plaintext modulus
+/// does not change it.
+pub fn galois_key_bytes(poly_degree: usize, moduli: &[usize]) -> Result<usize, HeError> {
     use fhe::bfv::{EvaluationKeyBuilder, SecretKey};
     use fhe_traits::Serialize as _;
     use rand::SeedableRng;
@@ -28,7 +31,7 @@ pub fn galois_key_bytes(poly_degree: usize) -> Result<usize, HeError> {
     let par = BfvParametersBuilder::new()
         .set_degree(poly_degree)
         .set_plaintext_modulus(t)
-        .set_moduli_sizes(moduli_sizes(poly_degree)?)
+        .set_moduli_sizes(moduli)
         .build_arc()?;
     let mut rng = rand::rngs::StdRng::seed_from_u64(0);
     let sk = SecretKey::random(&par, &mut rng);
@@ -50,7 +53,7 @@ pub struct HeParams {
 
 impl HeParams {
     /// The parameters of [`PlaintextModulus::for_layers`] at ring degree
-    /// `poly_degree` with its 128-bit ciphertext moduli.
+    /// `poly_degree` with every ciphertext prime of its 128-bit table.
     pub fn new(
         poly_degree: usize,
         plaintext_bits: Option<u32>,
@@ -58,7 +61,6 @@ impl HeParams {
         activation_bits: u32,
         layers: &[ConvShape],
     ) -> Result<HeParams, HeError> {
-        let sizes = moduli_sizes(poly_degree)?;
         let PlaintextModulus { t, bits } = PlaintextModulus::for_layers(
             poly_degree,
             plaintext_bits,
@@ -66,6 +68,55 @@ impl HeParams {
             activation_bits,
             layers,
         )?;
+        Self::build(
+            poly_degree,
+            t,
+            bits,
+            weight_bits,
+            activation_bits,
+            moduli_sizes(poly_degree)?,
+        )
+    }
+
+    /// [`Self::new`] with the fewest ciphertext primes that leave
+    /// `margin_bits` of noise budget after a layer of `depth` (the deepest
+    /// of the network): returns them with the budget the bound leaves.
+    pub fn sized(
+        poly_degree: usize,
+        plaintext_bits: Option<u32>,
+        weight_bits: u32,
+        activation_bits: u32,
+        layers: &[ConvShape],
+        depth: NoiseDepth,
+        margin_bits: f64,
+    ) -> Result<(HeParams, ModulusChoice), HeError> {
+        let PlaintextModulus { t, bits } = PlaintextModulus::for_layers(
+            poly_degree,
+            plaintext_bits,
+            weight_bits,
+            activation_bits,
+            layers,
+        )?;
+        let choice = ModulusChoice::fewest(poly_degree, bits, depth, margin_bits)?;
+        let params = Self::build(
+            poly_degree,
+            t,
+            bits,
+            weight_bits,
+            activation_bits,
+            &choice.moduli,
+        )?;
+        Ok((params, choice))
+    }
+
+    fn build(
+        poly_degree: usize,
+        t: u64,
+        bits: u32,
+        weight_bits: u32,
+        activation_bits: u32,
+        sizes: &[usize],
+    ) -> Result<HeParams, HeError> {
         let bfv = BfvParametersBuilder::new()
             .set_degree(poly_degree)
             .set_plaintext_modulus(t)
@@ -89,5 +140,10 @@ impl HeParams {
     /// Total ciphertext modulus bits.
     pub fn modulus_bits(&self) -> usize {
         self.bfv.moduli_sizes().iter().sum()
+    }
+
+    /// Bits of each ciphertext prime.
+    pub fn moduli_bits(&self) -> &[usize] {
+        self.bfv.moduli_sizes()
     }
 }

@@ -22,6 +22,17 @@ pub struct NetworkRun {
     pub measured_ms: f64,
 }
 
+impl NetworkRun {
+    /// The smallest noise budget any layer left, in bits.
+    pub fn noise_budget_bits(&self) -> i64 {
+        self.layers
+            .iter()
+            .map(|l| l.noise_budget_bits)
+            .min()
+            .unwrap_or(i64::MAX)
+    }
+}
+
 /// One layer to run: its layout, its integer weights (`[c_out, c_in, k,
 /// k]`) and input (`[c_in, h, w]`), and what the cost model counts for it.
 pub struct LayerJob<'a> {

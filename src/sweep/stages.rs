@@ -143,14 +143,25 @@ impl Workspace {
     }
 
     /// Keys and parameters for the spec's network (t sized for its layers).
+    /// The sweep's keys and parameters: the fewest ciphertext primes that
+    /// leave `he.noise_margin` after every layer of the dense network under
+    /// every schedule the sweep measures (pruning only removes products and
+    /// rotations, so a pruned network needs no more).
     pub fn he_context(&self) -> Result<HeContext, SweepError> {
         let he = &self.spec.he;
-        let params = HeParams::new(
+        let mut depth = he::NoiseDepth::default();
+        for schedule in he::Schedule::ALL {
+            let scheduler = self.spec.scheduler().with_schedule(schedule);
+            depth = depth.max(he::dense_network_cost(&self.net, &scheduler)?.depth());
+        }
+        let (params, _) = HeParams::sized(
             he.poly_degree,
             he.plaintext_bits,
             he.weight_bits,
             he.activation_bits,
             &self.net.layer_shapes(),
+            depth,
+            he.noise_margin,
         )?;
         Ok(HeContext::new(params))
     }
@@ -516,8 +527,25 @@ impl Workspace {
         let q_convs: Vec<Vec<i64>> = deployed.convs.iter().map(|l| l.weight.clone()).collect();
         let cost = he::network_cost(&deployed.spec, &q_convs, &deployed.fc.weight, scheduler)?;
         let dense_cost = he::dense_network_cost(&self.net, scheduler)?;
+        let p = ctx.params();
+        let bound = cost
+            .depth()
+            .budget_bits(p.poly_degree, p.plaintext_bits, p.moduli_bits());
+        if bound < spec.he.noise_margin {
+            return Err(explore_he_model::Error::NoiseBudget {
+                poly_degree: p.poly_degree,
+                budget_bits: bound,
+                margin_bits: spec.he.noise_margin,
+            }
+            .into());
+        }
+        let moduli = he::ModulusChoice {
+            moduli: p.moduli_bits().to_vec(),
+            budget_bits: bound,
+        };
         let images = spec.he.images.min(self.test_data.len());
         let mut measured_ms = 0.0;
+        let mut noise_budget = i64::MAX;
         for i in 0..images {
             let run = he::run_network(
                 ctx,
@@ -527,6 +555,7 @@ impl Workspace {
                 spec.he.repeats,
             )?;
             measured_ms += run.measured_ms / images as f64;
+            noise_budget = noise_budget.min(run.noise_budget_bits());
         }
         let rotations: Vec<_> = cost.rotations.iter().copied().collect();
         let key = trained.key;
@@ -547,6 +576,8 @@ impl Workspace {
             weight_sparsity: trained.summary.weight_sparsity,
             rotations: cost.total.rotations() as u64,
             rotations_hoisted: cost.total.rot_hoisted as u64,
+            ciphertext_moduli: moduli.describe(),
+            noise_budget_bits: noise_budget.max(0) as u64,
             rotations_dense: dense_cost.total.rotations() as u64,
             pmults: cost.total.pmults as u64,
             adds: cost.total.adds as u64,

@@ -10,6 +10,7 @@ use std::ops::Add;
 use serde::{Deserialize, Serialize};
 
 use crate::layout::{Half, MaskKey, PackingLayout, Rotation};
+use crate::noise::NoiseDepth;
 
 /// Milliseconds per HE primitive: what prices a count as latency. The spec
 /// fixes them (so pruning and schedule choices are reproducible); a sweep
@@ -96,11 +97,13 @@ impl Add for LayerCost {
     }
 }
 
-/// A layer's counts together with the rotations it uses.
+/// A layer's counts together with the rotations it uses and the depth its
+/// noisiest output block reaches.
 #[derive(Debug, Clone, PartialEq, Eq, Default)]
 pub struct LayerPlanCost {
     pub cost: LayerCost,
     pub steps: BTreeSet<Rotation>,
+    pub depth: NoiseDepth,
 }
 
 /// The masks holding a nonzero weight of `weights` (`[c_out, c_in, k, k]`;
@@ -171,7 +174,39 @@ pub fn count(layout: &PackingLayout, live: &BTreeSet<MaskKey>) -> LayerPlanCost 
         steps.extend(fold);
     }
     c.keys = steps.len();
-    LayerPlanCost { cost: c, steps }
+    LayerPlanCost {
+        cost: c,
+        steps,
+        depth: depth(layout, live, !rotated_blocks.is_empty()),
+    }
+}
+
+/// The noisiest output block of `live`: the most products summed into one
+/// block and the most rotations (giant steps and its row swap) after them.
+fn depth(layout: &PackingLayout, live: &BTreeSet<MaskKey>, input_rotated: bool) -> NoiseDepth {
+    let mut products: BTreeMap<usize, usize> = BTreeMap::new();
+    let mut after: BTreeMap<usize, BTreeSet<(Half, usize)>> = BTreeMap::new();
+    for k in live {
+        *products.entry(k.b).or_default() += 1;
+        if layout.giant_rotation(k.giant).is_some() || k.half == Half::Cross {
+            after.entry(k.b).or_default().insert((k.half, k.giant));
+        }
+    }
+    let swaps = |b: &usize| after[b].iter().any(|(h, _)| *h == Half::Cross) as usize;
+    NoiseDepth {
+        products: products.values().copied().max().unwrap_or(0),
+        rotations_after: after
+            .keys()
+            .map(|b| after[b].len() + swaps(b))
+            .max()
+            .unwrap_or(0),
+        folds: if live.is_empty() {
+            0
+        } else {
+            layout.fold_steps()
+        },
+        input_rotated,
+    }
 }
 
 #[cfg(test)]

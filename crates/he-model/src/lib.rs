@@ -3,7 +3,8 @@
 //! prune groups that induces ([`layout`]), the operations a layer performs
 //! under a packing ([`cost`]), which packing each layer runs ([`schedule`]),
 //! a whole network's counts ([`network`]), the plaintext modulus and the
-//! 128-bit ciphertext moduli ([`plaintext`]), and the exact integer
+//! 128-bit ciphertext moduli ([`plaintext`]), the fewest primes a network's
+//! noise needs ([`noise`]), and the exact integer
 //! convolution every encrypted result is checked against ([`reference`]).
 //!
 //! It depends on no ML, table, plot or HE crate, so its tests run in
@@ -13,6 +14,7 @@ pub mod arch;
 pub mod cost;
 pub mod layout;
 pub mod network;
+pub mod noise;
 pub mod plaintext;
 pub mod reference;
 pub mod schedule;
@@ -60,6 +62,18 @@ pub enum Error {
     },
     #[error("{got} conv weight tensors given, the network has {expected} convs")]
     LayerCount { expected: usize, got: usize },
+    #[error(
+        "noise margin {0} is not a positive number of bits: use e.g. 10 (he.noise_margin, --noise-margin)"
+    )]
+    NoiseMargin(f64),
+    #[error(
+        "at N = {poly_degree} even every 128-bit ciphertext prime leaves only {budget_bits:.1} bits of noise budget after the deepest layer, below the {margin_bits} bit margin: use a larger he.poly_degree (--poly-degree), fewer weight/activation bits, or a smaller he.noise_margin"
+    )]
+    NoiseBudget {
+        poly_degree: usize,
+        budget_bits: f64,
+        margin_bits: f64,
+    },
     #[error("baby step {baby_step} {why} (he.baby_step, --baby-step)")]
     BabyStep { baby_step: usize, why: &'static str },
     #[error(

@@ -12,6 +12,7 @@ use crate::Error;
 use crate::arch::NetSpec;
 use crate::cost::LayerCost;
 use crate::layout::{PackingLayout, Rotation};
+use crate::noise::NoiseDepth;
 use crate::schedule::{Role, Schedule, Scheduler};
 
 /// One row of a network's cost table: the layer's shape, the schedule it
@@ -37,6 +38,8 @@ pub struct LayerRow {
     pub n_in: usize,
     pub n_out: usize,
     pub cost: LayerCost,
+    /// What the layer's noisiest output block goes through.
+    pub depth: NoiseDepth,
 }
 
 /// Per-layer rows (convs in `NetSpec` order, then fc), their total, and the
@@ -54,6 +57,16 @@ pub struct HeCost {
     pub rotations: BTreeSet<Rotation>,
     #[serde(skip)]
     pub layouts: Vec<PackingLayout>,
+}
+
+impl HeCost {
+    /// A depth no layer exceeds: what the ciphertext modulus must hold.
+    pub fn depth(&self) -> NoiseDepth {
+        self.layers
+            .iter()
+            .map(|r| r.depth)
+            .fold(NoiseDepth::default(), NoiseDepth::max)
+    }
 }
 
 /// Counts every layer of `spec` for the given weights, each under the
@@ -100,6 +113,7 @@ pub fn network_cost<T: Copy + Default + PartialEq>(
             n_in: layout.n_in(),
             n_out: layout.n_out(),
             cost: plan.cost,
+            depth: plan.depth,
         });
         layouts.push(layout);
     }

@@ -1,0 +1,168 @@
+//! How much noise a layer adds, as a worst-case bound, and the fewest
+//! ciphertext primes that leave a safety margin of noise budget after every
+//! layer of a network.
+//!
+//! Every layer starts from a fresh encryption of its input and runs once:
+//! input rotations (key switches), products with plaintext masks, their sums,
+//! output rotations, a row swap and the fold. In fhe.rs's BFV a key switch
+//! decomposes over every ciphertext prime with no special prime, so it adds
+//! `sum_i d_i e_i`: `L` digits below the largest prime `q_max`, times errors
+//! of fhe.rs's centred binomial (variance 10, so `|e| <= 20`), over `N`
+//! coefficients. A product multiplies the noise by at most `N t / 2` (mask
+//! coefficients are centred mod `t`) and adds the rounding of `t` into `q`,
+//! at most `N t^2 / 2`. The bound takes every one of these at its largest
+//! (infinity norms, no averaging); the executor measures the real budgets,
+//! which sit well above it.
+
+use serde::Serialize;
+
+use crate::Error;
+use crate::plaintext::moduli_sizes;
+
+/// |e| of fhe.rs's centred binomial error of variance 10 (the difference of
+/// two sums of 20 bits).
+const ERROR_BOUND: f64 = 20.0;
+
+/// What a layer does to one output ciphertext, for its noise: the products
+/// summed into it, the rotations applied after them, the folds (each adds a
+/// rotated copy to itself) and whether its inputs are rotated first.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize)]
+pub struct NoiseDepth {
+    pub products: usize,
+    pub rotations_after: usize,
+    pub folds: usize,
+    pub input_rotated: bool,
+}
+
+impl NoiseDepth {
+    /// The larger of two layers' depths, field by field: a bound for both.
+    pub fn max(self, o: NoiseDepth) -> NoiseDepth {
+        NoiseDepth {
+            products: self.products.max(o.products),
+            rotations_after: self.rotations_after.max(o.rotations_after),
+            folds: self.folds.max(o.folds),
+            input_rotated: self.input_rotated || o.input_rotated,
+        }
+    }
+
+    /// log2 of the worst-case noise of the layer's output under `moduli`
+    /// (bits per prime) at ring degree `n` with a `t_bits`-bit plaintext
+    /// modulus.
+    pub fn noise_bits(&self, n: usize, t_bits: u32, moduli: &[usize]) -> f64 {
+        let (n, t) = (n as f64, 2f64.powi(t_bits as i32));
+        let q_max = 2f64.powi(*moduli.iter().max().unwrap_or(&0) as i32);
+        let key_switch = moduli.len() as f64 * n * q_max * ERROR_BOUND;
+        // A public-key encryption: e*u + e1 + e2*s, all of them small.
+        let fresh = (2.0 * n + 1.0) * ERROR_BOUND;
+        let input = fresh + if self.input_rotated { key_switch } else { 0.0 };
+        let product = input * n * t / 2.0 + n * t * t / 2.0;
+        let summed = self.products.max(1) as f64 * product;
+        let rotated = summed + self.rotations_after as f64 * key_switch;
+        (rotated * 2f64.powi(self.folds as i32)).log2()
+    }
+
+    /// The noise budget left in bits: `log2(q) - log2(t) - 1` less the
+    /// noise, fhe.rs's definition.
+    pub fn budget_bits(&self, n: usize, t_bits: u32, moduli: &[usize]) -> f64 {
+        let q: usize = moduli.iter().sum();
+        q as f64 - t_bits as f64 - 1.0 - self.noise_bits(n, t_bits, moduli)
+    }
+}
+
+/// The safety margin of noise budget kept after every layer when none is
+/// given, in bits.
+pub const DEFAULT_MARGIN_BITS: f64 = 10.0;
+
+/// The chosen ciphertext primes and the smallest budget the bound leaves.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct ModulusChoice {
+    pub moduli: Vec<usize>,
+    pub budget_bits: f64,
+}
+
+impl ModulusChoice {
+    /// The fewest primes of the ring degree's 128-bit table (a prefix of it,
+    /// so the total only shrinks below the bound) that leave `margin_bits`
+    /// after a layer of depth `depth`.
+    pub fn fewest(
+        poly_degree: usize,
+        t_bits: u32,
+        depth: NoiseDepth,
+        margin_bits: f64,
+    ) -> Result<ModulusChoice, Error> {
+        if !(margin_bits.is_finite() && margin_bits > 0.0) {
+            return Err(Error::NoiseMargin(margin_bits));
+        }
+        let table = moduli_sizes(poly_degree)?;
+        (1..=table.len())
+            .map(|k| &table[..k])
+            .map(|m| ModulusChoice {
+                moduli: m.to_vec(),
+                budget_bits: depth.budget_bits(poly_degree, t_bits, m),
+            })
+            .find(|c| c.budget_bits >= margin_bits)
+            .ok_or_else(|| Error::NoiseBudget {
+                poly_degree,
+                budget_bits: depth.budget_bits(poly_degree, t_bits, table),
+                margin_bits,
+            })
+    }
+
+    /// `54+54+55`: the primes' bits, as tables show them.
+    pub fn describe(&self) -> String {
+        let bits: Vec<String> = self.moduli.iter().map(usize::to_string).collect();
+        bits.join("+")
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn stage3() -> NoiseDepth {
+        // A stage-3 ResNet-20 conv under the best schedule: 150 products
+        // into one output, 16 giant rotations after them, no fold.
+        NoiseDepth {
+            products: 150,
+            rotations_after: 16,
+            folds: 0,
+            input_rotated: true,
+        }
+    }
+
+    #[test]
+    fn one_prime_fewer_than_the_table_holds_a_resnet_layer_at_n_8192() {
+        let c = ModulusChoice::fewest(8192, 25, stage3(), DEFAULT_MARGIN_BITS).unwrap();
+        assert_eq!(c.moduli, vec![54, 54, 55]);
+        assert!(c.budget_bits >= DEFAULT_MARGIN_BITS);
+        // Two primes leave nothing; the full table leaves a prime more.
+        assert!(stage3().budget_bits(8192, 25, &[54, 54]) < 0.0);
+        let full = stage3().budget_bits(8192, 25, &[54, 54, 55, 55]);
+        assert!((full - c.budget_bits - 55.0).abs() < 1.0, "{full}");
+    }
+
+    #[test]
+    fn more_work_means_more_noise_and_a_margin_must_be_positive() {
+        let m = [54, 54, 55, 55];
+        let base = stage3().noise_bits(8192, 25, &m);
+        let more = NoiseDepth {
+            products: 300,
+            ..stage3()
+        };
+        assert!((more.noise_bits(8192, 25, &m) - base - 1.0).abs() < 0.01);
+        let folded = NoiseDepth {
+            folds: 2,
+            ..stage3()
+        };
+        assert!(folded.noise_bits(8192, 25, &m) > base + 1.99);
+        assert_eq!(stage3().max(folded), folded);
+        assert!(matches!(
+            ModulusChoice::fewest(8192, 25, stage3(), 0.0),
+            Err(Error::NoiseMargin(_))
+        ));
+        // Nothing fits at N = 4096 with a 25-bit t and a rotated input.
+        let e = ModulusChoice::fewest(4096, 25, stage3(), 10.0).unwrap_err();
+        assert!(matches!(e, Error::NoiseBudget { .. }), "{e}");
+        assert!(e.to_string().contains("poly_degree"), "{e}");
+    }
+}
