@@ -81,64 +81,43 @@ impl HeContext {
         (0..len).map(|_| self.rng.random_range(-m..=m)).collect()
     }
 
-    /// Galois keys for exactly these rotations, one key each; rotations not
-    /// seen before are generated (in parallel, each from its own seed drawn
-    /// from the context's generator).
+    /// Galois keys for exactly these rotations, one key each (with its
+    /// serialized size), made by [`made_once`].
     pub fn rotation_keys(
         &mut self,
         rotations: &[Rotation],
     ) -> Result<BTreeMap<Rotation, Arc<EvaluationKey>>, HeError> {
-        let missing: Vec<(Rotation, u64)> = rotations
-            .iter()
-            .filter(|r| !self.galois.contains_key(r))
-            .map(|&r| (r, self.rng.random()))
-            .collect();
         let sk = &self.sk;
-        let made = missing
-            .into_par_iter()
-            .map(|(rotation, seed)| {
+        let keys = made_once(
+            &mut self.galois,
+            rotations,
+            &mut self.rng,
+            |rotation, rng| {
                 let mut b = EvaluationKeyBuilder::new(sk)?;
                 match rotation {
                     Rotation::Columns(step) => b.enable_column_rotation(step)?,
                     Rotation::Rows => b.enable_row_rotation()?,
                 };
-                let key = b.build(&mut StdRng::seed_from_u64(seed))?;
+                let key = b.build(rng)?;
                 let bytes = key.to_bytes().len();
-                Ok((rotation, (Arc::new(key), bytes)))
-            })
-            .collect::<Result<Vec<_>, HeError>>()?;
-        self.galois.extend(made);
-        Ok(rotations
-            .iter()
-            .map(|r| (*r, Arc::clone(&self.galois[r].0)))
-            .collect())
+                Ok((Arc::new(key), bytes))
+            },
+        )?;
+        Ok(keys.into_iter().map(|(r, (k, _))| (r, k)).collect())
     }
 
-    /// Hoisting keys for exactly these rotations, made like
-    /// [`Self::rotation_keys`]: once per rotation, in parallel, each from its
-    /// own seed drawn from the context's CSPRNG.
+    /// Hoisting keys for exactly these rotations, made by [`made_once`].
     pub fn hoisted_keys(
         &mut self,
         rotations: &[Rotation],
     ) -> Result<BTreeMap<Rotation, Arc<HoistedKey>>, HeError> {
-        let missing: Vec<(Rotation, u64)> = rotations
-            .iter()
-            .filter(|r| !self.hoisted.contains_key(r))
-            .map(|&r| (r, self.rng.random()))
-            .collect();
         let (sk, par) = (&self.sk, &self.params.bfv);
-        let made = missing
-            .into_par_iter()
-            .map(|(rotation, seed)| {
-                let key = HoistedKey::new(sk, par, rotation, &mut StdRng::seed_from_u64(seed))?;
-                Ok((rotation, Arc::new(key)))
-            })
-            .collect::<Result<Vec<_>, HeError>>()?;
-        self.hoisted.extend(made);
-        Ok(rotations
-            .iter()
-            .map(|r| (*r, Arc::clone(&self.hoisted[r])))
-            .collect())
+        made_once(
+            &mut self.hoisted,
+            rotations,
+            &mut self.rng,
+            |rotation, rng| Ok(Arc::new(HoistedKey::new(sk, par, rotation, rng)?)),
+        )
     }
 
     /// Serialized bytes of the Galois keys of `rotations` (generated if
@@ -190,6 +169,28 @@ impl HeContext {
             add_ms: time(&|| Ok(&ct + &ct))?,
         })
     }
+}
+
+/// The keys of `rotations` from `cache`, making each missing one once, as a
+/// client would send it once for a whole network: in parallel, each from its
+/// own seed drawn from the context's CSPRNG.
+fn made_once<K: Clone + Send>(
+    cache: &mut BTreeMap<Rotation, K>,
+    rotations: &[Rotation],
+    rng: &mut StdRng,
+    make: impl Fn(Rotation, &mut StdRng) -> Result<K, HeError> + Sync,
+) -> Result<BTreeMap<Rotation, K>, HeError> {
+    let missing: Vec<(Rotation, u64)> = rotations
+        .iter()
+        .filter(|r| !cache.contains_key(r))
+        .map(|&r| (r, rng.random()))
+        .collect();
+    let made = missing
+        .into_par_iter()
+        .map(|(rotation, seed)| Ok((rotation, make(rotation, &mut StdRng::seed_from_u64(seed))?)))
+        .collect::<Result<Vec<_>, HeError>>()?;
+    cache.extend(made);
+    Ok(rotations.iter().map(|r| (*r, cache[r].clone())).collect())
 }
 
 #[cfg(test)]
