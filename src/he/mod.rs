@@ -54,6 +54,10 @@ pub enum HeError {
         executed: String,
         modeled: String,
     },
+    #[error(
+        "layer {layer}: no key for rotation {rotation}: the plan's keys do not cover its rotations"
+    )]
+    MissingKey { layer: String, rotation: String },
     #[error("quantized model: {0}")]
     Quant(#[from] crate::quant::QuantError),
     #[error("fhe: {0}")]

@@ -190,11 +190,18 @@ impl LayerPlan {
             .collect()
     }
 
+    fn missing(&self, rotation: Rotation) -> HeError {
+        HeError::MissingKey {
+            layer: self.layout.name().to_string(),
+            rotation: format!("{rotation:?}"),
+        }
+    }
+
     fn rotate(&self, ct: &Ciphertext, rotation: Rotation) -> Result<Ciphertext, HeError> {
         let ek = self
             .keys
             .get(&rotation)
-            .expect("keys exist for every rotation the plan performs");
+            .ok_or_else(|| self.missing(rotation))?;
         Ok(match rotation {
             Rotation::Columns(step) => ek.rotates_columns_by(ct, step)?,
             Rotation::Rows => ek.rotates_rows(ct)?,
@@ -224,10 +231,11 @@ impl LayerPlan {
                 .rotations
                 .par_iter()
                 .map(|r| {
+                    let rotation = reading(r);
                     let key = self
                         .hoisted
-                        .get(&reading(r))
-                        .expect("hoisted keys exist for every input rotation");
+                        .get(&rotation)
+                        .ok_or_else(|| self.missing(rotation))?;
                     decomposed[&r.0].rotate(key)
                 })
                 .collect::<Result<_, _>>()?;
@@ -530,6 +538,28 @@ pub(crate) mod tests {
         other[5] += 1;
         let e = plan.verify(&ctx, &other, &outputs).unwrap_err();
         assert!(matches!(e, HeError::Mismatch { .. }), "{e}");
+    }
+
+    #[test]
+    fn a_rotation_without_its_key_is_an_error_not_a_fallback() {
+        let s = shape(4, 4, 4, 3, 1);
+        let mut ctx = context(std::slice::from_ref(&s));
+        let w = random(s.weight_len(), 8, 1);
+        let x = random(4 * 16, 8, 2);
+        for hoist in [true, false] {
+            let sched = schedule(false, true, false, 2).hoisted(hoist);
+            let layout = PackingLayout::new(&s, 8192, sched).unwrap();
+            let mut plan = LayerPlan::new(&mut ctx, layout, &w).unwrap();
+            let inputs = plan.encrypt_input(&mut ctx, &x).unwrap();
+            let keys = if hoist {
+                plan.hoisted.pop_first().map(|(r, _)| r)
+            } else {
+                plan.keys.pop_first().map(|(r, _)| r)
+            };
+            assert!(keys.is_some(), "the layer rotates its input");
+            let e = plan.evaluate(&inputs).err().unwrap();
+            assert!(matches!(e, HeError::MissingKey { .. }), "{e}");
+        }
     }
 
     #[test]
