@@ -49,6 +49,34 @@ pub struct Args {
     pub weight_bits: u32,
     #[arg(long, default_value_t = 8)]
     pub activation_bits: u32,
+    /// Native SEAL's primitive costs as `benches/seal_primitives.py --json
+    /// FILE` writes them: the same layers' operations under the schedule
+    /// without hoisting, every rotation a full key switch, are priced at
+    /// them and set against the measured time.
+    #[arg(long)]
+    pub anchor: Option<PathBuf>,
+}
+
+/// One SEAL setting's primitive costs in milliseconds, the anchor file's
+/// format (written by `benches/seal_primitives.py --json`).
+#[derive(serde::Deserialize)]
+#[serde(deny_unknown_fields)]
+struct Anchor {
+    setting: String,
+    rot_ms: f64,
+    pmul_ms: f64,
+    add_ms: f64,
+}
+
+fn read_anchor(path: &std::path::Path) -> anyhow::Result<Anchor> {
+    let text = std::fs::read_to_string(path)
+        .with_context(|| format!("--anchor {}: cannot read it", path.display()))?;
+    serde_json::from_str(&text).with_context(|| {
+        format!(
+            "--anchor {}: not the JSON of benches/seal_primitives.py --json (setting, rot_ms, pmul_ms, add_ms)",
+            path.display()
+        )
+    })
 }
 
 /// Layer indices in `spec.layer_shapes()` order (convs, then `fc`).
@@ -86,6 +114,7 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
             bail!("{flag} {bits} is outside 2..16: use 8");
         }
     }
+    let anchor = args.anchor.as_deref().map(read_anchor).transpose()?;
     let spec = args.net.spec()?;
     let scheduler = args.net.scheduler()?;
     let all_shapes = spec.layer_shapes();
@@ -98,6 +127,9 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
     let shapes: Vec<_> = chosen.iter().map(|&i| all_shapes[i].clone()).collect();
     let mut rng = StdRng::seed_from_u64(args.seed);
     let mut layers = Vec::with_capacity(chosen.len());
+    // The anchor's operations: the same schedule with every rotation full.
+    let full_scheduler = scheduler.with_hoisting(he::Hoisting::Off);
+    let mut unhoisted = LayerCost::default();
     for (&i, shape) in chosen.iter().zip(&shapes) {
         let role = if i < spec.convs.len() {
             Role::Conv
@@ -121,6 +153,7 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
         let (layout, model) = scheduler
             .layout(shape, role, &weights)
             .with_context(|| format!("laying out layer {i} ({})", shape.name))?;
+        unhoisted = unhoisted + full_scheduler.layout(shape, role, &weights)?.1.cost;
         layers.push((layout, model, weights, input));
     }
     let depth = layers
@@ -241,6 +274,27 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
         ms_total,
         rayon::current_num_threads()
     );
+    let summary = match anchor {
+        None => summary,
+        Some(a) => {
+            let priced = unhoisted.rotations() as f64 * a.rot_ms
+                + unhoisted.pmults as f64 * a.pmul_ms
+                + unhoisted.adds as f64 * a.add_ms;
+            format!(
+                "{summary}\nanchor, native SEAL ({}): these layers without hoisting, {} rotations (every one a full key switch), {} pmults and {} adds at rotation {:.3} ms, ct x pt {:.3} ms, ct + ct {:.4} ms = {:.1} ms sequential; measured {:.1} ms is {:.3}x that",
+                a.setting,
+                unhoisted.rotations(),
+                unhoisted.pmults,
+                unhoisted.adds,
+                a.rot_ms,
+                a.pmul_ms,
+                a.add_ms,
+                priced,
+                ms_total,
+                ms_total / priced
+            )
+        }
+    };
     match args.format {
         Format::Csv => {
             print_csv(&headers, &rows);

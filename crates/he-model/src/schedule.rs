@@ -197,6 +197,11 @@ impl Scheduler {
         self.poly_degree
     }
 
+    /// The same scheduler with hoisting on or off.
+    pub fn with_hoisting(self, hoisting: Hoisting) -> Scheduler {
+        Scheduler { hoisting, ..self }
+    }
+
     /// The same scheduler under another family. A forced baby step belongs
     /// to the family it was given for, so another family drops it.
     pub fn with_schedule(self, schedule: Schedule) -> Scheduler {
