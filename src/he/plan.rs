@@ -467,6 +467,7 @@ pub(crate) mod tests {
             replicate,
             fold,
             baby_step,
+            rows: false,
             hoist: false,
         }
     }
@@ -483,6 +484,20 @@ pub(crate) mod tests {
             (shape(5, 12, 9, 3, 2), schedule(true, true, false, 2)),
             (shape(5, 12, 9, 3, 2), schedule(false, true, false, 1)),
             (shape(8, 16, 8, 1, 2), schedule(true, true, false, 4)),
+            (
+                shape(64, 64, 8, 3, 1),
+                LayerSchedule {
+                    rows: true,
+                    ..schedule(false, true, false, 2)
+                },
+            ),
+            (
+                shape(6, 80, 8, 3, 1),
+                LayerSchedule {
+                    rows: true,
+                    ..schedule(false, true, false, 1)
+                },
+            ),
             (shape(40, 10, 1, 1, 1), LayerSchedule::GAZELLE_FC),
             (shape(40, 10, 1, 1, 1), schedule(false, true, true, 4)),
         ];

@@ -233,6 +233,7 @@ mod tests {
             replicate: true,
             fold: false,
             baby_step,
+            rows: false,
             hoist: false,
         }
     }

@@ -51,6 +51,12 @@ pub struct LayerSchedule {
     pub fold: bool,
     /// Baby step `B`: a power of two dividing the diagonals per giant group.
     pub baby_step: usize,
+    /// Fold the two rows (a replicated period within one row, no output
+    /// fold): row 1 holds the input shifted by half a period, so the same
+    /// rotations give it the other half of every output's diagonals; one
+    /// row swap and addition sums the halves. Half the diagonals, half the
+    /// products, row 1 no longer idle in layers narrower than the slots.
+    pub rows: bool,
     /// Rotate each input block by all its steps from one decomposition of
     /// it (hoisting): its first rotation is a full key switch, the rest the
     /// hoisted price. Counts of rotations do not change, their prices do.
@@ -65,6 +71,7 @@ impl LayerSchedule {
         replicate: false,
         fold: false,
         baby_step: 1,
+        rows: false,
         hoist: false,
     };
     /// Gazelle's matrix-vector schedule (its "hybrid" method): replicated
@@ -74,6 +81,7 @@ impl LayerSchedule {
         replicate: true,
         fold: true,
         baby_step: 1,
+        rows: false,
         hoist: false,
     };
 
@@ -99,6 +107,9 @@ impl LayerSchedule {
         }
         if self.fold {
             s += "+fold";
+        }
+        if self.rows {
+            s += "+rows";
         }
         s
     }
@@ -319,17 +330,30 @@ impl PackingLayout {
             fold: out_period < period,
             ..schedule
         };
-        let diagonals = if halves == 1 { out_period } else { per_row };
+        if schedule.rows && (halves == 2 || schedule.fold || period < 2) {
+            return Err(impossible(
+                "folding the rows needs a replicated period of 2 or more within one row and no output fold".into(),
+            ));
+        }
+        let diagonals = if halves == 2 {
+            per_row
+        } else if schedule.rows {
+            out_period / 2
+        } else {
+            out_period
+        };
         let b = schedule.baby_step;
         if !(b.is_power_of_two() && b <= diagonals) {
             return Err(impossible(format!(
                 "baby step {b} must be a power of two dividing the layer's {diagonals} diagonals"
             )));
         }
-        let outputs_per_block = if halves == 1 {
-            cn / period * out_period
-        } else {
+        let outputs_per_block = if halves == 2 {
             cn
+        } else if schedule.rows {
+            per_row / period * out_period
+        } else {
+            cn / period * out_period
         };
         Ok(PackingLayout {
             shape: shape.clone(),
@@ -450,7 +474,21 @@ impl PackingLayout {
     pub fn fold_rotations(&self) -> Vec<Rotation> {
         (0..self.fold_steps())
             .map(|i| Rotation::Columns((self.out_period << i) * self.footprint))
+            .chain(self.schedule.rows.then_some(Rotation::Rows))
             .collect()
+    }
+
+    /// Output channels per output block: every copy of the period (only
+    /// row 0's under a row fold), `q` outputs each; or every position of a
+    /// two-row period.
+    fn outputs_per_block(&self) -> usize {
+        if self.halves == 2 {
+            self.positions()
+        } else if self.schedule.rows {
+            self.per_row / self.period * self.out_period
+        } else {
+            self.positions() / self.period * self.out_period
+        }
     }
 
     /// (phase index, input channel) of phase-major channel `i`.
@@ -478,8 +516,9 @@ impl PackingLayout {
         );
         let (a, b, half, delta, row_out, j, row_in);
         if self.halves == 1 {
-            // Replicated: input channel i sits at every position x = i mod p.
-            let per_block = self.positions() / p * q;
+            // Replicated: input channel i sits at every position x = i mod p
+            // (row 1 of a row fold: x = i - p/2 mod p).
+            let per_block = self.outputs_per_block();
             b = o / per_block;
             let local = o % per_block;
             let (copy, residue) = (local / q, local % q);
@@ -489,8 +528,12 @@ impl PackingLayout {
             (row_out, j) = (s / h, s % h);
             a = 0;
             half = Half::Same;
-            delta = (i + p - r) % p;
-            row_in = row_out;
+            let d = (i + p - r) % p;
+            if self.schedule.rows && d >= p / 2 {
+                (delta, row_in) = (d - p / 2, 1);
+            } else {
+                (delta, row_in) = (d, row_out);
+            }
         } else {
             a = i / self.positions();
             let local_in = i % self.positions();
@@ -574,7 +617,9 @@ impl PackingLayout {
         let mut v = vec![0i64; 2 * self.row_slots];
         for row in 0..2 {
             for x in 0..self.per_row {
-                let i = if self.halves == 1 {
+                let i = if self.halves == 1 && self.schedule.rows && row == 1 {
+                    (x + self.period / 2) % self.period
+                } else if self.halves == 1 {
                     x % self.period
                 } else {
                     a * self.positions() + row * self.per_row + x
@@ -605,7 +650,12 @@ impl PackingLayout {
         let mut v = vec![Some(0i64); 2 * self.row_slots];
         for row in 0..2 {
             for j in 0..self.per_row {
-                let s = row * self.per_row + j;
+                // A row fold leaves both rows holding the sums.
+                let s = if self.schedule.rows {
+                    j
+                } else {
+                    row * self.per_row + j
+                };
                 let base = row * self.row_slots + j * self.footprint;
                 let o = if self.halves == 1 {
                     let (copy, r) = (s / self.period, s % self.period);
@@ -613,9 +663,7 @@ impl PackingLayout {
                         v[base..base + self.footprint].fill(None);
                         continue;
                     }
-                    b * (self.positions() / self.period * self.out_period)
-                        + copy * self.out_period
-                        + r
+                    b * self.outputs_per_block() + copy * self.out_period + r
                 } else {
                     b * self.positions() + s
                 };
@@ -692,7 +740,15 @@ mod tests {
             replicate,
             fold,
             baby_step,
+            rows: false,
             hoist: false,
+        }
+    }
+
+    fn rows(baby_step: usize) -> LayerSchedule {
+        LayerSchedule {
+            rows: true,
+            ..schedule(false, true, false, baby_step)
         }
     }
 
@@ -782,6 +838,18 @@ mod tests {
             (shape(5, 12, 9, 3, 2), schedule(true, true, false, 2)),
             (shape(5, 12, 9, 3, 2), schedule(false, true, false, 1)),
             (shape(8, 16, 8, 1, 2), schedule(true, true, false, 4)),
+            // Row folds: ResNet-20's stage 3, a period of two copies per
+            // row, and outputs over two blocks.
+            (shape(64, 64, 8, 3, 1), rows(2)),
+            (shape(20, 12, 8, 3, 1), rows(4)),
+            (shape(6, 80, 8, 3, 1), rows(1)),
+            (
+                shape(5, 12, 9, 3, 2),
+                LayerSchedule {
+                    phases: true,
+                    ..rows(2)
+                },
+            ),
             // Matrix-vector products: Gazelle's hybrid and a folded BSGS.
             (shape(40, 10, 1, 1, 1), LayerSchedule::GAZELLE_FC),
             (shape(40, 10, 1, 1, 1), schedule(false, true, true, 4)),

@@ -280,13 +280,14 @@ impl Scheduler {
         };
         let mut out = Vec::new();
         for &phases in phases {
-            for fold in [false, true] {
+            for (fold, rows) in [(false, false), (true, false), (false, true)] {
                 for &baby_step in &babies {
                     out.push(LayerSchedule {
                         phases,
                         replicate: true,
                         fold,
                         baby_step,
+                        rows,
                         hoist: self.hoisting == Hoisting::On,
                     });
                 }
@@ -356,13 +357,14 @@ mod tests {
             let (chosen, cost) = best.layout(&shape, role, &w).unwrap();
             assert_eq!(cost, conv_cost(&chosen, &w));
             for phases in [false, true] {
-                for fold in [false, true] {
+                for (fold, rows) in [(false, false), (true, false), (false, true)] {
                     for b in (0..=12).map(|e| 1usize << e) {
                         let schedule = LayerSchedule {
                             phases,
                             replicate: true,
                             fold,
                             baby_step: b,
+                            rows,
                             hoist: true,
                         };
                         if let Ok(l) = PackingLayout::new(&shape, 8192, schedule) {
