@@ -407,9 +407,8 @@ mod tests {
     }
 
     /// The paper's setting, every rotation a full key switch: with hoisting
-    /// the schedule moves rotations to the input side, where diagonal groups
-    /// cannot remove them, and diagonal pruning no longer reaches half the
-    /// rotations of this small net.
+    /// the schedule moves still more rotations to the input side, where
+    /// diagonal groups cannot remove them.
     fn scheduler() -> Scheduler {
         Scheduler::new(
             he::Schedule::Best,
@@ -550,9 +549,13 @@ mod tests {
             .iter()
             .map(LayerCost::rotations)
             .sum();
-        let m = p.select(&w, 0.5, TargetMetric::Rotations).unwrap();
+        // Row folds halve the output-side rotations of these narrow layers,
+        // so diagonal groups can remove only about 30 % of the rotations.
+        let m = p.select(&w, 0.25, TargetMetric::Rotations).unwrap();
         let rot: usize = p.layer_costs(&m).iter().map(LayerCost::rotations).sum();
-        assert!(rot as f64 <= 0.5 * dense_rot as f64, "{rot} of {dense_rot}");
+        assert!(rot as f64 <= 0.75 * dense_rot as f64, "{rot} of {dense_rot}");
+        let e = p.select(&w, 0.5, TargetMetric::Rotations).unwrap_err();
+        assert!(matches!(e, PruneError::Unreachable { .. }), "{e}");
     }
 
     #[test]
