@@ -553,7 +553,10 @@ mod tests {
         // so diagonal groups can remove only about 30 % of the rotations.
         let m = p.select(&w, 0.25, TargetMetric::Rotations).unwrap();
         let rot: usize = p.layer_costs(&m).iter().map(LayerCost::rotations).sum();
-        assert!(rot as f64 <= 0.75 * dense_rot as f64, "{rot} of {dense_rot}");
+        assert!(
+            rot as f64 <= 0.75 * dense_rot as f64,
+            "{rot} of {dense_rot}"
+        );
         let e = p.select(&w, 0.5, TargetMetric::Rotations).unwrap_err();
         assert!(matches!(e, PruneError::Unreachable { .. }), "{e}");
     }
