@@ -443,12 +443,8 @@ impl Spec {
         if let Err(e) = self.quant_config().check() {
             return Err(bad("he.calibration_percentile", e.to_string()));
         }
-        let n = self.he.noise_margin;
-        if !(n.is_finite() && n > 0.0) {
-            return Err(bad(
-                "he.noise_margin",
-                format!("{n} is not a positive number of bits: use e.g. 10, or leave it out"),
-            ));
+        if let Err(e) = explore_he_model::noise::check_margin(self.he.noise_margin) {
+            return Err(bad("he.noise_margin", e.to_string()));
         }
         let m = self.report.margin;
         if !(m.is_finite() && m > 0.0 && m < 1.0) {

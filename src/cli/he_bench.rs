@@ -127,7 +127,8 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
     let shapes: Vec<_> = chosen.iter().map(|&i| all_shapes[i].clone()).collect();
     let mut rng = StdRng::seed_from_u64(args.seed);
     let mut layers = Vec::with_capacity(chosen.len());
-    // The anchor's operations: the same schedule with every rotation full.
+    // The anchor's operations: the same schedule with every rotation full
+    // (searched only when there is an anchor to price them at).
     let full_scheduler = scheduler.with_hoisting(he::Hoisting::Off);
     let mut unhoisted = LayerCost::default();
     for (&i, shape) in chosen.iter().zip(&shapes) {
@@ -153,7 +154,9 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
         let (layout, model) = scheduler
             .layout(shape, role, &weights)
             .with_context(|| format!("laying out layer {i} ({})", shape.name))?;
-        unhoisted = unhoisted + full_scheduler.layout(shape, role, &weights)?.1.cost;
+        if anchor.is_some() {
+            unhoisted = unhoisted + full_scheduler.layout(shape, role, &weights)?.1.cost;
+        }
         layers.push((layout, model, weights, input));
     }
     let depth = layers

@@ -528,21 +528,13 @@ impl Workspace {
         let cost = he::network_cost(&deployed.spec, &q_convs, &deployed.fc.weight, scheduler)?;
         let dense_cost = he::dense_network_cost(&self.net, scheduler)?;
         let p = ctx.params();
-        let bound = cost
-            .depth()
-            .budget_bits(p.poly_degree, p.plaintext_bits, p.moduli_bits());
-        if bound < spec.he.noise_margin {
-            return Err(explore_he_model::Error::NoiseBudget {
-                poly_degree: p.poly_degree,
-                budget_bits: bound,
-                margin_bits: spec.he.noise_margin,
-            }
-            .into());
-        }
-        let moduli = he::ModulusChoice {
-            moduli: p.moduli_bits().to_vec(),
-            budget_bits: bound,
-        };
+        let moduli = he::ModulusChoice::holding(
+            p.poly_degree,
+            p.plaintext_bits,
+            cost.depth(),
+            p.moduli_bits(),
+            spec.he.noise_margin,
+        )?;
         let images = spec.he.images.min(self.test_data.len());
         let mut measured_ms = 0.0;
         let mut noise_budget = i64::MAX;

@@ -348,14 +348,7 @@ impl PackingLayout {
                 "baby step {b} must be a power of two dividing the layer's {diagonals} diagonals"
             )));
         }
-        let outputs_per_block = if halves == 2 {
-            cn
-        } else if schedule.rows {
-            per_row / period * out_period
-        } else {
-            cn / period * out_period
-        };
-        Ok(PackingLayout {
+        let mut layout = PackingLayout {
             shape: shape.clone(),
             schedule,
             s,
@@ -374,8 +367,11 @@ impl PackingLayout {
             diagonals,
             halves,
             n_in: channels.div_ceil(period),
-            n_out: shape.c_out.div_ceil(outputs_per_block),
-        })
+            // Set below, from the layout's own count of outputs per block.
+            n_out: 0,
+        };
+        layout.n_out = shape.c_out.div_ceil(layout.outputs_per_block());
+        Ok(layout)
     }
 
     pub fn name(&self) -> &str {

@@ -73,6 +73,15 @@ impl NoiseDepth {
 /// given, in bits.
 pub const DEFAULT_MARGIN_BITS: f64 = 10.0;
 
+/// A safety margin must be a positive number of bits.
+pub fn check_margin(margin_bits: f64) -> Result<(), Error> {
+    if margin_bits.is_finite() && margin_bits > 0.0 {
+        Ok(())
+    } else {
+        Err(Error::NoiseMargin(margin_bits))
+    }
+}
+
 /// The chosen ciphertext primes and the smallest budget the bound leaves.
 #[derive(Debug, Clone, PartialEq, Serialize)]
 pub struct ModulusChoice {
@@ -90,22 +99,35 @@ impl ModulusChoice {
         depth: NoiseDepth,
         margin_bits: f64,
     ) -> Result<ModulusChoice, Error> {
-        if !(margin_bits.is_finite() && margin_bits > 0.0) {
-            return Err(Error::NoiseMargin(margin_bits));
-        }
         let table = moduli_sizes(poly_degree)?;
-        (1..=table.len())
-            .map(|k| &table[..k])
-            .map(|m| ModulusChoice {
-                moduli: m.to_vec(),
-                budget_bits: depth.budget_bits(poly_degree, t_bits, m),
-            })
-            .find(|c| c.budget_bits >= margin_bits)
-            .ok_or_else(|| Error::NoiseBudget {
+        let holding = |k| Self::holding(poly_degree, t_bits, depth, &table[..k], margin_bits);
+        (1..table.len())
+            .find_map(|k| holding(k).ok())
+            .map_or_else(|| holding(table.len()), Ok)
+    }
+
+    /// `moduli` if they leave `margin_bits` after a layer of depth `depth`
+    /// (with the budget the bound leaves), else the error naming the fix.
+    pub fn holding(
+        poly_degree: usize,
+        t_bits: u32,
+        depth: NoiseDepth,
+        moduli: &[usize],
+        margin_bits: f64,
+    ) -> Result<ModulusChoice, Error> {
+        check_margin(margin_bits)?;
+        let budget_bits = depth.budget_bits(poly_degree, t_bits, moduli);
+        if budget_bits < margin_bits {
+            return Err(Error::NoiseBudget {
                 poly_degree,
-                budget_bits: depth.budget_bits(poly_degree, t_bits, table),
+                budget_bits,
                 margin_bits,
-            })
+            });
+        }
+        Ok(ModulusChoice {
+            moduli: moduli.to_vec(),
+            budget_bits,
+        })
     }
 
     /// `54+54+55`: the primes' bits, as tables show them.
