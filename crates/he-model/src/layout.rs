@@ -127,6 +127,18 @@ impl Half {
     pub const BOTH: [Half; 2] = [Half::Same, Half::Cross];
 }
 
+/// What one slot of an output block holds after the layer
+/// ([`PackingLayout::output_slots`]).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum OutputSlot {
+    /// Output value `i` of the computed shape's `[c_out, oh, ow]` tensor.
+    Value(usize),
+    /// Zero: no channel or pixel is there.
+    Zero,
+    /// A partial sum a fold leaves: not an output.
+    Partial,
+}
+
 /// One plaintext mask: input block `a` rotated by kernel offset `offset` and
 /// baby step `baby`, contributing to giant step `giant` of half `half` of
 /// output block `b`. Ordered so that one output block's masks are contiguous.
@@ -637,13 +649,13 @@ impl PackingLayout {
         v
     }
 
-    /// What output block `b` must decrypt to, slot by slot, given the
-    /// integer convolution of [`Self::computed_shape`] (`[c_out, oh, ow]`):
-    /// each output channel at its position, zeros where no channel or pixel
-    /// is, and `None` for slots a fold leaves holding partial sums.
-    pub fn expected_output(&self, reference: &[i64], b: usize) -> Vec<Option<i64>> {
+    /// What each slot of output block `b` holds once the layer has run:
+    /// an output of [`Self::computed_shape`]'s `[c_out, oh, ow]` tensor (by
+    /// index), a zero where no channel or pixel is, or a partial sum a fold
+    /// leaves behind.
+    pub fn output_slots(&self, b: usize) -> Vec<OutputSlot> {
         let (oh, ow) = self.out_grid();
-        let mut v = vec![Some(0i64); 2 * self.row_slots];
+        let mut v = vec![OutputSlot::Zero; 2 * self.row_slots];
         for row in 0..2 {
             for j in 0..self.per_row {
                 // A row fold leaves both rows holding the sums.
@@ -656,7 +668,7 @@ impl PackingLayout {
                 let o = if self.halves == 1 {
                     let (copy, r) = (s / self.period, s % self.period);
                     if r >= self.out_period {
-                        v[base..base + self.footprint].fill(None);
+                        v[base..base + self.footprint].fill(OutputSlot::Partial);
                         continue;
                     }
                     b * self.outputs_per_block() + copy * self.out_period + r
@@ -668,12 +680,64 @@ impl PackingLayout {
                 }
                 for u in 0..oh {
                     for t in 0..ow {
-                        v[base + u * self.gw + t] = Some(reference[(o * oh + u) * ow + t]);
+                        v[base + u * self.gw + t] = OutputSlot::Value((o * oh + u) * ow + t);
                     }
                 }
             }
         }
         v
+    }
+
+    /// What output block `b` must decrypt to, slot by slot, given the
+    /// integer convolution of [`Self::computed_shape`] (`[c_out, oh, ow]`):
+    /// each output channel at its position, zeros where no channel or pixel
+    /// is, and `None` for slots a fold leaves holding partial sums.
+    pub fn expected_output(&self, reference: &[i64], b: usize) -> Vec<Option<i64>> {
+        self.output_slots(b)
+            .into_iter()
+            .map(|slot| match slot {
+                OutputSlot::Value(i) => Some(reference[i]),
+                OutputSlot::Zero => Some(0),
+                OutputSlot::Partial => None,
+            })
+            .collect()
+    }
+
+    /// The layer's own output (`[c_out, out_h, out_w]`, at its stride) read
+    /// from the decrypted output blocks, as a client reads the server's
+    /// reply: each value from the first slot holding it, a block the layer
+    /// never computes (`None`: every weight feeding it is zero) as zeros,
+    /// and a layer computed at stride 1 for a strided shape subsampled.
+    pub fn read_output(&self, blocks: &[Option<Vec<i64>>]) -> Vec<i64> {
+        let computed = self.computed_shape();
+        let (oh, ow) = self.out_grid();
+        let mut full = vec![0i64; computed.c_out * oh * ow];
+        let mut seen = vec![false; full.len()];
+        for (b, block) in blocks.iter().enumerate() {
+            let Some(block) = block else { continue };
+            for (slot, holds) in self.output_slots(b).into_iter().enumerate() {
+                if let OutputSlot::Value(i) = holds
+                    && !seen[i]
+                {
+                    full[i] = block[slot];
+                    seen[i] = true;
+                }
+            }
+        }
+        let s = computed.stride.max(1);
+        if s == self.shape.stride {
+            return full;
+        }
+        let (h, w) = (self.shape.out_h(), self.shape.out_w());
+        let step = self.shape.stride / s;
+        (0..self.shape.c_out)
+            .flat_map(|o| {
+                let full = &full;
+                (0..h).flat_map(move |u| {
+                    (0..w).map(move |t| full[(o * oh + step * u) * ow + step * t])
+                })
+            })
+            .collect()
     }
 
     /// Every prune group of this layer (numbered `layer` in the network)
@@ -871,6 +935,15 @@ mod tests {
                     sched.describe()
                 );
             }
+            // A client reading the blocks gets the layer's own output.
+            let blocks: Vec<Option<Vec<i64>>> = got.into_iter().map(Some).collect();
+            assert_eq!(
+                layout.read_output(&blocks),
+                conv_int(&s, &x, &w),
+                "{} under {}",
+                s.name,
+                sched.describe()
+            );
         }
     }
 
