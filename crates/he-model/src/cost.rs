@@ -97,13 +97,43 @@ impl Add for LayerCost {
     }
 }
 
-/// A layer's counts together with the rotations it uses and the depth its
-/// noisiest output block reaches.
+/// A layer's counts together with the rotations it uses (and the keys
+/// they need) and the depth its noisiest output block reaches.
 #[derive(Debug, Clone, PartialEq, Eq, Default)]
 pub struct LayerPlanCost {
     pub cost: LayerCost,
     pub steps: BTreeSet<Rotation>,
+    pub key_set: KeySet,
     pub depth: NoiseDepth,
+}
+
+/// The Galois keys a layer or a network needs, by how each rotation is
+/// applied: as fhe.rs's own key switch (`full`: output rotations, and input
+/// rotations without hoisting) or to an input block's one decomposition
+/// (`hoisted`). A rotation used both ways needs both keys; either way it is
+/// one Galois element, one of the cost model's `keys`.
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub struct KeySet {
+    pub full: BTreeSet<Rotation>,
+    pub hoisted: BTreeSet<Rotation>,
+}
+
+impl KeySet {
+    /// Adds every key of `other`.
+    pub fn extend(&mut self, other: &KeySet) {
+        self.full.extend(&other.full);
+        self.hoisted.extend(&other.hoisted);
+    }
+
+    /// Whether every key of `other` is in this set.
+    pub fn covers(&self, other: &KeySet) -> bool {
+        other.full.is_subset(&self.full) && other.hoisted.is_subset(&self.hoisted)
+    }
+
+    /// The distinct rotations (Galois elements) over both kinds.
+    pub fn rotations(&self) -> BTreeSet<Rotation> {
+        self.full.union(&self.hoisted).copied().collect()
+    }
 }
 
 /// The masks holding a nonzero weight of `weights` (`[c_out, c_in, k, k]`;
@@ -133,11 +163,17 @@ pub fn count(layout: &PackingLayout, live: &BTreeSet<MaskKey>) -> LayerPlanCost 
     let inputs: BTreeSet<(usize, usize, usize)> =
         live.iter().map(|k| (k.a, k.offset, k.baby)).collect();
     let mut rotated_blocks = BTreeSet::new();
+    let mut key_set = KeySet::default();
     for &(a, offset, baby) in &inputs {
         if let Some(r) = layout.input_rotation(offset, baby) {
             c.rot_input += 1;
             steps.insert(r);
             rotated_blocks.insert(a);
+            if layout.schedule().hoist {
+                key_set.hoisted.insert(r);
+            } else {
+                key_set.full.insert(r);
+            }
         }
     }
     if layout.schedule().hoist {
@@ -155,6 +191,7 @@ pub fn count(layout: &PackingLayout, live: &BTreeSet<MaskKey>) -> LayerPlanCost 
         if let Some(r) = layout.giant_rotation(giant) {
             c.rot_output += 1;
             steps.insert(r);
+            key_set.full.insert(r);
         }
     }
     let mut blocks: BTreeMap<usize, usize> = BTreeMap::new();
@@ -164,6 +201,7 @@ pub fn count(layout: &PackingLayout, live: &BTreeSet<MaskKey>) -> LayerPlanCost 
         if half == Half::Cross {
             c.row_swaps += 1;
             steps.insert(Rotation::Rows);
+            key_set.full.insert(Rotation::Rows);
         }
     }
     for &live_halves in blocks.values() {
@@ -171,12 +209,14 @@ pub fn count(layout: &PackingLayout, live: &BTreeSet<MaskKey>) -> LayerPlanCost 
         let fold = layout.fold_rotations();
         c.rot_output += fold.len();
         c.adds += fold.len();
-        steps.extend(fold);
+        steps.extend(&fold);
+        key_set.full.extend(fold);
     }
     c.keys = steps.len();
     LayerPlanCost {
         cost: c,
         steps,
+        key_set,
         depth: depth(layout, live, !rotated_blocks.is_empty()),
     }
 }

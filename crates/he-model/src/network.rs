@@ -10,7 +10,7 @@ use serde::Serialize;
 
 use crate::Error;
 use crate::arch::NetSpec;
-use crate::cost::LayerCost;
+use crate::cost::{KeySet, LayerCost};
 use crate::layout::{PackingLayout, Rotation};
 use crate::noise::NoiseDepth;
 use crate::schedule::{Role, Schedule, Scheduler};
@@ -55,6 +55,9 @@ pub struct HeCost {
     pub keys: usize,
     #[serde(skip)]
     pub rotations: BTreeSet<Rotation>,
+    /// The keys of those rotations by how they are applied.
+    #[serde(skip)]
+    pub key_set: KeySet,
     #[serde(skip)]
     pub layouts: Vec<PackingLayout>,
 }
@@ -93,10 +96,12 @@ pub fn network_cost<T: Copy + Default + PartialEq>(
     let mut rows = Vec::with_capacity(spec.convs.len() + 1);
     let mut layouts = Vec::with_capacity(spec.convs.len() + 1);
     let mut rotations = BTreeSet::new();
+    let mut key_set = KeySet::default();
     for (shape, role, w) in layers {
         check_len(&shape.name, shape.weight_len(), w.len())?;
         let (layout, plan) = scheduler.layout(shape, role, w)?;
         rotations.extend(plan.steps);
+        key_set.extend(&plan.key_set);
         rows.push(LayerRow {
             layer: shape.name.clone(),
             c_in: shape.c_in,
@@ -128,6 +133,7 @@ pub fn network_cost<T: Copy + Default + PartialEq>(
         total,
         keys: rotations.len(),
         rotations,
+        key_set,
         layouts,
     })
 }
@@ -184,6 +190,11 @@ mod tests {
             assert_eq!(cost.layouts.len(), cost.layers.len());
         }
         assert_eq!(gazelle.layers.last().unwrap().cost.rotations(), 17);
+        // The key set names every rotation once per way it is applied.
+        for cost in [&best, &gazelle] {
+            assert_eq!(cost.key_set.rotations(), cost.rotations);
+            assert!(cost.key_set.hoisted.is_empty(), "hoisting is off");
+        }
         assert!(best.total.rotations() < gazelle.total.rotations());
     }
 }
