@@ -71,6 +71,7 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
                 t.bits,
                 cost.depth(),
                 args.net.noise_margin,
+                he::Flooding::OFF,
             )?;
             let key_bytes = he::params::galois_key_bytes(args.net.poly_degree, &moduli.moduli)?;
             println!(

@@ -18,7 +18,7 @@ pub use context::HeContext;
 pub use cost::{LayerCost, LayerPlanCost, PrimitiveCosts, conv_cost};
 pub use layout::{Half, LayerSchedule, PackingLayout, PruneGroup, Rotation};
 pub use network::{HeCost, LayerRow, dense_network_cost, network_cost};
-pub use noise::{ModulusChoice, NoiseDepth};
+pub use noise::{Flooding, ModulusChoice, NoiseDepth};
 pub use params::HeParams;
 pub use plan::{LayerPlan, LayerRun};
 pub use runner::{LayerJob, NetworkRun, check_counts, run_layers, run_network};

@@ -9,7 +9,7 @@ use fhe::bfv::{BfvParameters, BfvParametersBuilder};
 
 use super::HeError;
 use crate::arch::ConvShape;
-use explore_he_model::noise::{ModulusChoice, NoiseDepth};
+use explore_he_model::noise::{Flooding, ModulusChoice, NoiseDepth};
 use explore_he_model::plaintext::{
     MIN_PLAINTEXT_BITS, PlaintextModulus, moduli_sizes, plaintext_prime,
 };
@@ -80,7 +80,8 @@ impl HeParams {
 
     /// [`Self::new`] with the fewest ciphertext primes that leave
     /// `margin_bits` of noise budget after a layer of `depth` (the deepest
-    /// of the network): returns them with the budget the bound leaves.
+    /// of the network) and after its reply is flooded under `flooding`:
+    /// returns them with the budget the bound leaves.
     pub fn sized(
         poly_degree: usize,
         plaintext_bits: Option<u32>,
@@ -89,6 +90,7 @@ impl HeParams {
         layers: &[ConvShape],
         depth: NoiseDepth,
         margin_bits: f64,
+        flooding: Flooding,
     ) -> Result<(HeParams, ModulusChoice), HeError> {
         let PlaintextModulus { t, bits } = PlaintextModulus::for_layers(
             poly_degree,
@@ -97,7 +99,7 @@ impl HeParams {
             activation_bits,
             layers,
         )?;
-        let choice = ModulusChoice::fewest(poly_degree, bits, depth, margin_bits)?;
+        let choice = ModulusChoice::fewest(poly_degree, bits, depth, margin_bits, flooding)?;
         let params = Self::build(
             poly_degree,
             t,

@@ -162,6 +162,7 @@ impl Workspace {
             &self.net.layer_shapes(),
             depth,
             he.noise_margin,
+            he::Flooding::OFF,
         )?;
         Ok(HeContext::new(params))
     }
@@ -534,6 +535,7 @@ impl Workspace {
             cost.depth(),
             p.moduli_bits(),
             spec.he.noise_margin,
+            he::Flooding::OFF,
         )?;
         let images = spec.he.images.min(self.test_data.len());
         let mut measured_ms = 0.0;

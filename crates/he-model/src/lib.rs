@@ -74,6 +74,18 @@ pub enum Error {
         budget_bits: f64,
         margin_bits: f64,
     },
+    #[error(
+        "noise flooding of {flooding} bits (he.flooding, --flooding) needs more noise budget than N = {poly_degree} has: a flooded reply leaves {budget_bits:.1} bits, below the {margin_bits} bit margin; {}, or lower he.flooding to {most} bits at most (0 turns circuit privacy off)",
+        larger.map_or("no ring degree up to 8x this one carries it".to_string(), |n| format!("use he.poly_degree: {n} (--poly-degree {n})"))
+    )]
+    FloodingBudget {
+        poly_degree: usize,
+        flooding: u32,
+        budget_bits: f64,
+        margin_bits: f64,
+        larger: Option<usize>,
+        most: u32,
+    },
     #[error("baby step {baby_step} {why} (he.baby_step, --baby-step)")]
     BabyStep { baby_step: usize, why: &'static str },
     #[error(

@@ -13,6 +13,12 @@
 //! at most `N t^2 / 2`. The bound takes every one of these at its largest
 //! (infinity norms, no averaging); the executor measures the real budgets,
 //! which sit well above it.
+//!
+//! A reply that leaves the server may be flooded for circuit privacy (a
+//! fresh encryption of zero re-randomizes it, and uniform noise far larger
+//! than the worst case of the server's own hides it), which the modulus must
+//! also hold, and is then switched down to the fewest primes that still
+//! decrypt it: both are sized here from the same bound.
 
 use serde::Serialize;
 
@@ -67,11 +73,113 @@ impl NoiseDepth {
         let q: usize = moduli.iter().sum();
         q as f64 - t_bits as f64 - 1.0 - self.noise_bits(n, t_bits, moduli)
     }
+
+    /// log2 of the bound on the flooding noise a reply of this depth gets
+    /// (`None` when flooding is off): the worst case of the server's noise
+    /// plus the statistical bits plus `log2 N`, rounded up.
+    pub fn flood_bits(
+        &self,
+        n: usize,
+        t_bits: u32,
+        moduli: &[usize],
+        flooding: Flooding,
+    ) -> Option<u32> {
+        flooding.is_on().then(|| {
+            let bits = self.noise_bits(n, t_bits, moduli) + flooding.0 as f64 + (n as f64).log2();
+            bits.ceil() as u32
+        })
+    }
+
+    /// log2 of the worst-case noise of a reply as it leaves the server: the
+    /// layer's, plus with flooding a fresh encryption of zero and the
+    /// flooding noise.
+    pub fn reply_noise_bits(
+        &self,
+        n: usize,
+        t_bits: u32,
+        moduli: &[usize],
+        flooding: Flooding,
+    ) -> f64 {
+        let own = self.noise_bits(n, t_bits, moduli);
+        match self.flood_bits(n, t_bits, moduli, flooding) {
+            None => own,
+            Some(flood) => {
+                let fresh = (2.0 * n as f64 + 1.0) * ERROR_BOUND;
+                (2f64.powf(own) + fresh + 2f64.powi(flood as i32)).log2()
+            }
+        }
+    }
+
+    /// The budget a reply has left at the full modulus of `moduli`.
+    pub fn reply_budget_bits(
+        &self,
+        n: usize,
+        t_bits: u32,
+        moduli: &[usize],
+        flooding: Flooding,
+    ) -> f64 {
+        let q: usize = moduli.iter().sum();
+        q as f64 - t_bits as f64 - 1.0 - self.reply_noise_bits(n, t_bits, moduli, flooding)
+    }
+
+    /// How many of `moduli`'s primes a reply keeps when it is switched down
+    /// to the fewest that leave `margin_bits` (fhe.rs drops the last prime
+    /// first, so it keeps a prefix), with the budget left there. Switching
+    /// scales the noise with the modulus and adds its own rounding, so a
+    /// reply keeps its budget until that rounding dominates. At least the
+    /// full modulus is returned when nothing smaller holds.
+    pub fn reply_primes(
+        &self,
+        n: usize,
+        t_bits: u32,
+        moduli: &[usize],
+        flooding: Flooding,
+        margin_bits: f64,
+    ) -> (usize, f64) {
+        let noise = self.reply_noise_bits(n, t_bits, moduli, flooding);
+        let q: usize = moduli.iter().sum();
+        let budget_at = |k: usize| {
+            let qk: usize = moduli[..k].iter().sum();
+            let scaled = 2f64.powf(noise - (q - qk) as f64);
+            qk as f64 - t_bits as f64 - 1.0 - (scaled + switching_noise(n, t_bits)).log2()
+        };
+        (1..moduli.len())
+            .map(|k| (k, budget_at(k)))
+            .find(|&(_, budget)| budget >= margin_bits)
+            .unwrap_or((moduli.len(), q as f64 - t_bits as f64 - 1.0 - noise))
+    }
 }
 
 /// The safety margin of noise budget kept after every layer when none is
 /// given, in bits.
 pub const DEFAULT_MARGIN_BITS: f64 = 10.0;
+
+/// Noise flooding of the server's replies, as its statistical security in
+/// bits (0: off). With `Flooding(k)` a reply's noise is hidden under
+/// uniform noise of `k + log2 N` bits more than the worst case of the
+/// server's, so the statistical distance between the replies of any two
+/// models that compute the same output is at most `2^-k` per ciphertext
+/// (the smudging lemma, summed over the `N` coefficients).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Serialize, serde::Deserialize)]
+#[serde(transparent)]
+pub struct Flooding(pub u32);
+
+impl Flooding {
+    pub const OFF: Flooding = Flooding(0);
+    /// Gazelle's and most two-party HE papers' statistical security.
+    pub const DEFAULT: Flooding = Flooding(40);
+
+    pub fn is_on(self) -> bool {
+        self.0 > 0
+    }
+}
+
+/// The rounding noise of switching a ciphertext down one or more primes:
+/// `c1`'s rounding times the secret key (`|s| <= 20`, so at most `10 N`)
+/// plus the mismatch of the two scalings of the message (below `t`).
+fn switching_noise(n: usize, t_bits: u32) -> f64 {
+    2f64.powi(t_bits as i32) + n as f64 * ERROR_BOUND / 2.0 + 1.0
+}
 
 /// A safety margin must be a positive number of bits.
 pub fn check_margin(margin_bits: f64) -> Result<(), Error> {
@@ -92,41 +200,68 @@ pub struct ModulusChoice {
 impl ModulusChoice {
     /// The fewest primes of the ring degree's 128-bit table (a prefix of it,
     /// so the total only shrinks below the bound) that leave `margin_bits`
-    /// after a layer of depth `depth`.
+    /// after a layer of depth `depth`, and after its reply is flooded.
     pub fn fewest(
         poly_degree: usize,
         t_bits: u32,
         depth: NoiseDepth,
         margin_bits: f64,
+        flooding: Flooding,
     ) -> Result<ModulusChoice, Error> {
         let table = moduli_sizes(poly_degree)?;
-        let holding = |k| Self::holding(poly_degree, t_bits, depth, &table[..k], margin_bits);
+        let holding =
+            |k| Self::holding(poly_degree, t_bits, depth, &table[..k], margin_bits, flooding);
         (1..table.len())
             .find_map(|k| holding(k).ok())
             .map_or_else(|| holding(table.len()), Ok)
     }
 
     /// `moduli` if they leave `margin_bits` after a layer of depth `depth`
-    /// (with the budget the bound leaves), else the error naming the fix.
+    /// and its flooded reply (with the budget the bound leaves), else the
+    /// error naming the fix.
     pub fn holding(
         poly_degree: usize,
         t_bits: u32,
         depth: NoiseDepth,
         moduli: &[usize],
         margin_bits: f64,
+        flooding: Flooding,
     ) -> Result<ModulusChoice, Error> {
         check_margin(margin_bits)?;
-        let budget_bits = depth.budget_bits(poly_degree, t_bits, moduli);
-        if budget_bits < margin_bits {
+        let budget_bits = depth.reply_budget_bits(poly_degree, t_bits, moduli, flooding);
+        if budget_bits >= margin_bits {
+            return Ok(ModulusChoice {
+                moduli: moduli.to_vec(),
+                budget_bits,
+            });
+        }
+        if !flooding.is_on() || depth.budget_bits(poly_degree, t_bits, moduli) < margin_bits {
             return Err(Error::NoiseBudget {
                 poly_degree,
                 budget_bits,
                 margin_bits,
             });
         }
-        Ok(ModulusChoice {
-            moduli: moduli.to_vec(),
+        // The layer fits and its flooding does not: name the ring degree
+        // that carries it, and the most flooding this one does.
+        let fits = |n: usize| {
+            moduli_sizes(n).is_ok_and(|table| {
+                depth.reply_budget_bits(n, t_bits, &table, flooding) >= margin_bits
+            })
+        };
+        let larger = (1..=3)
+            .map(|i| poly_degree << i)
+            .find(|&n| fits(n));
+        let spare = depth.budget_bits(poly_degree, t_bits, moduli)
+            - margin_bits
+            - (poly_degree as f64).log2();
+        Err(Error::FloodingBudget {
+            poly_degree,
+            flooding: flooding.0,
             budget_bits,
+            margin_bits,
+            larger,
+            most: spare.max(0.0).floor() as u32,
         })
     }
 
@@ -154,7 +289,7 @@ mod tests {
 
     #[test]
     fn one_prime_fewer_than_the_table_holds_a_resnet_layer_at_n_8192() {
-        let c = ModulusChoice::fewest(8192, 25, stage3(), DEFAULT_MARGIN_BITS).unwrap();
+        let c = ModulusChoice::fewest(8192, 25, stage3(), DEFAULT_MARGIN_BITS, Flooding::OFF).unwrap();
         assert_eq!(c.moduli, vec![54, 54, 55]);
         assert!(c.budget_bits >= DEFAULT_MARGIN_BITS);
         // Two primes leave nothing; the full table leaves a prime more.
@@ -179,12 +314,52 @@ mod tests {
         assert!(folded.noise_bits(8192, 25, &m) > base + 1.99);
         assert_eq!(stage3().max(folded), folded);
         assert!(matches!(
-            ModulusChoice::fewest(8192, 25, stage3(), 0.0),
+            ModulusChoice::fewest(8192, 25, stage3(), 0.0, Flooding::OFF),
             Err(Error::NoiseMargin(_))
         ));
         // Nothing fits at N = 4096 with a 25-bit t and a rotated input.
-        let e = ModulusChoice::fewest(4096, 25, stage3(), 10.0).unwrap_err();
+        let e = ModulusChoice::fewest(4096, 25, stage3(), 10.0, Flooding::OFF).unwrap_err();
         assert!(matches!(e, Error::NoiseBudget { .. }), "{e}");
         assert!(e.to_string().contains("poly_degree"), "{e}");
+    }
+
+    #[test]
+    fn flooding_takes_the_last_prime_and_replies_switch_down_to_two() {
+        let n = 8192;
+        // Without flooding a reply keeps its budget down to two primes; one
+        // prime is below the rounding of the switch.
+        let three = [54, 54, 55];
+        let (k, budget) = stage3().reply_primes(n, 25, &three, Flooding::OFF, 10.0);
+        assert_eq!(k, 2);
+        let full = stage3().budget_bits(n, 25, &three);
+        assert!((budget - full).abs() < 0.5, "{budget} vs {full}");
+        // 40 bits of statistical security add 40 + 13 bits of noise: three
+        // primes cannot carry it, the whole 218-bit table can.
+        let c = ModulusChoice::fewest(n, 25, stage3(), 10.0, Flooding::DEFAULT).unwrap();
+        assert_eq!(c.moduli, vec![54, 54, 55, 55]);
+        let own = stage3().noise_bits(n, 25, &c.moduli);
+        let flood = stage3().flood_bits(n, 25, &c.moduli, Flooding::DEFAULT).unwrap();
+        assert!((flood as f64 - own - 53.0).abs() <= 1.0, "{flood} vs {own}");
+        let (k, budget) = stage3().reply_primes(n, 25, &c.moduli, Flooding::DEFAULT, 10.0);
+        assert_eq!(k, 2, "a flooded reply also returns on two primes");
+        assert!(budget >= 10.0 && (budget - c.budget_bits).abs() < 0.5);
+        assert_eq!(stage3().flood_bits(n, 25, &c.moduli, Flooding::OFF), None);
+    }
+
+    #[test]
+    fn flooding_that_does_not_fit_names_the_ring_degree_and_the_most_that_does() {
+        let e = ModulusChoice::holding(8192, 25, stage3(), &[54, 54, 55], 10.0, Flooding::DEFAULT)
+            .unwrap_err();
+        match &e {
+            Error::FloodingBudget { larger, most, .. } => {
+                assert_eq!(*larger, Some(16384));
+                // The layer leaves about 15.5 bits over the margin's 10,
+                // less 13 for N: two bits of statistical security at most.
+                assert!(*most <= 3, "{most}");
+            }
+            other => panic!("{other}"),
+        }
+        assert!(e.to_string().contains("he.flooding"), "{e}");
+        assert!(e.to_string().contains("16384"), "{e}");
     }
 }
