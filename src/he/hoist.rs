@@ -75,8 +75,16 @@ fn top_context(par: &Arc<BfvParameters>) -> Result<&Arc<Context>, HeError> {
 pub struct HoistedKey {
     rotation: Rotation,
     exponent: SubstitutionExponent,
+    /// The seed of the uniform `a_i`, which is all a client sends of them
+    /// (as fhe.rs does for its own keys).
+    seed: [u8; 32],
     b: Vec<Poly>,
     a: Vec<Poly>,
+}
+
+/// Why a hoisted key's bytes are not a key.
+fn malformed(why: &str) -> HeError {
+    HeError::Fhe(fhe::Error::DefaultError(format!("hoisted key: {why}")))
 }
 
 impl HoistedKey {
@@ -107,28 +115,96 @@ impl HoistedKey {
         s.change_representation(Representation::Ntt);
         s_rotated.change_representation(Representation::Ntt);
         let rns = RnsContext::new(par.moduli()).map_err(math)?;
-        let (mut b, mut a) = (Vec::new(), Vec::new());
-        for i in 0..par.moduli().len() {
-            let mut a_i = Poly::random(ctx, Representation::Ntt, rng);
+        let mut seed = [0u8; 32];
+        rng.fill_bytes(&mut seed);
+        let uniform = uniform_parts(ctx, par.moduli().len(), seed);
+        let mut b = Vec::new();
+        for (i, a_i) in uniform.iter().enumerate() {
             let mut b_i =
                 Poly::small(ctx, Representation::PowerBasis, ERROR_VARIANCE, rng).map_err(math)?;
             b_i.change_representation(Representation::Ntt);
-            let a_s = Zeroizing::new(&a_i * s.as_ref());
+            let a_s = Zeroizing::new(a_i * s.as_ref());
             b_i -= a_s.as_ref();
             let gadget = rns.get_garner(i).expect("one gadget element per modulus");
             b_i += &Zeroizing::new(gadget * s_rotated.as_ref());
             let mut b_i = b_i.substitute(&inverse).map_err(math)?;
-            a_i = a_i.substitute(&inverse).map_err(math)?;
             b_i.change_representation(Representation::NttShoup);
-            a_i.change_representation(Representation::NttShoup);
             b.push(b_i);
-            a.push(a_i);
         }
         Ok(HoistedKey {
             rotation,
             exponent,
+            seed,
             b,
-            a,
+            a: permuted(uniform, &inverse)?,
+        })
+    }
+
+    /// What the client sends: the rotation, the seed of the `a_i` and the
+    /// `b_i`.
+    pub fn to_bytes(&self) -> Vec<u8> {
+        let mut out = Vec::new();
+        let (tag, step) = match self.rotation {
+            Rotation::Columns(step) => (0u8, step as u64),
+            Rotation::Rows => (1u8, 0),
+        };
+        out.push(tag);
+        out.extend(step.to_le_bytes());
+        out.extend(self.seed);
+        out.extend((self.b.len() as u32).to_le_bytes());
+        for b in &self.b {
+            let bytes = b.to_bytes();
+            out.extend((bytes.len() as u64).to_le_bytes());
+            out.extend(bytes);
+        }
+        out
+    }
+
+    /// The key a server rebuilds from [`Self::to_bytes`]: the `a_i` from
+    /// their seed, the `b_i` as sent.
+    pub fn from_bytes(bytes: &[u8], par: &Arc<BfvParameters>) -> Result<HoistedKey, HeError> {
+        use fhe_traits::DeserializeWithContext as _;
+        let ctx = top_context(par)?;
+        let mut at = 0usize;
+        let mut take = |n: usize| -> Result<&[u8], HeError> {
+            let part = bytes
+                .get(at..at + n)
+                .ok_or_else(|| malformed("truncated"))?;
+            at += n;
+            Ok(part)
+        };
+        let tag = take(1)?[0];
+        let step = u64::from_le_bytes(take(8)?.try_into().expect("8 bytes"));
+        let rotation = match tag {
+            0 => Rotation::Columns(step as usize),
+            1 => Rotation::Rows,
+            _ => return Err(malformed("unknown rotation")),
+        };
+        let seed: [u8; 32] = take(32)?.try_into().expect("32 bytes");
+        let digits = u32::from_le_bytes(take(4)?.try_into().expect("4 bytes")) as usize;
+        if digits != par.moduli().len() {
+            return Err(malformed("one part per ciphertext prime expected"));
+        }
+        let mut b = Vec::with_capacity(digits);
+        for _ in 0..digits {
+            let len = u64::from_le_bytes(take(8)?.try_into().expect("8 bytes")) as usize;
+            let mut b_i = Poly::from_bytes(take(len)?, ctx).map_err(math)?;
+            b_i.change_representation(Representation::NttShoup);
+            b.push(b_i);
+        }
+        if at != bytes.len() {
+            return Err(malformed("trailing bytes"));
+        }
+        let element = galois_exponent(rotation, par.degree());
+        let exponent = SubstitutionExponent::new(ctx, element).map_err(math)?;
+        let inverse =
+            SubstitutionExponent::new(ctx, inverse_mod(element, 2 * par.degree())).map_err(math)?;
+        Ok(HoistedKey {
+            rotation,
+            exponent,
+            seed,
+            a: permuted(uniform_parts(ctx, digits, seed), &inverse)?,
+            b,
         })
     }
 
@@ -191,6 +267,34 @@ impl Decomposed {
         let c1 = c1.substitute(&key.exponent).map_err(math)?;
         Ok(Ciphertext::new(vec![c0, c1], &self.par)?)
     }
+}
+
+/// The uniform `a_i` of a key, one per digit, expanded by fhe-math's
+/// seeded sampler from SHA-256 of the key's seed and the digit's index.
+fn uniform_parts(ctx: &Arc<Context>, digits: usize, seed: [u8; 32]) -> Vec<Poly> {
+    use sha2::{Digest, Sha256};
+    (0..digits as u32)
+        .map(|i| {
+            let digit_seed: [u8; 32] = Sha256::new()
+                .chain_update(seed)
+                .chain_update(i.to_le_bytes())
+                .finalize()
+                .into();
+            Poly::random_from_seed(ctx, Representation::Ntt, digit_seed)
+        })
+        .collect()
+}
+
+/// The `a_i` as a key stores them: permuted by the inverse element, in
+/// NTT-Shoup form.
+fn permuted(a: Vec<Poly>, inverse: &SubstitutionExponent) -> Result<Vec<Poly>, HeError> {
+    a.into_iter()
+        .map(|a_i| {
+            let mut a_i = a_i.substitute(inverse).map_err(math)?;
+            a_i.change_representation(Representation::NttShoup);
+            Ok(a_i)
+        })
+        .collect()
 }
 
 /// `x^-1 mod m` for odd `x` and a power-of-two `m` (Galois elements are odd).
@@ -279,7 +383,9 @@ mod tests {
                 }
             }
             .unwrap();
-            let key = HoistedKey::new(&sk, par, step, &mut rng).unwrap();
+            let made = HoistedKey::new(&sk, par, step, &mut rng).unwrap();
+            // What a server rebuilds from the client's bytes.
+            let key = HoistedKey::from_bytes(&made.to_bytes(), par).unwrap();
             let ours = decomposed.rotate(&key).unwrap();
             let expected = decrypt(&theirs);
             assert_eq!(decrypt(&ours), expected, "{step:?}");
