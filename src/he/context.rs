@@ -11,7 +11,7 @@ use fhe::bfv::{
     BfvParameters, Ciphertext, Encoding, EvaluationKey, EvaluationKeyBuilder, Plaintext, PublicKey,
     SecretKey,
 };
-use fhe_traits::{FheDecoder, FheDecrypter, FheEncoder, FheEncrypter, Serialize as _};
+use fhe_traits::{FheDecoder, FheDecrypter, FheEncrypter, Serialize as _};
 use rand::rngs::StdRng;
 use rand::{Rng, SeedableRng};
 use rayon::prelude::*;
@@ -59,9 +59,7 @@ impl HeContext {
 
     /// Encodes `slots` (both batching rows, row 0 first; zero-padded to N).
     pub fn encode(&self, slots: &[i64]) -> Result<Plaintext, HeError> {
-        let mut v = slots.to_vec();
-        v.resize(self.params.poly_degree, 0);
-        Ok(Plaintext::try_encode(&v, Encoding::simd(), self.bfv())?)
+        self.params.encode(slots)
     }
 
     /// Encrypts `slots` with the public key.
@@ -168,6 +166,26 @@ impl HeContext {
             pmul_ms: time(&|| Ok(&ct * &pt))?,
             add_ms: time(&|| Ok(&ct + &ct))?,
         })
+    }
+}
+
+impl super::plan::KeySource for HeContext {
+    fn params(&self) -> &HeParams {
+        &self.params
+    }
+
+    fn full_keys(
+        &mut self,
+        rotations: &[Rotation],
+    ) -> Result<BTreeMap<Rotation, Arc<EvaluationKey>>, HeError> {
+        self.rotation_keys(rotations)
+    }
+
+    fn hoisted_keys(
+        &mut self,
+        rotations: &[Rotation],
+    ) -> Result<BTreeMap<Rotation, Arc<HoistedKey>>, HeError> {
+        HeContext::hoisted_keys(self, rotations)
     }
 }
 

@@ -20,7 +20,7 @@ pub use layout::{Half, LayerSchedule, PackingLayout, PruneGroup, Rotation};
 pub use network::{HeCost, LayerRow, dense_network_cost, network_cost};
 pub use noise::{Flooding, ModulusChoice, NoiseDepth};
 pub use params::HeParams;
-pub use plan::{LayerPlan, LayerRun};
+pub use plan::{KeySource, LayerPlan, LayerRun};
 pub use runner::{LayerJob, NetworkRun, check_counts, run_layers, run_network};
 pub use schedule::{Hoisting, Role, Schedule, Scheduler};
 

@@ -134,6 +134,18 @@ impl HeParams {
         })
     }
 
+    /// Encodes `slots` (both batching rows, row 0 first; zero-padded to N).
+    pub fn encode(&self, slots: &[i64]) -> Result<fhe::bfv::Plaintext, HeError> {
+        use fhe_traits::FheEncoder as _;
+        let mut v = slots.to_vec();
+        v.resize(self.poly_degree, 0);
+        Ok(fhe::bfv::Plaintext::try_encode(
+            &v,
+            fhe::bfv::Encoding::simd(),
+            &self.bfv,
+        )?)
+    }
+
     /// Slots in one batching row (the rotation domain).
     pub fn slots(&self) -> usize {
         self.poly_degree / 2

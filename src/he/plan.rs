@@ -19,7 +19,25 @@ use super::context::HeContext;
 use super::cost::LayerCost;
 use super::hoist::{Decomposed, HoistedKey};
 use super::layout::{Half, PackingLayout, Rotation};
+use super::params::HeParams;
 use crate::quant::{conv_int, max_magnitude};
+
+/// Where a layer plan gets its parameters and Galois keys: a context that
+/// makes the keys ([`HeContext`]), or a server that holds the ones a client
+/// uploaded. Either returns the keys it has of those asked for.
+pub trait KeySource {
+    fn params(&self) -> &HeParams;
+    /// fhe.rs's keys, applied as a full key switch.
+    fn full_keys(
+        &mut self,
+        rotations: &[Rotation],
+    ) -> Result<BTreeMap<Rotation, Arc<EvaluationKey>>, HeError>;
+    /// The keys rotations of a decomposed input use.
+    fn hoisted_keys(
+        &mut self,
+        rotations: &[Rotation],
+    ) -> Result<BTreeMap<Rotation, Arc<HoistedKey>>, HeError>;
+}
 
 /// One live mask: input block `a` read at (offset, baby step), its plaintext.
 struct Product {
@@ -73,10 +91,10 @@ pub struct LayerRun {
 
 impl LayerPlan {
     /// Encodes the nonzero masks of `weights` (`[c_out, c_in, k, k]` integers
-    /// within the context's weight bits) under `layout` and generates the
-    /// layer's keys.
+    /// within the parameters' weight bits) under `layout` and takes the
+    /// layer's keys from `keys`; a key it lacks is an error naming the layer.
     pub fn new(
-        ctx: &mut HeContext,
+        keys: &mut impl KeySource,
         layout: PackingLayout,
         weights: &[i64],
     ) -> Result<LayerPlan, HeError> {
@@ -89,9 +107,9 @@ impl LayerPlan {
             }
             .into());
         }
-        check_range(&shape.name, weights, ctx.params().weight_bits)?;
+        check_range(&shape.name, weights, keys.params().weight_bits)?;
         let masks: Vec<_> = layout.masks(weights).into_iter().collect();
-        let ctx_ref = &*ctx;
+        let params = keys.params();
         // The executor skips by the values it encodes, not by the cost model.
         let encoded: Vec<Option<(super::layout::MaskKey, Plaintext)>> = masks
             .into_par_iter()
@@ -99,7 +117,7 @@ impl LayerPlan {
                 if slots.iter().all(|&v| v == 0) {
                     Ok(None)
                 } else {
-                    Ok(Some((key, ctx_ref.encode(&slots)?)))
+                    Ok(Some((key, params.encode(&slots)?)))
                 }
             })
             .collect::<Result<_, HeError>>()?;
@@ -147,22 +165,39 @@ impl LayerPlan {
         } else {
             input_steps.union(&output_steps).copied().collect()
         };
-        let keys = ctx.rotation_keys(&full)?;
-        let hoisted = if hoist {
-            ctx.hoisted_keys(&input_steps.into_iter().collect::<Vec<_>>())?
+        let wanted_hoisted: Vec<Rotation> = if hoist {
+            input_steps.into_iter().collect()
         } else {
-            BTreeMap::new()
+            Vec::new()
         };
+        let bfv = Arc::clone(&keys.params().bfv);
+        let hoisted = keys.hoisted_keys(&wanted_hoisted)?;
+        let full_keys = keys.full_keys(&full)?;
+        let lacking = full
+            .iter()
+            .find(|r| !full_keys.contains_key(r))
+            .or_else(|| wanted_hoisted.iter().find(|r| !hoisted.contains_key(r)));
+        if let Some(&rotation) = lacking {
+            return Err(HeError::MissingKey {
+                layer: shape.name.clone(),
+                rotation: format!("{rotation:?}"),
+            });
+        }
         Ok(LayerPlan {
             layout,
             weights: weights.to_vec(),
             giants,
             rotations,
-            keys,
+            keys: full_keys,
             hoisted,
             distinct_keys,
-            bfv: Arc::clone(&ctx.params().bfv),
+            bfv,
         })
+    }
+
+    /// The plaintext masks the plan holds (the server's encoded weights).
+    pub fn plaintexts(&self) -> usize {
+        self.giants.iter().map(|g| g.products.len()).sum()
     }
 
     pub fn layout(&self) -> &PackingLayout {
