@@ -9,8 +9,9 @@ use std::ops::Add;
 use serde::Serialize;
 
 use crate::Error;
+use crate::arch::ConvShape;
 use crate::arch::NetSpec;
-use crate::cost::{KeySet, LayerCost};
+use crate::cost::{KeySet, LayerCost, LayerPlanCost, conv_cost};
 use crate::layout::{PackingLayout, Rotation};
 use crate::noise::NoiseDepth;
 use crate::schedule::{Role, Schedule, Scheduler};
@@ -80,6 +81,64 @@ pub fn network_cost<T: Copy + Default + PartialEq>(
     fc_weight: &[T],
     scheduler: &Scheduler,
 ) -> Result<HeCost, Error> {
+    counted(
+        spec,
+        conv_weights,
+        fc_weight,
+        scheduler,
+        |_, shape, role, w| scheduler.layout(shape, role, w),
+    )
+}
+
+/// Counts every layer of `spec` for the given weights under fixed
+/// `layouts` (one per conv, then the FC, as another network's [`HeCost`]
+/// chose them): what a pruned network costs when it must keep the dense
+/// network's packing, so that its packing says nothing about its pruning.
+pub fn network_cost_under<T: Copy + Default + PartialEq>(
+    spec: &NetSpec,
+    conv_weights: &[Vec<T>],
+    fc_weight: &[T],
+    scheduler: &Scheduler,
+    layouts: &[PackingLayout],
+) -> Result<HeCost, Error> {
+    if layouts.len() != spec.convs.len() + 1 {
+        return Err(Error::LayerCount {
+            expected: spec.convs.len() + 1,
+            got: layouts.len(),
+        });
+    }
+    counted(
+        spec,
+        conv_weights,
+        fc_weight,
+        scheduler,
+        |i, shape, _, w| {
+            let layout = &layouts[i];
+            if layout.shape() != shape {
+                return Err(Error::WeightLength {
+                    layer: shape.name.clone(),
+                    expected: layout.shape().weight_len(),
+                    got: shape.weight_len(),
+                });
+            }
+            Ok((layout.clone(), conv_cost(layout, w)))
+        },
+    )
+}
+
+/// Counts every layer under the layout `choose` gives layer `i`.
+fn counted<T: Copy + Default + PartialEq>(
+    spec: &NetSpec,
+    conv_weights: &[Vec<T>],
+    fc_weight: &[T],
+    scheduler: &Scheduler,
+    mut choose: impl FnMut(
+        usize,
+        &ConvShape,
+        Role,
+        &[T],
+    ) -> Result<(PackingLayout, LayerPlanCost), Error>,
+) -> Result<HeCost, Error> {
     if conv_weights.len() != spec.convs.len() {
         return Err(Error::LayerCount {
             expected: spec.convs.len(),
@@ -97,9 +156,9 @@ pub fn network_cost<T: Copy + Default + PartialEq>(
     let mut layouts = Vec::with_capacity(spec.convs.len() + 1);
     let mut rotations = BTreeSet::new();
     let mut key_set = KeySet::default();
-    for (shape, role, w) in layers {
+    for (i, (shape, role, w)) in layers.enumerate() {
         check_len(&shape.name, shape.weight_len(), w.len())?;
-        let (layout, plan) = scheduler.layout(shape, role, w)?;
+        let (layout, plan) = choose(i, shape, role, w)?;
         rotations.extend(plan.steps);
         key_set.extend(&plan.key_set);
         rows.push(LayerRow {
@@ -196,5 +255,41 @@ mod tests {
             assert!(cost.key_set.hoisted.is_empty(), "hoisting is off");
         }
         assert!(best.total.rotations() < gazelle.total.rotations());
+    }
+
+    #[test]
+    fn a_pruned_network_under_the_dense_packing_needs_only_dense_keys() {
+        let spec = NetSpec::new(Arch::ResNet20, DatasetKind::FashionMnist, 0.25).unwrap();
+        let scheduler = Scheduler::new(
+            Schedule::Best,
+            None,
+            Hoisting::On,
+            PrimitiveCosts::default(),
+            8192,
+        )
+        .unwrap();
+        let dense = dense_network_cost(&spec, &scheduler).unwrap();
+        // Every second output channel of every layer pruned away.
+        let prune = |c: &crate::arch::ConvShape| -> Vec<bool> {
+            let per = c.weight_len() / c.c_out;
+            (0..c.weight_len()).map(|i| (i / per) % 2 == 0).collect()
+        };
+        let convs: Vec<Vec<bool>> = spec.convs.iter().map(prune).collect();
+        let fc = prune(&spec.fc.as_conv());
+        let own = network_cost(&spec, &convs, &fc, &scheduler).unwrap();
+        let under = network_cost_under(&spec, &convs, &fc, &scheduler, &dense.layouts).unwrap();
+        assert!(dense.key_set.covers(&under.key_set));
+        assert!(under.total.rotations() <= dense.total.rotations());
+        assert!(
+            own.total.latency_ms(scheduler.costs())
+                <= under.total.latency_ms(scheduler.costs()) + 1e-9
+        );
+        for (row, layout) in under.layers.iter().zip(&dense.layouts) {
+            assert_eq!(row.schedule, layout.schedule().describe());
+        }
+        assert!(matches!(
+            network_cost_under(&spec, &convs, &fc, &scheduler, &dense.layouts[1..]),
+            Err(Error::LayerCount { .. })
+        ));
     }
 }

@@ -209,8 +209,16 @@ impl ModulusChoice {
         flooding: Flooding,
     ) -> Result<ModulusChoice, Error> {
         let table = moduli_sizes(poly_degree)?;
-        let holding =
-            |k| Self::holding(poly_degree, t_bits, depth, &table[..k], margin_bits, flooding);
+        let holding = |k| {
+            Self::holding(
+                poly_degree,
+                t_bits,
+                depth,
+                &table[..k],
+                margin_bits,
+                flooding,
+            )
+        };
         (1..table.len())
             .find_map(|k| holding(k).ok())
             .map_or_else(|| holding(table.len()), Ok)
@@ -249,9 +257,7 @@ impl ModulusChoice {
                 depth.reply_budget_bits(n, t_bits, &table, flooding) >= margin_bits
             })
         };
-        let larger = (1..=3)
-            .map(|i| poly_degree << i)
-            .find(|&n| fits(n));
+        let larger = (1..=3).map(|i| poly_degree << i).find(|&n| fits(n));
         let spare = depth.budget_bits(poly_degree, t_bits, moduli)
             - margin_bits
             - (poly_degree as f64).log2();
@@ -289,7 +295,8 @@ mod tests {
 
     #[test]
     fn one_prime_fewer_than_the_table_holds_a_resnet_layer_at_n_8192() {
-        let c = ModulusChoice::fewest(8192, 25, stage3(), DEFAULT_MARGIN_BITS, Flooding::OFF).unwrap();
+        let c =
+            ModulusChoice::fewest(8192, 25, stage3(), DEFAULT_MARGIN_BITS, Flooding::OFF).unwrap();
         assert_eq!(c.moduli, vec![54, 54, 55]);
         assert!(c.budget_bits >= DEFAULT_MARGIN_BITS);
         // Two primes leave nothing; the full table leaves a prime more.
@@ -338,7 +345,9 @@ mod tests {
         let c = ModulusChoice::fewest(n, 25, stage3(), 10.0, Flooding::DEFAULT).unwrap();
         assert_eq!(c.moduli, vec![54, 54, 55, 55]);
         let own = stage3().noise_bits(n, 25, &c.moduli);
-        let flood = stage3().flood_bits(n, 25, &c.moduli, Flooding::DEFAULT).unwrap();
+        let flood = stage3()
+            .flood_bits(n, 25, &c.moduli, Flooding::DEFAULT)
+            .unwrap();
         assert!((flood as f64 - own - 53.0).abs() <= 1.0, "{flood} vs {own}");
         let (k, budget) = stage3().reply_primes(n, 25, &c.moduli, Flooding::DEFAULT, 10.0);
         assert_eq!(k, 2, "a flooded reply also returns on two primes");
