@@ -3,7 +3,10 @@
 //! scale calibrated on a few images), and its forward pass. Every conv and
 //! the FC layer run as exact integer products through [`conv_int`], the same
 //! function the HE executor verifies its decryptions against; rescaling,
-//! bias, ReLU, residual sums and pooling run in f64 between them.
+//! bias, ReLU, residual sums and pooling run in f64 between them. The
+//! forward pass takes its linear layers round by round from a [`Linear`],
+//! so the same code computes them in the clear or has a server compute them
+//! on ciphertexts while the client does the rest.
 
 use rayon::prelude::*;
 use serde::{Deserialize, Serialize};
@@ -205,10 +208,27 @@ pub fn conv_batch(shape: &ConvShape, inputs: &[Vec<i64>], weight: &[i64]) -> Vec
         .collect()
 }
 
+/// The class a row of logits picks (the last of equal maxima).
+pub fn top1(logits: &[f64]) -> usize {
+    (0..logits.len())
+        .max_by(|&a, &b| logits[a].total_cmp(&logits[b]))
+        .unwrap_or(0)
+}
+
 /// Called with (layer index, that layer's inputs over the batch); layer
 /// `convs.len()` is the FC layer.
 type ScaleOf<'a> = dyn FnMut(usize, &[Vec<f64>]) -> f64 + 'a;
-type Tap<'a> = dyn FnMut(usize, &[Vec<i64>]) + 'a;
+
+/// The linear layers of one round of a forward pass: each layer's index
+/// (`convs.len()` is the FC layer) with its quantized inputs over the batch.
+/// A block's first conv and its shortcut read the same input and share a
+/// round; every other layer has its own.
+pub type Round = [(usize, Vec<Vec<i64>>)];
+
+/// How a forward pass gets the integer accumulators of a round's layers
+/// (each layer's outputs over the batch, `[c_out, out_h, out_w]` per image):
+/// computed in the clear, or by a server on ciphertexts.
+pub type Linear<'a, E> = dyn FnMut(&Round) -> Result<Vec<Vec<Vec<i64>>>, E> + 'a;
 
 impl QuantizedNet {
     /// Quantizes `folded` under `config`, calibrating each layer's input
@@ -261,13 +281,14 @@ impl QuantizedNet {
         };
         let batch = net.images(calibration)?;
         let mut scales = vec![1.0; net.convs.len() + 1];
-        net.forward(
+        let plain = net.clone();
+        let _: Result<_, std::convert::Infallible> = plain.forward(
             batch,
             &mut |l, xs| {
                 scales[l] = calibrate(xs, config.percentile, config.activation_bits);
                 scales[l]
             },
-            &mut |_, _| {},
+            &mut |round| Ok(plain.in_the_clear(round)),
         );
         for (layer, s) in net.convs.iter_mut().chain([&mut net.fc]).zip(scales) {
             layer.input_scale = s;
@@ -290,61 +311,92 @@ impl QuantizedNet {
             .collect())
     }
 
-    fn layer(&self, l: usize) -> &QuantizedLayer {
+    /// Layer `l` (`convs.len()` is the FC layer).
+    pub fn layer(&self, l: usize) -> &QuantizedLayer {
         self.convs.get(l).unwrap_or(&self.fc)
     }
 
-    /// One layer over the batch: quantize inputs with `scale`, integer conv,
-    /// dequantize (per output channel), add bias.
-    fn apply(
-        &self,
-        l: usize,
-        xs: &[Vec<f64>],
-        scale_of: &mut ScaleOf,
-        tap: &mut Tap,
-    ) -> Vec<Vec<f64>> {
-        let layer = self.layer(l);
-        let scale = scale_of(l, xs);
-        let q: Vec<Vec<i64>> = xs
+    /// A round's accumulators as exact integer convolutions in the clear.
+    pub fn in_the_clear(&self, round: &Round) -> Vec<Vec<Vec<i64>>> {
+        round
             .iter()
-            .map(|x| quantize(x, scale, self.config.activation_bits))
-            .collect();
-        tap(l, &q);
-        let hw = layer.shape.out_h() * layer.shape.out_w();
-        conv_batch(&layer.shape, &q, &layer.weight)
-            .into_par_iter()
-            .map(|acc| {
-                acc.into_iter()
-                    .enumerate()
-                    .map(|(j, a)| {
-                        let o = j / hw;
-                        a as f64 * scale * layer.weight_scale[o] + layer.bias[o]
-                    })
-                    .collect()
+            .map(|(l, q)| {
+                let layer = self.layer(*l);
+                conv_batch(&layer.shape, q, &layer.weight)
             })
             .collect()
     }
 
-    /// The ResNet forward pass over a batch; returns logits.
-    fn forward(
+    /// One round over the batch: quantize each layer's inputs with its
+    /// scale, get the integer accumulators from `linear`, dequantize (per
+    /// output channel) and add the bias.
+    fn apply<E>(
+        &self,
+        layers: &[(usize, &[Vec<f64>])],
+        scale_of: &mut ScaleOf,
+        linear: &mut Linear<E>,
+    ) -> Result<Vec<Vec<Vec<f64>>>, E> {
+        let mut scales = Vec::with_capacity(layers.len());
+        let round: Vec<(usize, Vec<Vec<i64>>)> = layers
+            .iter()
+            .map(|&(l, xs)| {
+                let scale = scale_of(l, xs);
+                scales.push(scale);
+                let q = xs
+                    .iter()
+                    .map(|x| quantize(x, scale, self.config.activation_bits))
+                    .collect();
+                (l, q)
+            })
+            .collect();
+        let accumulators = linear(&round)?;
+        Ok(layers
+            .iter()
+            .zip(scales)
+            .zip(accumulators)
+            .map(|((&(l, _), scale), acc)| {
+                let layer = self.layer(l);
+                let hw = layer.shape.out_h() * layer.shape.out_w();
+                acc.into_par_iter()
+                    .map(|acc| {
+                        acc.into_iter()
+                            .enumerate()
+                            .map(|(j, a)| {
+                                let o = j / hw;
+                                a as f64 * scale * layer.weight_scale[o] + layer.bias[o]
+                            })
+                            .collect()
+                    })
+                    .collect()
+            })
+            .collect())
+    }
+
+    /// The ResNet forward pass over a batch, its linear layers from
+    /// `linear`, round by round; returns logits.
+    pub fn forward<E>(
         &self,
         batch: Vec<Vec<f64>>,
         scale_of: &mut ScaleOf,
-        tap: &mut Tap,
-    ) -> Vec<Vec<f64>> {
+        linear: &mut Linear<E>,
+    ) -> Result<Vec<Vec<f64>>, E> {
         let relu = |xs: Vec<Vec<f64>>| -> Vec<Vec<f64>> {
             xs.into_iter()
                 .map(|x| x.into_iter().map(|v| v.max(0.0)).collect())
                 .collect()
         };
-        let mut x = relu(self.apply(0, &batch, scale_of, tap));
+        let one = |out: Vec<Vec<Vec<f64>>>| out.into_iter().next().expect("one layer");
+        let mut x = relu(one(self.apply(&[(0, &batch)], scale_of, linear)?));
         for b in &self.spec.blocks {
-            let h = relu(self.apply(b.conv1, &x, scale_of, tap));
-            let y = self.apply(b.conv2, &h, scale_of, tap);
-            let short = match b.shortcut {
-                Some(s) => self.apply(s, &x, scale_of, tap),
-                None => x,
+            let (h, short) = match b.shortcut {
+                Some(s) => {
+                    let mut out = self.apply(&[(b.conv1, &x), (s, &x)], scale_of, linear)?;
+                    let short = out.pop().expect("the shortcut");
+                    (relu(one(out)), short)
+                }
+                None => (relu(one(self.apply(&[(b.conv1, &x)], scale_of, linear)?)), x),
             };
+            let y = one(self.apply(&[(b.conv2, &h)], scale_of, linear)?);
             x = y
                 .into_iter()
                 .zip(short)
@@ -361,17 +413,48 @@ impl QuantizedNet {
                     .collect()
             })
             .collect();
-        self.apply(self.convs.len(), &pooled, scale_of, tap)
+        Ok(one(self.apply(
+            &[(self.convs.len(), &pooled)],
+            scale_of,
+            linear,
+        )?))
     }
 
-    fn calibrated(&self) -> impl FnMut(usize, &[Vec<f64>]) -> f64 + '_ {
+    /// The calibrated input scale of each layer, as a forward pass asks.
+    pub fn calibrated(&self) -> impl FnMut(usize, &[Vec<f64>]) -> f64 + '_ {
         |l: usize, _: &[Vec<f64>]| self.layer(l).input_scale
+    }
+
+    /// The forward pass of one image (`c*h*w`, normalized) with its linear
+    /// layers from `linear`: what a client runs while a server computes the
+    /// linear layers.
+    pub fn logits_with<E>(
+        &self,
+        image: &[f32],
+        linear: &mut Linear<E>,
+    ) -> Result<Vec<f64>, E>
+    where
+        E: From<QuantError>,
+    {
+        let (c, h, w) = self.spec.dataset.input_shape();
+        if image.len() != c * h * w {
+            return Err(QuantError::ImageLength {
+                per_image: c * h * w,
+                got: image.len(),
+            }
+            .into());
+        }
+        let batch = self.images(image)?;
+        let mut logits = self.forward(batch, &mut self.calibrated(), linear)?;
+        Ok(logits.pop().expect("one image"))
     }
 
     /// Logits of each image in `images` (`n*c*h*w`, normalized).
     pub fn logits(&self, images: &[f32]) -> Result<Vec<Vec<f64>>, QuantError> {
         let batch = self.images(images)?;
-        Ok(self.forward(batch, &mut self.calibrated(), &mut |_, _| {}))
+        self.forward(batch, &mut self.calibrated(), &mut |round| {
+            Ok(self.in_the_clear(round))
+        })
     }
 
     /// Top-1 accuracy of the integer model, in batches of 64 images.
@@ -395,10 +478,7 @@ impl QuantizedNet {
         let mut correct = Vec::with_capacity(n);
         for (chunk, ls) in images.chunks(64 * per_image).zip(labels.chunks(64)) {
             for (logits, &label) in self.logits(chunk)?.iter().zip(ls) {
-                let best = (0..logits.len())
-                    .max_by(|&a, &b| logits[a].total_cmp(&logits[b]))
-                    .unwrap_or(0);
-                correct.push(best == label as usize);
+                correct.push(top1(logits) == label as usize);
             }
         }
         Ok(correct)
@@ -408,17 +488,13 @@ impl QuantizedNet {
     /// `spec.convs` order, then the FC layer's pooled vector) when the model
     /// runs on one image: what the HE executor encrypts.
     pub fn layer_inputs(&self, image: &[f32]) -> Result<Vec<Vec<i64>>, QuantError> {
-        let (c, h, w) = self.spec.dataset.input_shape();
-        if image.len() != c * h * w {
-            return Err(QuantError::ImageLength {
-                per_image: c * h * w,
-                got: image.len(),
-            });
-        }
         let mut inputs = vec![Vec::new(); self.convs.len() + 1];
-        self.forward(self.images(image)?, &mut self.calibrated(), &mut |l, q| {
-            inputs[l] = q[0].clone();
-        });
+        self.logits_with(image, &mut |round: &Round| {
+            for (l, q) in round {
+                inputs[*l] = q[0].clone();
+            }
+            Ok::<_, QuantError>(self.in_the_clear(round))
+        })?;
         Ok(inputs)
     }
 
