@@ -19,7 +19,7 @@ use rayon::prelude::*;
 use super::HeError;
 use super::cost::PrimitiveCosts;
 use super::hoist::{Decomposed, HoistedKey};
-use super::layout::Rotation;
+use super::layout::{PackingLayout, Rotation};
 use super::params::HeParams;
 
 /// Parameters, keys and the randomness for encryption and key generation.
@@ -68,7 +68,43 @@ impl HeContext {
         Ok(self.pk.try_encrypt(&pt, &mut self.rng)?)
     }
 
-    pub(super) fn decrypt(&self, ct: &Ciphertext) -> Result<Vec<i64>, HeError> {
+    /// Encrypts a `[c_in, h, w]` integer input as `layout` packs it, one
+    /// ciphertext per input block (in parallel, each from its own 256-bit
+    /// seed drawn from the context's CSPRNG). The values must lie in the
+    /// activation range.
+    pub fn encrypt_input(
+        &mut self,
+        layout: &PackingLayout,
+        input: &[i64],
+    ) -> Result<Vec<Ciphertext>, HeError> {
+        let shape = layout.shape();
+        let expected = shape.c_in * shape.h * shape.w;
+        if input.len() != expected {
+            return Err(HeError::InputLength {
+                layer: shape.name.clone(),
+                expected,
+                got: input.len(),
+            });
+        }
+        super::plan::check_range(&shape.name, input, self.params.activation_bits)?;
+        let seeds: Vec<[u8; 32]> = (0..layout.n_in()).map(|_| self.rng.random()).collect();
+        let this = &*self;
+        seeds
+            .into_par_iter()
+            .enumerate()
+            .map(|(a, seed)| {
+                let pt = this.encode(&layout.pack_input(input, a))?;
+                Ok(this.pk.try_encrypt(&pt, &mut StdRng::from_seed(seed))?)
+            })
+            .collect()
+    }
+
+    /// The public key: what a server re-randomizes replies with.
+    pub fn public_key(&self) -> &PublicKey {
+        &self.pk
+    }
+
+    pub fn decrypt(&self, ct: &Ciphertext) -> Result<Vec<i64>, HeError> {
         let pt = self.sk.try_decrypt(ct)?;
         Ok(Vec::<i64>::try_decode(&pt, Encoding::simd())?)
     }
@@ -127,7 +163,7 @@ impl HeContext {
 
     /// Remaining noise budget of `ct` in bits: log2(q) - log2(t) - 1 minus the
     /// measured noise; decryption is exact while it stays positive.
-    pub(super) fn noise_budget(&self, ct: &Ciphertext) -> Result<i64, HeError> {
+    pub fn noise_budget(&self, ct: &Ciphertext) -> Result<i64, HeError> {
         // SAFETY: `measure_noise` is only variable-time, which leaks nothing
         // here: this is a benchmark's own secret key.
         let noise = unsafe { self.sk.measure_noise(ct)? };
@@ -198,14 +234,15 @@ fn made_once<K: Clone + Send>(
     rng: &mut StdRng,
     make: impl Fn(Rotation, &mut StdRng) -> Result<K, HeError> + Sync,
 ) -> Result<BTreeMap<Rotation, K>, HeError> {
-    let missing: Vec<(Rotation, u64)> = rotations
+    let missing: Vec<(Rotation, [u8; 32])> = rotations
         .iter()
         .filter(|r| !cache.contains_key(r))
         .map(|&r| (r, rng.random()))
         .collect();
+    // Full 256-bit seeds: each key's randomness is as strong as the CSPRNG's.
     let made = missing
         .into_par_iter()
-        .map(|(rotation, seed)| Ok((rotation, make(rotation, &mut StdRng::seed_from_u64(seed))?)))
+        .map(|(rotation, seed)| Ok((rotation, make(rotation, &mut StdRng::from_seed(seed))?)))
         .collect::<Result<Vec<_>, HeError>>()?;
     cache.extend(made);
     Ok(rotations.iter().map(|r| (*r, cache[r].clone())).collect())

@@ -210,19 +210,7 @@ impl LayerPlan {
         ctx: &mut HeContext,
         input: &[i64],
     ) -> Result<Vec<Ciphertext>, HeError> {
-        let shape = self.layout.shape();
-        let expected = shape.c_in * shape.h * shape.w;
-        if input.len() != expected {
-            return Err(HeError::InputLength {
-                layer: shape.name.clone(),
-                expected,
-                got: input.len(),
-            });
-        }
-        check_range(&shape.name, input, ctx.params().activation_bits)?;
-        (0..self.layout.n_in())
-            .map(|a| ctx.encrypt(&self.layout.pack_input(input, a)))
-            .collect()
+        ctx.encrypt_input(&self.layout, input)
     }
 
     fn missing(&self, rotation: Rotation) -> HeError {
@@ -425,7 +413,7 @@ impl LayerPlan {
     }
 }
 
-fn check_range(layer: &str, values: &[i64], bits: u32) -> Result<(), HeError> {
+pub(super) fn check_range(layer: &str, values: &[i64], bits: u32) -> Result<(), HeError> {
     let max = max_magnitude(bits) as i64;
     match values.iter().find(|v| v.abs() > max) {
         Some(&value) => Err(HeError::ValueRange {
