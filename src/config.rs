@@ -209,6 +209,15 @@ pub struct HeSpec {
     /// (100: the maximum).
     #[serde(default = "default_percentile")]
     pub calibration_percentile: f64,
+    /// Which Galois keys a client of private inference is asked for:
+    /// `dense` (the dense network's, with its packing: they say nothing
+    /// about the pruning) or `live` (only the pruned network's).
+    #[serde(default)]
+    pub keys: crate::infer::KeysMode,
+    /// Statistical security (bits) of the noise flooding that gives a
+    /// server's replies circuit privacy; 0 turns it off.
+    #[serde(default = "default_flooding")]
+    pub flooding: explore_he_model::noise::Flooding,
     /// Test images run through every layer under encryption per point.
     #[serde(default = "one_usize")]
     pub images: usize,
@@ -226,6 +235,8 @@ impl Default for HeSpec {
             baby_step: None,
             hoisting: crate::he::Hoisting::default(),
             noise_margin: default_noise_margin(),
+            keys: crate::infer::KeysMode::default(),
+            flooding: default_flooding(),
             plaintext_bits: None,
             weight_bits: default_bits(),
             activation_bits: default_bits(),
@@ -256,6 +267,10 @@ fn default_strategies() -> Vec<Strategy> {
 fn default_targets() -> Vec<f64> {
     vec![0.5, 0.7, 0.8, 0.9, 0.95]
 }
+fn default_flooding() -> explore_he_model::noise::Flooding {
+    explore_he_model::noise::Flooding::DEFAULT
+}
+
 fn default_noise_margin() -> f64 {
     explore_he_model::noise::DEFAULT_MARGIN_BITS
 }

@@ -12,6 +12,7 @@ pub mod checkpoint;
 pub mod config;
 pub mod data;
 pub mod he;
+pub mod infer;
 pub mod model;
 pub mod noise;
 pub mod outcomes;

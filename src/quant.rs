@@ -394,7 +394,10 @@ impl QuantizedNet {
                     let short = out.pop().expect("the shortcut");
                     (relu(one(out)), short)
                 }
-                None => (relu(one(self.apply(&[(b.conv1, &x)], scale_of, linear)?)), x),
+                None => (
+                    relu(one(self.apply(&[(b.conv1, &x)], scale_of, linear)?)),
+                    x,
+                ),
             };
             let y = one(self.apply(&[(b.conv2, &h)], scale_of, linear)?);
             x = y
@@ -428,11 +431,7 @@ impl QuantizedNet {
     /// The forward pass of one image (`c*h*w`, normalized) with its linear
     /// layers from `linear`: what a client runs while a server computes the
     /// linear layers.
-    pub fn logits_with<E>(
-        &self,
-        image: &[f32],
-        linear: &mut Linear<E>,
-    ) -> Result<Vec<f64>, E>
+    pub fn logits_with<E>(&self, image: &[f32], linear: &mut Linear<E>) -> Result<Vec<f64>, E>
     where
         E: From<QuantError>,
     {

@@ -10,6 +10,7 @@ use clap::{Parser, Subcommand};
 mod check;
 mod count;
 mod he_bench;
+mod infer;
 mod merge;
 mod pareto;
 mod prune;
@@ -33,6 +34,10 @@ enum Command {
     Count(count::Args),
     /// Run layers on real ciphertexts, verify them and time them.
     HeBench(he_bench::Args),
+    /// Run a sweep's model end to end as private inference (client and
+    /// server on ciphertexts) on test images; check it against the integer
+    /// model and report time, bytes and rounds per inference.
+    Infer(infer::Args),
     /// Train the spec's dense model.
     Train(train::Args),
     /// Prune the spec's dense model with one strategy to one target.
@@ -52,6 +57,7 @@ impl Cli {
         match self.command {
             Command::Count(a) => count::run(a),
             Command::HeBench(a) => he_bench::run(a),
+            Command::Infer(a) => infer::run(a),
             Command::Train(a) => train::run(a),
             Command::Prune(a) => prune::run(a),
             Command::Sweep(a) => sweep::run(a),
@@ -192,7 +198,7 @@ fn distinct(seeds: &[u64]) -> anyhow::Result<Vec<u64>> {
 }
 
 /// Sizes rayon's global pool from the spec (`threads: 0` keeps all cores).
-fn set_threads(threads: usize) -> anyhow::Result<()> {
+pub(crate) fn set_threads(threads: usize) -> anyhow::Result<()> {
     if threads > 0 {
         rayon::ThreadPoolBuilder::new()
             .num_threads(threads)

@@ -71,7 +71,10 @@ impl HeContext {
     /// Encrypts a `[c_in, h, w]` integer input as `layout` packs it, one
     /// ciphertext per input block (in parallel, each from its own 256-bit
     /// seed drawn from the context's CSPRNG). The values must lie in the
-    /// activation range.
+    /// activation range. The client encrypts its own input with its secret
+    /// key (symmetric BFV, less noise than a public-key encryption): `c1` is
+    /// then expanded from a seed, and a serialized query carries only the
+    /// seed in its place, half the bytes.
     pub fn encrypt_input(
         &mut self,
         layout: &PackingLayout,
@@ -94,7 +97,7 @@ impl HeContext {
             .enumerate()
             .map(|(a, seed)| {
                 let pt = this.encode(&layout.pack_input(input, a))?;
-                Ok(this.pk.try_encrypt(&pt, &mut StdRng::from_seed(seed))?)
+                Ok(this.sk.try_encrypt(&pt, &mut StdRng::from_seed(seed))?)
             })
             .collect()
     }
@@ -162,17 +165,16 @@ impl HeContext {
     }
 
     /// Remaining noise budget of `ct` in bits: log2(q) - log2(t) - 1 minus the
-    /// measured noise; decryption is exact while it stays positive.
+    /// measured noise, with q the modulus of the ciphertext's level (the
+    /// primes it kept); decryption is exact while it stays positive.
     pub fn noise_budget(&self, ct: &Ciphertext) -> Result<i64, HeError> {
         // SAFETY: `measure_noise` is only variable-time, which leaks nothing
         // here: this is a benchmark's own secret key.
         let noise = unsafe { self.sk.measure_noise(ct)? };
-        Ok(
-            self.params.modulus_bits() as i64
-                - self.params.plaintext_bits as i64
-                - 1
-                - noise as i64,
-        )
+        let level = self.bfv().level_of_context(ct[0].ctx())?;
+        let sizes = self.params.moduli_bits();
+        let kept: usize = sizes[..sizes.len() - level].iter().sum();
+        Ok(kept as i64 - self.params.plaintext_bits as i64 - 1 - noise as i64)
     }
 
     /// Times one full rotation, one further rotation of an already

@@ -1,7 +1,8 @@
 //! Homomorphic evaluation of a network's layers with BFV (fhe.rs): fhe.rs
 //! parameters ([`params`]), keys and encryption ([`context`]), one layer
 //! planned, run on ciphertexts, verified and timed ([`plan`]), and a network
-//! run layer by layer against the cost model ([`runner`]), on top of the pure HE model of the
+//! run layer by layer against the cost model ([`runner`]), a client and a
+//! server that run layers as a private-inference protocol ([`protocol`]), on top of the pure HE model of the
 //! `explore-he-model` crate (slot layout and prune groups, schedules, the
 //! operation-count cost model of a layer and of a network), re-exported
 //! here under its own module names.
@@ -10,12 +11,13 @@ pub mod context;
 pub mod hoist;
 pub mod params;
 pub mod plan;
+pub mod protocol;
 pub mod runner;
 
 pub use explore_he_model::{cost, layout, network, noise, plaintext, schedule};
 
 pub use context::HeContext;
-pub use cost::{LayerCost, LayerPlanCost, PrimitiveCosts, conv_cost};
+pub use cost::{KeySet, LayerCost, LayerPlanCost, PrimitiveCosts, conv_cost};
 pub use layout::{Half, LayerSchedule, PackingLayout, PruneGroup, Rotation};
 pub use network::{HeCost, LayerRow, dense_network_cost, network_cost};
 pub use noise::{Flooding, ModulusChoice, NoiseDepth};
@@ -58,6 +60,8 @@ pub enum HeError {
         "layer {layer}: no key for rotation {rotation}: the plan's keys do not cover its rotations"
     )]
     MissingKey { layer: String, rotation: String },
+    #[error("malformed protocol message: {0}")]
+    Wire(String),
     #[error("quantized model: {0}")]
     Quant(#[from] crate::quant::QuantError),
     #[error("fhe: {0}")]

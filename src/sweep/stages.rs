@@ -169,7 +169,7 @@ impl Workspace {
 
     /// The first training images (at most [`CALIBRATION_IMAGES`]): what
     /// activation statistics and quantization ranges are measured on.
-    fn calibration(&self) -> &[f32] {
+    pub fn calibration(&self) -> &[f32] {
         let n = self.train_data.len().min(CALIBRATION_IMAGES);
         &self.train_data.images[..self.train_data.image_len() * n]
     }

@@ -28,8 +28,10 @@ use crate::train::TrainConfig;
 
 /// The settings that shape a sweep's results: the spec without its name,
 /// output, threads, how the report words its claims, the strategies, targets and seeds it asks for (adding
-/// points to a finished sweep is what resuming is for) and how many images
-/// and repeats time each point.
+/// points to a finished sweep is what resuming is for), how many images
+/// and repeats time each point, and how private inference is deployed
+/// (`he.keys`, `he.flooding`: they shape only the end-to-end measurement,
+/// not what is trained or counted).
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub(super) struct SpecLock(serde_json::Value);
 
@@ -45,6 +47,8 @@ impl SpecLock {
             ("prune", "seeds"),
             ("he", "images"),
             ("he", "repeats"),
+            ("he", "keys"),
+            ("he", "flooding"),
         ] {
             if let Some(obj) = v[section].as_object_mut() {
                 obj.remove(key);
