@@ -445,8 +445,9 @@ fn one_image(
                     expected: expected[index],
                 });
             }
-            budget = budget.min(answer.noise_budget_bits);
         }
+        let budgets = client.reply_budgets(&reply)?;
+        budget = budgets.into_iter().fold(budget, i64::min);
         checks_ms += t.elapsed().as_secs_f64() * 1e3;
         bytes_up += query.len();
         bytes_down += reply.len();
@@ -471,6 +472,116 @@ fn one_image(
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::arch::DatasetKind;
+    use crate::he::{Hoisting, PrimitiveCosts, Schedule};
+    use crate::quant::tests::{config, images, random_net};
+
+    fn scheduler(hoisting: Hoisting) -> Scheduler {
+        Scheduler::new(
+            Schedule::Best,
+            None,
+            hoisting,
+            PrimitiveCosts::default(),
+            8192,
+        )
+        .unwrap()
+    }
+
+    fn data(n: usize) -> Dataset {
+        Dataset {
+            kind: DatasetKind::FashionMnist,
+            images: images(n, 21),
+            labels: (0..n as u16).map(|i| i % 10).collect(),
+        }
+    }
+
+    /// The random width-0.25 ResNet-20 of the quant tests with every second
+    /// diagonal group (giant step > 0) of every conv, under the dense
+    /// packing of `s`, pruned away.
+    fn pruned_resnet(s: &Scheduler) -> QuantizedNet {
+        let mut folded = random_net(3);
+        let dense = he::dense_network_cost(&folded.spec, s).unwrap();
+        for (i, c) in folded.convs.iter_mut().enumerate() {
+            let groups = dense.layouts[i].groups(i);
+            let diagonal = groups
+                .iter()
+                .filter(|(g, _)| matches!(g, he::PruneGroup::Diagonal { giant, .. } if *giant > 0));
+            for (_, idx) in diagonal.step_by(2) {
+                idx.iter().for_each(|&j| c.weight[j] = 0.0);
+            }
+        }
+        QuantizedNet::new(&folded, config(8), &images(2, 10)).unwrap()
+    }
+
+    #[test]
+    fn a_pruned_resnet_runs_as_a_chain_of_rounds_equal_to_the_integer_model() {
+        let test = data(2);
+        // Dense keys with flooding (the default deployment), then live keys
+        // without, hoisted and not.
+        for (mode, flooding, hoisting) in [
+            (KeysMode::Dense, Flooding::DEFAULT, Hoisting::On),
+            (KeysMode::Live, Flooding::OFF, Hoisting::Off),
+        ] {
+            let s = scheduler(hoisting);
+            let net = pruned_resnet(&s);
+            let blocks = net.spec.blocks.len();
+            let dep = Deployment::new(&net, &s, mode, flooding, 10.0, None).unwrap();
+            let report = run(&dep, &test, 2, |_| {}).unwrap();
+            assert_eq!((report.images, report.matches), (2, 2));
+            // conv0, two rounds per block (conv1 with its shortcut), the FC.
+            assert_eq!(report.rounds, 2 + 2 * blocks);
+            assert!(report.bytes_up.mean > 0.0 && report.bytes_down.mean > 0.0);
+            assert_eq!(report.bytes_up.sd, 0.0, "every image sends the same bytes");
+            assert!(report.reply_primes < dep.params.moduli_bits().len());
+            assert!(report.noise_budget_bits > 0);
+            let dense = he::dense_network_cost(&net.spec, &s).unwrap();
+            match mode {
+                // The client is asked for the dense network's keys, and the
+                // server still skips the pruned products.
+                KeysMode::Dense => {
+                    assert_eq!(report.keys, dense.keys);
+                    assert!(report.rotations < dense.total.rotations());
+                    assert_eq!(dep.params.moduli_bits().len(), 4, "flooding takes a prime");
+                }
+                KeysMode::Live => {
+                    assert!(report.keys <= report.keys_dense);
+                    assert!(report.key_bytes < report.key_bytes_dense);
+                    assert_eq!(dep.params.moduli_bits().len(), 3);
+                }
+            }
+        }
+    }
+
+    #[test]
+    fn a_network_without_residual_blocks_runs_as_two_rounds() {
+        // conv0, ReLU, pooling and the FC: no blocks.
+        let mut folded = random_net(4);
+        folded.spec.convs.truncate(1);
+        folded.spec.blocks.clear();
+        folded.convs.truncate(1);
+        let c = folded.spec.convs[0].c_out;
+        folded.spec.fc.in_features = c;
+        folded.fc_weight.truncate(c * folded.spec.fc.out_features);
+        let net = QuantizedNet::new(&folded, config(8), &images(2, 10)).unwrap();
+        let dep = Deployment::new(
+            &net,
+            &scheduler(Hoisting::On),
+            KeysMode::Dense,
+            Flooding::DEFAULT,
+            10.0,
+            None,
+        )
+        .unwrap();
+        let report = run(&dep, &data(3), 3, |_| {}).unwrap();
+        assert_eq!((report.matches, report.rounds), (3, 2));
+        assert!(matches!(
+            run(&dep, &data(3), 4, |_| {}),
+            Err(InferError::Images {
+                asked: 4,
+                available: 3
+            })
+        ));
+    }
 
     #[test]
     fn link_time_is_round_trips_plus_bytes_at_the_rate() {
