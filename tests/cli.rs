@@ -286,6 +286,84 @@ fn sweep_counts_resumes_and_checks() {
     assert_eq!(json["rotations"].to_string(), counted);
     assert_eq!(json["strategy"], "diagonal");
     assert_eq!(json["val_images"], 100);
+
+    // Private inference end to end on a point: every image's encrypted
+    // logits equal the integer model's; with dense keys the client is asked
+    // for the dense network's rotations, with live keys for fewer or as many.
+    let infer = |extra: &[&str]| {
+        let mut args = vec!["infer", spec];
+        args.extend_from_slice(extra);
+        explore(&args)
+    };
+    let last_json = |o: &Output| -> serde_json::Value {
+        let stdout = String::from_utf8_lossy(&o.stdout);
+        serde_json::from_str(stdout.lines().last().unwrap()).unwrap()
+    };
+    let dense = infer(&["--point", "diagonal/0.6/0", "--images", "3"]);
+    assert!(dense.status.success(), "{}", text(&dense));
+    let d = last_json(&dense);
+    assert_eq!(
+        (d["images"].clone(), d["matches"].clone()),
+        (3.into(), 3.into())
+    );
+    assert_eq!(d["keys_mode"], "dense");
+    assert_eq!(d["keys"], d["keys_dense"]);
+    assert!(d["bytes_up"].as_f64().unwrap() > 0.0 && d["rounds"] == 20);
+    assert!(d["reply_primes"].as_u64().unwrap() < 4, "{d}");
+    let live = infer(&[
+        "--point",
+        "diagonal/0.6/0",
+        "--images",
+        "2",
+        "--keys",
+        "live",
+        "--flooding",
+        "0",
+    ]);
+    assert!(live.status.success(), "{}", text(&live));
+    let l = last_json(&live);
+    assert_eq!(l["keys"], l["keys_live"]);
+    assert!(l["keys_live"].as_u64() <= l["keys_dense"].as_u64());
+    // Bad input exits 2 naming the flag or file and the fix.
+    for (args, wanted) in [
+        (vec!["--point", "hybrid/0.6/0"], "diagonal-0.6-s0"),
+        (
+            vec!["--point", "diagonal/0.6/0", "--images", "0"],
+            "--images",
+        ),
+        (
+            vec!["--point", "diagonal/0.6/0", "--images", "101"],
+            "give 1 to 100",
+        ),
+        (
+            vec!["--point", "diagonal/0.6/0", "--flooding", "120"],
+            "he.poly_degree",
+        ),
+        (vec!["--point", "diagonal"], "STRATEGY/TARGET/SEED"),
+    ] {
+        let o = infer(&args);
+        assert_eq!(o.status.code(), Some(2), "{args:?}: {}", text(&o));
+        assert!(text(&o).contains(wanted), "{args:?}: {}", text(&o));
+    }
+    // A checkpoint of another network, and a damaged one.
+    let folded_path = out.join("points/diagonal-0.6-s0/folded.json");
+    let mut other: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(&folded_path).unwrap()).unwrap();
+    other["spec"]["fc"]["out_features"] = 100.into();
+    let other_path = tmp.path().join("other-folded.json");
+    std::fs::write(&other_path, other.to_string()).unwrap();
+    let o = infer(&["--checkpoint", other_path.to_str().unwrap()]);
+    assert_eq!(o.status.code(), Some(2), "{}", text(&o));
+    assert!(text(&o).contains("other-folded.json"), "{}", text(&o));
+    let bytes = std::fs::read(&folded_path).unwrap();
+    std::fs::write(&folded_path, &bytes[..bytes.len() / 2]).unwrap();
+    let o = infer(&["--point", "diagonal/0.6/0", "--images", "1"]);
+    assert_eq!(o.status.code(), Some(2), "{}", text(&o));
+    assert!(
+        text(&o).contains("folded.json") && text(&o).contains("delete"),
+        "{}",
+        text(&o)
+    );
 }
 
 /// The deterministic columns of a points table, row by row (timings and
