@@ -326,7 +326,7 @@ fn sweep_counts_resumes_and_checks() {
     assert!(l["keys_live"].as_u64() <= l["keys_dense"].as_u64());
     // Bad input exits 2 naming the flag or file and the fix.
     for (args, wanted) in [
-        (vec!["--point", "hybrid/0.6/0"], "diagonal-0.6-s0"),
+        (vec!["--point", "hybrid/0.6/0"], "diagonal/0.6/0"),
         (
             vec!["--point", "diagonal/0.6/0", "--images", "0"],
             "--images",

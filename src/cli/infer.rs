@@ -19,8 +19,8 @@ use explore::sweep::store;
 pub struct Args {
     /// Sweep spec (YAML) whose data, model and `he` settings are used.
     spec: PathBuf,
-    /// A point of the sweep's output directory, e.g. hybrid/0.5/0 (dense
-    /// models: dense/0/SEED).
+    /// A point of the sweep's output directory, e.g. hybrid/0.5/0 (the
+    /// dense model: dense/0/SEED).
     #[arg(
         long,
         conflicts_with = "checkpoint",
@@ -152,20 +152,13 @@ fn point_dir(
     seed: u64,
     args: &Args,
 ) -> anyhow::Result<PathBuf> {
-    let (dir, summary) = if strategy == Strategy::Dense {
-        let dir = ws.dense_dir(seed);
-        let summary = dir.join(store::DENSE_SUMMARY);
-        (dir, summary)
-    } else {
-        let dir = ws.store.point_dir(&explore::sweep::PointKey {
-            strategy,
-            target,
-            seed,
-            schedule: ws.spec.he.schedule,
-        });
-        let summary = dir.join(store::POINT_SUMMARY);
-        (dir, summary)
-    };
+    let dir = ws.store.point_dir(&explore::sweep::PointKey {
+        strategy,
+        target,
+        seed,
+        schedule: ws.spec.he.schedule,
+    });
+    let summary = dir.join(store::POINT_SUMMARY);
     if !summary.is_file() {
         bail!(
             "--point {}: no finished point {strategy}/{target}/{seed} in {} (points there: {}): run `explore sweep {}` first, or pick one of those",
@@ -178,14 +171,20 @@ fn point_dir(
     Ok(dir)
 }
 
-/// The finished points of an output directory, as `strategy-target-sSEED`.
+/// The finished points of an output directory, as `--point` takes them
+/// (`strategy/target/seed`, from directory names `strategy-target-sSEED`).
 fn finished_points(dir: &Path) -> Vec<String> {
+    let as_point = |name: &str| -> Option<String> {
+        let (rest, seed) = name.rsplit_once("-s")?;
+        let (strategy, target) = rest.rsplit_once('-')?;
+        Some(format!("{strategy}/{target}/{seed}"))
+    };
     let mut names: Vec<String> = std::fs::read_dir(dir.join("points"))
         .into_iter()
         .flatten()
         .flatten()
         .filter(|e| e.path().join(store::POINT_SUMMARY).is_file())
-        .map(|e| e.file_name().to_string_lossy().into_owned())
+        .filter_map(|e| as_point(&e.file_name().to_string_lossy()))
         .collect();
     names.sort();
     if names.is_empty() {
