@@ -221,6 +221,10 @@ pub struct HeSpec {
     /// Test images run through every layer under encryption per point.
     #[serde(default = "one_usize")]
     pub images: usize,
+    /// Test images run end to end as private inference (client and server,
+    /// the whole network) per point; 0 skips it.
+    #[serde(default = "one_usize")]
+    pub infer_images: usize,
     #[serde(default = "one_usize")]
     pub repeats: usize,
     #[serde(default)]
@@ -243,6 +247,7 @@ impl Default for HeSpec {
             per_channel: true,
             calibration_percentile: default_percentile(),
             images: 1,
+            infer_images: 1,
             repeats: 1,
             costs: PrimitiveCosts::default(),
         }

@@ -1,7 +1,7 @@
 //! Figures of a sweep, each written as PNG and SVG: accuracy against HE cost
 //! (one colour and marker per strategy, each strategy's Pareto front as a step
-//! line, the dense model as a black star) and per-layer rotations of a dense
-//! and a pruned model. Text is laid out with an embedded DejaVu Sans
+//! line, the dense model as a black star), per-layer rotations of a dense
+//! and a pruned model, and where an end-to-end inference's time goes. Text is laid out with an embedded DejaVu Sans
 //! (assets/, Bitstream Vera license), registered with plotters' `ab_glyph`
 //! support, so PNGs are identical on every machine and need no system fonts.
 
@@ -453,10 +453,152 @@ pub fn layer_rotations(
     render(&LayerRotations { title, rows }, png_path, svg_path)
 }
 
+/// Where one inference's time goes, per network: a stacked bar each of
+/// the server's HE time and the client's time (both measured) and the
+/// communication on a link (computed from the bytes and rounds).
+struct InferenceTime<'a> {
+    title: &'a str,
+    link: &'a str,
+    rows: &'a [InferenceSplit],
+}
+
+/// One network's split of an inference's time (ms).
+#[derive(Debug, Clone, PartialEq)]
+pub struct InferenceSplit {
+    pub label: String,
+    pub server_ms: f64,
+    pub client_ms: f64,
+    pub link_ms: f64,
+}
+
+impl Figure for InferenceTime<'_> {
+    fn size(&self) -> (u32, u32) {
+        (1200, 200 + 70 * self.rows.len() as u32)
+    }
+
+    fn draw<DB: DrawingBackend>(
+        &self,
+        root: &DrawingArea<DB, Shift>,
+    ) -> Result<(), DrawingAreaErrorKind<DB::ErrorType>> {
+        let n = self.rows.len() as i32;
+        let total = |r: &InferenceSplit| r.server_ms + r.client_ms + r.link_ms;
+        let max = self.rows.iter().map(total).fold(1.0, f64::max);
+        let longest = self.rows.iter().map(|r| r.label.len()).max().unwrap_or(0) as u32;
+        let row = |v: &SegmentValue<i32>| match v {
+            SegmentValue::CenterOf(i) | SegmentValue::Exact(i) if (0..n).contains(i) => {
+                Some(&self.rows[(n - 1 - i) as usize])
+            }
+            _ => None,
+        };
+        let label = |v: &SegmentValue<i32>| row(v).map_or(String::new(), |r| r.label.clone());
+        let mut chart = ChartBuilder::on(root)
+            .caption(self.title, (FAMILY, 26))
+            .margin(20)
+            .x_label_area_size(60)
+            .y_label_area_size(40 + 10 * longest)
+            // Room right of the bars for the legend.
+            .build_cartesian_2d(0.0..max * 1.45, (0..n - 1).into_segmented())?;
+        let x_tick = tick_label(max);
+        chart
+            .configure_mesh()
+            .disable_y_mesh()
+            .y_labels(self.rows.len())
+            .y_label_formatter(&label)
+            .x_label_formatter(&x_tick)
+            .x_desc("ms per inference")
+            .axis_desc_style((FAMILY, 22))
+            .label_style((FAMILY, 16))
+            .bold_line_style(GRID)
+            .light_line_style(TRANSPARENT)
+            .draw()?;
+        let parts: [(&str, RGBColor, fn(&InferenceSplit) -> (f64, f64)); 3] = [
+            ("server HE (measured)", RGBColor(31, 119, 180), |r| {
+                (0.0, r.server_ms)
+            }),
+            ("client (measured)", RGBColor(255, 127, 14), |r| {
+                (r.server_ms, r.server_ms + r.client_ms)
+            }),
+            ("", RGBColor(160, 160, 160), |r| {
+                (
+                    r.server_ms + r.client_ms,
+                    r.server_ms + r.client_ms + r.link_ms,
+                )
+            }),
+        ];
+        for (name, color, span) in parts {
+            let name = if name.is_empty() { self.link } else { name };
+            chart
+                .draw_series((0..n).map(|i| {
+                    let (a, b) = span(&self.rows[(n - 1 - i) as usize]);
+                    let mut r = Rectangle::new(
+                        [(a, SegmentValue::Exact(i)), (b, SegmentValue::Exact(i + 1))],
+                        color.filled(),
+                    );
+                    r.set_margin(8, 8, 0, 0);
+                    r
+                }))?
+                .label(name)
+                .legend(move |(x, y)| {
+                    Rectangle::new([(x, y - 6), (x + 16, y + 6)], color.filled())
+                });
+        }
+        chart
+            .configure_series_labels()
+            .position(SeriesLabelPosition::UpperRight)
+            .label_font((FAMILY, 16))
+            .background_style(WHITE.mix(0.9))
+            .border_style(BLACK)
+            .draw()?;
+        Ok(())
+    }
+}
+
+/// Stacked bars of where an inference's time goes, one per network in
+/// `rows` (first on top), the communication on `link` (computed).
+pub fn inference_time(
+    rows: &[InferenceSplit],
+    title: &str,
+    link: &str,
+    png_path: &Path,
+    svg_path: &Path,
+) -> Result<(), PlotError> {
+    if rows.is_empty() {
+        return Err(PlotError::Draw {
+            path: png_path.to_path_buf(),
+            message: "no end-to-end inference to plot".into(),
+        });
+    }
+    render(&InferenceTime { title, link, rows }, png_path, svg_path)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
     use crate::points::tests::record;
+
+    #[test]
+    fn inference_time_bars_are_valid_png_and_svg() {
+        let (_keep, dir) = out_dir();
+        let rows = [
+            InferenceSplit {
+                label: "dense".into(),
+                server_ms: 800.0,
+                client_ms: 200.0,
+                link_ms: 90.0,
+            },
+            InferenceSplit {
+                label: "hybrid 0.8".into(),
+                server_ms: 300.0,
+                client_ms: 190.0,
+                link_ms: 80.0,
+            },
+        ];
+        let (png, svg) = (dir.join("time.png"), dir.join("time.svg"));
+        inference_time(&rows, "Where an inference's time goes", "LAN", &png, &svg).unwrap();
+        assert_png(&png);
+        assert_svg(&svg, &["hybrid 0.8", "server HE (measured)", "LAN"]);
+        assert!(inference_time(&[], "t", "LAN", &png, &svg).is_err());
+    }
 
     /// Made-up points of a small sweep: every strategy at a few targets.
     fn sweep() -> Vec<PointRecord> {

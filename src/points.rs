@@ -77,6 +77,16 @@ pub struct PointRecord {
     /// (dense, regularization, fine-tuning along its trajectory, QAT): its
     /// training budget.
     pub train_steps: u64,
+    /// The encrypted chain of `explore infer` (whole network, client and
+    /// server, `he.keys` and `he.flooding` of the spec) over `infer_images`
+    /// test images: mean server and client ms per inference, bytes each
+    /// way and rounds. NaN and 0 where it did not run.
+    pub e2e_server_ms: f64,
+    pub e2e_client_ms: f64,
+    pub bytes_up: u64,
+    pub bytes_down: u64,
+    pub rounds: u64,
+    pub infer_images: u64,
 }
 
 /// The directory name of a row's trained model in a sweep's `points/`: one
@@ -96,12 +106,19 @@ struct ColumnDef {
     name: &'static str,
     write: fn(&'static str, &[PointRecord]) -> Column,
     read: fn(&mut PointRecord, &str) -> Result<(), String>,
+    /// The cell a table from before the column existed is read with, for
+    /// columns added without changing what the older ones mean.
+    absent: Option<&'static str>,
 }
 
 /// A column of `points.csv` backed by record field `$field`, parsed by `$parse`.
 macro_rules! column {
     ($field:ident, $parse:expr) => {
+        column!($field, $parse, None)
+    };
+    ($field:ident, $parse:expr, $absent:expr) => {
         ColumnDef {
+            absent: $absent,
             name: stringify!($field),
             write: |name, records| {
                 Column::new(
@@ -119,7 +136,7 @@ macro_rules! column {
 
 /// The schema of `points.csv`, in column order: the one place a column is
 /// named, written and parsed.
-const SCHEMA: [ColumnDef; 28] = [
+const SCHEMA: [ColumnDef; 34] = [
     column!(sweep, text),
     column!(model, text),
     column!(dataset, text),
@@ -148,6 +165,13 @@ const SCHEMA: [ColumnDef; 28] = [
     column!(he_verified, boolean),
     column!(train_seconds, float),
     column!(train_steps, count),
+    // Added with end-to-end inference: older tables read as "not run".
+    column!(e2e_server_ms, float, Some("NaN")),
+    column!(e2e_client_ms, float, Some("NaN")),
+    column!(bytes_up, count, Some("0")),
+    column!(bytes_down, count, Some("0")),
+    column!(rounds, count, Some("0")),
+    column!(infer_images, count, Some("0")),
 ];
 
 /// Columns added with the validation split and step budgets: a table
@@ -329,10 +353,12 @@ pub fn read(path: &Path) -> Result<Vec<PointRecord>, PointsError> {
             column: extra.to_string(),
         });
     }
-    let cells: Vec<&StringChunked> = SCHEMA
+    let cells: Vec<Option<&StringChunked>> = SCHEMA
         .iter()
-        .map(|c| {
-            df.column(c.name).and_then(|col| col.str()).map_err(|_| {
+        .map(|c| match df.column(c.name).and_then(|col| col.str()) {
+            Ok(cells) => Ok(Some(cells)),
+            Err(_) if c.absent.is_some() => Ok(None),
+            Err(_) => Err({
                 if PROTOCOL_COLUMNS.contains(&c.name) {
                     PointsError::OldProtocol {
                         path: path.to_path_buf(),
@@ -349,7 +375,7 @@ pub fn read(path: &Path) -> Result<Vec<PointRecord>, PointsError> {
                         column: c.name,
                     }
                 }
-            })
+            }),
         })
         .collect::<Result<_, _>>()?;
     (0..df.height())
@@ -364,9 +390,14 @@ pub fn read(path: &Path) -> Result<Vec<PointRecord>, PointsError> {
                     value: value.to_string(),
                     problem,
                 };
-                let text = column
-                    .get(row)
-                    .ok_or_else(|| bad("", "is empty: every cell needs a value".into()))?;
+                let text = match column {
+                    Some(column) => column
+                        .get(row)
+                        .ok_or_else(|| bad("", "is empty: every cell needs a value".into()))?,
+                    None => def
+                        .absent
+                        .expect("only absent-tolerant columns are missing"),
+                };
                 (def.read)(&mut record, text).map_err(|problem| bad(text, problem))?;
             }
             Ok(record)

@@ -86,6 +86,7 @@ pub fn render(inputs: &Inputs) -> String {
     md += &speedups(&summaries, &pareto::references(points), &table_of, margin);
     md += &paired_table(&summaries, &table_of, margin);
     md += &hypervolumes(&summaries);
+    md += &inference_table(points, &summaries);
     md += "## Pareto fronts\n\n";
     for cost in Cost::ALL {
         let _ = writeln!(md, "### By {}\n", cost.label());
@@ -187,7 +188,6 @@ fn speedups(
         md += "No validation split (`data.validation`), so no point can be chosen without the \
                test images: add one to the spec to get speedups.\n\n";
     }
-    let mut headline = None;
     let mut rows = Vec::new();
     for cost in Cost::ALL {
         let Some(reference) = pareto::reference_cost(points, cost) else {
@@ -206,9 +206,6 @@ fn speedups(
                     let twin = table_of.twin(p, points).expect("chosen against its twin");
                     let vs_twin = table_of.versus(p, twin);
                     let vs_dense = table_of.versus(p, dense);
-                    if cost == Cost::Rotations && s.is_none() {
-                        headline = Some((p, vs_twin.test, reference / cost.of(p)));
-                    }
                     let steps =
                         |s: &Summary| table_of.steps(s).map_or("-".into(), |x| format!("{x:.0}"));
                     row.extend([
@@ -237,7 +234,16 @@ fn speedups(
             rows.push(row);
         }
     }
-    if let Some((p, test, speedup)) = headline {
+    let chosen = headline(points, table_of, margin).and_then(|p| {
+        let twin = table_of.twin(p, points)?;
+        let reference = pareto::reference_cost(points, Cost::Rotations)?;
+        Some((
+            p,
+            table_of.versus(p, twin).test,
+            reference / Cost::Rotations.of(p),
+        ))
+    });
+    if let Some((p, test, speedup)) = chosen {
         let _ = writeln!(
             md,
             "**Headline:** {} at target {} needs {:.2}x fewer rotations than its budget-matched \
@@ -270,6 +276,120 @@ fn speedups(
     ];
     header.extend(reference_headers.iter().map(String::as_str));
     md += &table(&header, &rows);
+    md + "\n"
+}
+
+/// The report's headline point: the pruned point with the fewest
+/// rotations, over every strategy, whose validation accuracy is equivalent
+/// to its budget-matched twin's.
+pub fn headline<'s>(
+    points: &'s [Summary],
+    table_of: &paired::Table,
+    margin: f64,
+) -> Option<&'s Summary> {
+    let pruned = points.iter().filter(|p| !p.strategy.is_dense());
+    paired::cheapest_equivalent(table_of, pruned, points, Cost::Rotations, margin)
+}
+
+/// A front point's end-to-end inference, averaged over its replicates that
+/// ran it (`he.infer_images` > 0).
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct EndToEnd {
+    pub images: u64,
+    pub server_ms: f64,
+    pub client_ms: f64,
+    pub bytes_up: f64,
+    pub bytes_down: f64,
+    pub rounds: f64,
+}
+
+impl EndToEnd {
+    /// `None` when no replicate of `s` ran the chain.
+    pub fn of(points: &[PointRecord], s: &Summary) -> Option<EndToEnd> {
+        let runs: Vec<&PointRecord> = points
+            .iter()
+            .filter(|p| {
+                p.strategy == s.strategy
+                    && p.target == s.target
+                    && p.schedule == s.schedule
+                    && p.infer_images > 0
+            })
+            .collect();
+        let mean = |f: fn(&PointRecord) -> f64| {
+            stats::mean(&runs.iter().map(|p| f(p)).collect::<Vec<_>>())
+        };
+        Some(EndToEnd {
+            images: runs.iter().map(|p| p.infer_images).sum(),
+            server_ms: mean(|p| p.e2e_server_ms)?,
+            client_ms: mean(|p| p.e2e_client_ms)?,
+            bytes_up: mean(|p| p.bytes_up as f64)?,
+            bytes_down: mean(|p| p.bytes_down as f64)?,
+            rounds: mean(|p| p.rounds as f64)?,
+        })
+    }
+
+    /// Communication time on `link`, computed from the bytes and rounds.
+    pub fn link_ms(&self, link: &crate::infer::Link) -> f64 {
+        link.time_ms(self.bytes_up, self.bytes_down, self.rounds)
+    }
+}
+
+/// The dense models and the rotation front as private inference end to
+/// end: the server's and the client's measured time and the computed time
+/// on two links.
+fn inference_table(records: &[PointRecord], points: &[Summary]) -> String {
+    use crate::infer::Link;
+    let front = pareto::front(points, Cost::Rotations);
+    let dense = points.iter().filter(|p| p.strategy.is_dense());
+    let mut rows = Vec::new();
+    for p in dense.chain(front.iter().copied().filter(|p| !p.strategy.is_dense())) {
+        let Some(e) = EndToEnd::of(records, p) else {
+            continue;
+        };
+        let mb = |b: f64| format!("{:.2}", b / 1e6);
+        rows.push(vec![
+            format!("{} ({})", p.label(), p.schedule),
+            e.images.to_string(),
+            format!("{:.0}", e.server_ms),
+            format!("{:.0}", e.client_ms),
+            format!("{:.0}", e.link_ms(&Link::LAN)),
+            format!("{:.0}", e.link_ms(&Link::WAN)),
+            mb(e.bytes_up),
+            mb(e.bytes_down),
+            format!("{:.0}", e.rounds),
+        ]);
+    }
+    if rows.is_empty() {
+        return String::new();
+    }
+    let mut md = String::from("## End-to-end private inference\n\n");
+    let _ = writeln!(
+        md,
+        "The whole network as a client-server protocol on ciphertexts (`explore infer`, \
+         `he.keys` and `he.flooding` of the spec), mean per inference over the images run \
+         (all of them decrypted to the integer model's logits exactly). Server and client \
+         times are measured on this machine; the link times are **computed** from the \
+         measured bytes and rounds ({}; {}), not measured. Not included anywhere: the \
+         two-party ReLU of a protocol that hides the activations from the client (garbled \
+         circuits or oblivious transfer, as in Gazelle); in this client-aided protocol the \
+         client sees every layer's activations.\n",
+        Link::LAN.name,
+        Link::WAN.name
+    );
+    md += &table(
+        &[
+            "point",
+            "images",
+            "server ms",
+            "client ms",
+            "LAN ms (computed)",
+            "WAN ms (computed)",
+            "MB up",
+            "MB down",
+            "rounds",
+        ],
+        &rows,
+    );
     md + "\n"
 }
 

@@ -94,6 +94,8 @@ pub enum SweepError {
         b: PathBuf,
     },
     #[error(transparent)]
+    Infer(#[from] crate::infer::InferError),
+    #[error(transparent)]
     Plot(#[from] PlotError),
     #[error(transparent)]
     Report(#[from] ReportError),

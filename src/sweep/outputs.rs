@@ -95,6 +95,9 @@ pub fn write_outputs(
         plots.push(("Rotations per layer, best diagonal point".into(), png));
     }
     let outcomes = outcomes::of_table(&store.points_csv(), points)?;
+    if let Some(plot) = inference_time_plot(points, &outcomes, margin, dir)? {
+        plots.push(plot);
+    }
     report::write(
         dir,
         &report::Inputs {
@@ -106,4 +109,49 @@ pub fn write_outputs(
         },
     )?;
     Ok(())
+}
+
+/// Where an inference's time goes for the dense model against the
+/// headline point, when both ran the end-to-end chain.
+fn inference_time_plot(
+    points: &[PointRecord],
+    outcomes: &[Option<crate::outcomes::Outcomes>],
+    margin: f64,
+    dir: &std::path::Path,
+) -> Result<Option<(String, PathBuf)>, SweepError> {
+    use crate::infer::Link;
+    let summaries = pareto::summarize(points);
+    let table_of = crate::paired::Table::new(points, outcomes);
+    let chosen = [
+        pareto::dense(&summaries),
+        report::headline(&summaries, &table_of, margin),
+    ];
+    let rows: Vec<plot::InferenceSplit> = chosen
+        .into_iter()
+        .flatten()
+        .filter_map(|s| {
+            let e = report::EndToEnd::of(points, s)?;
+            Some(plot::InferenceSplit {
+                label: s.label(),
+                server_ms: e.server_ms,
+                client_ms: e.client_ms,
+                link_ms: e.link_ms(&Link::LAN),
+            })
+        })
+        .collect();
+    if rows.len() < 2 {
+        return Ok(None);
+    }
+    let png = PathBuf::from("inference-time.png");
+    plot::inference_time(
+        &rows,
+        "Where one private inference's time goes: dense vs the headline point",
+        &format!("communication, {} (computed)", Link::LAN.name),
+        &dir.join(&png),
+        &dir.join("inference-time.svg"),
+    )?;
+    Ok(Some((
+        "Time per private inference, dense vs headline point".into(),
+        png,
+    )))
 }

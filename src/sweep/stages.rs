@@ -494,11 +494,40 @@ impl Workspace {
         })
     }
 
+    /// The whole network as private inference (`explore infer`) on the
+    /// first `he.infer_images` test images, deployed as the spec's
+    /// `he.keys` and `he.flooding` say; `None` when that is 0.
+    fn infer(
+        &self,
+        qnet: &QuantizedNet,
+        scheduler: &Scheduler,
+    ) -> Result<Option<crate::infer::InferReport>, SweepError> {
+        let he = &self.spec.he;
+        let images = he.infer_images.min(self.test_data.len());
+        if images == 0 {
+            return Ok(None);
+        }
+        let deployment = crate::infer::Deployment::new(
+            qnet,
+            scheduler,
+            he.keys,
+            he.flooding,
+            he.noise_margin,
+            he.plaintext_bits,
+        )?;
+        Ok(Some(crate::infer::run(
+            &deployment,
+            &self.test_data,
+            images,
+            |_| {},
+        )?))
+    }
+
     /// The measuring half of a point under `scheduler`: quantize, remove
     /// the internal channels that carry nothing, count on the integer
     /// weights, and run every layer on real ciphertexts for `he.images` test
     /// images, each decrypted and verified; the executor's counts must equal
-    /// the cost model's, layer by layer.
+    /// the cost model's, layer by layer; then the whole network end to end.
     pub fn measure_point(
         &self,
         trained: &TrainedPoint,
@@ -552,6 +581,7 @@ impl Workspace {
             noise_budget = noise_budget.min(run.noise_budget_bits());
         }
         let rotations: Vec<_> = cost.rotations.iter().copied().collect();
+        let e2e = self.infer(&qnet, scheduler)?;
         let key = trained.key;
         let record = PointRecord {
             sweep: spec.name.clone(),
@@ -582,6 +612,12 @@ impl Workspace {
             he_verified: true,
             train_seconds: trained.summary.train_seconds,
             train_steps: trained.summary.train_steps,
+            e2e_server_ms: e2e.as_ref().map_or(f64::NAN, |r| r.server_ms.mean),
+            e2e_client_ms: e2e.as_ref().map_or(f64::NAN, |r| r.client_ms.mean),
+            bytes_up: e2e.as_ref().map_or(0, |r| r.bytes_up.mean.round() as u64),
+            bytes_down: e2e.as_ref().map_or(0, |r| r.bytes_down.mean.round() as u64),
+            rounds: e2e.as_ref().map_or(0, |r| r.rounds as u64),
+            infer_images: e2e.as_ref().map_or(0, |r| r.images as u64),
         };
         Ok(PointResult {
             record,

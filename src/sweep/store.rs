@@ -47,6 +47,7 @@ impl SpecLock {
             ("prune", "seeds"),
             ("he", "images"),
             ("he", "repeats"),
+            ("he", "infer_images"),
             ("he", "keys"),
             ("he", "flooding"),
         ] {
