@@ -496,8 +496,9 @@ impl Figure for InferenceTime<'_> {
             .margin(20)
             .x_label_area_size(60)
             .y_label_area_size(40 + 10 * longest)
-            // Room right of the bars for the legend.
-            .build_cartesian_2d(0.0..max * 1.45, (0..n - 1).into_segmented())?;
+            // The right half is kept free for the legend, which must
+            // never cover a bar.
+            .build_cartesian_2d(0.0..max * 2.2, (0..n - 1).into_segmented())?;
         let x_tick = tick_label(max);
         chart
             .configure_mesh()
