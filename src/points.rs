@@ -485,6 +485,12 @@ pub(crate) mod tests {
             he_verified: true,
             train_seconds: 12.5,
             train_steps: 4000,
+            e2e_server_ms: rotations as f64 * 3.0,
+            e2e_client_ms: 150.0,
+            bytes_up: 4_000_000,
+            bytes_down: 3_000_000,
+            rounds: 20,
+            infer_images: 1,
         }
     }
 
@@ -513,6 +519,34 @@ pub(crate) mod tests {
         let back = read(&path).unwrap();
         assert!(same(&back, &records), "{back:?}\n{records:?}");
         assert!(back[1].latency_measured_ms.is_nan());
+    }
+
+    #[test]
+    fn a_table_from_before_end_to_end_inference_reads_as_not_run() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("points.csv");
+        let records = vec![record(Strategy::Hybrid, 0.5, 0.8, 100)];
+        write(&path, &records).unwrap();
+        // The six end-to-end columns are the last six: cut them off.
+        let text = std::fs::read_to_string(&path).unwrap();
+        let old: Vec<String> = text
+            .lines()
+            .map(|l| {
+                l.split(',')
+                    .take(SCHEMA.len() - 6)
+                    .collect::<Vec<_>>()
+                    .join(",")
+            })
+            .collect();
+        std::fs::write(&path, old.join("\n") + "\n").unwrap();
+        let back = read(&path).unwrap();
+        assert_eq!(
+            (back[0].infer_images, back[0].rounds, back[0].bytes_up),
+            (0, 0, 0)
+        );
+        assert!(back[0].e2e_server_ms.is_nan() && back[0].e2e_client_ms.is_nan());
+        assert_eq!(back[0].rotations, 100);
+        assert_eq!(back[0].train_steps, records[0].train_steps);
     }
 
     #[test]
@@ -701,12 +735,14 @@ pub(crate) mod tests {
         let err = read(&path).unwrap_err().to_string();
         assert!(err.contains("unknown column `train_secs`"), "{err}");
         // A table from before the validation split says how to upgrade.
+        let at = SCHEMA.iter().position(|c| c.name == "train_steps").unwrap();
         let old: String = text
             .lines()
             .map(|l| {
-                let cells: Vec<&str> = l.split(',').collect();
-                let keep: Vec<&str> = cells[..cells.len() - 1].to_vec();
-                keep.join(",") + "\n"
+                let mut cells: Vec<&str> = l.split(',').collect();
+                // Fields are counted from the end: the sweep name may hold a comma.
+                cells.remove(cells.len() - (SCHEMA.len() - at));
+                cells.join(",") + "\n"
             })
             .collect();
         std::fs::write(&path, old).unwrap();

@@ -613,3 +613,84 @@ fn a_truncated_data_file_exits_2_naming_it_and_its_size() {
     assert!(message.contains("train-images-idx3-ubyte"), "{message}");
     assert!(message.contains(&full.to_string()), "{message}");
 }
+
+/// Every committed spec parses and passes the spec's checks.
+#[test]
+fn every_committed_spec_loads() {
+    let root = Path::new(env!("CARGO_MANIFEST_DIR")).join("sweeps");
+    let mut specs = Vec::new();
+    for dir in [root.clone(), root.join("ablation")] {
+        for entry in std::fs::read_dir(dir).unwrap() {
+            let path = entry.unwrap().path();
+            if path.extension().is_some_and(|e| e == "yaml") {
+                specs.push(path);
+            }
+        }
+    }
+    assert!(specs.len() >= 8, "{specs:?}");
+    for path in specs {
+        if let Err(e) = explore::config::Spec::load(&path) {
+            panic!("{}: {e}", path.display());
+        }
+    }
+}
+
+/// The CIFAR path end to end on a tiny CIFAR-10 set in the official binary
+/// layout, written from the 20 real test images of the fixture (each batch
+/// file holds the official 10,000 records, cycling through them): loading,
+/// the validation split, training, pruning, the encrypted run, private
+/// inference and the report.
+#[test]
+fn the_cifar_path_runs_end_to_end_on_real_fixture_images() {
+    let tmp = tempfile::tempdir().unwrap();
+    let fixture = std::fs::read(
+        Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/cifar10-test-first20.bin"),
+    )
+    .unwrap();
+    let records: Vec<&[u8]> = fixture.chunks(3073).collect();
+    assert_eq!(records.len(), 20);
+    let batch: Vec<u8> = (0..10_000).flat_map(|i| records[i % 20].to_vec()).collect();
+    let dir = tmp.path().join("cifar10/cifar-10-batches-bin");
+    std::fs::create_dir_all(&dir).unwrap();
+    for name in (1..=5)
+        .map(|i| format!("data_batch_{i}.bin"))
+        .chain(["test_batch.bin".to_string()])
+    {
+        std::fs::write(dir.join(name), &batch).unwrap();
+    }
+    let spec = format!(
+        "name: cifar-e2e
+output: {out}
+data: {{dataset: cifar10, path: {data}, train_size: 60, validation: 20, test_size: 20, download: false}}
+model: {{arch: resnet20, width: 0.25}}
+train: {{epochs: 1, batch_size: 20, lr: 0.05}}
+prune:
+  strategies: [hybrid]
+  targets: [0.5]
+  seeds: [0]
+  regularization: {{method: proximal, lambda: 0.3, weighting: he_cost, train: {{epochs: 1, batch_size: 20, lr: 0.02}}}}
+  finetune: {{epochs: 1, batch_size: 20, lr: 0.02}}
+  gradual: {{ramp: 0.5, updates: 2}}
+  distill: {{weight: 0.5, temperature: 4}}
+he: {{images: 1, infer_images: 1}}
+threads: 2
+",
+        out = tmp.path().join("out").display(),
+        data = tmp.path().join("cifar10").display()
+    );
+    let spec_path = tmp.path().join("cifar.yaml");
+    std::fs::write(&spec_path, spec).unwrap();
+    let run = explore(&["sweep", spec_path.to_str().unwrap()]);
+    assert!(run.status.success(), "{}", text(&run));
+    let points = tmp.path().join("out/points.csv");
+    assert!(column(&points, "dataset").iter().all(|d| d == "cifar10"));
+    assert!(column(&points, "he_verified").iter().all(|v| v == "true"));
+    assert!(column(&points, "infer_images").iter().all(|v| v == "1"));
+    assert!(column(&points, "rounds").iter().all(|v| v == "20"));
+    assert!(column(&points, "strategy").contains(&"hybrid".to_string()));
+    let report = std::fs::read_to_string(tmp.path().join("out/report.md")).unwrap();
+    assert!(
+        report.contains("## End-to-end private inference"),
+        "{report}"
+    );
+}
