@@ -10,6 +10,8 @@ use std::path::{Path, PathBuf};
 use std::sync::Once;
 
 use plotters::coord::Shift;
+use plotters::coord::ranged1d::SegmentedCoord;
+use plotters::coord::types::{RangedCoordf64, RangedCoordi32};
 use plotters::prelude::*;
 use plotters::style::register_font;
 use plotters::style::text_anchor::{HPos, Pos, VPos};
@@ -350,7 +352,6 @@ impl Figure for LayerRotations<'_> {
             .max()
             .unwrap_or(1)
             .max(1) as f64;
-        let longest = self.rows.iter().map(|r| r.0.len()).max().unwrap_or(0) as u32;
         // Row i of the chart (counted from the bottom) shows layer n - 1 - i.
         let layer = |v: &SegmentValue<i32>| match v {
             SegmentValue::CenterOf(i) | SegmentValue::Exact(i) if (0..n).contains(i) => {
@@ -358,28 +359,15 @@ impl Figure for LayerRotations<'_> {
             }
             _ => None,
         };
-        let label = |v: &SegmentValue<i32>| layer(v).map_or(String::new(), |r| r.0.clone());
-        let mut chart = ChartBuilder::on(root)
-            .caption(self.title, (FAMILY, 28))
-            .margin(20)
-            .x_label_area_size(60)
-            .y_label_area_size(40 + 10 * longest)
-            // Room right of the longest bar for its "-62%" label.
-            .build_cartesian_2d(0.0..max * 1.1, (0..n - 1).into_segmented())?;
-        let x_tick = tick_label(max);
-        chart
-            .configure_mesh()
-            .disable_y_mesh()
-            .y_labels(self.rows.len())
-            .y_label_formatter(&label)
-            .x_label_formatter(&x_tick)
-            .x_desc("rotations per inference")
-            .y_desc("layer")
-            .axis_desc_style((FAMILY, 22))
-            .label_style((FAMILY, 16))
-            .bold_line_style(GRID)
-            .light_line_style(TRANSPARENT)
-            .draw()?;
+        let labels: Vec<String> = self.rows.iter().map(|r| r.0.clone()).collect();
+        // Room right of the longest bar for its "-62%" label.
+        let mut chart = bar_rows(
+            root,
+            (self.title, 28),
+            &labels,
+            (max * 1.1, max),
+            ("rotations per inference", "layer"),
+        )?;
         let (pruned_color, _) = strategy_style(Strategy::Diagonal);
         let dense_color = RGBColor(190, 190, 190);
         let bar = |i: i32, value: u64, inset: u32, color: RGBColor| {
@@ -436,6 +424,51 @@ impl Figure for LayerRotations<'_> {
     }
 }
 
+/// A chart of horizontal bars, one row per label with the first on top
+/// (row i from the bottom is label n - 1 - i), x from 0 to `x.0` with ticks
+/// for a span of `x.1`, its mesh and axis descriptions drawn.
+#[allow(clippy::type_complexity)]
+fn bar_rows<'a, DB: DrawingBackend>(
+    root: &'a DrawingArea<DB, Shift>,
+    (title, title_size): (&str, u32),
+    labels: &[String],
+    x: (f64, f64),
+    (x_desc, y_desc): (&str, &str),
+) -> Result<
+    ChartContext<'a, DB, Cartesian2d<RangedCoordf64, SegmentedCoord<RangedCoordi32>>>,
+    DrawingAreaErrorKind<DB::ErrorType>,
+> {
+    let n = labels.len() as i32;
+    let longest = labels.iter().map(String::len).max().unwrap_or(0) as u32;
+    let label = |v: &SegmentValue<i32>| match v {
+        SegmentValue::CenterOf(i) | SegmentValue::Exact(i) if (0..n).contains(i) => {
+            labels[(n - 1 - i) as usize].clone()
+        }
+        _ => String::new(),
+    };
+    let mut chart = ChartBuilder::on(root)
+        .caption(title, (FAMILY, title_size))
+        .margin(20)
+        .x_label_area_size(60)
+        .y_label_area_size(40 + 10 * longest)
+        .build_cartesian_2d(0.0..x.0, (0..n - 1).into_segmented())?;
+    let x_tick = tick_label(x.1);
+    chart
+        .configure_mesh()
+        .disable_y_mesh()
+        .y_labels(labels.len())
+        .y_label_formatter(&label)
+        .x_label_formatter(&x_tick)
+        .x_desc(x_desc)
+        .y_desc(y_desc)
+        .axis_desc_style((FAMILY, 22))
+        .label_style((FAMILY, 16))
+        .bold_line_style(GRID)
+        .light_line_style(TRANSPARENT)
+        .draw()?;
+    Ok(chart)
+}
+
 /// Bar chart of rotations per layer: `rows` are (layer name, dense rotations,
 /// pruned rotations) in network order.
 pub fn layer_rotations(
@@ -483,35 +516,16 @@ impl Figure for InferenceTime<'_> {
         let n = self.rows.len() as i32;
         let total = |r: &InferenceSplit| r.server_ms + r.client_ms + r.link_ms;
         let max = self.rows.iter().map(total).fold(1.0, f64::max);
-        let longest = self.rows.iter().map(|r| r.label.len()).max().unwrap_or(0) as u32;
-        let row = |v: &SegmentValue<i32>| match v {
-            SegmentValue::CenterOf(i) | SegmentValue::Exact(i) if (0..n).contains(i) => {
-                Some(&self.rows[(n - 1 - i) as usize])
-            }
-            _ => None,
-        };
-        let label = |v: &SegmentValue<i32>| row(v).map_or(String::new(), |r| r.label.clone());
-        let mut chart = ChartBuilder::on(root)
-            .caption(self.title, (FAMILY, 26))
-            .margin(20)
-            .x_label_area_size(60)
-            .y_label_area_size(40 + 10 * longest)
-            // The right half is kept free for the legend, which must
-            // never cover a bar.
-            .build_cartesian_2d(0.0..max * 2.2, (0..n - 1).into_segmented())?;
-        let x_tick = tick_label(max);
-        chart
-            .configure_mesh()
-            .disable_y_mesh()
-            .y_labels(self.rows.len())
-            .y_label_formatter(&label)
-            .x_label_formatter(&x_tick)
-            .x_desc("ms per inference")
-            .axis_desc_style((FAMILY, 22))
-            .label_style((FAMILY, 16))
-            .bold_line_style(GRID)
-            .light_line_style(TRANSPARENT)
-            .draw()?;
+        let labels: Vec<String> = self.rows.iter().map(|r| r.label.clone()).collect();
+        // The right half is kept free for the legend, which must never
+        // cover a bar.
+        let mut chart = bar_rows(
+            root,
+            (self.title, 26),
+            &labels,
+            (max * 2.2, max),
+            ("ms per inference", ""),
+        )?;
         let parts: [(&str, RGBColor, fn(&InferenceSplit) -> (f64, f64)); 3] = [
             ("server HE (measured)", RGBColor(31, 119, 180), |r| {
                 (0.0, r.server_ms)
