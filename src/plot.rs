@@ -526,7 +526,9 @@ impl Figure for InferenceTime<'_> {
             (max * 2.2, max),
             ("ms per inference", ""),
         )?;
-        let parts: [(&str, RGBColor, fn(&InferenceSplit) -> (f64, f64)); 3] = [
+        // Each segment's name, colour and span along the bar.
+        type Segment = (&'static str, RGBColor, fn(&InferenceSplit) -> (f64, f64));
+        let parts: [Segment; 3] = [
             ("server HE (measured)", RGBColor(31, 119, 180), |r| {
                 (0.0, r.server_ms)
             }),

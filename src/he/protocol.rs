@@ -416,7 +416,7 @@ impl Server {
         &self,
         ct: Option<Ciphertext>,
         shape: ReplyShape,
-        rng: &mut (impl RngCore + rand::CryptoRng),
+        rng: &mut impl rand::CryptoRng,
     ) -> Result<Option<Vec<u8>>, HeError> {
         let par = &self.params.bfv;
         let zero = || -> Result<Ciphertext, HeError> {

@@ -272,7 +272,9 @@ mod tests {
         // Every second output channel of every layer pruned away.
         let prune = |c: &crate::arch::ConvShape| -> Vec<bool> {
             let per = c.weight_len() / c.c_out;
-            (0..c.weight_len()).map(|i| (i / per) % 2 == 0).collect()
+            (0..c.weight_len())
+                .map(|i| (i / per).is_multiple_of(2))
+                .collect()
         };
         let convs: Vec<Vec<bool>> = spec.convs.iter().map(prune).collect();
         let fc = prune(&spec.fc.as_conv());

@@ -254,7 +254,7 @@ impl ModulusChoice {
         // that carries it, and the most flooding this one does.
         let fits = |n: usize| {
             moduli_sizes(n).is_ok_and(|table| {
-                depth.reply_budget_bits(n, t_bits, &table, flooding) >= margin_bits
+                depth.reply_budget_bits(n, t_bits, table, flooding) >= margin_bits
             })
         };
         let larger = (1..=3).map(|i| poly_degree << i).find(|&n| fits(n));
