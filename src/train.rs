@@ -514,6 +514,10 @@ pub fn evaluate(model: &ResNet, data: &Dataset, batch_size: usize, replicas: usi
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct DenseSummary {
     pub test_accuracy: f64,
+    /// Float accuracy on the validation split, what a choice of training
+    /// budget reads (`null` without one, and in caches written before it).
+    #[serde(default)]
+    pub val_accuracy: Option<f64>,
     pub epochs: usize,
     /// Optimizer steps taken.
     pub steps: usize,

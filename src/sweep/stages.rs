@@ -131,8 +131,11 @@ impl Workspace {
             &label,
         )?;
         let accuracy = train::evaluate(&model, &self.test_data, cfg.batch_size, cfg.replicas);
+        let val_accuracy = (!self.val_data.is_empty())
+            .then(|| train::evaluate(&model, &self.val_data, cfg.batch_size, cfg.replicas));
         let summary = DenseSummary {
             test_accuracy: accuracy,
+            val_accuracy,
             epochs: stats.epochs,
             steps: stats.steps,
             seconds: stats.seconds,
