@@ -159,10 +159,14 @@ fn five_percent_more_rotations_everywhere_fails_at_least_95_percent_of_the_time(
 
 /// A uniform drop moves every point the way a weaker dense model does, so
 /// one fresh seed can only tell it from training noise once it is larger
-/// than the common part of that noise allows. The quick spec's common seed
-/// SD (about 1.8 points, measured over 5 seeds, so with 4 degrees of
-/// freedom) puts 80 % power far above 2 points: the test measures where it
-/// lies and holds it there, so a change that makes the gate blinder fails.
+/// than that noise allows. On the quick spec (16 dense epochs, 2 fine-tuning
+/// epochs, a 10-seed baseline) the front mean of one run moves by about
+/// 0.65 points between seeds, most of it the per-point part (1.19 points,
+/// of which the 1,000 test images' own flips are about 0.8), and the bound
+/// is a t quantile on 9 degrees of freedom: 80 % power lies near 2.5 points,
+/// not at 2. The test measures where it lies and holds it within 3 points
+/// (the 3-epoch spec before needed 10.5), so a change that makes the gate
+/// blinder fails.
 #[test]
 fn a_uniform_accuracy_drop_is_caught_once_it_exceeds_the_common_noise() {
     let at_two = failure_rate(Change::Drop(0.02), TRIALS, 4);
@@ -180,18 +184,8 @@ fn a_uniform_accuracy_drop_is_caught_once_it_exceeds_the_common_noise() {
         100.0 * profile.accuracy.point_sd,
         profile.seeds.len()
     );
-    // Power grows with the drop, and the detectable drop stays within five
-    // one-run standard deviations of the front mean.
-    assert!(
-        at_two > 0.05,
-        "a 2-point drop fails no more often than no drop: {at_two}"
-    );
-    let run_sd =
-        (profile.accuracy.common_sd.powi(2) + profile.accuracy.point_sd.powi(2) / 5.0).sqrt();
-    assert!(
-        detected <= 5.0 * run_sd,
-        "80% power only at {detected} (run SD {run_sd})"
-    );
+    assert!(at_two >= 0.5, "a 2-point drop caught only {at_two} of the time");
+    assert!(detected <= 0.03, "80% power only at a {detected} drop");
 }
 
 /// The Monte Carlo noise model is the profile's: a run drawn from it and
@@ -215,4 +209,78 @@ fn the_drawn_noise_is_the_measured_noise() {
     );
     let summaries: Vec<Summary> = pareto::summarize(&runs);
     assert_eq!(summaries.len(), truth.len());
+}
+
+/// Verdicts on real reseeds, not drawn ones: each seed of the committed
+/// baseline (reports/quick/points.csv, every seed's points) is checked, as
+/// a fresh run, against a baseline made of the other seeds, with that
+/// baseline's own measured profile, paired as `check` pairs them there. It
+/// tests the noise model itself: points trained from one dense model may
+/// move together in ways the profile's common-plus-point split does not
+/// capture, and a model that missed them would show more false alarms
+/// here than the Monte Carlo's. Returns how many seeds failed unchanged,
+/// with every accuracy 2 points lower, and with 5 % more rotations on every
+/// point (dense included).
+fn leave_one_seed_out() -> (usize, usize, usize, usize) {
+    let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("reports/quick");
+    let rows = points::read(&dir.join("points.csv")).unwrap();
+    let mut seeds: Vec<u64> = rows.iter().map(|r| r.seed).collect();
+    seeds.sort_unstable();
+    seeds.dedup();
+    let fails = |new: &[PointRecord], base: &[PointRecord]| {
+        let profile = NoiseProfile::measure(base).expect("a profile from the other seeds");
+        let c = check::compare(
+            new,
+            base,
+            Cost::Rotations,
+            Rule::default(),
+            Some(Noise {
+                profile: &profile,
+                paired: true,
+            }),
+        )
+        .unwrap();
+        usize::from(!c.passed())
+    };
+    let (mut unchanged, mut dropped, mut costlier) = (0, 0, 0);
+    for &s in &seeds {
+        let (new, base): (Vec<PointRecord>, Vec<PointRecord>) =
+            rows.iter().cloned().partition(|r| r.seed == s);
+        unchanged += fails(&new, &base);
+        let worse: Vec<PointRecord> = new
+            .iter()
+            .map(|r| PointRecord {
+                accuracy_quantized: r.accuracy_quantized - 0.02,
+                ..r.clone()
+            })
+            .collect();
+        dropped += fails(&worse, &base);
+        let costly: Vec<PointRecord> = new
+            .iter()
+            .map(|r| PointRecord {
+                rotations: (r.rotations as f64 * 1.05).round() as u64,
+                rotations_dense: (r.rotations_dense as f64 * 1.05).round() as u64,
+                ..r.clone()
+            })
+            .collect();
+        costlier += fails(&costly, &base);
+    }
+    (seeds.len(), unchanged, dropped, costlier)
+}
+
+#[test]
+fn real_reseeds_of_the_baseline_pass_and_real_shifts_fail() {
+    let (seeds, unchanged, dropped, costlier) = leave_one_seed_out();
+    eprintln!(
+        "leave one seed out, {seeds} seeds: {unchanged} unchanged fail, {dropped} fail 2 points lower, {costlier} fail with 5% more rotations"
+    );
+    // At a 5 % false-alarm rate, 3 or more failures of 10 unchanged seeds
+    // happen 1 % of the time; at 80 % power, fewer than 6 catches 3 %.
+    assert!(seeds >= 10, "the baseline has {seeds} seeds");
+    assert!(unchanged <= 2, "{unchanged} of {seeds} real reseeds fail");
+    assert!(
+        dropped * 10 >= 6 * seeds,
+        "a 2-point drop caught on {dropped} of {seeds}"
+    );
+    assert_eq!(costlier, seeds, "+5 % rotations passed on some seed");
 }
