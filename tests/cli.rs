@@ -529,6 +529,17 @@ fn bad_input_exits_2_naming_the_problem() {
     assert_eq!(o.status.code(), Some(2));
     assert!(text(&o).contains("magnitude"), "{}", text(&o));
 
+    // The overrides go through the spec's own checks: a strategy that does
+    // not exist is named, and a seed listed twice too.
+    for (flag, value, words) in [
+        ("--strategies", "diagonal,hybird", "hybird"),
+        ("--seeds", "0,1,0", "seed 0 twice"),
+    ] {
+        let o = explore(&["sweep", spec.to_str().unwrap(), flag, value]);
+        assert_eq!(o.status.code(), Some(2), "{}", text(&o));
+        assert!(text(&o).contains(words), "{}", text(&o));
+    }
+
     let o = explore(&[
         "count",
         "--model",
@@ -619,7 +630,8 @@ fn a_truncated_data_file_exits_2_naming_it_and_its_size() {
 fn every_committed_spec_loads() {
     let root = Path::new(env!("CARGO_MANIFEST_DIR")).join("sweeps");
     let mut specs = Vec::new();
-    for dir in [root.clone(), root.join("ablation")] {
+    let dirs = ["", "ablation", "convergence", "lasso"].map(|d| root.join(d));
+    for dir in dirs {
         for entry in std::fs::read_dir(dir).unwrap() {
             let path = entry.unwrap().path();
             if path.extension().is_some_and(|e| e == "yaml") {
@@ -627,7 +639,7 @@ fn every_committed_spec_loads() {
             }
         }
     }
-    assert!(specs.len() >= 8, "{specs:?}");
+    assert!(specs.len() >= 14, "{specs:?}");
     for path in specs {
         if let Err(e) = explore::config::Spec::load(&path) {
             panic!("{}: {e}", path.display());

@@ -147,39 +147,53 @@ pub struct SpecArgs {
     /// (how a baseline with a noise profile is made from a one-seed spec).
     #[arg(long, value_delimiter = ',', num_args = 1..)]
     pub seeds: Option<Vec<u64>>,
+    /// Strategies instead of the spec's `prune.strategies`, e.g.
+    /// diagonal,hybrid: with `--seeds`, how some strategies get more
+    /// replicates than others in one output directory.
+    #[arg(long, value_delimiter = ',', num_args = 1..)]
+    pub strategies: Option<Vec<explore::prune::Strategy>>,
 }
 
 impl SpecArgs {
-    /// Loads the spec (with `--device` applied), sizes rayon's pool from it,
+    /// Loads the spec (the file with `--seeds` and `--strategies` applied,
+    /// validated as a file is, then `--device`), sizes rayon's pool from it,
     /// and opens its output directory with its data.
     pub fn open(&self) -> anyhow::Result<explore::sweep::Workspace> {
-        let mut spec = explore::config::Spec::load(&self.spec)?;
+        let mut spec = explore::config::Spec::parse(&self.yaml()?, &self.spec)?;
         if let Some(backend) = self.device {
             spec = spec.on_device(backend);
-        }
-        if let Some(seeds) = &self.seeds {
-            spec.prune.seeds = distinct(seeds)?;
         }
         set_threads(spec.threads)?;
         Ok(explore::sweep::Workspace::open(spec, self.output.clone())?)
     }
 
-    /// The spec's text as this run uses it: the file, or with `--seeds` the
-    /// file's settings with its seeds replaced (comments are not kept).
+    /// The spec's text as this run uses it: the file, or with `--seeds` or
+    /// `--strategies` the file's settings with those replaced (comments are
+    /// not kept).
     pub fn yaml(&self) -> anyhow::Result<String> {
         let text = std::fs::read_to_string(&self.spec)
             .with_context(|| format!("reading {}", self.spec.display()))?;
-        let Some(seeds) = &self.seeds else {
+        if self.seeds.is_none() && self.strategies.is_none() {
             return Ok(text);
-        };
+        }
         let mut value: serde_yaml::Value = serde_yaml::from_str(&text)
             .with_context(|| format!("parsing {}", self.spec.display()))?;
-        let list: Vec<String> = distinct(seeds)?.iter().map(u64::to_string).collect();
-        value["prune"]["seeds"] = serde_yaml::to_value(distinct(seeds)?)?;
+        let mut flags = Vec::new();
+        if let Some(seeds) = &self.seeds {
+            let seeds = distinct(seeds)?;
+            let list: Vec<String> = seeds.iter().map(u64::to_string).collect();
+            flags.push(format!("--seeds {}", list.join(",")));
+            value["prune"]["seeds"] = serde_yaml::to_value(seeds)?;
+        }
+        if let Some(strategies) = &self.strategies {
+            let names: Vec<&str> = strategies.iter().map(|s| s.name()).collect();
+            flags.push(format!("--strategies {}", names.join(",")));
+            value["prune"]["strategies"] = serde_yaml::to_value(names)?;
+        }
         Ok(format!(
-            "# {} run with --seeds {}\n{}",
+            "# {} run with {}\n{}",
             self.spec.display(),
-            list.join(","),
+            flags.join(" "),
             serde_yaml::to_string(&value)?
         ))
     }
