@@ -184,7 +184,10 @@ fn a_uniform_accuracy_drop_is_caught_once_it_exceeds_the_common_noise() {
         100.0 * profile.accuracy.point_sd,
         profile.seeds.len()
     );
-    assert!(at_two >= 0.5, "a 2-point drop caught only {at_two} of the time");
+    assert!(
+        at_two >= 0.5,
+        "a 2-point drop caught only {at_two} of the time"
+    );
     assert!(detected <= 0.03, "80% power only at a {detected} drop");
 }
 
