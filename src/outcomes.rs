@@ -197,6 +197,16 @@ impl Outcomes {
     /// Checks that these outcomes are the ones `record` reports: the same
     /// image counts and the same integer-model accuracies.
     pub fn check_against(&self, record: &PointRecord, path: &Path) -> Result<(), OutcomesError> {
+        if !record.test_set.is_empty() && record.test_set != self.test.set {
+            return Err(OutcomesError::Disagrees {
+                path: path.to_path_buf(),
+                point: point_name(record),
+                message: format!(
+                    "test images {} in the file, {} in the table",
+                    self.test.set, record.test_set
+                ),
+            });
+        }
         let sets = [
             (
                 "test",

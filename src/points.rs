@@ -87,6 +87,10 @@ pub struct PointRecord {
     pub bytes_down: u64,
     pub rounds: u64,
     pub infer_images: u64,
+    /// The fingerprint of the test images ([`crate::data::Dataset::fingerprint`]),
+    /// so that two tables are known to share their images without the
+    /// points' outcome files; empty in tables written before it.
+    pub test_set: String,
 }
 
 /// The directory name of a row's trained model in a sweep's `points/`: one
@@ -136,7 +140,7 @@ macro_rules! column {
 
 /// The schema of `points.csv`, in column order: the one place a column is
 /// named, written and parsed.
-const SCHEMA: [ColumnDef; 34] = [
+const SCHEMA: [ColumnDef; 35] = [
     column!(sweep, text),
     column!(model, text),
     column!(dataset, text),
@@ -172,6 +176,8 @@ const SCHEMA: [ColumnDef; 34] = [
     column!(bytes_down, count, Some("0")),
     column!(rounds, count, Some("0")),
     column!(infer_images, count, Some("0")),
+    // Added with the image-set fingerprint: older tables read as unknown.
+    column!(test_set, text, Some("")),
 ];
 
 /// Columns added with the validation split and step budgets: a table
@@ -491,6 +497,7 @@ pub(crate) mod tests {
             bytes_down: 3_000_000,
             rounds: 20,
             infer_images: 1,
+            test_set: "0123456789abcdef".into(),
         }
     }
 
@@ -527,13 +534,14 @@ pub(crate) mod tests {
         let path = dir.path().join("points.csv");
         let records = vec![record(Strategy::Hybrid, 0.5, 0.8, 100)];
         write(&path, &records).unwrap();
-        // The six end-to-end columns are the last six: cut them off.
+        // The six end-to-end columns and the image-set fingerprint are the
+        // last seven: cut them off.
         let text = std::fs::read_to_string(&path).unwrap();
         let old: Vec<String> = text
             .lines()
             .map(|l| {
                 l.split(',')
-                    .take(SCHEMA.len() - 6)
+                    .take(SCHEMA.len() - 7)
                     .collect::<Vec<_>>()
                     .join(",")
             })
@@ -545,6 +553,7 @@ pub(crate) mod tests {
             (0, 0, 0)
         );
         assert!(back[0].e2e_server_ms.is_nan() && back[0].e2e_client_ms.is_nan());
+        assert_eq!(back[0].test_set, "", "an older table's images are unknown");
         assert_eq!(back[0].rotations, 100);
         assert_eq!(back[0].train_steps, records[0].train_steps);
     }

@@ -216,8 +216,9 @@ fn sweep_counts_resumes_and_checks() {
         "{}",
         text(&ok)
     );
-    // It fails against a clearly better baseline (no outcomes and no
-    // profile beside it: the new run's own three seeds give the noise).
+    // It fails against a clearly better baseline (no outcomes, no image-set
+    // fingerprint and no profile beside it: unpaired, and the new run's own
+    // three seeds give the noise).
     let better = tmp.path().join("better.csv");
     let front_text = std::fs::read_to_string(&front).unwrap();
     let mut lines = front_text.lines();
@@ -227,14 +228,19 @@ fn sweep_counts_resumes_and_checks() {
         .position(|h| h == "accuracy_quantized")
         .unwrap();
     let rot = header.split(',').position(|h| h == "rotations").unwrap();
+    let set = header.split(',').position(|h| h == "test_set").unwrap();
     let improved: Vec<String> = lines
         .map(|l| {
             let mut f: Vec<String> = l.split(',').map(String::from).collect();
             f[acc] = "0.99".into();
+            f.remove(set);
             f[rot] = (f[rot].parse::<u64>().unwrap() / 2).to_string();
             f.join(",")
         })
         .collect();
+    let mut header: Vec<&str> = header.split(',').collect();
+    header.remove(set);
+    let header = header.join(",");
     std::fs::write(&better, format!("{header}\n{}\n", improved.join("\n"))).unwrap();
     let bad = check(&points, &better, &[]);
     assert_eq!(bad.status.code(), Some(1), "{}", text(&bad));

@@ -2,8 +2,9 @@
 //! exits 1 when it regressed beyond training noise (see `explore::check` for
 //! the rules). The noise profile is the baseline's `noise.json` (or
 //! `--noise`), else the new run's own when it has enough seeds; accuracy
-//! differences are paired when both tables' points carry per-image outcomes
-//! of the same test images.
+//! differences are paired when every point of both tables is known to have
+//! been tested on the same images: by its per-image outcomes, or by the
+//! image-set fingerprint its row records.
 
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
@@ -112,10 +113,19 @@ fn same_test_images(
     baseline: &[PointRecord],
 ) -> anyhow::Result<bool> {
     let base_front = pareto::baseline_rows(baseline, Cost::Rotations, false);
-    let sets: Vec<Option<String>> = outcomes::of_table(new_path, new)?
-        .into_iter()
-        .chain(outcomes::of_table(base_path, &base_front)?)
-        .map(|o| o.map(|o| o.test.set))
-        .collect();
+    // A point's images: its outcomes' fingerprint (checked against its
+    // row), else the one its row records.
+    let sets_of = |path: &Path, rows: &[PointRecord]| -> anyhow::Result<Vec<Option<String>>> {
+        Ok(outcomes::of_table(path, rows)?
+            .into_iter()
+            .zip(rows)
+            .map(|(o, r)| match o {
+                Some(o) => Some(o.test.set),
+                None => (!r.test_set.is_empty()).then(|| r.test_set.clone()),
+            })
+            .collect())
+    };
+    let mut sets = sets_of(new_path, new)?;
+    sets.extend(sets_of(base_path, &base_front)?);
     Ok(sets.iter().all(|s| s.is_some()) && sets.windows(2).all(|w| w[0] == w[1]))
 }

@@ -621,6 +621,7 @@ impl Workspace {
             bytes_down: e2e.as_ref().map_or(0, |r| r.bytes_down.mean.round() as u64),
             rounds: e2e.as_ref().map_or(0, |r| r.rounds as u64),
             infer_images: e2e.as_ref().map_or(0, |r| r.images as u64),
+            test_set: outcomes.test.set.clone(),
         };
         Ok(PointResult {
             record,
