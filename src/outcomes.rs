@@ -195,6 +195,7 @@ impl Outcomes {
     }
 
     /// Checks that these outcomes are the ones `record` reports: the same
+    /// test images (where the row records their fingerprint), the same
     /// image counts and the same integer-model accuracies.
     pub fn check_against(&self, record: &PointRecord, path: &Path) -> Result<(), OutcomesError> {
         if !record.test_set.is_empty() && record.test_set != self.test.set {
@@ -339,5 +340,12 @@ mod tests {
         r.val_images = 99;
         let e = o.check_against(&r, p).unwrap_err().to_string();
         assert!(e.contains("validation images"), "{e}");
+        // The row's image-set fingerprint must be the file's, when it has one.
+        r.val_images = 100;
+        r.test_set = "set200".into();
+        o.check_against(&r, p).unwrap();
+        r.test_set = "other".into();
+        let e = o.check_against(&r, p).unwrap_err().to_string();
+        assert!(e.contains("test images set200 in the file, other"), "{e}");
     }
 }
