@@ -151,8 +151,32 @@ fn plus(arm: f64, half_width: f64) -> Vec<(i32, i32)> {
     )
 }
 
+/// One point's error bars, in the plot's units (accuracy in points, cost in
+/// its own): one standard error either side.
+#[derive(Debug, Clone, Copy, PartialEq)]
+struct Bars {
+    /// The test set's binomial error alone.
+    images: f64,
+    /// Images and seeds together (the summary's own error): equal to
+    /// `images` with one seed, where seed noise cannot be measured.
+    total: f64,
+    /// The cost's seed-to-seed error of the mean (0 with one seed).
+    cost: f64,
+}
+
+impl Bars {
+    fn of(p: &Summary, cost: Cost) -> Bars {
+        let images = 100.0 * crate::stats::binomial_se(p.accuracy.mean, p.test_images);
+        Bars {
+            images: images.min(100.0 * p.accuracy.se),
+            total: 100.0 * p.accuracy.se,
+            cost: cost.estimate(p).se,
+        }
+    }
+}
+
 /// Test accuracy against one cost: every strategy/target pair at its mean
-/// over seeds, with a bar of one standard error either side.
+/// over seeds, with error bars from both noise sources ([`Bars`]).
 struct AccuracyVsCost<'a> {
     title: &'a str,
     cost: Cost,
@@ -182,9 +206,11 @@ impl Figure for AccuracyVsCost<'_> {
         let mut legend: Vec<(String, RGBColor, Vec<(i32, i32)>)> = Vec::new();
         let all = || self.groups.values().flatten().chain(&self.references);
         // At least 1 so an all-zero cost still spans a drawable axis.
-        let max_cost = all().map(|p| self.cost.of(p)).fold(1.0, f64::max);
+        let max_cost = all()
+            .map(|p| self.cost.of(p) + Bars::of(p, self.cost).cost)
+            .fold(1.0, f64::max);
         let percent = |p: &Summary| 100.0 * p.accuracy.mean;
-        let bar = |p: &Summary| 100.0 * p.accuracy.se;
+        let bar = |p: &Summary| Bars::of(p, self.cost).total;
         let (lo, hi) = all().fold((f64::INFINITY, f64::NEG_INFINITY), |(l, h), p| {
             (l.min(percent(p) - bar(p)), h.max(percent(p) + bar(p)))
         });
@@ -221,10 +247,35 @@ impl Figure for AccuracyVsCost<'_> {
                 EmptyElement::at(at) + Polygon::new(shape.clone(), color.filled())
             };
             let legend_shape = strategy_style(strategy).1;
+            // Thin with caps: images and seeds; thick: the images' part
+            // alone; across: the cost's seed-to-seed error.
             chart.draw_series(points.iter().map(|p| {
-                let (x, y) = (self.cost.of(p), percent(p));
-                ErrorBar::new_vertical(x, y - bar(p), y, y + bar(p), color.stroke_width(2), 10)
+                let (x, y, b) = (self.cost.of(p), percent(p), Bars::of(p, self.cost));
+                ErrorBar::new_vertical(x, y - b.total, y, y + b.total, color.stroke_width(2), 10)
             }))?;
+            chart.draw_series(points.iter().map(|p| {
+                let (x, y, b) = (self.cost.of(p), percent(p), Bars::of(p, self.cost));
+                PathElement::new(
+                    vec![(x, y - b.images), (x, y + b.images)],
+                    color.stroke_width(6),
+                )
+            }))?;
+            chart.draw_series(
+                points
+                    .iter()
+                    .filter(|p| Bars::of(p, self.cost).cost > 0.0)
+                    .map(|p| {
+                        let (x, y, b) = (self.cost.of(p), percent(p), Bars::of(p, self.cost));
+                        ErrorBar::new_horizontal(
+                            y,
+                            x - b.cost,
+                            x,
+                            x + b.cost,
+                            color.stroke_width(2),
+                            10,
+                        )
+                    }),
+            )?;
             chart.draw_series(points.iter().map(|p| marker((self.cost.of(p), percent(p)))))?;
             let label = match strategy {
                 Strategy::Dense => "dense (unpruned)",
@@ -256,8 +307,10 @@ impl Figure for AccuracyVsCost<'_> {
         }
         let note = (FAMILY, 16).into_font().color(&RGBColor(90, 90, 90));
         for (j, line) in [
-            "bars: one standard error,",
-            "test images and seeds;",
+            "bars: one standard error;",
+            "thick: the test images alone,",
+            "thin: images and seeds,",
+            "across: the cost over seeds;",
             "lines: each strategy's front",
         ]
         .iter()
@@ -688,6 +741,27 @@ mod tests {
                 &[cost.label(), ACCURACY_LABEL, "dense (unpruned)", "diagonal"],
             );
         }
+    }
+
+    #[test]
+    fn bars_split_the_images_part_from_the_seeds_part() {
+        let at = |seed: u64, accuracy: f64, rotations: u64| PointRecord {
+            seed,
+            ..record(Strategy::Hybrid, 0.8, accuracy, rotations)
+        };
+        let one = pareto::summarize(&[at(0, 0.9, 100)]);
+        let b = Bars::of(&one[0], Cost::Rotations);
+        // One seed: the images' binomial error is all there is, in points.
+        let binomial = 100.0 * (0.9f64 * 0.1 / 1000.0).sqrt();
+        assert!((b.images - binomial).abs() < 1e-9, "{b:?}");
+        assert_eq!(b.total, b.images);
+        assert_eq!(b.cost, 0.0);
+        let three = pareto::summarize(&[at(0, 0.88, 100), at(1, 0.90, 104), at(2, 0.92, 108)]);
+        let b = Bars::of(&three[0], Cost::Rotations);
+        // Seeds 2 points apart add sqrt(0.02^2 / 3) to the images' part.
+        let seeds = 100.0 * 0.02 / 3f64.sqrt();
+        assert!((b.total - b.images.hypot(seeds)).abs() < 1e-6, "{b:?}");
+        assert!((b.cost - 4.0 / 3f64.sqrt()).abs() < 1e-9, "{b:?}");
     }
 
     #[test]
