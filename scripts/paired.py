@@ -1,0 +1,164 @@
+#!/usr/bin/env python3
+"""Recomputes a sweep's paired differences from its per-image files alone.
+
+An independent check of the report's "Paired differences from the dense
+controls" table (src/paired.rs, src/stats.rs), written with nothing but the
+Python standard library: it reads DIR/points.csv and each point's
+points/<strategy>-<target>-s<seed>/outcomes.json, and prints, for every
+pruned point, its integer-model accuracy minus its budget-matched twin's and
+minus the plain dense model's, paired seed by seed on the same images, in
+points, in the report's own format, so that the two tables can be compared
+cell by cell:
+
+    python3 scripts/paired.py reports/quick [--margin 0.5]
+
+The statistics (the same definitions as the report's, computed
+independently; the t quantile here integrates the density numerically where
+the Rust code uses the incomplete beta function):
+  - per seed s, the difference d_s = mean over images of (a_i - b_i);
+  - the mean over seeds, d = mean(d_s);
+  - its variance: the images part, the sample variance over images of the
+    per-image difference averaged over seeds, over the number of images,
+    plus the seeds part, the sample variance of d_s over the number of seeds
+    (none with one seed);
+  - the degrees of freedom by Welch-Satterthwaite (images n - 1, seeds k - 1);
+  - the 95 % interval d +- t(0.975, df) se; "equivalent within +-m" when the
+    90 % interval lies inside (-m, m), else "worse" (or "better") when the
+    95 % one excludes 0, else "inconclusive".
+"""
+
+import argparse
+import csv
+import json
+import math
+import os
+import sys
+
+
+def bits(correct):
+    """The per-image booleans of an outcomes.json entry (LSB of each byte first)."""
+    raw = bytes.fromhex(correct["bits"])
+    n = correct["images"]
+    out = [(raw[i // 8] >> (i % 8)) & 1 for i in range(n)]
+    if sum(out) != correct["correct"]:
+        sys.exit(f"an outcomes file's bits do not add up to its count {correct['correct']}")
+    return out
+
+
+def t_cdf(x, df):
+    """Student's t distribution function by Simpson's rule on the density."""
+    if math.isinf(df) or df > 1e7:
+        return 0.5 * math.erfc(-x / math.sqrt(2.0))
+    log_c = math.lgamma((df + 1) / 2) - math.lgamma(df / 2) - 0.5 * math.log(df * math.pi)
+
+    def density(t):
+        return math.exp(log_c - (df + 1) / 2 * math.log1p(t * t / df))
+
+    steps = 4000
+    h = abs(x) / steps
+    area = density(0) + density(abs(x))
+    for i in range(1, steps):
+        area += (4 if i % 2 else 2) * density(i * h)
+    area *= h / 3
+    return 0.5 + math.copysign(area, x)
+
+
+def t_quantile(p, df):
+    lo, hi = 0.0, 1e3
+    for _ in range(100):
+        mid = (lo + hi) / 2
+        if t_cdf(mid, df) < p:
+            lo = mid
+        else:
+            hi = mid
+    return (lo + hi) / 2
+
+
+def paired(pairs):
+    """(mean, se, df) of a - b over seeds; pairs[s] = (a, b) per-image lists."""
+    k, n = len(pairs), len(pairs[0][0])
+    per_seed = [sum(x - y for x, y in zip(a, b)) / n for a, b in pairs]
+    mean = sum(per_seed) / k
+    per_image = [sum(a[i] - b[i] for a, b in pairs) / k for i in range(n)]
+    m_img = sum(per_image) / n
+    within = sum((v - m_img) ** 2 for v in per_image) / (n - 1) / n
+    between = 0.0
+    if k >= 2:
+        between = sum((d - mean) ** 2 for d in per_seed) / (k - 1) / k
+    parts = [(within, n - 1), (between, max(k, 2) - 1)]
+    denom = sum(v * v / d for v, d in parts)
+    df = (within + between) ** 2 / denom if denom > 0 else math.inf
+    return mean, math.sqrt(within + between), df
+
+
+def verdict(mean, se, df, margin):
+    q90, q95 = t_quantile(0.95, df), t_quantile(0.975, df)
+    if mean - q90 * se > -margin and mean + q90 * se < margin:
+        return f"equivalent within ±{100 * margin:.2f}"
+    if mean + q95 * se < 0:
+        return "worse"
+    if mean - q95 * se > 0:
+        return "better"
+    return "inconclusive"
+
+
+def main():
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("dir", help="a sweep's output directory (points.csv, points/)")
+    ap.add_argument("--margin", type=float, default=0.5, help="equivalence margin in points")
+    args = ap.parse_args()
+    margin = args.margin / 100
+    with open(os.path.join(args.dir, "points.csv"), newline="") as f:
+        rows = list(csv.DictReader(f))
+    pruned = [r for r in rows if not r["strategy"].startswith("dense")]
+    schedule = (pruned or rows)[0]["schedule"]
+    rows = [r for r in rows if r["schedule"] == schedule]
+
+    def outcomes(r):
+        name = f"{r['strategy']}-{float(r['target']):g}-s{r['seed']}"
+        if r["strategy"] == "dense":
+            name = f"dense-0-s{r['seed']}"
+        path = os.path.join(args.dir, "points", name, "outcomes.json")
+        if not os.path.exists(path):
+            return None
+        with open(path) as f:
+            return json.load(f)
+
+    by_key = {(r["strategy"], float(r["target"]), int(r["seed"])): r for r in rows}
+    files = {key: outcomes(r) for key, r in by_key.items()}
+
+    def cell(strategy, target, seeds, control, which, interval):
+        pairs = []
+        for seed in seeds:
+            a = files.get((strategy, target, seed))
+            b = files.get((*control, seed))
+            if a is None or b is None or a[which]["set"] != b[which]["set"]:
+                continue
+            pairs.append((bits(a[which]), bits(b[which])))
+        if not pairs:
+            return "n/a"
+        mean, se, df = paired(pairs)
+        text = f"{100 * mean:.2f}"
+        if interval:
+            q = t_quantile(0.975, df)
+            text += f" [{100 * (mean - q * se):.2f}, {100 * (mean + q * se):.2f}]"
+        return f"{text}, {verdict(mean, se, df, margin)}"
+
+    print("| strategy | target | seeds | validation vs twin | test vs twin (95 % CI) "
+          "| validation vs dense | test vs dense (95 % CI) |")
+    print("| --- | --- | --- | --- | --- | --- | --- |")
+    points = sorted({(r["strategy"], float(r["target"])) for r in pruned})
+    for strategy, target in points:
+        seeds = sorted(s for (st, t, s) in by_key if st == strategy and t == target)
+        twin, dense = ("dense-matched", target), ("dense", 0.0)
+        cells = [
+            cell(strategy, target, seeds, twin, "validation", False),
+            cell(strategy, target, seeds, twin, "test", True),
+            cell(strategy, target, seeds, dense, "validation", False),
+            cell(strategy, target, seeds, dense, "test", True),
+        ]
+        print(f"| {strategy} | {target:g} | {len(seeds)} | " + " | ".join(cells) + " |")
+
+
+if __name__ == "__main__":
+    main()
