@@ -244,13 +244,14 @@ fn speedups(
         let reference = pareto::reference_cost(points, Cost::Rotations)?;
         Some(format!(
             "{} at target {} needs {:.2}x fewer rotations than its budget-matched dense twin \
-             under the {schedule} schedule, at a paired test difference of {} ({} seeds, {} test \
+             under the {schedule} schedule, at a paired test difference of {} ({} {}, {} test \
              images)",
             p.strategy,
             p.target,
             reference / Cost::Rotations.of(p),
             paired_cell(table_of.versus(p, twin).test, m, true),
             p.seeds.len(),
+            if p.seeds.len() == 1 { "seed" } else { "seeds" },
             p.test_images,
         ))
     };
@@ -828,6 +829,7 @@ mod tests {
             s.contains("- within ±2.00: diagonal at target 0.5 needs 2.00x fewer rotations"),
             "{s}"
         );
+        assert!(s.contains("(1 seed, 1000 test images)"), "{s}");
         // Make diagonal 0.5 equivalent on validation only.
         let mut points = points;
         points[1].val_accuracy = 0.911;
