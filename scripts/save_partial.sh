@@ -6,8 +6,9 @@
 #   - each seed's dense checkpoint (dense-*/);
 #   - for every finished point, what `explore merge` keeps (layers.json,
 #     outcomes.json: the per-image files the paired statistics read);
-#   - the whole directory of each trajectory's last finished point, which the
-#     next target starts from, and of any point trained but not yet measured.
+#   - the whole directory of each unfinished trajectory's last finished point,
+#     which the next target starts from, and of any point trained but not yet
+#     measured.
 # The group-Lasso models (regularized/) are left out: each retrains in about
 # two minutes, where a checkpoint with its folded weights is 4.5 MB.
 #
@@ -45,7 +46,12 @@ for d in "$src"/points/*/; do
     cp -r "$d" "$dest/points/"
   fi
 done
+# A trajectory that reached the highest target any reached is finished: its
+# checkpoint is not needed (one stopped below it, even by an unreachable
+# target, is: a resume starts the next target from it).
+top=$(printf '%s\n' "${last[@]}" | sort -g | tail -1)
 for group in "${!last[@]}"; do
+  [ "${last[$group]}" = "$top" ] && continue
   name="${group%-*}-${last[$group]}-${group##*-}"
   cp -r "$src/points/$name/." "$dest/points/$name/"
 done
