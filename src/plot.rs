@@ -249,23 +249,23 @@ impl Figure for AccuracyVsCost<'_> {
             let legend_shape = strategy_style(strategy).1;
             // Thin with caps: images and seeds; thick: the images' part
             // alone; across: the cost's seed-to-seed error.
-            chart.draw_series(points.iter().map(|p| {
-                let (x, y, b) = (self.cost.of(p), percent(p), Bars::of(p, self.cost));
+            let at: Vec<(f64, f64, Bars)> = points
+                .iter()
+                .map(|p| (self.cost.of(p), percent(p), Bars::of(p, self.cost)))
+                .collect();
+            chart.draw_series(at.iter().map(|&(x, y, b)| {
                 ErrorBar::new_vertical(x, y - b.total, y, y + b.total, color.stroke_width(2), 10)
             }))?;
-            chart.draw_series(points.iter().map(|p| {
-                let (x, y, b) = (self.cost.of(p), percent(p), Bars::of(p, self.cost));
+            chart.draw_series(at.iter().map(|&(x, y, b)| {
                 PathElement::new(
                     vec![(x, y - b.images), (x, y + b.images)],
                     color.stroke_width(6),
                 )
             }))?;
             chart.draw_series(
-                points
-                    .iter()
-                    .filter(|p| Bars::of(p, self.cost).cost > 0.0)
-                    .map(|p| {
-                        let (x, y, b) = (self.cost.of(p), percent(p), Bars::of(p, self.cost));
+                at.iter()
+                    .filter(|(_, _, b)| b.cost > 0.0)
+                    .map(|&(x, y, b)| {
                         ErrorBar::new_horizontal(
                             y,
                             x - b.cost,
