@@ -1,43 +1,98 @@
 #!/usr/bin/env bash
-# The recipe ablation of reports/fashion-mnist/README.md: each spec of
-# sweeps/ablation/ (today's recipe, then one change added per row) prunes
-# the Fashion-MNIST dense model with diagonal groups to 0.8 and 0.9 and
-# tests on all 10,000 test images. Every row starts from the same dense
-# model: trained once (by `explore train sweeps/fashion-mnist.yaml`, whose
-# data, model and training sections the ablation specs share) and copied
-# into each row's output directory, where its settings hash finds it.
+# The ablations of reports/fashion-mnist/README.md. Each spec of the
+# directory is one row, swept into results/<directory>/<row>/ from the same
+# seed-0 dense model of sweeps/fashion-mnist.yaml (trained once by
+# `explore train`, copied into each row, where its settings hash finds it).
 #
-#   bash scripts/ablation.sh                # writes results/ablation/<row>/
+#   bash scripts/ablation.sh                # the recipe ablation (sweeps/ablation/)
 #   bash scripts/ablation.sh sweeps/lasso   # the group-Lasso arms on hybrid
 #
+# A row that differs from sweeps/fashion-mnist.yaml in the penalty alone
+# (`lambda`, `weighting`; the strategies, seeds and timing counts do not
+# shape results) also starts from the main sweep's seed-0 phases that take
+# no penalty: the unpenalized regularization phase and the budget-matched
+# dense twins, which a penalty cannot change. A row whose penalty is the
+# main sweep's too is the main sweep's seed 0, and takes its points as well.
+# What a row copies it does not retrain; everything else it trains.
+#
 # It prints one table: per row, strategy and target, the integer model's
-# validation accuracy (what a choice between rows reads), the float and
-# integer test accuracies, the rotations, the steps and the training
-# seconds of the point.
+# validation accuracy and its twin's (what a choice between rows reads),
+# the float and integer test accuracies, the rotations, the steps and the
+# training seconds of the point.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 explore=${EXPLORE:-target/release/explore}
 [ -x "$explore" ] || cargo build --release
-"$explore" train sweeps/fashion-mnist.yaml >/dev/null
-dense=$(ls -d results/fashion-mnist/dense-*/ | head -n 1)
+main_spec=sweeps/fashion-mnist.yaml
+main=results/fashion-mnist
+"$explore" train "$main_spec" >/dev/null
+
+# A spec's result-shaping lines, and its penalty's.
+shaping() { grep -v -E '^[[:space:]]*(#|$)|^[[:space:]]*(name|strategies|seeds|images|repeats|lambda|weighting):' "$1"; }
+penalty() { grep -E '^[[:space:]]*(lambda|weighting):' "$1"; }
+
+# share OUT PATTERN...: copies the main sweep's seed-0 points named by the
+# patterns (and their rows of points.csv) into OUT, unless OUT has them.
+share() {
+  local out=$1; shift
+  mkdir -p "$out/points"
+  for pattern in "$@"; do
+    for dir in "$main"/points/$pattern-s0; do
+      [ -d "$out/points/$(basename "$dir")" ] || cp -r "$dir" "$out/points/"
+    done
+  done
+  [ -f "$out/points.csv" ] || head -n 1 "$main/points.csv" >"$out/points.csv"
+  awk -F, -v patterns="$*" '
+    FNR == 1 { for (i = 1; i <= NF; i++) col[$i] = i; next }
+    FNR == NR { have[$col["strategy"] "," $col["target"] "," $col["seed"] "," $col["schedule"]] = 1; next }
+    $col["seed"] == 0 && !have[$col["strategy"] "," $col["target"] "," $col["seed"] "," $col["schedule"]] {
+      n = split(patterns, p, " ")
+      for (i = 1; i <= n; i++) {
+        name = $col["strategy"] "-" $col["target"]
+        if ($col["strategy"] == "dense") name = "dense-0"
+        if (name ~ "^" p[i] "$" || (p[i] ~ /\*$/ && index(name, substr(p[i], 1, length(p[i]) - 1)) == 1)) { print; break }
+      }
+    }' "$out/points.csv" "$main/points.csv" >>"$out/points.csv"
+}
+
 specs=${1:-sweeps/ablation}
 for spec in "$specs"/*.yaml; do
   row=$(basename "$spec" .yaml)
   out=results/$(basename "$specs")/$row
   mkdir -p "$out"
-  [ -d "$out/$(basename "$dense")" ] || cp -r "$dense" "$out/"
+  for dense in "$main"/dense-*/; do
+    [ -d "$out/$(basename "$dense")" ] || cp -r "$dense" "$out/"
+  done
+  if diff -q <(shaping "$spec") <(shaping "$main_spec") >/dev/null; then
+    mkdir -p "$out/regularized"
+    [ -d "$out/regularized/plain-s0" ] || cp -r "$main/regularized/plain-s0" "$out/regularized/"
+    if diff -q <(penalty "$spec") <(penalty "$main_spec") >/dev/null; then
+      echo "$row: the main sweep's seed 0 (same settings): its points are copied" >&2
+      for reg in "$main"/regularized/*-s0; do
+        [ -d "$out/regularized/$(basename "$reg")" ] || cp -r "$reg" "$out/regularized/"
+      done
+      share "$out" 'dense-0' 'dense-matched-*' 'hybrid-*'
+    else
+      echo "$row: differs from the main sweep in the penalty alone: dense, the unpenalized phase and the twins are copied" >&2
+      share "$out" 'dense-0' 'dense-matched-*'
+    fi
+  fi
   "$explore" sweep "$spec" --output "$out" >&2
 done
-echo "| row | strategy | target | validation, integer (%) | test, float (%) | test, integer (%) | rotations | dense rotations | steps | train (s) |"
-echo "| --- | --- | --- | --- | --- | --- | --- | --- | --- | --- |"
+echo "| row | strategy | target | validation, integer (%) | twin, validation (%) | test, float (%) | test, integer (%) | rotations | dense rotations | steps | train (s) |"
+echo "| --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- |"
 for spec in "$specs"/*.yaml; do
   row=$(basename "$spec" .yaml)
+  csv=results/$(basename "$specs")/$row/points.csv
   awk -F, -v row="$row" '
-    NR == 1 { for (i = 1; i <= NF; i++) col[$i] = i; next }
-    $col["strategy"] != "dense" && $col["schedule"] == "best" {
-      printf "| %s | %s | %s | %.2f | %.2f | %.2f | %s | %s | %s | %.0f |\n", row,
+    FNR == 1 { for (i = 1; i <= NF; i++) col[$i] = i; next }
+    FNR == NR { if ($col["strategy"] == "dense-matched") twin[$col["target"] "," $col["seed"]] = $col["val_accuracy"]; next }
+    $col["strategy"] != "dense" && $col["strategy"] != "dense-matched" && $col["schedule"] == "best" {
+      t = $col["target"] "," $col["seed"]
+      printf "| %s | %s | %s | %.2f | %s | %.2f | %.2f | %s | %s | %s | %.0f |\n", row,
         $col["strategy"], $col["target"], 100 * $col["val_accuracy"],
+        (t in twin) ? sprintf("%.2f", 100 * twin[t]) : "",
         100 * $col["accuracy"], 100 * $col["accuracy_quantized"], $col["rotations"],
         $col["rotations_dense"], $col["train_steps"], $col["train_seconds"]
-    }' "results/$(basename "$specs")/$row/points.csv"
+    }' "$csv" "$csv"
 done
