@@ -195,7 +195,6 @@ fn speedups(
         };
         let groups = strategies(points)
             .into_iter()
-            .filter(|s| !s.is_dense())
             .map(|s| (s.name(), Some(s)))
             .chain([("overall", None)]);
         for (name, s) in groups {
@@ -442,9 +441,15 @@ fn paired_table(points: &[Summary], table_of: &paired::Table, margin: f64) -> St
            over seeds; test differences with their 95 % intervals), and the optimizer \
            steps behind each.\n\n";
     let steps = |s: &Summary| table_of.steps(s).map_or("-".into(), |x| format!("{x:.0}"));
-    let rows: Vec<Vec<String>> = points
-        .iter()
-        .filter(|p| !p.strategy.is_dense())
+    // By strategy and target, whatever order the points table grew in.
+    let mut pruned: Vec<&Summary> = points.iter().filter(|p| !p.strategy.is_dense()).collect();
+    pruned.sort_by(|a, b| {
+        (a.strategy, a.target)
+            .partial_cmp(&(b.strategy, b.target))
+            .expect("finite targets")
+    });
+    let rows: Vec<Vec<String>> = pruned
+        .into_iter()
         .map(|p| {
             let twin = table_of.twin(p, points);
             let vs_twin = twin.map(|t| table_of.versus(p, t)).unwrap_or_default();
@@ -554,11 +559,12 @@ fn hypervolumes(points: &[Summary]) -> String {
     md + "\n"
 }
 
-/// The pruned strategies present, in their canonical order.
+/// The pruned strategies present, in their canonical order (the twin is a
+/// dense control: it has no front of its own).
 fn strategies(points: &[Summary]) -> Vec<Strategy> {
     Strategy::ALL
         .into_iter()
-        .filter(|&s| s != Strategy::Dense && points.iter().any(|p| p.strategy == s))
+        .filter(|&s| !s.is_dense() && points.iter().any(|p| p.strategy == s))
         .collect()
 }
 
@@ -926,6 +932,35 @@ mod tests {
         );
         let overall = (0.85 * 200.0 + 0.88 * 100.0 + 0.905 * 500.0) / 1000.0;
         assert!(s.contains(&format!("| overall  | {overall:.4}")), "{s}");
+    }
+
+    #[test]
+    fn paired_rows_follow_strategy_and_target_and_the_twin_has_no_front() {
+        // A table grown by resuming lists points in the order they finished.
+        let (mut points, _) = paired_sweep();
+        points.reverse();
+        let outcomes: Vec<_> = points.iter().map(outcomes_of).collect();
+        let md = render_paired(&points, &outcomes);
+        let rows: Vec<(&str, &str)> = section(&md, "## Paired differences")
+            .lines()
+            .filter(|l| {
+                l.starts_with("| ") && !l.starts_with("| strategy") && !l.starts_with("| -")
+            })
+            .map(|l| {
+                let cells: Vec<&str> = l.split('|').map(str::trim).collect();
+                (cells[1], cells[2])
+            })
+            .collect();
+        assert_eq!(
+            rows,
+            [("diagonal", "0.5"), ("diagonal", "0.9"), ("channel", "0.5")]
+        );
+        let hv = section(&md, "## Hypervolume");
+        assert!(!hv.contains("dense-matched"), "{hv}");
+        assert!(
+            hv.contains("| diagonal") && hv.contains("| overall"),
+            "{hv}"
+        );
     }
 
     #[test]
