@@ -65,11 +65,14 @@ for spec in "$specs"/*.yaml; do
   done
   if diff -q <(shaping "$spec") <(shaping "$main_spec") >/dev/null; then
     mkdir -p "$out/regularized"
-    [ -d "$out/regularized/plain-s0" ] || cp -r "$main/regularized/plain-s0" "$out/regularized/"
+    # save_partial.sh keeps no regularized/ model: a missing one is retrained.
+    if [ -d "$main/regularized/plain-s0" ] && [ ! -d "$out/regularized/plain-s0" ]; then
+      cp -r "$main/regularized/plain-s0" "$out/regularized/"
+    fi
     if diff -q <(penalty "$spec") <(penalty "$main_spec") >/dev/null; then
       echo "$row: the main sweep's seed 0 (same settings): its points are copied" >&2
       for reg in "$main"/regularized/*-s0; do
-        [ -d "$out/regularized/$(basename "$reg")" ] || cp -r "$reg" "$out/regularized/"
+        [ ! -d "$reg" ] || [ -d "$out/regularized/$(basename "$reg")" ] || cp -r "$reg" "$out/regularized/"
       done
       share "$out" 'dense-0' 'dense-matched-*' 'hybrid-*'
     else
