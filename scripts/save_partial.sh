@@ -12,8 +12,8 @@
 # The group-Lasso models (regularized/) are left out: each retrains in about
 # two minutes, where a checkpoint with its folded weights is 4.5 MB.
 #
-#   bash scripts/save_partial.sh results/fashion-mnist reports/fashion-mnist/partial
-#   cp -r reports/fashion-mnist/partial/. results/fashion-mnist/   # to resume
+#   bash scripts/save_partial.sh results/fashion-mnist reports/fashion-mnist
+#   cp -r reports/fashion-mnist/. results/fashion-mnist/   # to resume
 set -euo pipefail
 src=${1:?usage: save_partial.sh OUTPUT_DIR DEST}
 dest=${2:?usage: save_partial.sh OUTPUT_DIR DEST}
