@@ -27,6 +27,13 @@ main_spec=sweeps/fashion-mnist.yaml
 main=results/fashion-mnist
 "$explore" train "$main_spec" >/dev/null
 
+# adopt SRC DIR: copies the directory SRC into DIR unless DIR has it. A
+# missing SRC (save_partial.sh keeps no regularized/ model, so a main sweep
+# restored from it has none) is skipped: the row's sweep trains it.
+adopt() {
+  if [ -d "$1" ] && [ ! -d "$2/$(basename "$1")" ]; then cp -r "$1" "$2/"; fi
+}
+
 # A spec's result-shaping lines, and its penalty's.
 shaping() { grep -v -E '^[[:space:]]*(#|$)|^[[:space:]]*(name|strategies|seeds|images|repeats|lambda|weighting):' "$1"; }
 penalty() { grep -E '^[[:space:]]*(lambda|weighting):' "$1"; }
@@ -61,18 +68,15 @@ for spec in "$specs"/*.yaml; do
   out=results/$(basename "$specs")/$row
   mkdir -p "$out"
   for dense in "$main"/dense-*/; do
-    [ -d "$out/$(basename "$dense")" ] || cp -r "$dense" "$out/"
+    adopt "$dense" "$out"
   done
   if diff -q <(shaping "$spec") <(shaping "$main_spec") >/dev/null; then
     mkdir -p "$out/regularized"
-    # save_partial.sh keeps no regularized/ model: a missing one is retrained.
-    if [ -d "$main/regularized/plain-s0" ] && [ ! -d "$out/regularized/plain-s0" ]; then
-      cp -r "$main/regularized/plain-s0" "$out/regularized/"
-    fi
+    adopt "$main/regularized/plain-s0" "$out/regularized"
     if diff -q <(penalty "$spec") <(penalty "$main_spec") >/dev/null; then
       echo "$row: the main sweep's seed 0 (same settings): its points are copied" >&2
       for reg in "$main"/regularized/*-s0; do
-        [ ! -d "$reg" ] || [ -d "$out/regularized/$(basename "$reg")" ] || cp -r "$reg" "$out/regularized/"
+        adopt "$reg" "$out/regularized"
       done
       share "$out" 'dense-0' 'dense-matched-*' 'hybrid-*'
     else
