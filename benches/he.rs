@@ -6,10 +6,8 @@
 //! executor runs it (and verified once before timing).
 
 use criterion::{Criterion, criterion_group, criterion_main};
-use explore::arch::{Arch, DatasetKind, NetSpec};
-use explore::he::{
-    HeContext, HeParams, LayerPlan, PrimitiveCosts, Role, Rotation, Schedule, Scheduler,
-};
+use explore_he::{HeContext, HeParamsBuilder, LayerPlan, Role, Rotation, Schedule};
+use explore_he_model::arch::{Arch, DatasetKind, NetSpec};
 
 /// Deterministic values spread over the 8-bit range.
 fn ramp(len: usize, salt: i64) -> Vec<i64> {
@@ -21,7 +19,9 @@ fn ramp(len: usize, salt: i64) -> Vec<i64> {
 fn bench(c: &mut Criterion) {
     let spec = NetSpec::new(Arch::ResNet20, DatasetKind::Cifar10, 1.0).expect("valid spec");
     let shapes = spec.layer_shapes();
-    let params = HeParams::new(8192, None, 8, 8, &shapes).expect("parameters");
+    let params = HeParamsBuilder::new(8192, &shapes)
+        .build()
+        .expect("parameters");
     let mut ctx = HeContext::new(params);
     let slots = ramp(8192, 1);
     let ct = ctx.encrypt(&slots).expect("encrypt");
@@ -58,14 +58,7 @@ fn bench(c: &mut Criterion) {
     let mut g = c.benchmark_group("resnet20_layers_n8192");
     g.sample_size(10);
     for schedule in Schedule::ALL {
-        let scheduler = Scheduler::new(
-            schedule,
-            None,
-            explore::he::Hoisting::On,
-            PrimitiveCosts::default(),
-            8192,
-        )
-        .unwrap();
+        let scheduler = explore_he_model::fixtures::scheduler(schedule, explore_he::Hoisting::On);
         for name in picks {
             let shape = shapes.iter().find(|s| s.name == name).expect("a layer");
             let role = if name == "fc" { Role::Fc } else { Role::Conv };
@@ -73,9 +66,11 @@ fn bench(c: &mut Criterion) {
             let input = ramp(shape.c_in * shape.h * shape.w, 9);
             let (layout, _) = scheduler.layout(shape, role, &weights).expect("layout");
             let plan = LayerPlan::new(&mut ctx, layout, &weights).expect("plan");
-            let inputs = plan.encrypt_input(&mut ctx, &input).expect("encrypt input");
+            let inputs = ctx
+                .encrypt_input(plan.layout(), &input)
+                .expect("encrypt input");
             let (outputs, _) = plan.evaluate(&inputs).expect("evaluate");
-            plan.verify(&ctx, &input, &outputs)
+            explore_he::verify(&ctx, &plan, &input, &outputs)
                 .expect("decrypts to the integer reference");
             g.bench_function(format!("{schedule}/{name}"), |b| {
                 b.iter(|| plan.evaluate(&inputs).unwrap())

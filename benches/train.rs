@@ -13,11 +13,11 @@
 
 use std::time::Instant;
 
-use explore::arch::{Arch, DatasetKind, NetSpec};
-use explore::data::Dataset;
-use explore::model::ResNet;
-use explore::train::{Backend, LrSchedule, TrainConfig};
-use explore::train::{NoHook, Phase, device, evaluate, train};
+use explore_data::Dataset;
+use explore_he_model::arch::{Arch, DatasetKind, NetSpec};
+use explore_train::model::ResNet;
+use explore_train::train::{Backend, LrSchedule, TrainConfig};
+use explore_train::train::{NoHook, Phase, device, evaluate, train};
 
 const BATCH: usize = 64;
 

@@ -2,8 +2,9 @@
 """Recomputes a sweep's paired differences from its per-image files alone.
 
 An independent check of the report's "Paired differences from the dense
-controls" table (src/paired.rs, src/stats.rs), written with nothing but the
-Python standard library: it reads DIR/points.csv and each point's
+controls" table (crates/results/src/paired.rs, crates/stats/src/lib.rs),
+written with nothing but the Python standard library: it reads
+DIR/points.csv and each point's
 points/<strategy>-<target>-s<seed>/outcomes.json, and prints, for every
 pruned point, its integer-model accuracy minus its budget-matched twin's and
 minus the plain dense model's, paired seed by seed on the same images, in

@@ -647,7 +647,7 @@ fn every_committed_spec_loads() {
     }
     assert!(specs.len() >= 14, "{specs:?}");
     for path in specs {
-        if let Err(e) = explore::config::Spec::load(&path) {
+        if let Err(e) = explore_spec::Spec::load(&path) {
             panic!("{}: {e}", path.display());
         }
     }
@@ -662,7 +662,8 @@ fn every_committed_spec_loads() {
 fn the_cifar_path_runs_end_to_end_on_real_fixture_images() {
     let tmp = tempfile::tempdir().unwrap();
     let fixture = std::fs::read(
-        Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/cifar10-test-first20.bin"),
+        Path::new(env!("CARGO_MANIFEST_DIR"))
+            .join("crates/data/tests/fixtures/cifar10-test-first20.bin"),
     )
     .unwrap();
     let records: Vec<&[u8]> = fixture.chunks(3073).collect();

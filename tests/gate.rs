@@ -12,10 +12,10 @@
 
 use std::path::Path;
 
-use explore::check::{self, Noise, Rule};
-use explore::noise::NoiseProfile;
-use explore::pareto::{self, Cost, Summary};
-use explore::points::{self, PointRecord};
+use explore_results::gate::{self, Noise, Rule};
+use explore_results::pareto::{self, Cost, Summary};
+use explore_results::points::{self, PointRecord};
+use explore_results::seed_noise::NoiseProfile;
 use rand::SeedableRng;
 use rand::rngs::StdRng;
 use rand_distr::{Distribution, StandardNormal};
@@ -80,7 +80,7 @@ impl Change {
 /// Whether `check` fails `new` against `base`, calibrated on `profile` and
 /// paired (every run here is on the same test images).
 fn fails(new: &[PointRecord], base: &[PointRecord], profile: &NoiseProfile) -> bool {
-    let c = check::compare(
+    let c = gate::compare(
         new,
         base,
         Cost::Rotations,

@@ -6,18 +6,15 @@
 
 use std::process::Command;
 
-use explore::arch::{Arch, DatasetKind, FoldedConv, FoldedNet, NetSpec};
-use explore::he::schedule::gazelle_formula;
-use explore::he::{PrimitiveCosts, PruneGroup, Role, Schedule, Scheduler, dense_network_cost};
+use explore_he::schedule::gazelle_formula;
+use explore_he::{PrimitiveCosts, PruneGroup, Role, Schedule, Scheduler, dense_network_cost};
+use explore_he_model::arch::{Arch, DatasetKind, FoldedConv, FoldedNet, NetSpec};
+use explore_he_model::fixtures::scheduler as hoisted;
 
 /// Rotation counts as the paper and Gazelle count them: every rotation a
 /// full key switch, so the cheapest schedule is the one with fewest.
 fn scheduler(schedule: Schedule) -> Scheduler {
-    hoisted(schedule, explore::he::Hoisting::Off)
-}
-
-fn hoisted(schedule: Schedule, hoisting: explore::he::Hoisting) -> Scheduler {
-    Scheduler::new(schedule, None, hoisting, PrimitiveCosts::default(), 8192).unwrap()
+    hoisted(schedule, explore_he::Hoisting::Off)
 }
 
 fn folded_with_one_pruned_diagonal(spec: &NetSpec, layer: usize) -> FoldedNet {
@@ -155,8 +152,7 @@ fn hoisting_lowers_the_modelled_latency_of_dense_resnet20() {
     let spec = NetSpec::new(Arch::ResNet20, DatasetKind::Cifar10, 1.0).unwrap();
     let costs = PrimitiveCosts::default();
     let off = dense_network_cost(&spec, &scheduler(Schedule::Best)).unwrap();
-    let on =
-        dense_network_cost(&spec, &hoisted(Schedule::Best, explore::he::Hoisting::On)).unwrap();
+    let on = dense_network_cost(&spec, &hoisted(Schedule::Best, explore_he::Hoisting::On)).unwrap();
     let (off_ms, on_ms) = (off.total.latency_ms(&costs), on.total.latency_ms(&costs));
     eprintln!(
         "dense ResNet-20: hoisting off {} rotations, {off_ms:.0} ms; on {} ({} hoisted), {on_ms:.0} ms",

@@ -8,16 +8,17 @@ use std::path::PathBuf;
 
 use burn::module::Module;
 use burn::tensor::{Tensor, TensorData};
-use explore::data::{self, DataSpec, Dataset, Split};
-use explore::he::{PrimitiveCosts, Schedule, Scheduler};
-use explore::model::FakeQuant;
-use explore::prune::{
+use explore_data::{self as data, DataSpec, Dataset, Split};
+use explore_he::Schedule;
+use explore_he_model::arch::*;
+use explore_quant::{QuantConfig, QuantizedNet};
+use explore_train::model::FakeQuant;
+use explore_train::model::ResNet;
+use explore_train::prune::{
     GradualPruning, GroupWeighting, Mask, MaskHook, Norm, ProximalLasso, Pruner, Strategy,
     TargetMetric,
 };
-use explore::quant::{QuantConfig, QuantizedNet};
-use explore::train::{self, Backend, LrSchedule, NoHook, Phase, Teacher, TrainConfig};
-use explore::{arch::*, model::ResNet};
+use explore_train::train::{self, Backend, LrSchedule, NoHook, Phase, Teacher, TrainConfig};
 
 fn phase(epochs: usize, lr: f64) -> TrainConfig {
     TrainConfig {
@@ -86,14 +87,8 @@ fn proximal_lasso_gradual_pruning_and_qat_keep_what_they_prune() {
 
     // The paper's setting (every rotation a full key switch), whose layouts
     // the lambda below was sized for.
-    let scheduler = Scheduler::new(
-        Schedule::Best,
-        None,
-        explore::he::Hoisting::Off,
-        PrimitiveCosts::default(),
-        8192,
-    )
-    .unwrap();
+    let scheduler =
+        explore_he_model::fixtures::scheduler(Schedule::Best, explore_he::Hoisting::Off);
     let p = Pruner::new(
         &net,
         Strategy::Diagonal,
@@ -119,8 +114,8 @@ fn proximal_lasso_gradual_pruning_and_qat_keep_what_they_prune() {
         "proximal lasso",
     )
     .unwrap();
-    let before = group_norms(&p, &norm.weights(&dense, &rms));
-    let after = group_norms(&p, &norm.weights(&reg, &rms));
+    let before = group_norms(&p, &dense.ranked_weights(norm, &rms));
+    let after = group_norms(&p, &reg.ranked_weights(norm, &rms));
     let zeroed = after.iter().filter(|n| **n == 0.0).count();
     let mut sorted = before.clone();
     sorted.sort_by(f64::total_cmp);
@@ -137,7 +132,7 @@ fn proximal_lasso_gradual_pruning_and_qat_keep_what_they_prune() {
     assert!(zeroed > 0, "the proximal step makes exact zeros");
 
     let mask = p
-        .select(&norm.weights(&reg, &rms), 0.7, TargetMetric::Weights)
+        .select(&reg.ranked_weights(norm, &rms), 0.7, TargetMetric::Weights)
         .unwrap();
     let pruned: Vec<usize> = (0..p.groups.len())
         .filter(|&g| {

@@ -18,13 +18,13 @@ use std::path::PathBuf;
 
 use burn::module::Module;
 use burn::tensor::{Tensor, TensorData};
-use explore::arch::{Arch, DatasetKind, NetSpec};
-use explore::checkpoint;
-use explore::data::{self, DataSpec, Split};
-use explore::model::ResNet;
-use explore::train::{self, Backend, LrSchedule, NoHook, Phase, TrainConfig};
+use explore_data::{self as data, DataSpec, Split};
+use explore_he_model::arch::{Arch, DatasetKind, NetSpec};
+use explore_train::checkpoint;
+use explore_train::model::ResNet;
+use explore_train::train::{self, Backend, LrSchedule, NoHook, Phase, TrainConfig};
 
-fn subset(split: Split, size: usize) -> explore::data::Dataset {
+fn subset(split: Split, size: usize) -> explore_data::Dataset {
     let spec = DataSpec {
         dataset: DatasetKind::FashionMnist,
         path: Some(PathBuf::from("data/fashion-mnist-subset")),
@@ -38,7 +38,7 @@ fn subset(split: Split, size: usize) -> explore::data::Dataset {
 }
 
 /// Eval-mode logits of the first `n` images, row after row.
-fn logits(model: &ResNet, data: &explore::data::Dataset, n: usize) -> Vec<f32> {
+fn logits(model: &ResNet, data: &explore_data::Dataset, n: usize) -> Vec<f32> {
     let (c, h, w) = data.kind.input_shape();
     let device = model.fc.weight.device();
     let x = TensorData::new(data.images[..n * data.image_len()].to_vec(), [n, c, h, w]);

@@ -1,5 +1,5 @@
 //! `explore check`: compares a sweep's Pareto front with a baseline front and
-//! exits 1 when it regressed beyond training noise (see `explore::check` for
+//! exits 1 when it regressed beyond training noise (see `explore_results::gate` for
 //! the rules). The noise profile is the baseline's `noise.json` (or
 //! `--noise`), else the new run's own when it has enough seeds; accuracy
 //! differences are paired when every point of both tables is known to have
@@ -10,11 +10,11 @@ use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 
 use anyhow::{Context, bail};
-use explore::check::{self, DEFAULT_ALPHA, DEFAULT_LATENCY_TOLERANCE, Noise, Rule};
-use explore::noise::{self, NoiseProfile};
-use explore::outcomes;
-use explore::pareto::{self, Cost};
-use explore::points::{self, PointRecord};
+use explore_results::gate::{self, DEFAULT_ALPHA, DEFAULT_LATENCY_TOLERANCE, Noise, Rule};
+use explore_results::outcomes;
+use explore_results::pareto::{self, Cost};
+use explore_results::points::{self, PointRecord};
+use explore_results::seed_noise::{self, NoiseProfile};
 
 #[derive(clap::Args)]
 pub struct Args {
@@ -64,14 +64,14 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
     };
     let paired = same_test_images(&args.points, &new, &args.baseline, &baseline)?;
     let noise = profile.as_ref().map(|profile| Noise { profile, paired });
-    let c = check::compare(&new, &baseline, args.cost, rule, noise).with_context(|| {
+    let c = gate::compare(&new, &baseline, args.cost, rule, noise).with_context(|| {
         format!(
             "comparing {} with {}",
             args.points.display(),
             args.baseline.display()
         )
     })?;
-    print!("{}", check::render(&c));
+    print!("{}", gate::render(&c));
     Ok(if c.passed() {
         println!("PASS");
         ExitCode::SUCCESS
@@ -99,8 +99,8 @@ fn profile(args: &Args, new: &[PointRecord]) -> anyhow::Result<NoiseProfile> {
         args.baseline.display(),
         path.display(),
         args.points.display(),
-        noise::MIN_SEEDS,
-        noise::MIN_SEEDS
+        seed_noise::MIN_SEEDS,
+        seed_noise::MIN_SEEDS
     )
 }
 

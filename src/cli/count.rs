@@ -6,8 +6,8 @@ use std::path::PathBuf;
 use std::process::ExitCode;
 
 use anyhow::Context;
-use explore::arch::Compaction;
-use explore::he::{self, HeCost, LayerCost};
+use explore_he::{self as he, HeCost, LayerCost};
+use explore_he_model::arch::Compaction;
 
 #[derive(Clone, Copy, clap::ValueEnum)]
 pub enum Format {
@@ -36,7 +36,7 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
         Some(path) => {
             // Counted as deployed: internal channels that carry nothing are
             // removed, as the sweep does before counting and running.
-            let folded = explore::checkpoint::load_folded(path, &spec)?;
+            let folded = explore_train::checkpoint::load_folded(path, &spec)?;
             let convs: Vec<Vec<f32>> = folded.convs.into_iter().map(|c| c.weight).collect();
             let compaction = Compaction::of(&spec, &convs);
             let deployed: Vec<Vec<f32>> = (0..convs.len())
@@ -198,32 +198,5 @@ pub(super) fn print_csv(headers: &[&str], rows: &[Vec<String>]) {
 
 /// Left-aligned first column, right-aligned numbers.
 pub(super) fn print_table(headers: &[&str], rows: &[Vec<String>]) {
-    let widths: Vec<usize> = (0..headers.len())
-        .map(|c| {
-            rows.iter()
-                .map(|r| r[c].len())
-                .chain([headers[c].len()])
-                .max()
-                .unwrap_or(0)
-        })
-        .collect();
-    let line = |cells: Vec<&str>| {
-        let parts: Vec<String> = cells
-            .iter()
-            .zip(&widths)
-            .enumerate()
-            .map(|(c, (s, &w))| {
-                if c == 0 {
-                    format!("{s:<w$}")
-                } else {
-                    format!("{s:>w$}")
-                }
-            })
-            .collect();
-        println!("{}", parts.join("  "));
-    };
-    line(headers.to_vec());
-    for r in rows {
-        line(r.iter().map(String::as_str).collect());
-    }
+    print!("{}", explore_results::table::aligned(headers, rows));
 }

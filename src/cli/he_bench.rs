@@ -9,8 +9,8 @@ use std::process::ExitCode;
 use std::collections::BTreeSet;
 
 use anyhow::{Context, bail};
-use explore::he::{self, HeContext, HeParams, LayerCost, LayerJob, LayerRun, Role};
-use explore::quant::quantize_weights;
+use explore_he::{self as he, HeContext, HeParamsBuilder, LayerCost, LayerJob, LayerRun, Role};
+use explore_quant::quantize_weights;
 use rand::rngs::StdRng;
 use rand::{Rng, SeedableRng};
 
@@ -98,7 +98,7 @@ fn parse_layers(text: &str, convs: usize) -> anyhow::Result<Vec<usize>> {
 }
 
 fn random_ints(len: usize, bits: u32, rng: &mut StdRng) -> Vec<i64> {
-    let m = explore::quant::max_magnitude(bits) as i64;
+    let m = explore_quant::max_magnitude(bits) as i64;
     (0..len).map(|_| rng.random_range(-m..=m)).collect()
 }
 
@@ -110,7 +110,7 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
         ("--weight-bits", args.weight_bits),
         ("--activation-bits", args.activation_bits),
     ] {
-        if !explore::quant::BITS.contains(&bits) {
+        if !explore_quant::BITS.contains(&bits) {
             bail!("{flag} {bits} is outside 2..16: use 8");
         }
     }
@@ -122,7 +122,7 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
     let folded = args
         .checkpoint
         .as_deref()
-        .map(|p| explore::checkpoint::load_folded(p, &spec))
+        .map(|p| explore_train::checkpoint::load_folded(p, &spec))
         .transpose()?;
     let shapes: Vec<_> = chosen.iter().map(|&i| all_shapes[i].clone()).collect();
     let mut rng = StdRng::seed_from_u64(args.seed);
@@ -163,16 +163,12 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
         .iter()
         .map(|(_, model, _, _)| model.depth)
         .fold(he::NoiseDepth::default(), he::NoiseDepth::max);
-    let (params, moduli) = HeParams::sized(
-        args.net.poly_degree,
-        args.plaintext_bits,
-        args.weight_bits,
-        args.activation_bits,
-        &shapes,
-        depth,
-        args.net.noise_margin,
-        he::Flooding::OFF,
-    )?;
+    let params = HeParamsBuilder::new(args.net.poly_degree, &shapes)
+        .plaintext_bits(args.plaintext_bits)
+        .quantization(args.weight_bits, args.activation_bits)
+        .fewest_primes(depth, args.net.noise_margin, he::Flooding::OFF)
+        .build()?;
+    let moduli = params.sized.clone().expect("sized to the noise");
     eprintln!(
         "N = {}, ciphertext primes {} ({} bits: the fewest whose worst-case noise bound leaves the {}-bit margin; it leaves {:.1} bits), plaintext modulus t = {} ({} bits), schedule {}, hoisting {}, {} rayon threads",
         params.poly_degree,

@@ -9,11 +9,12 @@ use std::process::ExitCode;
 
 use anyhow::{Context, bail};
 
-use explore::checkpoint;
-use explore::infer::{self, Deployment, InferReport, KeysMode, Link};
-use explore::prune::Strategy;
-use explore::quant::QuantizedNet;
 use explore::sweep::store;
+use explore_he::infer::{self, Deployment, InferReport};
+use explore_quant::QuantizedNet;
+use explore_spec::Strategy;
+use explore_spec::{KeysMode, Link};
+use explore_train::checkpoint;
 
 #[derive(clap::Args)]
 pub struct Args {
@@ -67,9 +68,9 @@ fn parse_point(text: &str) -> anyhow::Result<(Strategy, f64, u64)> {
 }
 
 pub fn run(args: Args) -> anyhow::Result<ExitCode> {
-    let mut spec = explore::config::Spec::load(&args.spec)?;
+    let mut spec = explore_spec::Spec::load(&args.spec)?;
     if let Some(bits) = args.flooding {
-        spec.he.flooding = explore::he::Flooding(bits);
+        spec.he.flooding = explore_he::Flooding(bits);
     }
     let mode = args.keys.unwrap_or(spec.he.keys);
     super::set_threads(spec.threads)?;
@@ -128,7 +129,7 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
             .collect::<Vec<_>>()
             .join("+"),
     );
-    let progress = explore::progress::add(
+    let progress = explore_data::progress::add(
         indicatif::ProgressBar::new(args.images as u64).with_style(
             indicatif::ProgressStyle::with_template(
                 "encrypted inferences [{bar:30}] {pos}/{len}, {elapsed} elapsed, ETA {eta}",
@@ -152,7 +153,7 @@ fn point_dir(
     seed: u64,
     args: &Args,
 ) -> anyhow::Result<PathBuf> {
-    let dir = ws.store.point_dir(&explore::sweep::PointKey {
+    let dir = ws.store.point_dir(&explore_spec::PointKey {
         strategy,
         target,
         seed,

@@ -73,10 +73,10 @@ impl Cli {
 pub struct NetworkArgs {
     /// resnet20, resnet32, resnet56 or resnet18.
     #[arg(long)]
-    pub model: explore::arch::Arch,
+    pub model: explore_he_model::arch::Arch,
     /// cifar10, cifar100, fashion-mnist or mnist.
     #[arg(long)]
-    pub dataset: explore::arch::DatasetKind,
+    pub dataset: explore_he_model::arch::DatasetKind,
     /// Channel width multiplier.
     #[arg(long, default_value_t = 1.0)]
     pub width: f64,
@@ -87,7 +87,7 @@ pub struct NetworkArgs {
     /// best (the cheapest packing and baby step per layer) or gazelle (the
     /// paper's setting: Gazelle's packing, output rotations, both rows).
     #[arg(long, default_value = "best")]
-    pub schedule: explore::he::Schedule,
+    pub schedule: explore_he::Schedule,
     /// Force this baby step on every layer (a power of two; best only).
     #[arg(long)]
     pub baby_step: Option<usize>,
@@ -95,16 +95,16 @@ pub struct NetworkArgs {
     /// is a full key switch, the rest hoisted) or off (all full, the
     /// paper's setting).
     #[arg(long, default_value = "on")]
-    pub hoisting: explore::he::Hoisting,
+    pub hoisting: explore_he::Hoisting,
     /// Noise budget (bits) the ciphertext primes must leave after every
     /// layer under the worst-case bound; the fewest primes that do are used.
-    #[arg(long, default_value_t = explore::he::noise::DEFAULT_MARGIN_BITS)]
+    #[arg(long, default_value_t = explore_he::noise::DEFAULT_MARGIN_BITS)]
     pub noise_margin: f64,
 }
 
 impl NetworkArgs {
-    pub fn spec(&self) -> anyhow::Result<explore::arch::NetSpec> {
-        Ok(explore::arch::NetSpec::new(
+    pub fn spec(&self) -> anyhow::Result<explore_he_model::arch::NetSpec> {
+        Ok(explore_he_model::arch::NetSpec::new(
             self.model,
             self.dataset,
             self.width,
@@ -113,12 +113,12 @@ impl NetworkArgs {
 
     /// The schedule chooser these flags ask for, priced with the default
     /// primitive costs.
-    pub fn scheduler(&self) -> anyhow::Result<explore::he::Scheduler> {
-        explore::he::Scheduler::new(
+    pub fn scheduler(&self) -> anyhow::Result<explore_he::Scheduler> {
+        explore_he::Scheduler::new(
             self.schedule,
             self.baby_step,
             self.hoisting,
-            explore::he::PrimitiveCosts::default(),
+            explore_he::PrimitiveCosts::default(),
             self.poly_degree,
         )
         .map_err(|e| {
@@ -142,7 +142,7 @@ pub struct SpecArgs {
     /// Train on this device instead of the spec's `train.device`: cpu,
     /// wgpu or cuda (the latter two need a binary built with that feature).
     #[arg(long)]
-    pub device: Option<explore::train::Backend>,
+    pub device: Option<explore_spec::Backend>,
     /// Replicate seeds instead of the spec's `prune.seeds`, e.g. 0,1,2,3,4
     /// (how a baseline with a noise profile is made from a one-seed spec).
     #[arg(long, value_delimiter = ',', num_args = 1..)]
@@ -151,7 +151,7 @@ pub struct SpecArgs {
     /// diagonal,hybrid: with `--seeds`, how some strategies get more
     /// replicates than others in one output directory.
     #[arg(long, value_delimiter = ',', num_args = 1..)]
-    pub strategies: Option<Vec<explore::prune::Strategy>>,
+    pub strategies: Option<Vec<explore_spec::Strategy>>,
 }
 
 impl SpecArgs {
@@ -159,7 +159,7 @@ impl SpecArgs {
     /// validated as a file is, then `--device`), sizes rayon's pool from it,
     /// and opens its output directory with its data.
     pub fn open(&self) -> anyhow::Result<explore::sweep::Workspace> {
-        let mut spec = explore::config::Spec::parse(&self.yaml()?, &self.spec)?;
+        let mut spec = explore_spec::Spec::parse(&self.yaml()?, &self.spec)?;
         if let Some(backend) = self.device {
             spec = spec.on_device(backend);
         }

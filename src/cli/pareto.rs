@@ -5,9 +5,9 @@ use std::path::PathBuf;
 use std::process::ExitCode;
 
 use anyhow::Context;
-use explore::pareto::{self, Cost, Summary};
-use explore::points;
-use explore::report;
+use explore_results::pareto::{self, Cost, Summary};
+use explore_results::points;
+use explore_results::report;
 
 #[derive(Clone, Copy, clap::ValueEnum)]
 enum Format {

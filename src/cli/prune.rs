@@ -3,8 +3,8 @@
 
 use std::process::ExitCode;
 
-use explore::prune::Strategy;
-use explore::sweep::PointKey;
+use explore_spec::PointKey;
+use explore_spec::Strategy;
 
 #[derive(clap::Args)]
 pub struct Args {
@@ -44,7 +44,7 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
         "{:<20} {:>16} {:>16} {:>10} {:>10} {:>11} {:>11}",
         "layer", "schedule_dense", "schedule", "rot_dense", "rot", "pmult_dense", "pmult"
     );
-    let with_b = |r: &explore::he::LayerRow| format!("{} B={}", r.schedule, r.baby_step);
+    let with_b = |r: &explore_he::LayerRow| format!("{} B={}", r.schedule, r.baby_step);
     for (d, p) in result.dense_cost.layers.iter().zip(&result.cost.layers) {
         println!(
             "{:<20} {:>16} {:>16} {:>10} {:>10} {:>11} {:>11}",

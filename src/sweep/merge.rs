@@ -11,9 +11,9 @@ use std::path::{Path, PathBuf};
 use super::outputs::write_outputs;
 use super::store::{self, SpecLock, Store};
 use super::{PointKey, SweepError, point_keys};
-use crate::config::Spec;
-use crate::outcomes::{self, Outcomes};
-use crate::points::{self, PointRecord};
+use explore_results::outcomes::{self, Outcomes};
+use explore_results::points::{self, PointRecord};
+use explore_spec::Spec;
 
 /// What [`merge`] wrote.
 #[derive(Debug)]
@@ -52,7 +52,7 @@ pub fn merge(dirs: &[PathBuf], output: &Path) -> Result<Merged, SweepError> {
     for s in &stores {
         for table in s.points_tables()? {
             for r in points::read(&table)? {
-                let key = PointKey::of(&r);
+                let key = r.key();
                 match rows.iter().find(|(k, _, _)| *k == key) {
                     None => rows.push((key, r, table.clone())),
                     Some((_, kept, _)) if same(kept, &r) => {}

@@ -18,19 +18,20 @@ use std::path::PathBuf;
 
 use indicatif::{ProgressBar, ProgressStyle};
 
-use crate::atomic::WriteError;
-use crate::checkpoint::CheckpointError;
-use crate::config::{ConfigError, Spec};
-use crate::data::DataError;
-use crate::he::{HeError, Schedule, Scheduler};
-use crate::plot::PlotError;
-use crate::points::{self, PointRecord, PointsError};
-use crate::prune::PruneError;
-use crate::prune::Strategy;
-use crate::quant::QuantError;
-use crate::report::ReportError;
-use crate::train::TrainError;
+use explore_data::DataError;
+use explore_he::HeError;
+use explore_quant::QuantError;
+use explore_results::plot::PlotError;
+use explore_results::points::{self, PointRecord, PointsError};
+use explore_results::report::ReportError;
+use explore_spec::SpecError;
+use explore_spec::Strategy;
+use explore_spec::atomic::WriteError;
+use explore_train::checkpoint::CheckpointError;
+use explore_train::prune::PruneError;
+use explore_train::train::TrainError;
 
+pub use explore_spec::{PointKey, Shard, point_keys};
 pub use merge::{Merged, merge};
 pub use outputs::write_outputs;
 pub use stages::{PointResult, TrainedPoint, TrainedSummary, Workspace};
@@ -38,7 +39,7 @@ pub use stages::{PointResult, TrainedPoint, TrainedSummary, Workspace};
 #[derive(Debug, thiserror::Error)]
 pub enum SweepError {
     #[error(transparent)]
-    Config(#[from] ConfigError),
+    Config(#[from] SpecError),
     #[error(transparent)]
     Data(#[from] DataError),
     #[error(transparent)]
@@ -58,9 +59,9 @@ pub enum SweepError {
     #[error(transparent)]
     Quant(#[from] QuantError),
     #[error(transparent)]
-    Outcomes(#[from] crate::outcomes::OutcomesError),
+    Outcomes(#[from] explore_results::outcomes::OutcomesError),
     #[error(transparent)]
-    Noise(#[from] crate::noise::NoiseError),
+    Noise(#[from] explore_results::seed_noise::NoiseError),
     #[error("cannot read or write {path}")]
     Io {
         path: PathBuf,
@@ -94,100 +95,11 @@ pub enum SweepError {
         b: PathBuf,
     },
     #[error(transparent)]
-    Infer(#[from] crate::infer::InferError),
+    Infer(#[from] explore_he::infer::InferError),
     #[error(transparent)]
     Plot(#[from] PlotError),
     #[error(transparent)]
     Report(#[from] ReportError),
-}
-
-/// One point of a sweep: what was trained (strategy, target, seed) and the
-/// HE schedule it was measured under.
-#[derive(Debug, Clone, Copy, PartialEq)]
-pub struct PointKey {
-    pub strategy: Strategy,
-    pub target: f64,
-    pub seed: u64,
-    pub schedule: Schedule,
-}
-
-impl PointKey {
-    /// The point a row of `points.csv` measured.
-    pub fn of(r: &PointRecord) -> PointKey {
-        PointKey {
-            strategy: r.strategy,
-            target: r.target,
-            seed: r.seed,
-            schedule: r.schedule,
-        }
-    }
-    pub(crate) fn matches(&self, r: &PointRecord) -> bool {
-        *self == PointKey::of(r)
-    }
-    /// The trained model's directory name: one per strategy, target and
-    /// seed, whatever schedule measures it.
-    pub(crate) fn dir_name(&self) -> String {
-        points::point_dir_name(self.strategy, self.target, self.seed)
-    }
-
-    /// The scheduler that measures this point under `spec`.
-    pub fn scheduler(&self, spec: &Spec) -> Scheduler {
-        spec.scheduler().with_schedule(self.schedule)
-    }
-}
-
-impl std::fmt::Display for PointKey {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        write!(
-            f,
-            "{} {} seed {} ({} schedule)",
-            self.strategy, self.target, self.seed, self.schedule
-        )
-    }
-}
-
-/// Every point of the spec, the dense model of each seed first (under the
-/// spec's schedule, and under Gazelle's as the paper's reference when the
-/// spec's is another). A seed is a replicate of the whole pipeline: its own
-/// dense training, regularization and fine-tuning.
-pub fn point_keys(spec: &Spec) -> Vec<PointKey> {
-    let schedule = spec.he.schedule;
-    let key = |strategy, target, seed, schedule| PointKey {
-        strategy,
-        target,
-        seed,
-        schedule,
-    };
-    let mut keys = Vec::new();
-    for &seed in &spec.prune.seeds {
-        keys.push(key(Strategy::Dense, 0.0, seed, schedule));
-        if schedule != Schedule::Gazelle {
-            keys.push(key(Strategy::Dense, 0.0, seed, Schedule::Gazelle));
-        }
-    }
-    // Every pruned strategy, then the budget-matched dense control, whose
-    // twins share the targets' step budgets.
-    let mut strategies: Vec<Strategy> = spec
-        .prune
-        .strategies
-        .iter()
-        .copied()
-        .filter(|s| !s.is_dense())
-        .collect();
-    if !strategies.is_empty() {
-        strategies.push(Strategy::DenseMatched);
-    }
-    for strategy in strategies {
-        // Ascending, so a gradual trajectory finds its previous point done.
-        let mut targets = spec.prune.targets.clone();
-        targets.sort_by(f64::total_cmp);
-        for &target in &targets {
-            for &seed in &spec.prune.seeds {
-                keys.push(key(strategy, target, seed, schedule));
-            }
-        }
-    }
-    keys
 }
 
 /// Runs (or resumes) a whole sweep and writes points.csv, front.csv, plots
@@ -211,10 +123,10 @@ pub fn run(
     let todo: Vec<PointKey> = keys
         .iter()
         .copied()
-        .filter(|k| !done.iter().any(|r| k.matches(r)))
+        .filter(|k| !done.iter().any(|r| *k == r.key()))
         .collect();
 
-    let bars = crate::progress::bars();
+    let bars = explore_data::progress::bars();
     // Two steps per point: train, then measure under encryption.
     let overall = bars.add(ProgressBar::new(2 * todo.len() as u64));
     overall.set_style(
@@ -294,121 +206,4 @@ pub fn run_shared(ws: &Workspace) -> Result<(), SweepError> {
         }
     }
     Ok(())
-}
-
-/// One of `count` disjoint shares of a sweep's points; `index` counts from
-/// 1. A strategy's trajectory for one seed (every target: gradual pruning
-/// walks them in order) stays in one shard, chosen by the strategy's place
-/// in [`Strategy::ALL`] plus the seed, modulo `count`: adding targets or
-/// seeds moves no point to another shard.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct Shard {
-    pub index: u64,
-    pub count: u64,
-}
-
-impl Shard {
-    pub fn owns(&self, key: &PointKey) -> bool {
-        let strategy = Strategy::ALL
-            .iter()
-            .position(|s| *s == key.strategy)
-            .expect("a listed strategy") as u64;
-        strategy.wrapping_add(key.seed) % self.count + 1 == self.index
-    }
-}
-
-impl std::fmt::Display for Shard {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        write!(f, "{}/{}", self.index, self.count)
-    }
-}
-
-impl std::str::FromStr for Shard {
-    type Err = String;
-    fn from_str(s: &str) -> Result<Self, Self::Err> {
-        let bad = || {
-            format!("`{s}` is not a shard i/n with 1 <= i <= n: use e.g. 1/3 (the first of three)")
-        };
-        let (i, n) = s.split_once('/').ok_or_else(bad)?;
-        let (index, count) = (
-            i.trim().parse::<u64>().map_err(|_| bad())?,
-            n.trim().parse::<u64>().map_err(|_| bad())?,
-        );
-        if count == 0 || !(1..=count).contains(&index) {
-            return Err(bad());
-        }
-        Ok(Shard { index, count })
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-    use std::path::Path;
-
-    fn spec(targets: &str, seeds: &str) -> Spec {
-        let text = format!(
-            "name: t
-data: {{dataset: fashion-mnist}}
-model: {{arch: resnet20, width: 0.25}}
-train: {{epochs: 1, lr: 0.1}}
-prune: {{targets: {targets}, seeds: {seeds}}}
-"
-        );
-        Spec::parse(&text, Path::new("t.yaml")).unwrap()
-    }
-
-    fn owner(key: &PointKey, n: u64) -> Vec<u64> {
-        (1..=n)
-            .filter(|&i| Shard { index: i, count: n }.owns(key))
-            .collect()
-    }
-
-    #[test]
-    fn every_point_is_in_exactly_one_shard_and_stays_there() {
-        let small = point_keys(&spec("[0.5, 0.8]", "[0, 1]"));
-        let large = point_keys(&spec("[0.5, 0.7, 0.8, 0.9]", "[0, 1, 2]"));
-        for n in [1, 2, 3, 5] {
-            for k in &large {
-                assert_eq!(owner(k, n).len(), 1, "{k} in {n} shards");
-            }
-            // Adding targets and seeds moves no point.
-            for k in &small {
-                assert_eq!(owner(k, n), owner(k, n), "{k}");
-                let same = large.iter().find(|l| *l == k).unwrap();
-                assert_eq!(owner(k, n), owner(same, n));
-            }
-        }
-        // A trajectory (one strategy and seed, every target) is never split.
-        for k in &large {
-            let first = PointKey { target: 0.5, ..*k };
-            assert_eq!(owner(k, 3), owner(&first, 3));
-        }
-        // Seven strategies over three shards: three, two and two trajectories.
-        let per: Vec<usize> = (1..=3)
-            .map(|i| {
-                Strategy::ALL
-                    .iter()
-                    .filter(|&&s| {
-                        Shard { index: i, count: 3 }.owns(&PointKey {
-                            strategy: s,
-                            target: 0.5,
-                            seed: 0,
-                            schedule: Schedule::Best,
-                        })
-                    })
-                    .count()
-            })
-            .collect();
-        assert_eq!(per, [3, 2, 2]);
-    }
-
-    #[test]
-    fn shards_parse_and_bad_ones_name_the_form() {
-        assert_eq!("2/3".parse::<Shard>(), Ok(Shard { index: 2, count: 3 }));
-        for bad in ["3/2", "0/0", "0/3", "1", "a/b", "1/0"] {
-            let e = bad.parse::<Shard>().unwrap_err();
-            assert!(e.contains(bad) && e.contains("1 <= i <= n"), "{e}");
-        }
-    }
 }

@@ -5,14 +5,14 @@
 use std::path::PathBuf;
 
 use super::store::{self, Store};
-use super::{PointKey, PointResult, SweepError};
-use crate::noise::NoiseProfile;
-use crate::outcomes;
-use crate::pareto::{self, Cost};
-use crate::plot;
-use crate::points::{self, PointRecord};
-use crate::prune::Strategy;
-use crate::report;
+use super::{PointResult, SweepError};
+use explore_results::outcomes;
+use explore_results::pareto::{self, Cost};
+use explore_results::plot;
+use explore_results::points::{self, PointRecord};
+use explore_results::report;
+use explore_results::seed_noise::NoiseProfile;
+use explore_spec::Strategy;
 
 /// Per-layer rotations (dense and pruned) beside each point's checkpoint,
 /// for the per-layer chart.
@@ -30,7 +30,7 @@ pub(super) fn write_layer_costs(store: &Store, r: &PointResult) -> Result<(), Sw
             )
         })
         .collect();
-    let dir = store.point_dir(&PointKey::of(&r.record));
+    let dir = store.point_dir(&r.record.key());
     store::write_json(&dir.join(store::LAYERS), &rows)
 }
 
@@ -80,7 +80,7 @@ pub fn write_outputs(
         .min_by_key(|p| p.rotations)
         .or_else(|| diagonal().max_by(|a, b| a.accuracy.total_cmp(&b.accuracy)));
     if let Some(best) = best {
-        let layers_path = store.point_dir(&PointKey::of(best)).join(store::LAYERS);
+        let layers_path = store.point_dir(&best.key()).join(store::LAYERS);
         let rows: Vec<(String, u64, u64)> = store::read_json(&layers_path)?;
         let png = PathBuf::from("layer-rotations.png");
         plot::layer_rotations(
@@ -115,13 +115,13 @@ pub fn write_outputs(
 /// headline point, when both ran the end-to-end chain.
 fn inference_time_plot(
     points: &[PointRecord],
-    outcomes: &[Option<crate::outcomes::Outcomes>],
+    outcomes: &[Option<explore_results::outcomes::Outcomes>],
     margin: f64,
     dir: &std::path::Path,
 ) -> Result<Option<(String, PathBuf)>, SweepError> {
-    use crate::infer::Link;
+    use explore_spec::Link;
     let summaries = pareto::summarize(points);
-    let table_of = crate::paired::Table::new(points, outcomes);
+    let table_of = explore_results::paired::Table::new(points, outcomes);
     let chosen = [
         pareto::dense(&summaries),
         report::headline(&summaries, &table_of, margin),

@@ -14,19 +14,21 @@ use serde::{Deserialize, Serialize};
 
 use super::store::{self, Store};
 use super::{PointKey, SweepError};
-use crate::arch::{FoldedNet, NetSpec};
-use crate::checkpoint;
-use crate::config::Spec;
-use crate::data::{self, Dataset};
-use crate::he::{self, HeContext, HeCost, HeParams, PrimitiveCosts, Scheduler};
-use crate::model::{FakeQuant, ResNet};
-use crate::outcomes::{Correct, Outcomes};
-use crate::points::PointRecord;
-use crate::prune::Strategy;
-use crate::prune::{GradualPruning, LassoMethod, Mask, MaskHook, ProximalLasso, Pruner};
-use crate::quant::QuantizedNet;
-use crate::train::TrainConfig;
-use crate::train::{self, DenseSummary, NoHook, Phase, Teacher};
+use explore_data::{self as data, Dataset};
+use explore_he::{self as he, HeContext, HeCost, HeParamsBuilder, PrimitiveCosts, Scheduler};
+use explore_he_model::arch::{FoldedNet, NetSpec};
+use explore_quant::QuantizedNet;
+use explore_results::outcomes::{Correct, Outcomes};
+use explore_results::points::PointRecord;
+use explore_spec::Spec;
+use explore_spec::Strategy;
+use explore_spec::TrainConfig;
+use explore_train::checkpoint;
+use explore_train::model::{FakeQuant, ResNet};
+use explore_train::prune::{
+    GradualPruning, GroupLasso, LassoMethod, Mask, MaskHook, ProximalLasso, Pruner,
+};
+use explore_train::train::{self, DenseSummary, NoHook, Phase, Teacher, TrainHook};
 
 /// Training images that activation statistics and quantization ranges are
 /// measured on.
@@ -88,18 +90,57 @@ impl Workspace {
         })
     }
 
-    /// The spec's training device (`train.device`), seeded.
+    /// The spec's training device (`train.device`) for replicate `seed`,
+    /// seeded as the replicate's dense phase is (its weight initialization).
     fn device(&self, seed: u64) -> Result<burn::tensor::Device, SweepError> {
-        Ok(train::device(self.spec.train.device, seed)?)
+        Ok(train::device(
+            self.spec.train.device,
+            self.dense_config(seed).seed,
+        )?)
     }
 
-    /// The dense training phase of replicate `seed`: the spec's training
-    /// with its seed offset by the replicate's (seed 0 is the spec's own run).
+    /// The dense training phase of replicate `seed`.
     fn dense_config(&self, seed: u64) -> TrainConfig {
-        TrainConfig {
-            seed: self.spec.train.seed.wrapping_add(seed),
-            ..self.spec.train.clone()
-        }
+        self.spec.train.for_replicate(seed)
+    }
+
+    /// Trains `model` through phase `cfg` of replicate `seed`
+    /// ([`TrainConfig::for_replicate`]) and returns it with the phase's
+    /// optimizer steps: the one way every phase after the dense one runs.
+    fn run_phase(
+        &self,
+        model: ResNet,
+        cfg: &TrainConfig,
+        seed: u64,
+        phase: Phase,
+        label: &str,
+    ) -> Result<(ResNet, u64), SweepError> {
+        let cfg = cfg.for_replicate(seed);
+        let (model, _) = train::train(model, &self.train_data, &cfg, phase, label)?;
+        Ok((
+            model,
+            train::phase_steps(&cfg, self.train_data.len()) as u64,
+        ))
+    }
+
+    /// [`Self::run_phase`] with `mask` held fixed: returns the model, the
+    /// mask and the phase's steps.
+    fn masked_phase(
+        &self,
+        (model, mask): (ResNet, Mask),
+        cfg: &TrainConfig,
+        seed: u64,
+        (teacher, fake_quant): (Option<Teacher>, Option<&FakeQuant>),
+        label: &str,
+    ) -> Result<(ResNet, Mask, u64), SweepError> {
+        let mut hook = MaskHook(mask);
+        let phase = Phase {
+            hook: &mut hook,
+            teacher,
+            fake_quant,
+        };
+        let (model, steps) = self.run_phase(model, cfg, seed, phase, label)?;
+        Ok((model, hook.0, steps))
     }
 
     /// Where the dense model of replicate `seed` lives.
@@ -116,7 +157,7 @@ impl Workspace {
         let _lock = self.store.lock(&dir)?;
         let summary_path = dir.join(store::DENSE_SUMMARY);
         let cfg = self.dense_config(seed);
-        let device = self.device(cfg.seed)?;
+        let device = self.device(seed)?;
         if let Some(summary) = store::finished::<DenseSummary>(&summary_path) {
             let model = checkpoint::load(&dir, &self.net, &device)?;
             return Ok((model, summary));
@@ -157,16 +198,11 @@ impl Workspace {
             let scheduler = self.spec.scheduler().with_schedule(schedule);
             depth = depth.max(he::dense_network_cost(&self.net, &scheduler)?.depth());
         }
-        let (params, _) = HeParams::sized(
-            he.poly_degree,
-            he.plaintext_bits,
-            he.weight_bits,
-            he.activation_bits,
-            &self.net.layer_shapes(),
-            depth,
-            he.noise_margin,
-            he::Flooding::OFF,
-        )?;
+        let params = HeParamsBuilder::new(he.poly_degree, &self.net.layer_shapes())
+            .plaintext_bits(he.plaintext_bits)
+            .quantization(he.weight_bits, he.activation_bits)
+            .fewest_primes(depth, he.noise_margin, he::Flooding::OFF)
+            .build()?;
         Ok(HeContext::new(params))
     }
 
@@ -203,11 +239,6 @@ impl Workspace {
         let Some(reg) = &self.spec.prune.regularization else {
             return Ok((dense.clone(), 0));
         };
-        let cfg = TrainConfig {
-            seed: reg.train.seed.wrapping_add(seed),
-            ..reg.train.clone()
-        };
-        let steps = train::phase_steps(&cfg, self.train_data.len()) as u64;
         let lasso = pruner.strategy.is_he_aware() && reg.lambda > 0.0;
         let device = self.device(seed)?;
         let dir = if lasso {
@@ -216,46 +247,40 @@ impl Workspace {
             self.store.plain_dir(seed)
         };
         let _lock = self.store.lock(&dir)?;
+        let steps =
+            train::phase_steps(&reg.train.for_replicate(seed), self.train_data.len()) as u64;
         if dir.join(checkpoint::FOLDED_FILE).exists() {
             return Ok((checkpoint::load(&dir, &self.net, &device)?, steps));
         }
-        let (model, _) = match (lasso, reg.method) {
-            (false, _) => train::train(
-                dense.clone(),
-                &self.train_data,
-                &cfg,
-                Phase::with(&mut NoHook),
-                &format!("s{seed} regularization phase, no penalty"),
-            )?,
+        let (mut none, mut subgradient, mut proximal);
+        let hook: &mut dyn TrainHook = match (lasso, reg.method) {
+            (false, _) => {
+                none = NoHook;
+                &mut none
+            }
             (true, LassoMethod::Subgradient) => {
-                let mut lasso = pruner
-                    .group_lasso(reg.lambda, &device)
+                subgradient = GroupLasso::new(pruner, reg.lambda, &device)
                     .expect("an HE-aware strategy has groups");
-                train::train(
-                    dense.clone(),
-                    &self.train_data,
-                    &cfg,
-                    Phase::with(&mut lasso),
-                    &format!("{}-s{seed} group lasso", pruner.strategy),
-                )?
+                &mut subgradient
             }
             (true, LassoMethod::Proximal) => {
-                let mut lasso = ProximalLasso {
+                proximal = ProximalLasso {
                     groups: &pruner.groups,
                     lambda: reg.lambda,
                     ramp: reg.ramp,
                     norm: self.spec.prune.norm,
                     input_rms: self.input_rms(dense),
                 };
-                train::train(
-                    dense.clone(),
-                    &self.train_data,
-                    &cfg,
-                    Phase::with(&mut lasso),
-                    &format!("{}-s{seed} group lasso", pruner.strategy),
-                )?
+                &mut proximal
             }
         };
+        let label = if lasso {
+            format!("{}-s{seed} group lasso", pruner.strategy)
+        } else {
+            format!("s{seed} regularization phase, no penalty")
+        };
+        let (model, _) =
+            self.run_phase(dense.clone(), &reg.train, seed, Phase::with(hook), &label)?;
         checkpoint::save(&model, &dir)?;
         Ok((model, steps))
     }
@@ -267,7 +292,7 @@ impl Workspace {
             .prune
             .regularization
             .as_ref()
-            .map_or(crate::prune::GroupWeighting::HeCost, |r| r.weighting);
+            .map_or(explore_spec::GroupWeighting::HeCost, |r| r.weighting);
         Ok(Pruner::new(
             &self.net,
             strategy,
@@ -366,11 +391,6 @@ impl Workspace {
                 .as_ref()
                 .map(|d| distill(d.weight, d.temperature))
         };
-        let seeded = |t: &TrainConfig| TrainConfig {
-            seed: t.seed.wrapping_add(key.seed),
-            ..t.clone()
-        };
-        let phase_steps = |t: &TrainConfig| train::phase_steps(t, self.train_data.len()) as u64;
         let (start_model, start_mask, from, mut steps) = if key.strategy == Strategy::Dense {
             (
                 dense.clone(),
@@ -389,23 +409,18 @@ impl Workspace {
             // same distillation), with nothing pruned.
             if let Some(ft) = &spec.prune.finetune {
                 progress.set_message(format!("{}: fine-tuning, unpruned", key.dir_name()));
-                let mut hook = MaskHook(mask);
-                let phase = Phase {
-                    hook: &mut hook,
-                    teacher: teacher_of(),
-                    fake_quant: None,
-                };
-                model =
-                    train::train(model, &self.train_data, &seeded(ft), phase, &key.dir_name())?.0;
-                mask = hook.0;
-                steps += phase_steps(&seeded(ft));
+                let phase = (teacher_of(), None);
+                let trained =
+                    self.masked_phase((model, mask), ft, key.seed, phase, &key.dir_name())?;
+                (model, mask) = (trained.0, trained.1);
+                steps += trained.2;
             }
         } else if key.strategy != Strategy::Dense {
             let rms = self.input_rms(&model);
             let norm = spec.prune.norm;
             // Fails here, before any training, when the target is out of reach.
             let one_shot = pruner.select_from(
-                &norm.weights(&model, &rms),
+                &model.ranked_weights(norm, &rms),
                 key.target,
                 spec.prune.target_metric,
                 &mask,
@@ -427,26 +442,19 @@ impl Workspace {
                         teacher: teacher_of(),
                         fake_quant: None,
                     };
-                    model =
-                        train::train(model, &self.train_data, &seeded(ft), phase, &key.dir_name())?
-                            .0;
+                    let trained = self.run_phase(model, ft, key.seed, phase, &key.dir_name())?;
+                    model = trained.0;
                     mask = hook.finish()?;
-                    steps += phase_steps(&seeded(ft));
+                    steps += trained.1;
                 }
                 (Some(ft), None) => {
                     progress.set_message(format!("{}: fine-tuning", key.dir_name()));
-                    model = model.apply_masks(&one_shot.layers);
-                    let mut hook = MaskHook(one_shot);
-                    let phase = Phase {
-                        hook: &mut hook,
-                        teacher: teacher_of(),
-                        fake_quant: None,
-                    };
-                    model =
-                        train::train(model, &self.train_data, &seeded(ft), phase, &key.dir_name())?
-                            .0;
-                    mask = hook.0;
-                    steps += phase_steps(&seeded(ft));
+                    let pruned = (model.apply_masks(&one_shot.layers), one_shot);
+                    let phase = (teacher_of(), None);
+                    let trained =
+                        self.masked_phase(pruned, ft, key.seed, phase, &key.dir_name())?;
+                    (model, mask) = (trained.0, trained.1);
+                    steps += trained.2;
                 }
                 (None, _) => {
                     model = model.apply_masks(&one_shot.layers);
@@ -458,16 +466,11 @@ impl Workspace {
             progress.set_message(format!("{}: quantization-aware training", key.dir_name()));
             let qnet = QuantizedNet::new(&model.fold(), spec.quant_config(), self.calibration())?;
             let fake_quant = FakeQuant::of(&qnet);
-            let mut hook = MaskHook(mask);
-            let phase = Phase {
-                hook: &mut hook,
-                teacher: teacher_of(),
-                fake_quant: Some(&fake_quant),
-            };
+            let phase = (teacher_of(), Some(&fake_quant));
             let label = format!("{} qat", key.dir_name());
-            model = train::train(model, &self.train_data, &seeded(qat), phase, &label)?.0;
-            mask = hook.0;
-            steps += phase_steps(&seeded(qat));
+            let trained = self.masked_phase((model, mask), qat, key.seed, phase, &label)?;
+            (model, mask) = (trained.0, trained.1);
+            steps += trained.2;
         }
         let seconds = start.elapsed().as_secs_f64();
         let summary = TrainedSummary {
@@ -504,13 +507,13 @@ impl Workspace {
         &self,
         qnet: &QuantizedNet,
         scheduler: &Scheduler,
-    ) -> Result<Option<crate::infer::InferReport>, SweepError> {
+    ) -> Result<Option<explore_he::infer::InferReport>, SweepError> {
         let he = &self.spec.he;
         let images = he.infer_images.min(self.test_data.len());
         if images == 0 {
             return Ok(None);
         }
-        let deployment = crate::infer::Deployment::new(
+        let deployment = explore_he::infer::Deployment::new(
             qnet,
             scheduler,
             he.keys,
@@ -518,7 +521,7 @@ impl Workspace {
             he.noise_margin,
             he.plaintext_bits,
         )?;
-        Ok(Some(crate::infer::run(
+        Ok(Some(explore_he::infer::run(
             &deployment,
             &self.test_data,
             images,

@@ -20,11 +20,11 @@ use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
 
 use super::{PointKey, Shard, SweepError};
-use crate::atomic;
-use crate::config::{ModelSpec, Spec};
-use crate::data::DataSpec;
-use crate::prune::Strategy;
-use crate::train::TrainConfig;
+use explore_spec::DataSpec;
+use explore_spec::Strategy;
+use explore_spec::TrainConfig;
+use explore_spec::atomic;
+use explore_spec::{ModelSpec, Spec};
 
 /// The settings that shape a sweep's results: the spec without its name,
 /// output, threads, how the report words its claims, the strategies, targets and seeds it asks for (adding

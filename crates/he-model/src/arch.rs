@@ -4,9 +4,6 @@
 //! inference (`quant`) all build from one [`NetSpec`], so layer names and order
 //! agree everywhere (`explore count` rows, checkpoint tensors, masks).
 
-use std::fmt;
-use std::str::FromStr;
-
 use serde::{Deserialize, Serialize};
 
 /// Errors in naming an architecture or dataset, or in sizing a network.
@@ -31,23 +28,14 @@ pub enum Arch {
     ResNet18,
 }
 
+crate::named_enum!(Arch: ArchError, |s| ArchError::UnknownArch(s.to_string()), {
+    ResNet20 => "resnet20",
+    ResNet32 => "resnet32",
+    ResNet56 => "resnet56",
+    ResNet18 => "resnet18",
+});
+
 impl Arch {
-    pub const ALL: [Arch; 4] = [
-        Arch::ResNet20,
-        Arch::ResNet32,
-        Arch::ResNet56,
-        Arch::ResNet18,
-    ];
-
-    pub fn name(self) -> &'static str {
-        match self {
-            Arch::ResNet20 => "resnet20",
-            Arch::ResNet32 => "resnet32",
-            Arch::ResNet56 => "resnet56",
-            Arch::ResNet18 => "resnet18",
-        }
-    }
-
     /// (blocks per stage, base channels per stage).
     fn stages(self) -> (Vec<usize>, Vec<usize>) {
         match self {
@@ -58,23 +46,6 @@ impl Arch {
         }
     }
 }
-
-impl fmt::Display for Arch {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(self.name())
-    }
-}
-
-impl FromStr for Arch {
-    type Err = ArchError;
-    fn from_str(s: &str) -> Result<Self, Self::Err> {
-        Arch::ALL
-            .into_iter()
-            .find(|a| a.name() == s)
-            .ok_or_else(|| ArchError::UnknownArch(s.to_string()))
-    }
-}
-
 /// Datasets fix the input shape and the number of classes.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
 pub enum DatasetKind {
@@ -88,23 +59,14 @@ pub enum DatasetKind {
     Mnist,
 }
 
+crate::named_enum!(DatasetKind: ArchError, |s| ArchError::UnknownDataset(s.to_string()), {
+    Cifar10 => "cifar10",
+    Cifar100 => "cifar100",
+    FashionMnist => "fashion-mnist",
+    Mnist => "mnist",
+});
+
 impl DatasetKind {
-    pub const ALL: [DatasetKind; 4] = [
-        DatasetKind::Cifar10,
-        DatasetKind::Cifar100,
-        DatasetKind::FashionMnist,
-        DatasetKind::Mnist,
-    ];
-
-    pub fn name(self) -> &'static str {
-        match self {
-            DatasetKind::Cifar10 => "cifar10",
-            DatasetKind::Cifar100 => "cifar100",
-            DatasetKind::FashionMnist => "fashion-mnist",
-            DatasetKind::Mnist => "mnist",
-        }
-    }
-
     /// Input shape (channels, height, width).
     pub fn input_shape(self) -> (usize, usize, usize) {
         match self {
@@ -120,23 +82,6 @@ impl DatasetKind {
         }
     }
 }
-
-impl fmt::Display for DatasetKind {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(self.name())
-    }
-}
-
-impl FromStr for DatasetKind {
-    type Err = ArchError;
-    fn from_str(s: &str) -> Result<Self, Self::Err> {
-        DatasetKind::ALL
-            .into_iter()
-            .find(|d| d.name() == s)
-            .ok_or_else(|| ArchError::UnknownDataset(s.to_string()))
-    }
-}
-
 /// One convolution: `c_in x h x w` input (the grid it reads, before stride),
 /// `c_out` filters of `k x k`, padding `k / 2`, no bias before folding.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]

@@ -6,13 +6,17 @@
 //! 128-bit ciphertext moduli ([`plaintext`]), the fewest primes a network's
 //! noise needs ([`noise`]), and the exact integer
 //! convolution every encrypted result is checked against ([`reference`]).
+//! [`named_enum!`] gives every plain enum of the tool its names.
 //!
 //! It depends on no ML, table, plot or HE crate, so its tests run in
 //! seconds; the `explore` crate trains, encrypts and reports on top of it.
 
 pub mod arch;
 pub mod cost;
+#[cfg(any(test, feature = "fixtures"))]
+pub mod fixtures;
 pub mod layout;
+pub mod names;
 pub mod network;
 pub mod noise;
 pub mod plaintext;

@@ -224,22 +224,13 @@ fn check_len(layer: &str, expected: usize, got: usize) -> Result<(), Error> {
 mod tests {
     use super::*;
     use crate::arch::{Arch, DatasetKind};
-    use crate::cost::PrimitiveCosts;
+
     use crate::schedule::Hoisting;
 
     #[test]
     fn resnet20_networks_have_a_row_per_layer_and_a_total() {
         let spec = NetSpec::new(Arch::ResNet20, DatasetKind::Cifar10, 1.0).unwrap();
-        let scheduler = |schedule| {
-            Scheduler::new(
-                schedule,
-                None,
-                Hoisting::Off,
-                PrimitiveCosts::default(),
-                8192,
-            )
-            .unwrap()
-        };
+        let scheduler = |schedule| crate::fixtures::scheduler(schedule, Hoisting::Off);
         let best = dense_network_cost(&spec, &scheduler(Schedule::Best)).unwrap();
         let gazelle = dense_network_cost(&spec, &scheduler(Schedule::Gazelle)).unwrap();
         for cost in [&best, &gazelle] {
@@ -260,14 +251,7 @@ mod tests {
     #[test]
     fn a_pruned_network_under_the_dense_packing_needs_only_dense_keys() {
         let spec = NetSpec::new(Arch::ResNet20, DatasetKind::FashionMnist, 0.25).unwrap();
-        let scheduler = Scheduler::new(
-            Schedule::Best,
-            None,
-            Hoisting::On,
-            PrimitiveCosts::default(),
-            8192,
-        )
-        .unwrap();
+        let scheduler = crate::fixtures::scheduler(Schedule::Best, Hoisting::On);
         let dense = dense_network_cost(&spec, &scheduler).unwrap();
         // Every second output channel of every layer pruned away.
         let prune = |c: &crate::arch::ConvShape| -> Vec<bool> {

@@ -24,32 +24,10 @@ pub enum Hoisting {
     Off,
 }
 
-impl Hoisting {
-    pub const ALL: [Hoisting; 2] = [Hoisting::On, Hoisting::Off];
-
-    pub fn name(self) -> &'static str {
-        match self {
-            Hoisting::On => "on",
-            Hoisting::Off => "off",
-        }
-    }
-}
-
-impl std::fmt::Display for Hoisting {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.write_str(self.name())
-    }
-}
-
-impl std::str::FromStr for Hoisting {
-    type Err = String;
-    fn from_str(s: &str) -> Result<Self, Self::Err> {
-        Hoisting::ALL
-            .into_iter()
-            .find(|x| x.name() == s)
-            .ok_or_else(|| format!("unknown hoisting `{s}`: use on or off"))
-    }
-}
+crate::named_enum!(Hoisting: String, |s| format!("unknown hoisting `{s}`: use on or off"), {
+    On => "on",
+    Off => "off",
+});
 
 /// The schedule family of a network.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Hash, Serialize, Deserialize)]
@@ -62,32 +40,10 @@ pub enum Schedule {
     Gazelle,
 }
 
-impl Schedule {
-    pub const ALL: [Schedule; 2] = [Schedule::Best, Schedule::Gazelle];
-
-    pub fn name(self) -> &'static str {
-        match self {
-            Schedule::Best => "best",
-            Schedule::Gazelle => "gazelle",
-        }
-    }
-}
-
-impl std::fmt::Display for Schedule {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.write_str(self.name())
-    }
-}
-
-impl std::str::FromStr for Schedule {
-    type Err = String;
-    fn from_str(s: &str) -> Result<Self, Self::Err> {
-        Schedule::ALL
-            .into_iter()
-            .find(|x| x.name() == s)
-            .ok_or_else(|| format!("unknown schedule `{s}`: use best or gazelle"))
-    }
-}
+crate::named_enum!(Schedule: String, |s| format!("unknown schedule `{s}`: use best or gazelle"), {
+    Best => "best",
+    Gazelle => "gazelle",
+});
 
 /// Gazelle's published rotation count for a dense layer (Juvekar et al.
 /// 2018; `conv_2d_2stage_online` and `mat_mul_online` in gazelle_mpc): a

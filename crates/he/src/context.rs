@@ -1,0 +1,290 @@
+//! The fhe.rs side of a client: BFV parameters, the secret and public keys,
+//! encoding, encryption and decryption, Galois keys made once per rotation
+//! and shared by every layer, the noise budget, and the primitive timings
+//! that price the cost model.
+
+use std::collections::BTreeMap;
+use std::sync::Arc;
+use std::time::Instant;
+
+use fhe::bfv::{
+    BfvParameters, Ciphertext, Encoding, EvaluationKey, EvaluationKeyBuilder, Plaintext, PublicKey,
+    SecretKey,
+};
+use fhe_traits::{FheDecoder, FheDecrypter, FheEncrypter, Serialize as _};
+use rand::rngs::StdRng;
+use rand::{Rng, SeedableRng};
+use rayon::prelude::*;
+
+use crate::error::HeError;
+use crate::hoist::{Decomposed, HoistedKey};
+use crate::params::HeParams;
+use explore_he_model::cost::PrimitiveCosts;
+use explore_he_model::layout::{PackingLayout, Rotation};
+
+/// Parameters, keys and the randomness for encryption and key generation.
+/// Galois keys are made once per rotation, as a client would send them once
+/// for a whole network, and shared by every layer plan that uses them.
+pub struct HeContext {
+    params: HeParams,
+    sk: SecretKey,
+    pk: PublicKey,
+    rng: StdRng,
+    galois: BTreeMap<Rotation, (Arc<EvaluationKey>, usize)>,
+    hoisted: BTreeMap<Rotation, Arc<HoistedKey>>,
+}
+
+impl HeContext {
+    pub fn new(params: HeParams) -> HeContext {
+        let mut rng = StdRng::from_os_rng();
+        let sk = SecretKey::random(&params.bfv, &mut rng);
+        let pk = PublicKey::new(&sk, &mut rng);
+        HeContext {
+            params,
+            sk,
+            pk,
+            rng,
+            galois: BTreeMap::new(),
+            hoisted: BTreeMap::new(),
+        }
+    }
+
+    pub fn params(&self) -> &HeParams {
+        &self.params
+    }
+
+    fn bfv(&self) -> &Arc<BfvParameters> {
+        &self.params.bfv
+    }
+
+    /// Encodes `slots` (both batching rows, row 0 first; zero-padded to N).
+    pub fn encode(&self, slots: &[i64]) -> Result<Plaintext, HeError> {
+        self.params.encode(slots)
+    }
+
+    /// Encrypts `slots` with the public key.
+    pub fn encrypt(&mut self, slots: &[i64]) -> Result<Ciphertext, HeError> {
+        let pt = self.encode(slots)?;
+        Ok(self.pk.try_encrypt(&pt, &mut self.rng)?)
+    }
+
+    /// Encrypts a `[c_in, h, w]` integer input as `layout` packs it, one
+    /// ciphertext per input block (in parallel, each from its own 256-bit
+    /// seed drawn from the context's CSPRNG). The values must lie in the
+    /// activation range. The client encrypts its own input with its secret
+    /// key (symmetric BFV, less noise than a public-key encryption): `c1` is
+    /// then expanded from a seed, and a serialized query carries only the
+    /// seed in its place, half the bytes.
+    pub fn encrypt_input(
+        &mut self,
+        layout: &PackingLayout,
+        input: &[i64],
+    ) -> Result<Vec<Ciphertext>, HeError> {
+        let shape = layout.shape();
+        let expected = shape.c_in * shape.h * shape.w;
+        if input.len() != expected {
+            return Err(HeError::InputLength {
+                layer: shape.name.clone(),
+                expected,
+                got: input.len(),
+            });
+        }
+        crate::params::check_range(&shape.name, input, self.params.activation_bits)?;
+        let seeds: Vec<[u8; 32]> = (0..layout.n_in()).map(|_| self.rng.random()).collect();
+        let this = &*self;
+        seeds
+            .into_par_iter()
+            .enumerate()
+            .map(|(a, seed)| {
+                let pt = this.encode(&layout.pack_input(input, a))?;
+                Ok(this.sk.try_encrypt(&pt, &mut StdRng::from_seed(seed))?)
+            })
+            .collect()
+    }
+
+    /// The public key: what a server re-randomizes replies with.
+    pub fn public_key(&self) -> &PublicKey {
+        &self.pk
+    }
+
+    pub fn decrypt(&self, ct: &Ciphertext) -> Result<Vec<i64>, HeError> {
+        let pt = self.sk.try_decrypt(ct)?;
+        Ok(Vec::<i64>::try_decode(&pt, Encoding::simd())?)
+    }
+
+    /// `len` values drawn uniformly from the signed `bits`-bit range.
+    pub(super) fn random_values(&mut self, len: usize, bits: u32) -> Vec<i64> {
+        let m = explore_he_model::reference::max_magnitude(bits) as i64;
+        (0..len).map(|_| self.rng.random_range(-m..=m)).collect()
+    }
+
+    /// Galois keys for exactly these rotations, one key each (with its
+    /// serialized size), made by [`made_once`].
+    pub fn rotation_keys(
+        &mut self,
+        rotations: &[Rotation],
+    ) -> Result<BTreeMap<Rotation, Arc<EvaluationKey>>, HeError> {
+        let sk = &self.sk;
+        let keys = made_once(
+            &mut self.galois,
+            rotations,
+            &mut self.rng,
+            |rotation, rng| {
+                let mut b = EvaluationKeyBuilder::new(sk)?;
+                match rotation {
+                    Rotation::Columns(step) => b.enable_column_rotation(step)?,
+                    Rotation::Rows => b.enable_row_rotation()?,
+                };
+                let key = b.build(rng)?;
+                let bytes = key.to_bytes().len();
+                Ok((Arc::new(key), bytes))
+            },
+        )?;
+        Ok(keys.into_iter().map(|(r, (k, _))| (r, k)).collect())
+    }
+
+    /// Hoisting keys for exactly these rotations, made by [`made_once`].
+    pub fn hoisted_keys(
+        &mut self,
+        rotations: &[Rotation],
+    ) -> Result<BTreeMap<Rotation, Arc<HoistedKey>>, HeError> {
+        let (sk, par) = (&self.sk, &self.params.bfv);
+        made_once(
+            &mut self.hoisted,
+            rotations,
+            &mut self.rng,
+            |rotation, rng| Ok(Arc::new(HoistedKey::new(sk, par, rotation, rng)?)),
+        )
+    }
+
+    /// Serialized bytes of the Galois keys of `rotations` (generated if
+    /// needed): what a client sends the server once.
+    pub fn key_bytes(&mut self, rotations: &[Rotation]) -> Result<usize, HeError> {
+        self.rotation_keys(rotations)?;
+        Ok(rotations.iter().map(|r| self.galois[r].1).sum())
+    }
+
+    /// Remaining noise budget of `ct` in bits: log2(q) - log2(t) - 1 minus the
+    /// measured noise, with q the modulus of the ciphertext's level (the
+    /// primes it kept); decryption is exact while it stays positive.
+    pub fn noise_budget(&self, ct: &Ciphertext) -> Result<i64, HeError> {
+        // SAFETY: `measure_noise` is only variable-time, which leaks nothing
+        // here: this is a benchmark's own secret key.
+        let noise = unsafe { self.sk.measure_noise(ct)? };
+        let level = self.bfv().level_of_context(ct[0].ctx())?;
+        let sizes = self.params.moduli_bits();
+        let kept: usize = sizes[..sizes.len() - level].iter().sum();
+        Ok(kept as i64 - self.params.plaintext_bits as i64 - 1 - noise as i64)
+    }
+
+    /// Times one full rotation, one further rotation of an already
+    /// decomposed ciphertext (hoisted), one ct x pt multiply and one ct + ct
+    /// addition (minimum over `repeats`) on random data at this context's N.
+    pub fn measure_primitives(&mut self, repeats: usize) -> Result<PrimitiveCosts, HeError> {
+        let n = self.params.poly_degree;
+        let slots: Vec<i64> = (0..n as i64).map(|i| i % 7 - 3).collect();
+        let ct = self.encrypt(&slots)?;
+        let pt = self.encode(&slots)?;
+        let one = Rotation::Columns(1);
+        let ek = Arc::clone(&self.rotation_keys(&[one])?[&one]);
+        let hk = Arc::clone(&self.hoisted_keys(&[one])?[&one]);
+        let decomposed = Decomposed::new(&ct, self.bfv())?;
+        let time = |f: &dyn Fn() -> Result<Ciphertext, HeError>| -> Result<f64, HeError> {
+            let mut best = f64::INFINITY;
+            for _ in 0..repeats.max(1) {
+                let t = Instant::now();
+                std::hint::black_box(f()?);
+                best = best.min(t.elapsed().as_secs_f64() * 1e3);
+            }
+            Ok(best)
+        };
+        Ok(PrimitiveCosts {
+            rot_ms: time(&|| Ok(ek.rotates_columns_by(&ct, 1)?))?,
+            hoisted_rot_ms: time(&|| decomposed.rotate(&hk))?,
+            pmul_ms: time(&|| Ok(&ct * &pt))?,
+            add_ms: time(&|| Ok(&ct + &ct))?,
+        })
+    }
+}
+
+impl crate::keys::KeySource for HeContext {
+    fn params(&self) -> &HeParams {
+        &self.params
+    }
+
+    fn full_keys(
+        &mut self,
+        rotations: &[Rotation],
+    ) -> Result<BTreeMap<Rotation, Arc<EvaluationKey>>, HeError> {
+        self.rotation_keys(rotations)
+    }
+
+    fn hoisted_keys(
+        &mut self,
+        rotations: &[Rotation],
+    ) -> Result<BTreeMap<Rotation, Arc<HoistedKey>>, HeError> {
+        HeContext::hoisted_keys(self, rotations)
+    }
+}
+
+/// The keys of `rotations` from `cache`, making each missing one once, as a
+/// client would send it once for a whole network: in parallel, each from its
+/// own seed drawn from the context's CSPRNG.
+fn made_once<K: Clone + Send>(
+    cache: &mut BTreeMap<Rotation, K>,
+    rotations: &[Rotation],
+    rng: &mut StdRng,
+    make: impl Fn(Rotation, &mut StdRng) -> Result<K, HeError> + Sync,
+) -> Result<BTreeMap<Rotation, K>, HeError> {
+    let missing: Vec<(Rotation, [u8; 32])> = rotations
+        .iter()
+        .filter(|r| !cache.contains_key(r))
+        .map(|&r| (r, rng.random()))
+        .collect();
+    // Full 256-bit seeds: each key's randomness is as strong as the CSPRNG's.
+    let made = missing
+        .into_par_iter()
+        .map(|(rotation, seed)| Ok((rotation, make(rotation, &mut StdRng::from_seed(seed))?)))
+        .collect::<Result<Vec<_>, HeError>>()?;
+    cache.extend(made);
+    Ok(rotations.iter().map(|r| (*r, cache[r].clone())).collect())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::params::HeParamsBuilder;
+    use explore_he_model::arch::ConvShape;
+
+    fn context() -> HeContext {
+        let s = ConvShape {
+            name: "l".into(),
+            c_in: 2,
+            c_out: 2,
+            h: 4,
+            w: 4,
+            k: 3,
+            stride: 1,
+        };
+        HeContext::new(HeParamsBuilder::new(8192, &[s]).build().unwrap())
+    }
+
+    #[test]
+    fn measured_primitives_and_key_sizes_are_positive() {
+        let mut ctx = context();
+        // The minimum of several, so that a busy machine (another job, a
+        // parallel test) does not invert the two rotation times.
+        let c = ctx.measure_primitives(7).unwrap();
+        assert!(c.rot_ms > 0.0 && c.pmul_ms > 0.0 && c.add_ms > 0.0);
+        assert!(
+            c.hoisted_rot_ms > 0.0 && c.hoisted_rot_ms < c.rot_ms,
+            "{c:?}"
+        );
+        let one = ctx.key_bytes(&[Rotation::Columns(1)]).unwrap();
+        let two = ctx
+            .key_bytes(&[Rotation::Columns(1), Rotation::Rows])
+            .unwrap();
+        assert!(one > 100_000, "a Galois key at N = 8192 is large: {one}");
+        assert!(two > one);
+    }
+}

@@ -1,0 +1,415 @@
+//! Hoisted rotations: several rotations of one ciphertext from a single
+//! decomposition of it (Halevi-Shoup hoisting, as in Gazelle's code, OpenFHE's
+//! `EvalFastRotation` and Lattigo).
+//!
+//! fhe.rs key-switches a rotation by substituting `c1`, taking it out of NTT
+//! form, splitting it into one RNS digit per ciphertext modulus and taking
+//! each digit back into NTT form over every modulus (L^2 NTTs for L moduli),
+//! then one inner product with the rotation's key. The automorphism commutes
+//! with the digit split, so the split can run once on the unrotated `c1`;
+//! each rotation then only permutes the digits (a substitution in NTT form is
+//! a permutation) and takes its inner product.
+//!
+//! The key of a rotation `sigma` is stored pre-permuted by `sigma^-1`, so
+//! that `sum_i sigma(d_i) k_i = sigma(sum_i d_i sigma^-1(k_i))`: a rotation
+//! multiplies the unpermuted digits and permutes only the two sums (with
+//! `c0` folded into the first) instead of every digit.
+//!
+//! fhe 0.1.1 keeps its key switching crate-private, so the client makes the
+//! keys here, from its secret key, the way fhe.rs makes its own: per digit
+//! `i`, `a_i` uniform from a CSPRNG and `b_i = -a_i s + e_i + g_i sigma(s)`
+//! with `e_i` from fhe.rs's centred binomial of variance [`ERROR_VARIANCE`]
+//! and `g_i` the CRT gadget element of modulus `i`. The digits are as small
+//! as fhe.rs's, so a hoisted rotation adds the noise of an ordinary one.
+
+use std::sync::Arc;
+
+use fhe::bfv::{BfvParameters, Ciphertext, SecretKey};
+use fhe_math::rns::RnsContext;
+use fhe_math::rq::traits::TryConvertFrom;
+use fhe_math::rq::{Context, Poly, Representation, SubstitutionExponent};
+use fhe_traits::Serialize as _;
+use prost::Message as _;
+use rand::{CryptoRng, RngCore};
+use zeroize::Zeroizing;
+
+use crate::error::HeError;
+use explore_he_model::layout::Rotation;
+
+/// The variance of fhe.rs's error distribution: `BfvParametersBuilder`'s
+/// default, which explore never changes.
+pub const ERROR_VARIANCE: usize = 10;
+
+/// The Galois exponent of a rotation under fhe.rs's convention: `3^step mod
+/// 2N` for a column rotation by `step`, `2N - 1` for the row swap.
+pub fn galois_exponent(rotation: Rotation, degree: usize) -> usize {
+    let m = 2 * degree as u64;
+    match rotation {
+        Rotation::Columns(step) => {
+            let (mut r, mut b, mut e) = (1u64, 3u64, step as u64);
+            while e > 0 {
+                if e & 1 == 1 {
+                    r = r * b % m;
+                }
+                b = b * b % m;
+                e >>= 1;
+            }
+            r as usize
+        }
+        Rotation::Rows => 2 * degree - 1,
+    }
+}
+
+fn math(e: fhe_math::Error) -> HeError {
+    HeError::Fhe(fhe::Error::MathError(e))
+}
+
+/// The ciphertext context: every modulus, the level fresh ciphertexts have.
+fn top_context(par: &Arc<BfvParameters>) -> Result<&Arc<Context>, HeError> {
+    Ok(par.context_at_level(0)?)
+}
+
+/// The rotation key of one Galois element, for ciphertexts at the top level:
+/// one `(b_i, a_i)` pair per RNS digit, permuted by the inverse element and
+/// in NTT-Shoup form.
+pub struct HoistedKey {
+    rotation: Rotation,
+    exponent: SubstitutionExponent,
+    /// The seed of the uniform `a_i`, which is all a client sends of them
+    /// (as fhe.rs does for its own keys).
+    seed: [u8; 32],
+    b: Vec<Poly>,
+    a: Vec<Poly>,
+}
+
+/// Why a hoisted key's bytes are not a key.
+fn malformed(why: &str) -> HeError {
+    HeError::Fhe(fhe::Error::DefaultError(format!("hoisted key: {why}")))
+}
+
+impl HoistedKey {
+    /// Made by the client from its secret key, with `rng` (a CSPRNG) for
+    /// the uniform and the error polynomials.
+    pub fn new<R: RngCore + CryptoRng>(
+        sk: &SecretKey,
+        par: &Arc<BfvParameters>,
+        rotation: Rotation,
+        rng: &mut R,
+    ) -> Result<HoistedKey, HeError> {
+        let ctx = top_context(par)?;
+        // fhe.rs serializes the secret key as its coefficients (fhe::proto).
+        let coeffs = Zeroizing::new(
+            fhe::proto::bfv::SecretKey::decode(sk.to_bytes().as_slice())
+                .map_err(|e| HeError::Fhe(fhe::Error::DefaultError(e.to_string())))?
+                .coeffs,
+        );
+        let element = galois_exponent(rotation, par.degree());
+        let exponent = SubstitutionExponent::new(ctx, element).map_err(math)?;
+        let inverse =
+            SubstitutionExponent::new(ctx, inverse_mod(element, 2 * par.degree())).map_err(math)?;
+        let mut s = Zeroizing::new(
+            Poly::try_convert_from(coeffs.as_slice(), ctx, false, Representation::PowerBasis)
+                .map_err(math)?,
+        );
+        let mut s_rotated = Zeroizing::new(s.substitute(&exponent).map_err(math)?);
+        s.change_representation(Representation::Ntt);
+        s_rotated.change_representation(Representation::Ntt);
+        let rns = RnsContext::new(par.moduli()).map_err(math)?;
+        let mut seed = [0u8; 32];
+        rng.fill_bytes(&mut seed);
+        let uniform = uniform_parts(ctx, par.moduli().len(), seed);
+        let mut b = Vec::new();
+        for (i, a_i) in uniform.iter().enumerate() {
+            let mut b_i =
+                Poly::small(ctx, Representation::PowerBasis, ERROR_VARIANCE, rng).map_err(math)?;
+            b_i.change_representation(Representation::Ntt);
+            let a_s = Zeroizing::new(a_i * s.as_ref());
+            b_i -= a_s.as_ref();
+            let gadget = rns.get_garner(i).expect("one gadget element per modulus");
+            b_i += &Zeroizing::new(gadget * s_rotated.as_ref());
+            let mut b_i = b_i.substitute(&inverse).map_err(math)?;
+            b_i.change_representation(Representation::NttShoup);
+            b.push(b_i);
+        }
+        Ok(HoistedKey {
+            rotation,
+            exponent,
+            seed,
+            b,
+            a: permuted(uniform, &inverse)?,
+        })
+    }
+
+    /// What the client sends: the rotation, the seed of the `a_i` and the
+    /// `b_i`.
+    pub fn to_bytes(&self) -> Vec<u8> {
+        let mut out = Vec::new();
+        let (tag, step) = match self.rotation {
+            Rotation::Columns(step) => (0u8, step as u64),
+            Rotation::Rows => (1u8, 0),
+        };
+        out.push(tag);
+        out.extend(step.to_le_bytes());
+        out.extend(self.seed);
+        out.extend((self.b.len() as u32).to_le_bytes());
+        for b in &self.b {
+            let bytes = b.to_bytes();
+            out.extend((bytes.len() as u64).to_le_bytes());
+            out.extend(bytes);
+        }
+        out
+    }
+
+    /// The key a server rebuilds from [`Self::to_bytes`]: the `a_i` from
+    /// their seed, the `b_i` as sent.
+    pub fn from_bytes(bytes: &[u8], par: &Arc<BfvParameters>) -> Result<HoistedKey, HeError> {
+        use fhe_traits::DeserializeWithContext as _;
+        let ctx = top_context(par)?;
+        let mut at = 0usize;
+        let mut take = |n: usize| -> Result<&[u8], HeError> {
+            let part = bytes
+                .get(at..at + n)
+                .ok_or_else(|| malformed("truncated"))?;
+            at += n;
+            Ok(part)
+        };
+        let tag = take(1)?[0];
+        let step = u64::from_le_bytes(take(8)?.try_into().expect("8 bytes"));
+        let rotation = match tag {
+            0 => Rotation::Columns(step as usize),
+            1 => Rotation::Rows,
+            _ => return Err(malformed("unknown rotation")),
+        };
+        let seed: [u8; 32] = take(32)?.try_into().expect("32 bytes");
+        let digits = u32::from_le_bytes(take(4)?.try_into().expect("4 bytes")) as usize;
+        if digits != par.moduli().len() {
+            return Err(malformed("one part per ciphertext prime expected"));
+        }
+        let mut b = Vec::with_capacity(digits);
+        for _ in 0..digits {
+            let len = u64::from_le_bytes(take(8)?.try_into().expect("8 bytes")) as usize;
+            let mut b_i = Poly::from_bytes(take(len)?, ctx).map_err(math)?;
+            b_i.change_representation(Representation::NttShoup);
+            b.push(b_i);
+        }
+        if at != bytes.len() {
+            return Err(malformed("trailing bytes"));
+        }
+        let element = galois_exponent(rotation, par.degree());
+        let exponent = SubstitutionExponent::new(ctx, element).map_err(math)?;
+        let inverse =
+            SubstitutionExponent::new(ctx, inverse_mod(element, 2 * par.degree())).map_err(math)?;
+        Ok(HoistedKey {
+            rotation,
+            exponent,
+            seed,
+            a: permuted(uniform_parts(ctx, digits, seed), &inverse)?,
+            b,
+        })
+    }
+
+    pub fn rotation(&self) -> Rotation {
+        self.rotation
+    }
+}
+
+/// A top-level ciphertext split once into its RNS digits, ready to be
+/// rotated by any step that has a [`HoistedKey`].
+pub struct Decomposed {
+    par: Arc<BfvParameters>,
+    c0: Poly,
+    digits: Vec<Poly>,
+}
+
+impl Decomposed {
+    /// The expensive half of a key switch, paid once per ciphertext: `c1`
+    /// out of NTT form, one digit per modulus, each digit back into NTT form
+    /// over every modulus.
+    pub fn new(ct: &Ciphertext, par: &Arc<BfvParameters>) -> Result<Decomposed, HeError> {
+        let ctx = top_context(par)?;
+        if ct.len() != 2 || ct[0].ctx() != ctx {
+            return Err(HeError::Fhe(fhe::Error::DefaultError(
+                "hoisting needs a fresh two-part ciphertext at the top level".into(),
+            )));
+        }
+        let mut c1 = ct[1].clone();
+        c1.change_representation(Representation::PowerBasis);
+        let digits = c1
+            .coefficients()
+            .outer_iter()
+            .map(|residues| {
+                let residues = residues.as_slice().expect("rows are contiguous");
+                // The digits of a ciphertext are public: variable time is safe.
+                let mut d = Poly::try_convert_from(residues, ctx, true, Representation::PowerBasis)
+                    .map_err(math)?;
+                d.change_representation(Representation::Ntt);
+                Ok(d)
+            })
+            .collect::<Result<Vec<_>, HeError>>()?;
+        Ok(Decomposed {
+            par: Arc::clone(par),
+            c0: ct[0].clone(),
+            digits,
+        })
+    }
+
+    /// The cheap half, per rotation: the inner product of the digits with
+    /// the key, then the key's Galois element applied to the two sums.
+    pub fn rotate(&self, key: &HoistedKey) -> Result<Ciphertext, HeError> {
+        let ctx = self.c0.ctx().clone();
+        let mut c0 = self.c0.clone();
+        let mut c1 = Poly::zero(&ctx, Representation::Ntt);
+        for ((d, b), a) in self.digits.iter().zip(&key.b).zip(&key.a) {
+            c0 += &(d * b);
+            c1 += &(d * a);
+        }
+        let c0 = c0.substitute(&key.exponent).map_err(math)?;
+        let c1 = c1.substitute(&key.exponent).map_err(math)?;
+        Ok(Ciphertext::new(vec![c0, c1], &self.par)?)
+    }
+}
+
+/// The uniform `a_i` of a key, one per digit, expanded by fhe-math's
+/// seeded sampler from SHA-256 of the key's seed and the digit's index.
+fn uniform_parts(ctx: &Arc<Context>, digits: usize, seed: [u8; 32]) -> Vec<Poly> {
+    use sha2::{Digest, Sha256};
+    (0..digits as u32)
+        .map(|i| {
+            let digit_seed: [u8; 32] = Sha256::new()
+                .chain_update(seed)
+                .chain_update(i.to_le_bytes())
+                .finalize()
+                .into();
+            Poly::random_from_seed(ctx, Representation::Ntt, digit_seed)
+        })
+        .collect()
+}
+
+/// The `a_i` as a key stores them: permuted by the inverse element, in
+/// NTT-Shoup form.
+fn permuted(a: Vec<Poly>, inverse: &SubstitutionExponent) -> Result<Vec<Poly>, HeError> {
+    a.into_iter()
+        .map(|a_i| {
+            let mut a_i = a_i.substitute(inverse).map_err(math)?;
+            a_i.change_representation(Representation::NttShoup);
+            Ok(a_i)
+        })
+        .collect()
+}
+
+/// `x^-1 mod m` for odd `x` and a power-of-two `m` (Galois elements are odd).
+fn inverse_mod(x: usize, m: usize) -> usize {
+    // Newton's iteration doubles the correct low bits each step.
+    let mut y = x;
+    for _ in 0..6 {
+        y = y.wrapping_mul(2usize.wrapping_sub(x.wrapping_mul(y)));
+    }
+    y % m
+}
+
+#[cfg(test)]
+mod tests {
+    use fhe::bfv::{Encoding, EvaluationKeyBuilder, Plaintext, PublicKey};
+    use fhe_traits::{FheDecoder, FheDecrypter, FheEncoder, FheEncrypter};
+    use rand::SeedableRng;
+    use rand::rngs::StdRng;
+
+    use super::*;
+    use crate::params::HeParamsBuilder;
+    use explore_he_model::arch::{Arch, DatasetKind, NetSpec};
+    use explore_he_model::network::dense_network_cost;
+    use explore_he_model::schedule::Schedule;
+
+    #[test]
+    fn galois_inverses_undo_their_element() {
+        for step in [1, 2, 5, 100, 4095] {
+            let g = galois_exponent(Rotation::Columns(step), 8192);
+            assert_eq!(g * inverse_mod(g, 16384) % 16384, 1, "{step}");
+        }
+        assert_eq!(inverse_mod(16383, 16384), 16383);
+    }
+
+    #[test]
+    fn galois_exponents_follow_fhe_rs() {
+        assert_eq!(galois_exponent(Rotation::Columns(0), 8192), 1);
+        assert_eq!(galois_exponent(Rotation::Columns(1), 8192), 3);
+        assert_eq!(galois_exponent(Rotation::Columns(2), 8192), 9);
+        assert_eq!(galois_exponent(Rotation::Rows, 8192), 16383);
+        // 3 has order N/2 modulo 2N: a full turn of a row is the identity.
+        assert_eq!(galois_exponent(Rotation::Columns(4096), 8192), 1);
+    }
+
+    /// Every rotation dense ResNet-20 uses at N = 8192 under the `best`
+    /// schedule, hoisted from one decomposition, decrypts to exactly what
+    /// fhe.rs's own key switch gives.
+    #[test]
+    fn hoisted_rotations_decrypt_to_fhe_rs_rotations_for_every_resnet20_step() {
+        let spec = NetSpec::new(Arch::ResNet20, DatasetKind::Cifar10, 1.0).unwrap();
+        let scheduler = explore_he_model::fixtures::scheduler(
+            Schedule::Best,
+            explore_he_model::schedule::Hoisting::On,
+        );
+        let steps: Vec<Rotation> = dense_network_cost(&spec, &scheduler)
+            .unwrap()
+            .rotations
+            .into_iter()
+            .collect();
+        assert!(steps.len() > 20, "{steps:?}");
+        let params = HeParamsBuilder::new(8192, &spec.layer_shapes())
+            .build()
+            .unwrap();
+        let par = &params.bfv;
+        let mut rng = StdRng::seed_from_u64(7);
+        let sk = SecretKey::random(par, &mut rng);
+        let pk = PublicKey::new(&sk, &mut rng);
+        let t = params.plaintext_modulus as i64;
+        let slots: Vec<i64> = (0..8192).map(|i| (i * 7919) % t - t / 2).collect();
+        let pt = Plaintext::try_encode(&slots, Encoding::simd(), par).unwrap();
+        let ct: Ciphertext = pk.try_encrypt(&pt, &mut rng).unwrap();
+        let decrypt = |c: &Ciphertext| {
+            Vec::<i64>::try_decode(&sk.try_decrypt(c).unwrap(), Encoding::simd()).unwrap()
+        };
+        let decomposed = Decomposed::new(&ct, par).unwrap();
+        for &step in &steps {
+            let mut builder = EvaluationKeyBuilder::new(&sk).unwrap();
+            let theirs = match step {
+                Rotation::Columns(i) => {
+                    builder.enable_column_rotation(i).unwrap();
+                    builder.build(&mut rng).unwrap().rotates_columns_by(&ct, i)
+                }
+                Rotation::Rows => {
+                    builder.enable_row_rotation().unwrap();
+                    builder.build(&mut rng).unwrap().rotates_rows(&ct)
+                }
+            }
+            .unwrap();
+            let made = HoistedKey::new(&sk, par, step, &mut rng).unwrap();
+            // What a server rebuilds from the client's bytes.
+            let key = HoistedKey::from_bytes(&made.to_bytes(), par).unwrap();
+            let ours = decomposed.rotate(&key).unwrap();
+            let expected = decrypt(&theirs);
+            assert_eq!(decrypt(&ours), expected, "{step:?}");
+            // And both are the rotation itself, row by row.
+            let h = 4096;
+            let want: Vec<i64> = (0..8192)
+                .map(|j| match step {
+                    Rotation::Columns(i) => slots[j / h * h + (j % h + i) % h],
+                    Rotation::Rows => slots[(j + h) % 8192],
+                })
+                .collect();
+            assert_eq!(expected, want, "{step:?}");
+        }
+    }
+
+    #[test]
+    fn a_fresh_decomposition_is_refused_after_a_level_drop() {
+        let params = HeParamsBuilder::new(8192, &[]).build().unwrap();
+        let par = &params.bfv;
+        let mut rng = StdRng::seed_from_u64(1);
+        let sk = SecretKey::random(par, &mut rng);
+        let pt = Plaintext::try_encode(&[1i64, 2, 3], Encoding::simd(), par).unwrap();
+        let mut ct: Ciphertext = sk.try_encrypt(&pt, &mut rng).unwrap();
+        ct.switch_to_level(1).unwrap();
+        assert!(Decomposed::new(&ct, par).is_err());
+    }
+}

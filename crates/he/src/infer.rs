@@ -1,0 +1,524 @@
+//! Private inference end to end: the whole integer network (convs,
+//! residual blocks, FC) run as a client-server protocol on ciphertexts, one
+//! round per linear layer (a block's first conv and its shortcut share one),
+//! over test images. The client does everything between the linear layers
+//! exactly as the integer model does (requantization, ReLU, residual sums,
+//! pooling); the server computes the linear layers. Each round's decrypted
+//! outputs are checked against the exact integer convolution, the server's
+//! executed counts against the cost model, and each image's logits against
+//! the integer model's; any difference is an error naming the image and the
+//! layer. Time, bytes and rounds are measured per inference; the time on a
+//! network link is computed from them ([`Link`]).
+
+use std::time::Instant;
+
+use serde::Serialize;
+
+use explore_data::Dataset;
+use explore_he_model::arch::NetSpec;
+use explore_quant::{QuantError, QuantizedNet, Round, conv_int, top1};
+use explore_spec::{KeysMode, Link};
+use explore_stats::{mean, sample_sd};
+
+use crate::protocol::{Client, ReplyShape, Server};
+use explore_he_model::cost::KeySet;
+use explore_he_model::network::{HeCost, network_cost};
+use explore_he_model::noise::{Flooding, NoiseDepth};
+use explore_he_model::schedule::Scheduler;
+
+use crate::error::HeError;
+use crate::params::{HeParams, HeParamsBuilder};
+
+#[derive(Debug, thiserror::Error)]
+pub enum InferError {
+    #[error(transparent)]
+    He(#[from] HeError),
+    #[error(transparent)]
+    HeModel(#[from] explore_he_model::Error),
+    #[error(transparent)]
+    Quant(#[from] QuantError),
+    #[error(
+        "image {image}, layer {layer}: decrypted output {index} is {got}, the integer model computes {expected}"
+    )]
+    Mismatch {
+        image: usize,
+        layer: String,
+        index: usize,
+        got: i64,
+        expected: i64,
+    },
+    #[error(
+        "image {image}, layer {layer}: the server executed {executed} but the cost model counts {modeled}"
+    )]
+    Counts {
+        image: usize,
+        layer: String,
+        executed: String,
+        modeled: String,
+    },
+    #[error("image {image}: the encrypted chain's logits differ from the integer model's")]
+    Logits { image: usize },
+    #[error(
+        "{asked} images asked for (--images), the test set holds {available}: give 1 to {available}"
+    )]
+    Images { asked: usize, available: usize },
+}
+
+/// What the server publishes and holds for one network: the integer
+/// network it computes, the packing (and cost) of each layer, the keys it
+/// asks for, and how each layer's replies leave.
+pub struct Deployment {
+    pub mode: KeysMode,
+    pub net: QuantizedNet,
+    pub cost: HeCost,
+    pub keys: KeySet,
+    /// The key sets of both modes, for the report.
+    pub dense_keys: KeySet,
+    pub live_keys: KeySet,
+    pub replies: Vec<ReplyShape>,
+    pub params: HeParams,
+    pub flooding: Flooding,
+}
+
+impl Deployment {
+    /// The deployment of `qnet` (quantized on the dense network's `spec`)
+    /// under `scheduler`. With [`KeysMode::Live`] the network is compacted
+    /// and packed as its own weights choose (the sweep's counts); with
+    /// [`KeysMode::Dense`] it keeps the dense network's shapes, packing and
+    /// reply shapes, skipping only the zero masks. Parameters: the fewest
+    /// primes that hold the dense network's deepest layer and its flooded
+    /// reply with `margin_bits` to spare.
+    pub fn new(
+        qnet: &QuantizedNet,
+        scheduler: &Scheduler,
+        mode: KeysMode,
+        flooding: Flooding,
+        margin_bits: f64,
+        plaintext_bits: Option<u32>,
+    ) -> Result<Deployment, InferError> {
+        let spec: &NetSpec = &qnet.spec;
+        let dense = crate::dense_network_cost(spec, scheduler)?;
+        let deployed = qnet.deployed();
+        let weights = |n: &QuantizedNet| -> Vec<Vec<i64>> {
+            n.convs.iter().map(|l| l.weight.clone()).collect()
+        };
+        let live = network_cost(
+            &deployed.spec,
+            &weights(&deployed),
+            &deployed.fc.weight,
+            scheduler,
+        )?;
+        let params = HeParamsBuilder::new(scheduler.poly_degree(), &spec.layer_shapes())
+            .plaintext_bits(plaintext_bits)
+            .quantization(qnet.config.weight_bits, qnet.config.activation_bits)
+            .fewest_primes(dense.depth(), margin_bits, flooding)
+            .build()?;
+        let (net, cost, keys, depths): (_, _, _, Vec<NoiseDepth>) = match mode {
+            KeysMode::Live => {
+                let depths = live.layers.iter().map(|r| r.depth).collect();
+                (deployed, live.clone(), live.key_set.clone(), depths)
+            }
+            KeysMode::Dense => {
+                let under = explore_he_model::network::network_cost_under(
+                    spec,
+                    &weights(qnet),
+                    &qnet.fc.weight,
+                    scheduler,
+                    &dense.layouts,
+                )?;
+                let depths = dense.layers.iter().map(|r| r.depth).collect();
+                (qnet.clone(), under, dense.key_set.clone(), depths)
+            }
+        };
+        let (n, t, moduli) = (
+            params.poly_degree,
+            params.plaintext_bits,
+            params.moduli_bits().to_vec(),
+        );
+        let replies = depths
+            .iter()
+            .map(|d| ReplyShape {
+                flood_bits: d.flood_bits(n, t, &moduli, flooding),
+                primes: d.reply_primes(n, t, &moduli, flooding, margin_bits).0,
+            })
+            .collect();
+        Ok(Deployment {
+            mode,
+            net,
+            cost,
+            keys,
+            dense_keys: dense.key_set,
+            live_keys: live.key_set,
+            replies,
+            params,
+            flooding,
+        })
+    }
+
+    /// The server's layers: layout, integer weights and reply shape.
+    fn server_layers(
+        &self,
+    ) -> Vec<(
+        explore_he_model::layout::PackingLayout,
+        Vec<i64>,
+        ReplyShape,
+    )> {
+        let weights = self
+            .net
+            .convs
+            .iter()
+            .chain([&self.net.fc])
+            .map(|l| l.weight.clone());
+        self.cost
+            .layouts
+            .iter()
+            .cloned()
+            .zip(weights)
+            .zip(&self.replies)
+            .map(|((layout, w), r)| (layout, w, *r))
+            .collect()
+    }
+}
+
+/// One encrypted inference: its party times (ms), bytes each way, rounds,
+/// and the smallest noise budget a reply had left.
+#[derive(Debug, Clone, Copy, PartialEq, Serialize)]
+pub struct Inference {
+    pub server_ms: f64,
+    pub client_ms: f64,
+    pub bytes_up: usize,
+    pub bytes_down: usize,
+    pub rounds: usize,
+    pub noise_budget_bits: i64,
+    pub correct: bool,
+}
+
+/// A mean and a standard deviation over the images.
+#[derive(Debug, Clone, Copy, PartialEq, Serialize)]
+pub struct Spread {
+    pub mean: f64,
+    pub sd: f64,
+}
+
+impl Spread {
+    fn of(values: impl Iterator<Item = f64>) -> Spread {
+        let v: Vec<f64> = values.collect();
+        Spread {
+            mean: mean(&v).unwrap_or(0.0),
+            sd: sample_sd(&v),
+        }
+    }
+}
+
+/// The whole run: what `explore infer` prints and the sweep records.
+#[derive(Debug, Clone, Serialize)]
+pub struct InferReport {
+    pub images: usize,
+    pub matches: usize,
+    pub accuracy: f64,
+    pub server_ms: Spread,
+    pub client_ms: Spread,
+    pub bytes_up: Spread,
+    pub bytes_down: Spread,
+    pub rounds: usize,
+    pub keys_mode: KeysMode,
+    /// Distinct rotations (Galois elements) the client made keys for.
+    pub keys: usize,
+    /// Bytes of the one-time upload: the public key and those keys.
+    pub key_bytes: usize,
+    pub keys_dense: usize,
+    pub key_bytes_dense: usize,
+    pub keys_live: usize,
+    pub key_bytes_live: usize,
+    pub keygen_ms: f64,
+    /// The server's encoded weights in memory (counted from its plans).
+    pub server_weight_bytes: usize,
+    pub rotations: usize,
+    pub flooding_bits: u32,
+    pub ciphertext_moduli: String,
+    /// Primes each returned ciphertext keeps, smallest over the layers.
+    pub reply_primes: usize,
+    /// Bytes of one fresh ciphertext at the full modulus, for comparison.
+    pub full_ciphertext_bytes: usize,
+    pub noise_budget_bits: i64,
+    pub lan_ms: f64,
+    pub wan_ms: f64,
+}
+
+/// Runs `images` (indices into `data`) through the encrypted chain of
+/// `dep`, one after another (so each inference's time is its own; blocks,
+/// giant sums and ciphertexts within an inference run in parallel), with
+/// `done` called after each image.
+pub fn run(
+    dep: &Deployment,
+    data: &Dataset,
+    images: usize,
+    mut done: impl FnMut(&Inference),
+) -> Result<InferReport, InferError> {
+    if images == 0 || images > data.len() {
+        return Err(InferError::Images {
+            asked: images,
+            available: data.len(),
+        });
+    }
+    let net = &dep.net;
+    let mut client = Client::new(dep.params.clone(), dep.cost.layouts.clone());
+    let t = Instant::now();
+    let upload = client.upload(&dep.keys)?;
+    let keygen_ms = t.elapsed().as_secs_f64() * 1e3;
+    let upload_of = |client: &mut Client, keys: &KeySet| -> Result<usize, HeError> {
+        if *keys == dep.keys {
+            Ok(upload.len())
+        } else {
+            Ok(client.upload(keys)?.len())
+        }
+    };
+    let key_bytes_dense = upload_of(&mut client, &dep.dense_keys)?;
+    let key_bytes_live = upload_of(&mut client, &dep.live_keys)?;
+    let server = Server::new(
+        dep.params.clone(),
+        &upload,
+        dep.server_layers(),
+        dep.mode == KeysMode::Dense,
+    )?;
+    let image_len = data.image_len();
+    let reference = net.logits(&data.images[..images * image_len])?;
+    let mut runs = Vec::with_capacity(images);
+    for (i, expected) in reference.iter().enumerate() {
+        let run = one_image(dep, &mut client, &server, data.image(i), i)?;
+        let (logits, mut inference) = run;
+        if logits != *expected {
+            return Err(InferError::Logits { image: i });
+        }
+        inference.correct = top1(&logits) == data.labels[i] as usize;
+        done(&inference);
+        runs.push(inference);
+    }
+    let spread = |f: fn(&Inference) -> f64| Spread::of(runs.iter().map(f));
+    let bytes_up = spread(|r| r.bytes_up as f64);
+    let bytes_down = spread(|r| r.bytes_down as f64);
+    let rounds = runs[0].rounds;
+    let p = &dep.params;
+    let full_ciphertext_bytes = {
+        let mut ctx = crate::context::HeContext::new(p.clone());
+        use fhe_traits::Serialize as _;
+        ctx.encrypt(&[0])?.to_bytes().len()
+    };
+    Ok(InferReport {
+        images,
+        matches: runs.len(),
+        accuracy: runs.iter().filter(|r| r.correct).count() as f64 / images as f64,
+        server_ms: spread(|r| r.server_ms),
+        client_ms: spread(|r| r.client_ms),
+        lan_ms: Link::LAN.time_ms(bytes_up.mean, bytes_down.mean, rounds as f64),
+        wan_ms: Link::WAN.time_ms(bytes_up.mean, bytes_down.mean, rounds as f64),
+        bytes_up,
+        bytes_down,
+        rounds,
+        keys_mode: dep.mode,
+        keys: dep.keys.rotations().len(),
+        key_bytes: upload.len(),
+        keys_dense: dep.dense_keys.rotations().len(),
+        key_bytes_dense,
+        keys_live: dep.live_keys.rotations().len(),
+        key_bytes_live,
+        keygen_ms,
+        server_weight_bytes: server.encoded_bytes(),
+        rotations: dep.cost.total.rotations(),
+        flooding_bits: dep.flooding.0,
+        ciphertext_moduli: p
+            .moduli_bits()
+            .iter()
+            .map(usize::to_string)
+            .collect::<Vec<_>>()
+            .join("+"),
+        reply_primes: dep.replies.iter().map(|r| r.primes).min().unwrap_or(0),
+        full_ciphertext_bytes,
+        noise_budget_bits: runs.iter().map(|r| r.noise_budget_bits).min().unwrap_or(0),
+    })
+}
+
+/// One image through the chain: its logits and what the inference cost.
+/// The harness's own checks (the reference convolutions) are timed apart
+/// and count to neither party.
+fn one_image(
+    dep: &Deployment,
+    client: &mut Client,
+    server: &Server,
+    image: &[f32],
+    i: usize,
+) -> Result<(Vec<f64>, Inference), InferError> {
+    let net = &dep.net;
+    let (mut server_ms, mut checks_ms) = (0.0, 0.0);
+    let (mut bytes_up, mut bytes_down, mut rounds) = (0, 0, 0);
+    let mut budget = i64::MAX;
+    let start = Instant::now();
+    let logits = net.logits_with(image, &mut |round: &Round| {
+        let inputs: Vec<(usize, &[i64])> =
+            round.iter().map(|(l, q)| (*l, q[0].as_slice())).collect();
+        let query = client.query(&inputs)?;
+        let t = Instant::now();
+        let (reply, executed) = server.answer(&query)?;
+        server_ms += t.elapsed().as_secs_f64() * 1e3;
+        let answers = client.read(&reply)?;
+        let t = Instant::now();
+        for (((l, q), answer), (_, cost)) in round.iter().zip(&answers).zip(&executed) {
+            let layer = net.layer(*l);
+            let modeled = &dep.cost.layers[*l].cost;
+            if cost != modeled {
+                return Err(InferError::Counts {
+                    image: i,
+                    layer: layer.shape.name.clone(),
+                    executed: format!("{cost:?}"),
+                    modeled: format!("{modeled:?}"),
+                });
+            }
+            let expected = conv_int(&layer.shape, &q[0], &layer.weight);
+            if let Some(index) = (0..expected.len()).find(|&j| expected[j] != answer.output[j]) {
+                return Err(InferError::Mismatch {
+                    image: i,
+                    layer: layer.shape.name.clone(),
+                    index,
+                    got: answer.output[index],
+                    expected: expected[index],
+                });
+            }
+        }
+        let budgets = client.reply_budgets(&reply)?;
+        budget = budgets.into_iter().fold(budget, i64::min);
+        checks_ms += t.elapsed().as_secs_f64() * 1e3;
+        bytes_up += query.len();
+        bytes_down += reply.len();
+        rounds += 1;
+        Ok(answers.into_iter().map(|a| vec![a.output]).collect())
+    })?;
+    let total_ms = start.elapsed().as_secs_f64() * 1e3;
+    Ok((
+        logits,
+        Inference {
+            server_ms,
+            client_ms: total_ms - server_ms - checks_ms,
+            bytes_up,
+            bytes_down,
+            rounds,
+            noise_budget_bits: budget,
+            correct: false,
+        },
+    ))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use explore_he_model::arch::DatasetKind;
+    use explore_he_model::schedule::{Hoisting, Schedule};
+    use explore_quant::fixtures::{config, images, random_net};
+
+    fn scheduler(hoisting: Hoisting) -> Scheduler {
+        explore_he_model::fixtures::scheduler(Schedule::Best, hoisting)
+    }
+
+    fn data(n: usize) -> Dataset {
+        Dataset {
+            kind: DatasetKind::FashionMnist,
+            images: images(n, 21),
+            labels: (0..n as u16).map(|i| i % 10).collect(),
+        }
+    }
+
+    /// The random width-0.25 ResNet-20 of the quant tests with every second
+    /// diagonal group (giant step > 0) of every conv, under the dense
+    /// packing of `s`, pruned away.
+    fn pruned_resnet(s: &Scheduler) -> QuantizedNet {
+        let mut folded = random_net(3);
+        let dense = crate::dense_network_cost(&folded.spec, s).unwrap();
+        for (i, c) in folded.convs.iter_mut().enumerate() {
+            let groups = dense.layouts[i].groups(i);
+            let diagonal = groups.iter().filter(
+                |(g, _)| matches!(g, explore_he_model::layout::PruneGroup::Diagonal { giant, .. } if *giant > 0),
+            );
+            for (_, idx) in diagonal.step_by(2) {
+                idx.iter().for_each(|&j| c.weight[j] = 0.0);
+            }
+        }
+        QuantizedNet::new(&folded, config(8), &images(2, 10)).unwrap()
+    }
+
+    #[test]
+    fn a_pruned_resnet_runs_as_a_chain_of_rounds_equal_to_the_integer_model() {
+        let test = data(2);
+        // Dense keys with flooding (the default deployment), then live keys
+        // without, hoisted and not.
+        for (mode, flooding, hoisting) in [
+            (KeysMode::Dense, Flooding::DEFAULT, Hoisting::On),
+            (KeysMode::Live, Flooding::OFF, Hoisting::Off),
+        ] {
+            let s = scheduler(hoisting);
+            let net = pruned_resnet(&s);
+            let blocks = net.spec.blocks.len();
+            let dep = Deployment::new(&net, &s, mode, flooding, 10.0, None).unwrap();
+            let report = run(&dep, &test, 2, |_| {}).unwrap();
+            assert_eq!((report.images, report.matches), (2, 2));
+            // conv0, two rounds per block (conv1 with its shortcut), the FC.
+            assert_eq!(report.rounds, 2 + 2 * blocks);
+            assert!(report.bytes_up.mean > 0.0 && report.bytes_down.mean > 0.0);
+            assert_eq!(report.bytes_up.sd, 0.0, "every image sends the same bytes");
+            assert!(report.reply_primes < dep.params.moduli_bits().len());
+            assert!(report.noise_budget_bits > 0);
+            let dense = crate::dense_network_cost(&net.spec, &s).unwrap();
+            match mode {
+                // The client is asked for the dense network's keys, and the
+                // server still skips the pruned products.
+                KeysMode::Dense => {
+                    assert_eq!(report.keys, dense.keys);
+                    assert!(report.rotations < dense.total.rotations());
+                    assert_eq!(dep.params.moduli_bits().len(), 4, "flooding takes a prime");
+                }
+                KeysMode::Live => {
+                    assert!(report.keys <= report.keys_dense);
+                    assert!(report.key_bytes < report.key_bytes_dense);
+                    assert_eq!(dep.params.moduli_bits().len(), 3);
+                }
+            }
+        }
+    }
+
+    #[test]
+    fn a_network_without_residual_blocks_runs_as_two_rounds() {
+        // conv0, ReLU, pooling and the FC: no blocks.
+        let mut folded = random_net(4);
+        folded.spec.convs.truncate(1);
+        folded.spec.blocks.clear();
+        folded.convs.truncate(1);
+        let c = folded.spec.convs[0].c_out;
+        folded.spec.fc.in_features = c;
+        folded.fc_weight.truncate(c * folded.spec.fc.out_features);
+        let net = QuantizedNet::new(&folded, config(8), &images(2, 10)).unwrap();
+        let dep = Deployment::new(
+            &net,
+            &scheduler(Hoisting::On),
+            KeysMode::Dense,
+            Flooding::DEFAULT,
+            10.0,
+            None,
+        )
+        .unwrap();
+        let report = run(&dep, &data(3), 3, |_| {}).unwrap();
+        assert_eq!((report.matches, report.rounds), (3, 2));
+        assert!(matches!(
+            run(&dep, &data(3), 4, |_| {}),
+            Err(InferError::Images {
+                asked: 4,
+                available: 3
+            })
+        ));
+    }
+
+    #[test]
+    fn link_time_is_round_trips_plus_bytes_at_the_rate() {
+        // 20 rounds and 125 MB: 1 s of bytes on a LAN plus 10 ms of trips.
+        let t = Link::LAN.time_ms(100e6, 25e6, 20.0);
+        assert!((t - 1010.0).abs() < 1e-6, "{t}");
+        assert!((Link::WAN.time_ms(0.0, 0.0, 3.0) - 120.0).abs() < 1e-9);
+    }
+}

@@ -1,0 +1,36 @@
+//! Homomorphic evaluation of a network's layers with BFV (fhe.rs): fhe.rs
+//! parameters ([`params`]), keys and encryption ([`context`]), one layer
+//! planned, run on ciphertexts, verified and timed ([`plan`]), and a network
+//! run layer by layer against the cost model ([`runner`]), a client and a
+//! server that run layers as a private-inference protocol ([`protocol`]),
+//! and private inference over whole images ([`infer`]), on top of the pure
+//! HE model of the
+//! `explore-he-model` crate (slot layout and prune groups, schedules, the
+//! operation-count cost model of a layer and of a network), re-exported
+//! here under its own module names.
+
+pub mod context;
+pub mod error;
+pub mod hoist;
+pub mod infer;
+pub mod keys;
+pub mod params;
+pub mod plan;
+pub mod protocol;
+pub mod runner;
+
+pub use explore_he_model::{cost, layout, network, noise, plaintext, schedule};
+
+pub use context::HeContext;
+pub use cost::{KeySet, LayerCost, LayerPlanCost, PrimitiveCosts, conv_cost};
+pub use error::HeError;
+pub use keys::KeySource;
+pub use layout::{Half, LayerSchedule, PackingLayout, PruneGroup, Rotation};
+pub use network::{HeCost, LayerRow, dense_network_cost, network_cost};
+pub use noise::{Flooding, ModulusChoice, NoiseDepth};
+pub use params::{HeParams, HeParamsBuilder};
+pub use plan::LayerPlan;
+pub use runner::{
+    LayerJob, LayerRun, NetworkRun, check_counts, run_layer, run_layers, run_network, verify,
+};
+pub use schedule::{Hoisting, Role, Schedule, Scheduler};

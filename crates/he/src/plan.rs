@@ -1,0 +1,335 @@
+//! One layer on ciphertexts: its plan (weights encoded once as plaintext
+//! masks, Galois keys only for the rotations the layer uses), and an
+//! evaluation that follows a [`PackingLayout`] on real BFV ciphertexts and
+//! counts every operation it performs. Running a plan against a context
+//! and checking each decryption is the runner's ([`crate::runner`]).
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::sync::Arc;
+
+use fhe::bfv::{BfvParameters, Ciphertext, EvaluationKey, Plaintext};
+use rayon::prelude::*;
+
+use crate::error::HeError;
+use crate::hoist::{Decomposed, HoistedKey};
+use crate::keys::KeySource;
+use crate::params::check_range;
+use explore_he_model::cost::LayerCost;
+use explore_he_model::layout::{Half, PackingLayout, Rotation};
+use explore_quant::conv_int;
+
+/// One live mask: input block `a` read at (offset, baby step), its plaintext.
+struct Product {
+    a: usize,
+    offset: usize,
+    baby: usize,
+    pt: Plaintext,
+}
+
+/// The products of one giant step of one half of one output block.
+struct GiantSum {
+    b: usize,
+    half: Half,
+    giant: usize,
+    products: Vec<Product>,
+}
+
+/// A layer ready to run: masks encoded, keys generated.
+pub struct LayerPlan {
+    layout: PackingLayout,
+    weights: Vec<i64>,
+    /// Giant sums, grouped by output block, in key order.
+    giants: Vec<GiantSum>,
+    /// (a, offset, baby) readings that need a rotated input.
+    rotations: Vec<(usize, usize, usize)>,
+    /// fhe.rs's Galois keys of the rotations this plan key-switches in full.
+    keys: BTreeMap<Rotation, Arc<EvaluationKey>>,
+    /// With hoisting, the keys of the input rotations, applied to each
+    /// input block's one decomposition; empty without.
+    hoisted: BTreeMap<Rotation, Arc<HoistedKey>>,
+    /// Distinct rotations over both key sets: the Galois keys the layer uses.
+    distinct_keys: usize,
+    bfv: Arc<BfvParameters>,
+}
+
+impl LayerPlan {
+    /// Encodes the nonzero masks of `weights` (`[c_out, c_in, k, k]` integers
+    /// within the parameters' weight bits) under `layout` and takes the
+    /// layer's keys from `keys`; a key it lacks is an error naming the layer.
+    pub fn new(
+        keys: &mut impl KeySource,
+        layout: PackingLayout,
+        weights: &[i64],
+    ) -> Result<LayerPlan, HeError> {
+        let shape = layout.shape().clone();
+        if weights.len() != shape.weight_len() {
+            return Err(explore_he_model::Error::WeightLength {
+                layer: shape.name.clone(),
+                expected: shape.weight_len(),
+                got: weights.len(),
+            }
+            .into());
+        }
+        check_range(&shape.name, weights, keys.params().weight_bits)?;
+        let masks: Vec<_> = layout.masks(weights).into_iter().collect();
+        let params = keys.params();
+        // The executor skips by the values it encodes, not by the cost model.
+        let encoded: Vec<Option<(explore_he_model::layout::MaskKey, Plaintext)>> = masks
+            .into_par_iter()
+            .map(|(key, slots)| {
+                if slots.iter().all(|&v| v == 0) {
+                    Ok(None)
+                } else {
+                    Ok(Some((key, params.encode(&slots)?)))
+                }
+            })
+            .collect::<Result<_, HeError>>()?;
+        let mut giants: Vec<GiantSum> = Vec::new();
+        let mut rotations = BTreeSet::new();
+        for (k, pt) in encoded.into_iter().flatten() {
+            if layout.input_rotation(k.offset, k.baby).is_some() {
+                rotations.insert((k.a, k.offset, k.baby));
+            }
+            let same = |g: &GiantSum| (g.b, g.half, g.giant) == (k.b, k.half, k.giant);
+            if giants.last().is_none_or(|g| !same(g)) {
+                giants.push(GiantSum {
+                    b: k.b,
+                    half: k.half,
+                    giant: k.giant,
+                    products: Vec::new(),
+                });
+            }
+            giants.last_mut().expect("pushed").products.push(Product {
+                a: k.a,
+                offset: k.offset,
+                baby: k.baby,
+                pt,
+            });
+        }
+        let rotations: Vec<(usize, usize, usize)> = rotations.into_iter().collect();
+        let input_steps: BTreeSet<Rotation> = rotations
+            .iter()
+            .filter_map(|&(_, offset, baby)| layout.input_rotation(offset, baby))
+            .collect();
+        let mut output_steps: BTreeSet<Rotation> = giants
+            .iter()
+            .filter_map(|g| layout.giant_rotation(g.giant))
+            .collect();
+        if giants.iter().any(|g| g.half == Half::Cross) {
+            output_steps.insert(Rotation::Rows);
+        }
+        if !giants.is_empty() {
+            output_steps.extend(layout.fold_rotations());
+        }
+        let distinct_keys = input_steps.union(&output_steps).count();
+        let hoist = layout.schedule().hoist;
+        let full: Vec<Rotation> = if hoist {
+            output_steps.into_iter().collect()
+        } else {
+            input_steps.union(&output_steps).copied().collect()
+        };
+        let wanted_hoisted: Vec<Rotation> = if hoist {
+            input_steps.into_iter().collect()
+        } else {
+            Vec::new()
+        };
+        let bfv = Arc::clone(&keys.params().bfv);
+        let hoisted = keys.hoisted_keys(&wanted_hoisted)?;
+        let full_keys = keys.full_keys(&full)?;
+        let lacking = full
+            .iter()
+            .find(|r| !full_keys.contains_key(r))
+            .or_else(|| wanted_hoisted.iter().find(|r| !hoisted.contains_key(r)));
+        if let Some(&rotation) = lacking {
+            return Err(HeError::MissingKey {
+                layer: shape.name.clone(),
+                rotation: format!("{rotation:?}"),
+            });
+        }
+        Ok(LayerPlan {
+            layout,
+            weights: weights.to_vec(),
+            giants,
+            rotations,
+            keys: full_keys,
+            hoisted,
+            distinct_keys,
+            bfv,
+        })
+    }
+
+    /// The plaintext masks the plan holds (the server's encoded weights).
+    pub fn plaintexts(&self) -> usize {
+        self.giants.iter().map(|g| g.products.len()).sum()
+    }
+
+    pub fn layout(&self) -> &PackingLayout {
+        &self.layout
+    }
+
+    /// The exact integer convolution of `input` by the plan's weights: what
+    /// its output blocks must decrypt to.
+    pub fn reference(&self, input: &[i64]) -> Vec<i64> {
+        conv_int(&self.layout.computed_shape(), input, &self.weights)
+    }
+
+    fn missing(&self, rotation: Rotation) -> HeError {
+        HeError::MissingKey {
+            layer: self.layout.name().to_string(),
+            rotation: format!("{rotation:?}"),
+        }
+    }
+
+    fn rotate(&self, ct: &Ciphertext, rotation: Rotation) -> Result<Ciphertext, HeError> {
+        let ek = self
+            .keys
+            .get(&rotation)
+            .ok_or_else(|| self.missing(rotation))?;
+        Ok(match rotation {
+            Rotation::Columns(step) => ek.rotates_columns_by(ct, step)?,
+            Rotation::Rows => ek.rotates_rows(ct)?,
+        })
+    }
+
+    /// The encrypted layer: output block b, or None when every weight feeding
+    /// it is zero (it decrypts to zeros without any work). Returns the
+    /// operations performed.
+    pub fn evaluate(
+        &self,
+        inputs: &[Ciphertext],
+    ) -> Result<(Vec<Option<Ciphertext>>, LayerCost), HeError> {
+        let l = &self.layout;
+        let reading = |&(_, offset, baby): &(usize, usize, usize)| {
+            l.input_rotation(offset, baby).expect("a rotated reading")
+        };
+        let (rotated, hoisted): (Vec<Ciphertext>, usize) = if l.schedule().hoist {
+            // Each rotated block decomposed once, every reading of it
+            // rotated from that decomposition.
+            let blocks: BTreeSet<usize> = self.rotations.iter().map(|r| r.0).collect();
+            let decomposed: BTreeMap<usize, Decomposed> = blocks
+                .par_iter()
+                .map(|&a| Ok((a, Decomposed::new(&inputs[a], &self.bfv)?)))
+                .collect::<Result<_, HeError>>()?;
+            let rotated = self
+                .rotations
+                .par_iter()
+                .map(|r| {
+                    let rotation = reading(r);
+                    let key = self
+                        .hoisted
+                        .get(&rotation)
+                        .ok_or_else(|| self.missing(rotation))?;
+                    decomposed[&r.0].rotate(key)
+                })
+                .collect::<Result<_, _>>()?;
+            (rotated, self.rotations.len() - blocks.len())
+        } else {
+            let rotated = self
+                .rotations
+                .par_iter()
+                .map(|r| self.rotate(&inputs[r.0], reading(r)))
+                .collect::<Result<_, _>>()?;
+            (rotated, 0)
+        };
+        let source = |p: &Product| match self.rotations.binary_search(&(p.a, p.offset, p.baby)) {
+            Ok(i) => &rotated[i],
+            Err(_) => &inputs[p.a],
+        };
+        // Each giant sum: its products, then its giant rotation.
+        let sums: Vec<(Ciphertext, LayerCost)> = self
+            .giants
+            .par_iter()
+            .map(|g| {
+                let mut c = LayerCost::default();
+                let mut acc: Option<Ciphertext> = None;
+                for p in &g.products {
+                    let prod = source(p) * &p.pt;
+                    c.pmults += 1;
+                    acc = Some(match acc {
+                        None => prod,
+                        Some(acc) => {
+                            c.adds += 1;
+                            acc + &prod
+                        }
+                    });
+                }
+                let mut t = acc.expect("a giant sum holds products");
+                if let Some(r) = l.giant_rotation(g.giant) {
+                    t = self.rotate(&t, r)?;
+                    c.rot_output += 1;
+                }
+                Ok((t, c))
+            })
+            .collect::<Result<_, HeError>>()?;
+        let mut total = LayerCost {
+            rot_input: self.rotations.len(),
+            rot_hoisted: hoisted,
+            keys: self.distinct_keys,
+            ..LayerCost::default()
+        };
+        // Per block: sum each half's giants, swap the cross half, add the
+        // halves, fold.
+        let mut halves: BTreeMap<(usize, Half), Ciphertext> = BTreeMap::new();
+        for (g, (t, c)) in self.giants.iter().zip(sums) {
+            total = total + c;
+            match halves.remove(&(g.b, g.half)) {
+                None => halves.insert((g.b, g.half), t),
+                Some(acc) => {
+                    total.adds += 1;
+                    halves.insert((g.b, g.half), acc + &t)
+                }
+            };
+        }
+        let mut outputs: Vec<Option<Ciphertext>> = vec![None; l.n_out()];
+        for ((b, half), mut t) in halves {
+            if half == Half::Cross {
+                t = self.rotate(&t, Rotation::Rows)?;
+                total.row_swaps += 1;
+            }
+            outputs[b] = Some(match outputs[b].take() {
+                None => t,
+                Some(acc) => {
+                    total.adds += 1;
+                    acc + &t
+                }
+            });
+        }
+        for out in outputs.iter_mut().flatten() {
+            for r in l.fold_rotations() {
+                let moved = self.rotate(out, r)?;
+                *out = &*out + &moved;
+                total.rot_output += 1;
+                total.adds += 1;
+            }
+        }
+        Ok((outputs, total))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::runner::tests::{context, random, schedule, shape};
+
+    #[test]
+    fn a_rotation_without_its_key_is_an_error_not_a_fallback() {
+        let s = shape(4, 4, 4, 3, 1);
+        let mut ctx = context(std::slice::from_ref(&s));
+        let w = random(s.weight_len(), 8, 1);
+        let x = random(4 * 16, 8, 2);
+        for hoist in [true, false] {
+            let sched = schedule(false, true, false, 2).hoisted(hoist);
+            let layout = PackingLayout::new(&s, 8192, sched).unwrap();
+            let mut plan = LayerPlan::new(&mut ctx, layout, &w).unwrap();
+            let inputs = ctx.encrypt_input(plan.layout(), &x).unwrap();
+            let keys = if hoist {
+                plan.hoisted.pop_first().map(|(r, _)| r)
+            } else {
+                plan.keys.pop_first().map(|(r, _)| r)
+            };
+            assert!(keys.is_some(), "the layer rotates its input");
+            let e = plan.evaluate(&inputs).err().unwrap();
+            assert!(matches!(e, HeError::MissingKey { .. }), "{e}");
+        }
+    }
+}

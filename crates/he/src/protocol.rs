@@ -1,0 +1,618 @@
+//! Private inference as two parties that exchange only bytes. The
+//! [`Client`] holds the secret key; it uploads the evaluation keys once,
+//! then per round encrypts each layer's input in the packing the server
+//! published, and decrypts the replies. The [`Server`] holds the model; it
+//! rebuilds the keys from the upload, evaluates the round's layers on the
+//! ciphertexts, and seals each output before it leaves: re-randomized and
+//! flooded for circuit privacy (when [`explore_he_model::noise::Flooding`] is on), then switched
+//! down to the fewest primes that still decrypt it.
+//!
+//! Every message is a byte string (fhe.rs's `to_bytes` inside a small
+//! length-prefixed frame), so the bytes a network would carry are the
+//! lengths of the messages, nothing estimated.
+
+use std::collections::BTreeMap;
+use std::sync::Arc;
+
+use fhe::bfv::{Ciphertext, EvaluationKey, Plaintext, PublicKey};
+use fhe_math::rq::traits::TryConvertFrom;
+use fhe_math::rq::{Poly, Representation};
+use fhe_traits::{DeserializeParametrized, FheEncrypter, Serialize as _};
+use rand::RngCore;
+use rayon::prelude::*;
+
+use crate::context::HeContext;
+use crate::error::HeError;
+use crate::hoist::HoistedKey;
+use crate::keys::KeySource;
+use crate::params::HeParams;
+use crate::plan::LayerPlan;
+use explore_he_model::cost::{KeySet, LayerCost};
+use explore_he_model::layout::{PackingLayout, Rotation};
+
+/// How the replies of one layer leave the server: the bound of the
+/// flooding noise (`None`: not flooded) and the primes kept.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize)]
+pub struct ReplyShape {
+    pub flood_bits: Option<u32>,
+    pub primes: usize,
+}
+
+fn wire(why: impl Into<String>) -> HeError {
+    HeError::Wire(why.into())
+}
+
+/// A message being written: little-endian counts and length-prefixed parts.
+#[derive(Default)]
+struct Writer(Vec<u8>);
+
+impl Writer {
+    fn count(&mut self, n: usize) {
+        self.0.extend((n as u32).to_le_bytes());
+    }
+    fn part(&mut self, bytes: &[u8]) {
+        self.0.extend((bytes.len() as u64).to_le_bytes());
+        self.0.extend(bytes);
+    }
+}
+
+/// A message being read; a short or overlong message is an error.
+struct Reader<'a> {
+    bytes: &'a [u8],
+    at: usize,
+}
+
+impl<'a> Reader<'a> {
+    fn new(bytes: &'a [u8]) -> Self {
+        Reader { bytes, at: 0 }
+    }
+    fn take(&mut self, n: usize) -> Result<&'a [u8], HeError> {
+        let part = self
+            .bytes
+            .get(self.at..self.at.saturating_add(n))
+            .ok_or_else(|| wire("message truncated"))?;
+        self.at += n;
+        Ok(part)
+    }
+    fn count(&mut self) -> Result<usize, HeError> {
+        Ok(u32::from_le_bytes(self.take(4)?.try_into().expect("4 bytes")) as usize)
+    }
+    fn part(&mut self) -> Result<&'a [u8], HeError> {
+        let len = u64::from_le_bytes(self.take(8)?.try_into().expect("8 bytes"));
+        self.take(usize::try_from(len).map_err(|_| wire("part too long"))?)
+    }
+    fn done(&self) -> Result<(), HeError> {
+        if self.at == self.bytes.len() {
+            Ok(())
+        } else {
+            Err(wire("trailing bytes after the message"))
+        }
+    }
+}
+
+fn rotation_tag(w: &mut Writer, rotation: Rotation) {
+    match rotation {
+        Rotation::Columns(step) => w.count(step + 1),
+        Rotation::Rows => w.count(0),
+    }
+}
+
+fn read_rotation(r: &mut Reader) -> Result<Rotation, HeError> {
+    Ok(match r.count()? {
+        0 => Rotation::Rows,
+        step => Rotation::Columns(step - 1),
+    })
+}
+
+/// The party with the secret key.
+pub struct Client {
+    ctx: HeContext,
+    layouts: Vec<PackingLayout>,
+}
+
+/// One layer's output as the client reads it from a reply.
+pub struct Answer {
+    pub layer: usize,
+    pub output: Vec<i64>,
+}
+
+/// One reply's parts: per layer, its index and each output block's bytes
+/// (`None`: a block the server left out).
+type ReplyParts<'a> = Vec<(usize, Vec<Option<&'a [u8]>>)>;
+
+impl Client {
+    /// A client with fresh keys under `params`, packing layer `i`'s input as
+    /// `layouts[i]` (what the server publishes).
+    pub fn new(params: HeParams, layouts: Vec<PackingLayout>) -> Client {
+        Client {
+            ctx: HeContext::new(params),
+            layouts,
+        }
+    }
+
+    /// The one-time upload: the public key, then one fhe.rs key per full
+    /// rotation and one hoisting key per hoisted rotation of `keys`.
+    pub fn upload(&mut self, keys: &KeySet) -> Result<Vec<u8>, HeError> {
+        let full: Vec<Rotation> = keys.full.iter().copied().collect();
+        let hoisted: Vec<Rotation> = keys.hoisted.iter().copied().collect();
+        let full_keys = self.ctx.rotation_keys(&full)?;
+        let hoisted_keys = self.ctx.hoisted_keys(&hoisted)?;
+        let mut w = Writer::default();
+        w.part(&self.ctx.public_key().to_bytes());
+        w.count(full_keys.len());
+        for (rotation, key) in &full_keys {
+            rotation_tag(&mut w, *rotation);
+            w.part(&key.to_bytes());
+        }
+        w.count(hoisted_keys.len());
+        for key in hoisted_keys.values() {
+            w.part(&key.to_bytes());
+        }
+        Ok(w.0)
+    }
+
+    /// One round's query: each layer's integer input, encrypted block by
+    /// block in that layer's packing.
+    pub fn query(&mut self, round: &[(usize, &[i64])]) -> Result<Vec<u8>, HeError> {
+        let mut w = Writer::default();
+        w.count(round.len());
+        for &(layer, input) in round {
+            let layout = self
+                .layouts
+                .get(layer)
+                .ok_or_else(|| wire(format!("layer {layer} is not published")))?;
+            let cts = self.ctx.encrypt_input(layout, input)?;
+            w.count(layer);
+            w.count(cts.len());
+            let bytes: Vec<Vec<u8>> = cts.par_iter().map(|ct| ct.to_bytes()).collect();
+            bytes.iter().for_each(|b| w.part(b));
+        }
+        Ok(w.0)
+    }
+
+    /// Splits a reply into its layers' ciphertext bytes, checking each
+    /// layer against its published packing.
+    fn parts<'a>(&self, reply: &'a [u8]) -> Result<ReplyParts<'a>, HeError> {
+        let mut r = Reader::new(reply);
+        let mut layers = Vec::new();
+        for _ in 0..r.count()? {
+            let layer = r.count()?;
+            let layout = self
+                .layouts
+                .get(layer)
+                .ok_or_else(|| wire(format!("reply for unknown layer {layer}")))?;
+            let blocks = r.count()?;
+            if blocks != layout.n_out() {
+                return Err(wire(format!(
+                    "layer {layer}: {blocks} output blocks, the packing has {}",
+                    layout.n_out()
+                )));
+            }
+            let mut parts = Vec::with_capacity(blocks);
+            for _ in 0..blocks {
+                parts.push(match r.count()? {
+                    0 => None,
+                    _ => Some(r.part()?),
+                });
+            }
+            layers.push((layer, parts));
+        }
+        r.done()?;
+        Ok(layers)
+    }
+
+    /// Decrypts a reply into each layer's output (`[c_out, out_h, out_w]`).
+    pub fn read(&self, reply: &[u8]) -> Result<Vec<Answer>, HeError> {
+        let par = &self.ctx.params().bfv;
+        self.parts(reply)?
+            .into_iter()
+            .map(|(layer, parts)| {
+                let blocks: Vec<Option<Vec<i64>>> = parts
+                    .par_iter()
+                    .map(|part| {
+                        part.map(|bytes| self.ctx.decrypt(&Ciphertext::from_bytes(bytes, par)?))
+                            .transpose()
+                    })
+                    .collect::<Result<_, HeError>>()?;
+                Ok(Answer {
+                    layer,
+                    output: self.layouts[layer].read_output(&blocks),
+                })
+            })
+            .collect()
+    }
+
+    /// The noise budget each returned ciphertext of `reply` has left, in
+    /// bits (a diagnostic with the secret key, not part of the protocol).
+    pub fn reply_budgets(&self, reply: &[u8]) -> Result<Vec<i64>, HeError> {
+        let par = &self.ctx.params().bfv;
+        self.parts(reply)?
+            .into_iter()
+            .flat_map(|(_, parts)| parts.into_iter().flatten())
+            .map(|bytes| self.ctx.noise_budget(&Ciphertext::from_bytes(bytes, par)?))
+            .collect()
+    }
+}
+
+/// The keys a server rebuilt from a client's upload.
+struct UploadedKeys {
+    params: HeParams,
+    full: BTreeMap<Rotation, Arc<EvaluationKey>>,
+    hoisted: BTreeMap<Rotation, Arc<HoistedKey>>,
+}
+
+impl KeySource for UploadedKeys {
+    fn params(&self) -> &HeParams {
+        &self.params
+    }
+    fn full_keys(
+        &mut self,
+        rotations: &[Rotation],
+    ) -> Result<BTreeMap<Rotation, Arc<EvaluationKey>>, HeError> {
+        Ok(rotations
+            .iter()
+            .filter_map(|r| self.full.get(r).map(|k| (*r, Arc::clone(k))))
+            .collect())
+    }
+    fn hoisted_keys(
+        &mut self,
+        rotations: &[Rotation],
+    ) -> Result<BTreeMap<Rotation, Arc<HoistedKey>>, HeError> {
+        Ok(rotations
+            .iter()
+            .filter_map(|r| self.hoisted.get(r).map(|k| (*r, Arc::clone(k))))
+            .collect())
+    }
+}
+
+/// One layer as the server holds it: its plan (encoded weights and keys)
+/// and how its replies leave.
+struct ServerLayer {
+    plan: LayerPlan,
+    reply: ReplyShape,
+}
+
+/// The party with the model.
+pub struct Server {
+    params: HeParams,
+    pk: PublicKey,
+    layers: Vec<ServerLayer>,
+    /// Reply with every output block, an encryption of zero where the
+    /// model computes none, so the reply's shape says nothing about which
+    /// weights are zero.
+    every_block: bool,
+}
+
+/// What the server did for one round: per layer, its executed operations.
+pub type Executed = Vec<(usize, LayerCost)>;
+
+impl Server {
+    /// Rebuilds the client's keys from `upload` and plans every layer
+    /// (`layout`, integer weights, reply shape), in order. A layer whose
+    /// rotations the upload lacks is an error naming it.
+    pub fn new(
+        params: HeParams,
+        upload: &[u8],
+        layers: Vec<(PackingLayout, Vec<i64>, ReplyShape)>,
+        every_block: bool,
+    ) -> Result<Server, HeError> {
+        let par = Arc::clone(&params.bfv);
+        let mut r = Reader::new(upload);
+        let pk = PublicKey::from_bytes(r.part()?, &par)?;
+        let mut full = Vec::new();
+        for _ in 0..r.count()? {
+            full.push((read_rotation(&mut r)?, r.part()?));
+        }
+        let mut hoisted = Vec::new();
+        for _ in 0..r.count()? {
+            hoisted.push(r.part()?);
+        }
+        r.done()?;
+        let full = full
+            .into_par_iter()
+            .map(|(rotation, bytes)| {
+                Ok((rotation, Arc::new(EvaluationKey::from_bytes(bytes, &par)?)))
+            })
+            .collect::<Result<_, HeError>>()?;
+        let hoisted = hoisted
+            .into_par_iter()
+            .map(|bytes| {
+                let key = HoistedKey::from_bytes(bytes, &par)?;
+                Ok((key.rotation(), Arc::new(key)))
+            })
+            .collect::<Result<_, HeError>>()?;
+        let mut keys = UploadedKeys {
+            params: params.clone(),
+            full,
+            hoisted,
+        };
+        let layers = layers
+            .into_iter()
+            .map(|(layout, weights, reply)| {
+                Ok(ServerLayer {
+                    plan: LayerPlan::new(&mut keys, layout, &weights)?,
+                    reply,
+                })
+            })
+            .collect::<Result<_, HeError>>()?;
+        Ok(Server {
+            params,
+            pk,
+            layers,
+            every_block,
+        })
+    }
+
+    /// Bytes of the encoded weights the server keeps in memory: each mask
+    /// is a plaintext of N values mod t and its NTT form over every
+    /// ciphertext prime, 8 bytes a value (counted from the plans, not
+    /// measured by an allocator).
+    pub fn encoded_bytes(&self) -> usize {
+        let per = self.params.poly_degree * (self.params.moduli_bits().len() + 1) * 8;
+        self.layers.iter().map(|l| l.plan.plaintexts() * per).sum()
+    }
+
+    /// Answers one query: every layer of the round evaluated on its
+    /// ciphertexts, each output sealed. Returns the reply and the
+    /// operations executed per layer.
+    pub fn answer(&self, query: &[u8]) -> Result<(Vec<u8>, Executed), HeError> {
+        let par = &self.params.bfv;
+        let mut r = Reader::new(query);
+        let mut round = Vec::new();
+        for _ in 0..r.count()? {
+            let layer = r.count()?;
+            let blocks = r.count()?;
+            let held = self
+                .layers
+                .get(layer)
+                .ok_or_else(|| wire(format!("query for unknown layer {layer}")))?;
+            if blocks != held.plan.layout().n_in() {
+                return Err(wire(format!(
+                    "layer {layer}: {blocks} input blocks, the packing has {}",
+                    held.plan.layout().n_in()
+                )));
+            }
+            let mut parts = Vec::with_capacity(blocks);
+            for _ in 0..blocks {
+                parts.push(r.part()?);
+            }
+            round.push((layer, held, parts));
+        }
+        r.done()?;
+        let mut w = Writer::default();
+        let mut executed = Vec::with_capacity(round.len());
+        w.count(round.len());
+        for (layer, held, parts) in round {
+            let inputs: Vec<Ciphertext> = parts
+                .par_iter()
+                .map(|b| Ok(Ciphertext::from_bytes(b, par)?))
+                .collect::<Result<_, HeError>>()?;
+            let (outputs, cost) = held.plan.evaluate(&inputs)?;
+            let sealed: Vec<Option<Vec<u8>>> = outputs
+                .into_par_iter()
+                .map(|ct| self.seal(ct, held.reply, &mut rand::rng()))
+                .collect::<Result<_, HeError>>()?;
+            w.count(layer);
+            w.count(sealed.len());
+            for part in &sealed {
+                match part {
+                    None => w.count(0),
+                    Some(bytes) => {
+                        w.count(1);
+                        w.part(bytes);
+                    }
+                }
+            }
+            executed.push((layer, cost));
+        }
+        Ok((w.0, executed))
+    }
+
+    /// One output block as it leaves: with flooding, plus a fresh
+    /// encryption of zero (a new uniform `c1`) and uniform noise in
+    /// `[-2^b, 2^b)` on `c0`; then switched down to the reply's primes. A
+    /// block the model never computes is an encryption of zero when every
+    /// block is returned, else left out.
+    fn seal(
+        &self,
+        ct: Option<Ciphertext>,
+        shape: ReplyShape,
+        rng: &mut impl rand::CryptoRng,
+    ) -> Result<Option<Vec<u8>>, HeError> {
+        let par = &self.params.bfv;
+        let zero = || -> Result<Ciphertext, HeError> {
+            let pt = Plaintext::zero(fhe::bfv::Encoding::simd(), par)?;
+            Ok(self.pk.try_encrypt(&pt, &mut rand::rng())?)
+        };
+        let mut ct = match ct {
+            Some(ct) => ct,
+            None if self.every_block => zero()?,
+            None => return Ok(None),
+        };
+        if let Some(bits) = shape.flood_bits {
+            ct = &ct + &zero()?;
+            let noise = flooding_noise(&self.params, bits, rng)?;
+            ct[0] += &noise;
+        }
+        let level = self.params.moduli_bits().len() - shape.primes;
+        ct.switch_to_level(level)?;
+        Ok(Some(ct.to_bytes()))
+    }
+}
+
+/// A polynomial over the full ciphertext modulus (NTT form) whose
+/// coefficients are drawn uniformly from `[-2^bits, 2^bits)`: the same
+/// integer reduced modulo every prime, built from 64-bit limbs so no big
+/// integers are needed.
+fn flooding_noise(params: &HeParams, bits: u32, rng: &mut impl RngCore) -> Result<Poly, HeError> {
+    let par = &params.bfv;
+    let ctx = par.context_at_level(0)?;
+    let n = params.poly_degree;
+    let limbs = (bits as usize + 1).div_ceil(64);
+    let top_bits = (bits as usize + 1) - 64 * (limbs - 1);
+    let moduli = par.moduli();
+    let mut residues = vec![0u64; moduli.len() * n];
+    let mut limb = vec![0u64; limbs];
+    // 2^bits mod each prime, subtracted to centre the range on zero.
+    let offsets: Vec<u128> = moduli
+        .iter()
+        .map(|&q| (0..bits).fold(1u128, |acc, _| (acc << 1) % q as u128))
+        .collect();
+    for j in 0..n {
+        // u uniform in [0, 2^(bits+1)), most significant limb first.
+        limb.iter_mut().for_each(|l| *l = rng.next_u64());
+        if top_bits < 64 {
+            limb[0] &= (1u64 << top_bits) - 1;
+        }
+        for (i, &q) in moduli.iter().enumerate() {
+            let q = q as u128;
+            let u = limb
+                .iter()
+                .fold(0u128, |acc, &l| ((acc << 64) | l as u128) % q);
+            residues[i * n + j] = ((u + q - offsets[i]) % q) as u64;
+        }
+    }
+    let mut poly = Poly::try_convert_from(residues, ctx, false, Representation::PowerBasis)
+        .map_err(|e| HeError::Fhe(fhe::Error::MathError(e)))?;
+    poly.change_representation(Representation::Ntt);
+    Ok(poly)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::params::HeParamsBuilder;
+    use crate::runner::tests::{random, shape};
+    use explore_he_model::cost::conv_cost;
+    use explore_he_model::layout::LayerSchedule;
+    use explore_he_model::noise::Flooding;
+    use explore_quant::conv_int;
+
+    /// The mean noise budget (bits) of the replies `weights` gives to `x`
+    /// over `n` queries, each reply checked against the integer conv.
+    fn reply_budget(
+        client: &mut Client,
+        server: &Server,
+        x: &[i64],
+        weights: &[i64],
+        n: usize,
+    ) -> Vec<f64> {
+        let s = server.layers[0].plan.layout().shape().clone();
+        (0..n)
+            .map(|_| {
+                let query = client.query(&[(0, x)]).unwrap();
+                let (reply, _) = server.answer(&query).unwrap();
+                assert_eq!(
+                    client.read(&reply).unwrap()[0].output,
+                    conv_int(&s, x, weights)
+                );
+                let budgets = client.reply_budgets(&reply).unwrap();
+                budgets.iter().sum::<i64>() as f64 / budgets.len() as f64
+            })
+            .collect()
+    }
+
+    /// Two servers whose models compute the same output on the client's
+    /// input (one uses only the centre taps of input channel 0; the other
+    /// also every tap of channel 1, where the input is zero, so it rotates
+    /// its input): without flooding the noise left in their replies at the
+    /// full modulus tells them apart by tens of bits; flooded, the mean
+    /// budget over repeated replies agrees within a bit. (Switched down to
+    /// two primes, the switch's rounding covers both here: that is why the
+    /// replies are compared before it.)
+    #[test]
+    fn flooded_replies_of_two_models_with_equal_outputs_look_alike() {
+        let s = shape(2, 2, 4, 3, 1);
+        let sched = LayerSchedule {
+            phases: false,
+            replicate: true,
+            fold: false,
+            baby_step: 1,
+            rows: false,
+            hoist: false,
+        };
+        let layout = PackingLayout::new(&s, 8192, sched).unwrap();
+        let mut small = vec![0i64; s.weight_len()];
+        let mut large = random(s.weight_len(), 8, 1);
+        for o in 0..2 {
+            small[o * 18 + 4] = 5;
+            large[o * 18..o * 18 + 9].copy_from_slice(&small[o * 18..o * 18 + 9]);
+        }
+        let mut x = random(2 * 16, 8, 2);
+        x[16..].fill(0);
+        assert_eq!(conv_int(&s, &x, &small), conv_int(&s, &x, &large));
+        // What the server publishes is the larger model's: its keys, and the
+        // reply shape from its depth.
+        let public = conv_cost(&layout, &large);
+        assert!(conv_cost(&layout, &small).cost.rot_input == 0 && public.cost.rot_input > 0);
+        for flooding in [Flooding::OFF, Flooding::DEFAULT] {
+            let params = HeParamsBuilder::new(8192, std::slice::from_ref(&s))
+                .fewest_primes(public.depth, 10.0, flooding)
+                .build()
+                .unwrap();
+            let (t, moduli) = (params.plaintext_bits, params.moduli_bits().to_vec());
+            let reply = ReplyShape {
+                flood_bits: public.depth.flood_bits(8192, t, &moduli, flooding),
+                primes: moduli.len(),
+            };
+            let mut client = Client::new(params.clone(), vec![layout.clone()]);
+            let upload = client.upload(&public.key_set).unwrap();
+            let server = |w: &[i64]| {
+                Server::new(
+                    params.clone(),
+                    &upload,
+                    vec![(layout.clone(), w.to_vec(), reply)],
+                    true,
+                )
+                .unwrap()
+            };
+            let a = reply_budget(&mut client, &server(&small), &x, &small, 6);
+            let b = reply_budget(&mut client, &server(&large), &x, &large, 6);
+            let mean = |v: &[f64]| v.iter().sum::<f64>() / v.len() as f64;
+            let gap = (mean(&a) - mean(&b)).abs();
+            eprintln!(
+                "flooding {}: budgets left {:.1} vs {:.1} bits (gap {gap:.1})",
+                flooding.0,
+                mean(&a),
+                mean(&b)
+            );
+            if flooding.is_on() {
+                assert!(gap <= 1.0, "flooded: {a:?} vs {b:?}");
+            } else {
+                assert!(gap >= 10.0, "unflooded: {a:?} vs {b:?}");
+            }
+        }
+    }
+
+    #[test]
+    fn a_truncated_query_is_a_wire_error() {
+        let s = shape(2, 2, 4, 3, 1);
+        let layout = PackingLayout::new(&s, 8192, LayerSchedule::GAZELLE_CONV).unwrap();
+        let w = random(s.weight_len(), 8, 3);
+        let params = HeParamsBuilder::new(8192, std::slice::from_ref(&s))
+            .build()
+            .unwrap();
+        let mut client = Client::new(params.clone(), vec![layout.clone()]);
+        let keys = conv_cost(&layout, &w).key_set;
+        let upload = client.upload(&keys).unwrap();
+        let reply = ReplyShape {
+            flood_bits: None,
+            primes: params.moduli_bits().len(),
+        };
+        let server = Server::new(params.clone(), &upload, vec![(layout, w, reply)], false).unwrap();
+        let query = client.query(&[(0, &random(32, 8, 4))]).unwrap();
+        let e = server.answer(&query[..query.len() - 5]).unwrap_err();
+        assert!(matches!(e, HeError::Wire(_)), "{e}");
+        // An upload without the layer's keys is refused when planning.
+        let bare = client.upload(&KeySet::default()).unwrap();
+        let reply_layer = (
+            PackingLayout::new(&s, 8192, LayerSchedule::GAZELLE_CONV).unwrap(),
+            random(s.weight_len(), 8, 3),
+            reply,
+        );
+        let e = Server::new(params, &bare, vec![reply_layer], false)
+            .err()
+            .unwrap();
+        assert!(matches!(e, HeError::MissingKey { .. }), "{e}");
+    }
+}

@@ -1,0 +1,966 @@
+//! The sweep's `report.md`: the spec, the Pareto fronts under both costs, the
+//! plots, speedups over the dense model at iso-accuracy and the hypervolume
+//! per strategy, then every point. [`render`] builds the markdown (pure);
+//! [`write`] puts it in the output directory.
+
+use std::fmt::Write as _;
+use std::path::{Path, PathBuf};
+
+use crate::outcomes::Outcomes;
+use crate::paired;
+use crate::pareto::{self, Cost, Summary};
+use crate::points::PointRecord;
+use explore_spec::Strategy;
+use explore_stats as stats;
+
+use crate::table::markdown;
+
+#[derive(Debug, thiserror::Error)]
+pub enum ReportError {
+    #[error("cannot write {path}: {error}")]
+    Write {
+        path: PathBuf,
+        error: std::io::Error,
+    },
+}
+
+/// What a report is made of: the spec's text, the points, the per-image
+/// outcomes of each point (aligned with `points`; shorter or `None` where
+/// missing), the plots as (title, path relative to the report) and the
+/// equivalence margin.
+pub struct Inputs<'a> {
+    pub spec_yaml: &'a str,
+    pub points: &'a [PointRecord],
+    pub outcomes: &'a [Option<Outcomes>],
+    pub plots: &'a [(String, PathBuf)],
+    pub margin: f64,
+}
+
+/// Writes `dir/report.md` and returns its path.
+pub fn write(dir: &Path, inputs: &Inputs) -> Result<PathBuf, ReportError> {
+    let path = dir.join("report.md");
+    std::fs::create_dir_all(dir)
+        .and_then(|()| std::fs::write(&path, render(inputs)))
+        .map_err(|error| ReportError::Write {
+            path: path.clone(),
+            error,
+        })?;
+    Ok(path)
+}
+
+/// The report as markdown.
+pub fn render(inputs: &Inputs) -> String {
+    let Inputs {
+        spec_yaml,
+        points,
+        outcomes,
+        plots,
+        margin,
+    } = *inputs;
+    let mut md = String::new();
+    let mut names: Vec<&str> = points.iter().map(|p| p.sweep.as_str()).collect();
+    names.dedup();
+    let summaries = pareto::summarize(points);
+    let _ = writeln!(md, "# Sweep report: {}\n", names.join(", "));
+    let _ = writeln!(
+        md,
+        "{} points ({} strategy/target pairs). Accuracies are test accuracies in percent \
+         of the integer model the encrypted network computes (the float model's are in \
+         the last table), each with its standard error: the binomial error of the test \
+         set ({}), plus the seed-to-seed error of the mean where a pair has several \
+         seeds ({}). Costs are rotations per inference and the measured latency of the \
+         encrypted layers (ms).\n",
+        points.len(),
+        summaries.len(),
+        test_sets(points),
+        seed_list(points)
+    );
+    md += "## Spec\n\n```yaml\n";
+    md += spec_yaml.trim_end();
+    md += "\n```\n\n";
+    if !plots.is_empty() {
+        md += "## Plots\n\n";
+        for (title, path) in plots {
+            let _ = writeln!(md, "![{title}]({})\n", path.display());
+        }
+    }
+    let table_of = paired::Table::new(points, outcomes);
+    md += &speedups(&summaries, &pareto::references(points), &table_of, margin);
+    md += &paired_table(&summaries, &table_of, margin);
+    md += &hypervolumes(&summaries);
+    md += &inference_table(points, &summaries);
+    md += "## Pareto fronts\n\n";
+    for cost in Cost::ALL {
+        let _ = writeln!(md, "### By {}\n", cost.label());
+        md += "Overall:\n\n";
+        md += &front_table(&pareto::front(&summaries, cost));
+        md += "\nPer strategy:\n\n";
+        let per: Vec<&Summary> = pareto::fronts_by_strategy(&summaries, cost)
+            .into_values()
+            .flatten()
+            .collect();
+        md += &front_table(&per);
+        md += "\n";
+    }
+    md += "## All points\n\n";
+    md += &points_table(points);
+    md
+}
+
+/// "seeds 0, 1, 2".
+fn seed_list(points: &[PointRecord]) -> String {
+    let mut seeds: Vec<u64> = points.iter().map(|p| p.seed).collect();
+    seeds.sort_unstable();
+    seeds.dedup();
+    let list: Vec<String> = seeds.iter().map(u64::to_string).collect();
+    format!(
+        "seed{} {}",
+        if seeds.len() == 1 { "" } else { "s" },
+        list.join(", ")
+    )
+}
+
+/// "1,000 test images", or the sizes found when rows differ.
+fn test_sets(points: &[PointRecord]) -> String {
+    let mut sizes: Vec<u64> = points.iter().map(|p| p.test_images).collect();
+    sizes.sort_unstable();
+    sizes.dedup();
+    let list: Vec<String> = sizes.iter().map(u64::to_string).collect();
+    format!("{} test images", list.join(" or "))
+}
+
+/// Speedups at iso-accuracy, per strategy and overall, under each cost: the
+/// cheapest point equivalent to its budget-matched dense twin on the
+/// validation images ([`paired::cheapest_equivalent`]), then its paired
+/// test differences from the twin and from the plain dense model, each with
+/// its 95 % interval and verdict, and the training steps behind both.
+fn speedups(
+    points: &[Summary],
+    references: &[Summary],
+    table_of: &paired::Table,
+    margin: f64,
+) -> String {
+    let mut md = String::from("## Speedup at iso-accuracy\n\n");
+    let Some(dense) = pareto::dense(points) else {
+        md += "No dense point (strategy `dense`), so no speedups.\n\n";
+        return md;
+    };
+    let _ = writeln!(
+        md,
+        "For each strategy, the cheapest point whose integer-model accuracy on the **validation** \
+         images is equivalent to its budget-matched dense twin's (the dense model trained on \
+         through the same phases, so with the same optimizer steps) within ±{m} points: a paired \
+         two-one-sided test at 5 %, the 90 % interval of the difference inside ±{m}. The test \
+         images never enter the choice. The chosen point is then reported on the **test** images: \
+         its paired difference from the twin and from the plain dense model, mean over seeds with \
+         its 95 % interval (images and seed-to-seed parts), and the verdict at the same margin: \
+         `equivalent within ±{m}`, `worse`, `better` or `inconclusive`.\n",
+        m = format!("{:.2}", 100.0 * margin)
+    );
+    let schedule = dense.schedule;
+    let _ = write!(
+        md,
+        "`speedup` is against the dense model under the same schedule ({schedule}: {} rotations",
+        Cost::Rotations.format(dense.rotations.mean)
+    );
+    if dense.latency.mean.is_finite() {
+        let _ = write!(md, ", {} ms", Cost::Latency.format(dense.latency.mean));
+    }
+    md += ")";
+    for r in references {
+        let _ = write!(
+            md,
+            "; `vs {}` against the dense model under {}'s schedule ({} rotations, {} ms), the paper's setting",
+            r.schedule,
+            r.schedule,
+            Cost::Rotations.format(r.rotations.mean),
+            Cost::Latency.format(r.latency.mean)
+        );
+    }
+    md += ".\n\n";
+    let pruned = |s: Option<Strategy>| {
+        points
+            .iter()
+            .filter(move |p| !p.strategy.is_dense() && s.is_none_or(|s| p.strategy == s))
+    };
+    let has_validation = points
+        .iter()
+        .any(|p| table_of.validation_accuracy(p).is_some());
+    if !has_validation {
+        md += "No validation split (`data.validation`), so no point can be chosen without the \
+               test images: add one to the spec to get speedups.\n\n";
+    }
+    let mut rows = Vec::new();
+    for cost in Cost::ALL {
+        let Some(reference) = pareto::reference_cost(points, cost) else {
+            continue;
+        };
+        let groups = strategies(points)
+            .into_iter()
+            .map(|s| (s.name(), Some(s)))
+            .chain([("overall", None)]);
+        for (name, s) in groups {
+            let mut row = vec![cost.name().to_string(), name.to_string()];
+            let chosen = paired::cheapest_equivalent(table_of, pruned(s), points, cost, margin);
+            match chosen {
+                Some(p) => {
+                    let twin = table_of.twin(p, points).expect("chosen against its twin");
+                    let vs_twin = table_of.versus(p, twin);
+                    let vs_dense = table_of.versus(p, dense);
+                    let steps =
+                        |s: &Summary| table_of.steps(s).map_or("-".into(), |x| format!("{x:.0}"));
+                    row.extend([
+                        format!("{}", p.target),
+                        p.seeds.len().to_string(),
+                        paired_cell(vs_twin.validation, margin, false),
+                        pct(p.accuracy.mean),
+                        paired_cell(vs_twin.test, margin, true),
+                        paired_cell(vs_dense.test, margin, true),
+                        format!("{} / {} / {}", steps(p), steps(twin), steps(dense)),
+                        cost.format(cost.of(p)),
+                        format!("{:.2}x", reference / cost.of(p)),
+                    ]);
+                    row.extend(
+                        references
+                            .iter()
+                            .map(|r| format!("{:.2}x", cost.of(r) / cost.of(p))),
+                    );
+                }
+                None => {
+                    row.extend(std::iter::repeat_n("-".to_string(), 8));
+                    row.push(format!("none equivalent within ±{:.2}", 100.0 * margin));
+                    row.extend(references.iter().map(|_| "-".to_string()));
+                }
+            }
+            rows.push(row);
+        }
+    }
+    // The headline at the spec's margin, then at two wider ones chosen the
+    // same way (each still an equivalence test on validation at a stated
+    // margin): when nothing is equivalent at the first, the reader still
+    // learns what a looser tolerance buys, without a claim of "equal".
+    let sentence = |m: f64| -> Option<String> {
+        let p = headline(points, table_of, m)?;
+        let twin = table_of.twin(p, points)?;
+        let reference = pareto::reference_cost(points, Cost::Rotations)?;
+        Some(format!(
+            "{} at target {} needs {:.2}x fewer rotations than its budget-matched dense twin \
+             under the {schedule} schedule, at a paired test difference of {} ({} {}, {} test \
+             images)",
+            p.strategy,
+            p.target,
+            reference / Cost::Rotations.of(p),
+            paired_cell(table_of.versus(p, twin).test, m, true),
+            p.seeds.len(),
+            if p.seeds.len() == 1 { "seed" } else { "seeds" },
+            p.test_images,
+        ))
+    };
+    let comparable = pruned(None).any(|p| {
+        table_of
+            .twin(p, points)
+            .is_some_and(|t| table_of.versus(p, t).validation.is_some())
+    });
+    if comparable {
+        match sentence(margin) {
+            Some(s) => {
+                let _ = writeln!(md, "**Headline:** {s}.\n");
+            }
+            None => {
+                let _ = writeln!(
+                    md,
+                    "**Headline:** no pruned point is equivalent to its budget-matched dense twin \
+                     within ±{:.2} points on validation.\n",
+                    100.0 * margin
+                );
+            }
+        }
+        md += "At wider margins, chosen the same way:\n\n";
+        for m in WIDER_MARGINS.map(|k| k * margin) {
+            let _ = writeln!(
+                md,
+                "- within ±{:.2}: {}",
+                100.0 * m,
+                sentence(m).unwrap_or_else(|| "none".into())
+            );
+        }
+        md += "\n";
+    }
+    let reference_headers: Vec<String> = references
+        .iter()
+        .map(|r| format!("vs {}", r.schedule))
+        .collect();
+    let mut header = vec![
+        "cost",
+        "strategy",
+        "target",
+        "seeds",
+        "validation vs twin (points)",
+        "test accuracy (%)",
+        "test vs twin (points, 95 % CI)",
+        "test vs dense (points, 95 % CI)",
+        "steps: point / twin / dense",
+        "cost value",
+        "speedup",
+    ];
+    header.extend(reference_headers.iter().map(String::as_str));
+    md += &markdown(&header, &rows);
+    md + "\n"
+}
+
+/// The multiples of the spec's margin at which the report also states its
+/// headline (1 and 2 points at the default half point).
+const WIDER_MARGINS: [f64; 2] = [2.0, 4.0];
+
+/// The report's headline point: the pruned point with the fewest
+/// rotations, over every strategy, whose validation accuracy is equivalent
+/// to its budget-matched twin's.
+pub fn headline<'s>(
+    points: &'s [Summary],
+    table_of: &paired::Table,
+    margin: f64,
+) -> Option<&'s Summary> {
+    let pruned = points.iter().filter(|p| !p.strategy.is_dense());
+    paired::cheapest_equivalent(table_of, pruned, points, Cost::Rotations, margin)
+}
+
+/// A front point's end-to-end inference, averaged over its replicates that
+/// ran it (`he.infer_images` > 0).
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct EndToEnd {
+    pub images: u64,
+    pub server_ms: f64,
+    pub client_ms: f64,
+    pub bytes_up: f64,
+    pub bytes_down: f64,
+    pub rounds: f64,
+}
+
+impl EndToEnd {
+    /// `None` when no replicate of `s` ran the chain.
+    pub fn of(points: &[PointRecord], s: &Summary) -> Option<EndToEnd> {
+        let runs: Vec<&PointRecord> = points
+            .iter()
+            .filter(|p| {
+                p.strategy == s.strategy
+                    && p.target == s.target
+                    && p.schedule == s.schedule
+                    && p.infer_images > 0
+            })
+            .collect();
+        let mean = |f: fn(&PointRecord) -> f64| {
+            stats::mean(&runs.iter().map(|p| f(p)).collect::<Vec<_>>())
+        };
+        Some(EndToEnd {
+            images: runs.iter().map(|p| p.infer_images).sum(),
+            server_ms: mean(|p| p.e2e_server_ms)?,
+            client_ms: mean(|p| p.e2e_client_ms)?,
+            bytes_up: mean(|p| p.bytes_up as f64)?,
+            bytes_down: mean(|p| p.bytes_down as f64)?,
+            rounds: mean(|p| p.rounds as f64)?,
+        })
+    }
+
+    /// Communication time on `link`, computed from the bytes and rounds.
+    pub fn link_ms(&self, link: &explore_spec::Link) -> f64 {
+        link.time_ms(self.bytes_up, self.bytes_down, self.rounds)
+    }
+}
+
+/// The dense models and the rotation front as private inference end to
+/// end: the server's and the client's measured time and the computed time
+/// on two links.
+fn inference_table(records: &[PointRecord], points: &[Summary]) -> String {
+    use explore_spec::Link;
+    let front = pareto::front(points, Cost::Rotations);
+    let dense = points.iter().filter(|p| p.strategy.is_dense());
+    let mut rows = Vec::new();
+    for p in dense.chain(front.iter().copied().filter(|p| !p.strategy.is_dense())) {
+        let Some(e) = EndToEnd::of(records, p) else {
+            continue;
+        };
+        let mb = |b: f64| format!("{:.2}", b / 1e6);
+        rows.push(vec![
+            format!("{} ({})", p.label(), p.schedule),
+            e.images.to_string(),
+            format!("{:.0}", e.server_ms),
+            format!("{:.0}", e.client_ms),
+            format!("{:.0}", e.link_ms(&Link::LAN)),
+            format!("{:.0}", e.link_ms(&Link::WAN)),
+            mb(e.bytes_up),
+            mb(e.bytes_down),
+            format!("{:.0}", e.rounds),
+        ]);
+    }
+    if rows.is_empty() {
+        return String::new();
+    }
+    let mut md = String::from("## End-to-end private inference\n\n");
+    let _ = writeln!(
+        md,
+        "The whole network as a client-server protocol on ciphertexts (`explore infer`, \
+         `he.keys` and `he.flooding` of the spec), mean per inference over the images run \
+         (all of them decrypted to the integer model's logits exactly). Server and client \
+         times are measured on this machine; the link times are **computed** from the \
+         measured bytes and rounds ({}; {}), not measured. Not included anywhere: the \
+         two-party ReLU of a protocol that hides the activations from the client (garbled \
+         circuits or oblivious transfer, as in Gazelle); in this client-aided protocol the \
+         client sees every layer's activations.\n",
+        Link::LAN.name,
+        Link::WAN.name
+    );
+    md += &markdown(
+        &[
+            "point",
+            "images",
+            "server ms",
+            "client ms",
+            "LAN ms (computed)",
+            "WAN ms (computed)",
+            "MB up",
+            "MB down",
+            "rounds",
+        ],
+        &rows,
+    );
+    md + "\n"
+}
+
+/// Every pruned point against its budget-matched twin and against dense,
+/// paired seed by seed, whether or not it is equivalent: the numbers behind
+/// the choice above.
+fn paired_table(points: &[Summary], table_of: &paired::Table, margin: f64) -> String {
+    let mut md = String::from(
+        "## Paired differences from the dense controls
+
+",
+    );
+    let Some(dense) = pareto::dense(points) else {
+        return md + "No dense point.\n\n";
+    };
+    md += "Every point's integer-model accuracy minus its budget-matched twin's and minus \
+           the plain dense model's, paired seed by seed on the same images (points, mean \
+           over seeds; test differences with their 95 % intervals), and the optimizer \
+           steps behind each.\n\n";
+    let steps = |s: &Summary| table_of.steps(s).map_or("-".into(), |x| format!("{x:.0}"));
+    // By strategy and target, whatever order the points table grew in.
+    let mut pruned: Vec<&Summary> = points.iter().filter(|p| !p.strategy.is_dense()).collect();
+    pruned.sort_by(|a, b| {
+        (a.strategy, a.target)
+            .partial_cmp(&(b.strategy, b.target))
+            .expect("finite targets")
+    });
+    let rows: Vec<Vec<String>> = pruned
+        .into_iter()
+        .map(|p| {
+            let twin = table_of.twin(p, points);
+            let vs_twin = twin.map(|t| table_of.versus(p, t)).unwrap_or_default();
+            let vs_dense = table_of.versus(p, dense);
+            vec![
+                p.strategy.name().to_string(),
+                format!("{}", p.target),
+                p.seeds.len().to_string(),
+                format!(
+                    "{} / {} / {}",
+                    steps(p),
+                    twin.map_or("-".into(), steps),
+                    steps(dense)
+                ),
+                paired_cell(vs_twin.validation, margin, false),
+                paired_cell(vs_twin.test, margin, true),
+                paired_cell(vs_dense.validation, margin, false),
+                paired_cell(vs_dense.test, margin, true),
+            ]
+        })
+        .collect();
+    md += &markdown(
+        &[
+            "strategy",
+            "target",
+            "seeds",
+            "steps: point / twin / dense",
+            "validation vs twin",
+            "test vs twin (95 % CI)",
+            "validation vs dense",
+            "test vs dense (95 % CI)",
+        ],
+        &rows,
+    );
+    md + "\n"
+}
+
+/// A paired difference in points: `-0.21 [-0.60, +0.18], equivalent within
+/// ±0.50` (with the interval), or `-0.21 (90 % CI ...)`-free short form.
+fn paired_cell(p: Option<stats::Paired>, margin: f64, interval: bool) -> String {
+    let Some(p) = p else {
+        return "n/a".into();
+    };
+    let verdict = p.verdict(margin).phrase(margin);
+    if interval {
+        let (lo, hi) = p.interval(0.95);
+        format!(
+            "{:+.2} [{:+.2}, {:+.2}], {verdict}",
+            100.0 * p.mean,
+            100.0 * lo,
+            100.0 * hi
+        )
+    } else {
+        format!("{:+.2}, {verdict}", 100.0 * p.mean)
+    }
+}
+
+/// Hypervolume per strategy and overall, divided by the dense cost so it reads
+/// as the mean best accuracy over costs 0..dense (0 when nothing is cheaper
+/// than dense), with its standard error.
+fn hypervolumes(points: &[Summary]) -> String {
+    let mut md = String::from("## Hypervolume\n\n");
+    md += "Area under each front's attainment curve between cost 0 and the dense cost, \
+           divided by the dense cost (reference point: dense cost, accuracy 0), with \
+           the standard error its points' accuracies give it.";
+    let references: Vec<Option<f64>> = Cost::ALL
+        .iter()
+        .map(|&c| pareto::reference_cost(points, c))
+        .collect();
+    for (cost, reference) in Cost::ALL.iter().zip(&references) {
+        if let Some(r) = reference {
+            let _ = write!(md, " Dense {}: {}.", cost.name(), cost.format(*r));
+        }
+    }
+    md += "\n\n";
+    let cell = |subset: &[&Summary], cost: Cost, reference: Option<f64>| match reference {
+        Some(r) if r > 0.0 => {
+            let hv = pareto::hypervolume(subset.iter().copied(), r, cost);
+            format!("{:.4} ± {:.4}", hv.mean / r, hv.se / r)
+        }
+        _ => "n/a".to_string(),
+    };
+    let mut groups: Vec<(String, Vec<&Summary>)> = strategies(points)
+        .into_iter()
+        .map(|s| {
+            (
+                s.name().to_string(),
+                points.iter().filter(|p| p.strategy == s).collect(),
+            )
+        })
+        .collect();
+    groups.push(("overall".into(), points.iter().collect()));
+    let rows: Vec<Vec<String>> = groups
+        .iter()
+        .map(|(name, subset)| {
+            let mut row = vec![name.clone()];
+            row.extend(
+                Cost::ALL
+                    .iter()
+                    .zip(&references)
+                    .map(|(&c, &r)| cell(subset, c, r)),
+            );
+            row
+        })
+        .collect();
+    md += &markdown(&["strategy", "by rotations", "by latency"], &rows);
+    md + "\n"
+}
+
+/// The pruned strategies present, in their canonical order (the twin is a
+/// dense control: it has no front of its own).
+fn strategies(points: &[Summary]) -> Vec<Strategy> {
+    Strategy::ALL
+        .into_iter()
+        .filter(|&s| !s.is_dense() && points.iter().any(|p| p.strategy == s))
+        .collect()
+}
+
+/// A compact table of front points (both costs shown, means over seeds).
+pub fn front_table(points: &[&Summary]) -> String {
+    let rows: Vec<Vec<String>> = points
+        .iter()
+        .map(|p| {
+            vec![
+                p.strategy.name().to_string(),
+                format!("{}", p.target),
+                p.seeds.len().to_string(),
+                estimate(p.accuracy.mean, p.accuracy.se),
+                Cost::Rotations.format(p.rotations.mean),
+                ms(p.latency.mean),
+            ]
+        })
+        .collect();
+    markdown(
+        &[
+            "strategy",
+            "target",
+            "seeds",
+            "accuracy (%)",
+            "rotations",
+            "latency (ms)",
+        ],
+        &rows,
+    )
+}
+
+/// Every column of every point, sorted by strategy, target and seed.
+pub fn points_table(points: &[PointRecord]) -> String {
+    let mut sorted: Vec<&PointRecord> = points.iter().collect();
+    sorted.sort_by(|a, b| {
+        (a.strategy, a.seed)
+            .cmp(&(b.strategy, b.seed))
+            .then(a.target.total_cmp(&b.target))
+    });
+    let rows: Vec<Vec<String>> = sorted
+        .iter()
+        .map(|p| {
+            vec![
+                p.strategy.name().to_string(),
+                format!("{}", p.target),
+                p.seed.to_string(),
+                pct(p.accuracy_quantized),
+                pct(p.val_accuracy),
+                pct(p.accuracy),
+                p.test_images.to_string(),
+                pct(p.weight_sparsity),
+                p.rotations.to_string(),
+                p.pmults.to_string(),
+                p.adds.to_string(),
+                ms(p.latency_model_ms),
+                ms(p.latency_measured_ms),
+                p.he_verified.to_string(),
+                format!("{:.0}", p.train_seconds),
+                p.train_steps.to_string(),
+            ]
+        })
+        .collect();
+    markdown(
+        &[
+            "strategy",
+            "target",
+            "seed",
+            "integer (%)",
+            "validation (%)",
+            "float (%)",
+            "test images",
+            "sparsity (%)",
+            "rotations",
+            "pmults",
+            "adds",
+            "model (ms)",
+            "measured (ms)",
+            "verified",
+            "train (s)",
+            "steps",
+        ],
+        &rows,
+    )
+}
+
+/// A fraction and its standard error as percent: `78.80 ± 1.29`.
+fn estimate(mean: f64, se: f64) -> String {
+    format!("{} ± {}", pct(mean), pct(se))
+}
+
+fn pct(fraction: f64) -> String {
+    if fraction.is_finite() {
+        format!("{:.2}", 100.0 * fraction)
+    } else {
+        "n/a".into()
+    }
+}
+
+fn ms(value: f64) -> String {
+    if value.is_finite() {
+        format!("{value:.1}")
+    } else {
+        "n/a".into()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::points::tests::record;
+
+    fn sweep() -> Vec<PointRecord> {
+        vec![
+            record(Strategy::Dense, 0.0, 0.91, 1000),
+            record(Strategy::Diagonal, 0.5, 0.905, 500),
+            record(Strategy::Diagonal, 0.9, 0.85, 200),
+            record(Strategy::Channel, 0.5, 0.88, 400),
+        ]
+    }
+
+    /// The sweep with its budget-matched twins, and outcomes in which each
+    /// model gets the first images of each set right (so two models
+    /// disagree only on the images between their accuracies).
+    fn paired_sweep() -> (Vec<PointRecord>, Vec<Option<Outcomes>>) {
+        let mut points = sweep();
+        for t in [0.5, 0.9] {
+            let mut twin = record(Strategy::DenseMatched, t, 0.912, 1000);
+            twin.val_accuracy = 0.912;
+            points.push(twin);
+        }
+        for p in &mut points {
+            p.val_images = 1000;
+        }
+        let outcomes = points.iter().map(outcomes_of).collect();
+        (points, outcomes)
+    }
+
+    fn outcomes_of(r: &PointRecord) -> Option<Outcomes> {
+        let set = |n: u64, acc: f64, name: &str| {
+            let right = (acc * n as f64).round() as u64;
+            crate::outcomes::Correct::new((0..n).map(|i| i < right).collect(), name.into())
+        };
+        Some(Outcomes {
+            validation: set(r.val_images, r.val_accuracy, "val"),
+            test: set(r.test_images, r.accuracy_quantized, "test"),
+        })
+    }
+
+    fn render_plain(
+        spec_yaml: &str,
+        points: &[PointRecord],
+        plots: &[(String, PathBuf)],
+    ) -> String {
+        render(&Inputs {
+            spec_yaml,
+            points,
+            outcomes: &[],
+            plots,
+            margin: paired::DEFAULT_MARGIN,
+        })
+    }
+
+    fn render_paired(points: &[PointRecord], outcomes: &[Option<Outcomes>]) -> String {
+        render(&Inputs {
+            spec_yaml: "",
+            points,
+            outcomes,
+            plots: &[],
+            margin: paired::DEFAULT_MARGIN,
+        })
+    }
+
+    fn section<'a>(md: &'a str, heading: &str) -> &'a str {
+        let start = md
+            .find(heading)
+            .unwrap_or_else(|| panic!("no {heading} in\n{md}"));
+        let rest = &md[start + heading.len()..];
+        &rest[..rest.find("\n## ").unwrap_or(rest.len())]
+    }
+
+    #[test]
+    fn report_has_spec_plots_fronts_and_points() {
+        let plots = vec![(
+            "Accuracy vs rotations".to_string(),
+            PathBuf::from("plots/acc_rot.png"),
+        )];
+        let md = render_plain("name: smoke\nseeds: [0]\n", &sweep(), &plots);
+        assert!(md.starts_with("# Sweep report: smoke\n"));
+        assert!(section(&md, "## Spec").contains("```yaml\nname: smoke\nseeds: [0]\n```"));
+        assert!(md.contains("![Accuracy vs rotations](plots/acc_rot.png)"));
+        let fronts = section(&md, "## Pareto fronts");
+        assert!(
+            fronts.contains("### By rotations per inference")
+                && fronts.contains("### By encrypted latency (ms)")
+        );
+        // Each point is more accurate than every cheaper one, so all four are on
+        // the overall front: 4 rows + header + rule.
+        let overall =
+            &fronts[fronts.find("Overall:").unwrap()..fronts.find("Per strategy:").unwrap()];
+        assert_eq!(
+            overall.lines().filter(|l| l.starts_with('|')).count(),
+            2 + 4
+        );
+        assert_eq!(
+            section(&md, "## All points")
+                .lines()
+                .filter(|l| l.starts_with('|'))
+                .count(),
+            2 + 4
+        );
+    }
+
+    #[test]
+    fn speedups_take_the_cheapest_point_equivalent_on_validation() {
+        let (points, outcomes) = paired_sweep();
+        let md = render_paired(&points, &outcomes);
+        let s = section(&md, "## Speedup at iso-accuracy");
+        let row = |cost: &str, strategy: &str| {
+            s.lines()
+                .find(|l| {
+                    l.starts_with(&format!("| {cost}")) && l.contains(&format!(" {strategy} "))
+                })
+                .unwrap_or_else(|| panic!("no {cost} {strategy} row in\n{s}"))
+                .to_string()
+        };
+        // Diagonal 0.5 is a point below its twin on validation (90.2 vs
+        // 91.2), outside ±0.5: not equivalent, though its test accuracy is
+        // close to dense's.
+        let d = row("rotations", "diagonal");
+        assert!(d.contains("none equivalent within ±0.50"), "{s}");
+        // The headline says so, and what wider margins admit: a point below
+        // is equivalent within ±2 (its 90 % interval about [-1.5, -0.5]),
+        // not within ±1.
+        assert!(
+            s.contains(
+                "**Headline:** no pruned point is equivalent to its budget-matched dense twin \
+                 within ±0.50 points on validation."
+            ),
+            "{s}"
+        );
+        assert!(s.contains("- within ±1.00: none\n"), "{s}");
+        assert!(
+            s.contains("- within ±2.00: diagonal at target 0.5 needs 2.00x fewer rotations"),
+            "{s}"
+        );
+        assert!(s.contains("(1 seed, 1000 test images)"), "{s}");
+        // Make diagonal 0.5 equivalent on validation only.
+        let mut points = points;
+        points[1].val_accuracy = 0.911;
+        let outcomes: Vec<_> = points.iter().map(outcomes_of).collect();
+        let md = render_paired(&points, &outcomes);
+        let s = section(&md, "## Speedup at iso-accuracy");
+        let d = s
+            .lines()
+            .find(|l| l.starts_with("| rotations") && l.contains(" diagonal "))
+            .unwrap();
+        assert!(d.contains("| 0.5 ") && d.contains("| 2.00x"), "{s}");
+        assert!(d.contains("-0.10, equivalent within ±0.50"), "{s}");
+        // On test it is 0.7 points below its twin, whose 90 % interval
+        // (paired: 7 discordant images) lies below -0.5: worse.
+        assert!(d.contains("-0.70 [") && d.contains("], worse"), "{s}");
+        assert!(d.contains("4000 / 4000 / 4000"), "{s}");
+        assert!(
+            s.contains("**Headline:** diagonal at target 0.5 needs 2.00x fewer rotations"),
+            "{s}"
+        );
+        assert!(!md.contains("within noise"));
+        assert!(
+            row_of(s, "rotations", "channel").contains("none equivalent"),
+            "{s}"
+        );
+    }
+
+    fn row_of<'a>(s: &'a str, cost: &str, strategy: &str) -> &'a str {
+        s.lines()
+            .find(|l| l.starts_with(&format!("| {cost}")) && l.contains(&format!(" {strategy} ")))
+            .unwrap()
+    }
+
+    #[test]
+    fn without_a_validation_split_nothing_is_chosen() {
+        let mut points = sweep();
+        for p in &mut points {
+            p.val_accuracy = f64::NAN;
+            p.val_images = 0;
+        }
+        let md = render_plain("", &points, &[]);
+        assert!(md.contains("No validation split"), "{md}");
+    }
+
+    #[test]
+    fn speedups_are_also_given_against_the_gazelle_dense_reference() {
+        let (mut points, _) = paired_sweep();
+        points[1].val_accuracy = 0.911;
+        let mut gazelle = record(Strategy::Dense, 0.0, 0.91, 1400);
+        gazelle.schedule = explore_he_model::schedule::Schedule::Gazelle;
+        points.push(gazelle);
+        let outcomes: Vec<_> = points.iter().map(outcomes_of).collect();
+        let md = render_paired(&points, &outcomes);
+        let s = section(&md, "## Speedup at iso-accuracy");
+        assert!(
+            s.contains("vs gazelle") && s.contains("1400 rotations"),
+            "{s}"
+        );
+        let diagonal = row_of(s, "rotations", "diagonal");
+        // 1000 / 500 against best's dense, 1400 / 500 against Gazelle's.
+        assert!(
+            diagonal.contains("| 2.00x") && diagonal.contains("| 2.80x"),
+            "{s}"
+        );
+        // The reference is no point of the fronts.
+        assert_eq!(
+            section(&md, "## All points")
+                .lines()
+                .filter(|l| l.starts_with('|'))
+                .count(),
+            2 + 7
+        );
+    }
+
+    #[test]
+    fn hypervolumes_are_normalized_by_the_dense_cost() {
+        let md = render_plain("", &sweep(), &[]);
+        let s = section(&md, "## Hypervolume");
+        assert!(
+            s.contains("Dense rotations: 1000. Dense latency: 2600.0."),
+            "{s}"
+        );
+        // Diagonal: (0.85 * 300 + 0.905 * 500) / 1000; channel: 0.88 * 600 / 1000.
+        let diagonal = (0.85 * 300.0 + 0.905 * 500.0) / 1000.0;
+        let se = |a: f64| explore_stats::binomial_se(a, 1000);
+        let diagonal_se = ((0.3 * se(0.85)).powi(2) + (0.5 * se(0.905)).powi(2)).sqrt();
+        assert!(
+            s.contains(&format!("| diagonal | {diagonal:.4} ± {diagonal_se:.4}")),
+            "{s}"
+        );
+        assert!(
+            s.contains(&format!("| channel  | {:.4}", 0.88 * 0.6)),
+            "{s}"
+        );
+        let overall = (0.85 * 200.0 + 0.88 * 100.0 + 0.905 * 500.0) / 1000.0;
+        assert!(s.contains(&format!("| overall  | {overall:.4}")), "{s}");
+    }
+
+    #[test]
+    fn paired_rows_follow_strategy_and_target_and_the_twin_has_no_front() {
+        // A table grown by resuming lists points in the order they finished.
+        let (mut points, _) = paired_sweep();
+        points.reverse();
+        let outcomes: Vec<_> = points.iter().map(outcomes_of).collect();
+        let md = render_paired(&points, &outcomes);
+        let rows: Vec<(&str, &str)> = section(&md, "## Paired differences")
+            .lines()
+            .filter(|l| {
+                l.starts_with("| ") && !l.starts_with("| strategy") && !l.starts_with("| -")
+            })
+            .map(|l| {
+                let cells: Vec<&str> = l.split('|').map(str::trim).collect();
+                (cells[1], cells[2])
+            })
+            .collect();
+        assert_eq!(
+            rows,
+            [("diagonal", "0.5"), ("diagonal", "0.9"), ("channel", "0.5")]
+        );
+        let hv = section(&md, "## Hypervolume");
+        assert!(!hv.contains("dense-matched"), "{hv}");
+        assert!(
+            hv.contains("| diagonal") && hv.contains("| overall"),
+            "{hv}"
+        );
+    }
+
+    #[test]
+    fn a_sweep_without_dense_says_why_there_are_no_speedups() {
+        let points: Vec<_> = sweep().into_iter().skip(1).collect();
+        let md = render_plain("", &points, &[]);
+        assert!(md.contains("No dense point"), "{md}");
+    }
+
+    #[test]
+    fn write_puts_report_md_in_the_directory() {
+        let dir = tempfile::tempdir().unwrap();
+        let out = dir.path().join("results");
+        let points = sweep();
+        let inputs = Inputs {
+            spec_yaml: "name: smoke\n",
+            points: &points,
+            outcomes: &[],
+            plots: &[],
+            margin: paired::DEFAULT_MARGIN,
+        };
+        let path = write(&out, &inputs).unwrap();
+        assert_eq!(path, out.join("report.md"));
+        assert_eq!(std::fs::read_to_string(path).unwrap(), render(&inputs));
+    }
+}
