@@ -25,3 +25,64 @@ pub use quant::{BITS, QuantConfig, QuantConfigError};
 pub use spec::{DEFAULT_MARGIN, ModelSpec, Spec, SpecError};
 pub use strategy::{GroupWeighting, LassoMethod, Norm, Strategy, TargetMetric};
 pub use training::{Backend, LrSchedule, TrainConfig};
+
+#[cfg(test)]
+mod tests {
+    use explore_he_model::arch::{Arch, DatasetKind};
+    use explore_he_model::schedule::{Hoisting, Schedule};
+    use serde::Serialize;
+    use serde::de::DeserializeOwned;
+
+    use super::*;
+
+    /// Every variant's name (from `named_enum!`) is also its name in a spec
+    /// (serde), and both parse back to the variant.
+    fn names_agree<T>(all: &[T])
+    where
+        T: Copy
+            + PartialEq
+            + std::fmt::Debug
+            + std::fmt::Display
+            + std::str::FromStr
+            + Serialize
+            + DeserializeOwned,
+        <T as std::str::FromStr>::Err: std::fmt::Debug,
+    {
+        for &v in all {
+            let name = v.to_string();
+            assert_eq!(serde_yaml::to_string(&v).unwrap().trim(), name);
+            assert_eq!(serde_yaml::from_str::<T>(&name).unwrap(), v);
+            assert_eq!(name.parse::<T>().unwrap(), v);
+        }
+    }
+
+    #[test]
+    fn every_enum_has_one_name_in_specs_tables_and_the_command_line() {
+        names_agree(&Strategy::ALL);
+        names_agree(&Backend::ALL);
+        names_agree(&KeysMode::ALL);
+        names_agree(&Schedule::ALL);
+        names_agree(&Hoisting::ALL);
+        names_agree(&Arch::ALL);
+        names_agree(&DatasetKind::ALL);
+    }
+
+    #[test]
+    fn unknown_names_are_refused_naming_the_choices() {
+        let e = "densest".parse::<Strategy>().unwrap_err();
+        assert!(e.contains("dense, positional, diagonal, hybrid"), "{e}");
+        let e = "tpu".parse::<Backend>().unwrap_err();
+        assert!(e.contains("use cpu, wgpu or cuda"), "{e}");
+        let e = "some".parse::<KeysMode>().unwrap_err();
+        assert!(e.contains("use dense or live"), "{e}");
+    }
+
+    #[test]
+    fn a_replicate_offsets_the_phase_seed_and_nothing_else() {
+        let phase: TrainConfig = serde_yaml::from_str("{epochs: 2, lr: 0.1, seed: 7}").unwrap();
+        let third = phase.for_replicate(2);
+        assert_eq!(third.seed, 9);
+        assert_eq!(TrainConfig { seed: 7, ..third }, phase);
+        assert_eq!(phase.for_replicate(0), phase);
+    }
+}
