@@ -327,12 +327,41 @@ impl Spec {
         Spec::parse(&text, path)
     }
 
-    /// Parses and validates spec text; `path` only names it in errors.
+    /// Parses and validates spec text; `path` only names it in errors. A
+    /// phase after the dense one (`prune.regularization.train`,
+    /// `prune.finetune`, `prune.qat`) that names no `device` trains on
+    /// `train.device`.
     pub fn parse(text: &str, path: &Path) -> Result<Spec, SpecError> {
-        let spec: Spec = serde_yaml::from_str(text).map_err(|e| SpecError::Parse {
+        let parse_error = |e: serde_yaml::Error| SpecError::Parse {
             path: path.to_path_buf(),
             message: e.to_string(),
-        })?;
+        };
+        let mut spec: Spec = serde_yaml::from_str(text).map_err(parse_error)?;
+        // Serde fills an absent device with the default; the text tells an
+        // absent one from an explicit `cpu`, which must still agree.
+        let value: serde_yaml::Value = serde_yaml::from_str(text).map_err(parse_error)?;
+        let names_device = |phase: &[&str]| {
+            let mut v = &value;
+            for key in phase {
+                v = &v[*key];
+            }
+            v.get("device").is_some()
+        };
+        let device = spec.train.device;
+        let prune = &mut spec.prune;
+        let phases = [
+            (
+                &["prune", "regularization", "train"][..],
+                prune.regularization.as_mut().map(|r| &mut r.train),
+            ),
+            (&["prune", "finetune"][..], prune.finetune.as_mut()),
+            (&["prune", "qat"][..], prune.qat.as_mut()),
+        ];
+        for (at, phase) in phases {
+            if let Some(phase) = phase.filter(|_| !names_device(at)) {
+                phase.device = device;
+            }
+        }
         spec.validate(path)?;
         Ok(spec)
     }
@@ -672,5 +701,73 @@ train: {epochs: 1, lr: 0.1}
             .unwrap_err()
             .to_string();
         assert!(e.contains("prune.targets"), "{e}");
+    }
+
+    /// Every phase of a spec after the dense one, with its field name.
+    fn later_phases(spec: &Spec) -> Vec<(&'static str, &TrainConfig)> {
+        let p = &spec.prune;
+        [
+            (
+                "prune.regularization.train",
+                p.regularization.as_ref().map(|r| &r.train),
+            ),
+            ("prune.finetune", p.finetune.as_ref()),
+            ("prune.qat", p.qat.as_ref()),
+        ]
+        .into_iter()
+        .filter_map(|(f, t)| t.map(|t| (f, t)))
+        .collect()
+    }
+
+    #[test]
+    fn every_committed_spec_trains_every_phase_on_its_train_device() {
+        let sweeps = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../sweeps");
+        let mut specs = Vec::new();
+        for dir in [sweeps.clone(), sweeps.join("lasso")] {
+            for entry in std::fs::read_dir(&dir).unwrap() {
+                let path = entry.unwrap().path();
+                if path.extension().is_some_and(|e| e == "yaml") {
+                    specs.push(path);
+                }
+            }
+        }
+        assert!(specs.len() >= 5, "{specs:?}");
+        let mut with_phases = 0;
+        for path in &specs {
+            let text = std::fs::read_to_string(path).unwrap();
+            let mut value: serde_yaml::Value = serde_yaml::from_str(&text).unwrap();
+            value["train"]["device"] = "wgpu".into();
+            let on_gpu = Spec::parse(&serde_yaml::to_string(&value).unwrap(), path)
+                .unwrap_or_else(|e| panic!("{}: {e}", path.display()));
+            assert_eq!(on_gpu.train.device, Backend::Wgpu);
+            for (field, phase) in later_phases(&on_gpu) {
+                assert_eq!(phase.device, Backend::Wgpu, "{}: {field}", path.display());
+            }
+            with_phases += usize::from(!later_phases(&on_gpu).is_empty());
+            // `--device` moves every phase back, as it moves them anywhere.
+            let on_cpu = on_gpu.on_device(Backend::Cpu);
+            assert!(
+                later_phases(&on_cpu)
+                    .iter()
+                    .all(|(_, t)| t.device == Backend::Cpu)
+            );
+        }
+        assert!(with_phases > 0, "some committed spec fine-tunes");
+    }
+
+    #[test]
+    fn a_phase_that_names_another_device_is_still_refused() {
+        let text = format!("{MINIMAL}prune: {{finetune: {{epochs: 1, lr: 0.1, device: cpu}}}}\n")
+            .replace(
+                "train: {epochs: 1, lr: 0.1}",
+                "train: {epochs: 1, lr: 0.1, device: wgpu}",
+            );
+        let e = Spec::parse(&text, Path::new("t.yaml"))
+            .unwrap_err()
+            .to_string();
+        assert!(
+            e.contains("prune.finetune") && e.contains("train.device"),
+            "{e}"
+        );
     }
 }

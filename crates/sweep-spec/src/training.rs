@@ -43,7 +43,8 @@ pub struct TrainConfig {
     /// bits.)
     #[serde(default = "default_replicas")]
     pub replicas: usize,
-    /// Where the phase trains (set once, in the spec's `train`).
+    /// Where the phase trains: set once, in the spec's `train`; a later
+    /// phase that names none takes it ([`crate::Spec::parse`]).
     #[serde(default)]
     pub device: Backend,
     /// Stop after this many optimizer steps (a phase shorter than its
