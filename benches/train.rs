@@ -6,7 +6,10 @@
 //! default being a quick 6, `--replicas R`, default 2, for the number of
 //! data-parallel model replicas, and `--device wgpu` or `--device cuda` for
 //! a GPU backend, with the binary built by `cargo bench --features wgpu`).
-//! A one-batch warm-up runs first and is not timed. Run it under
+//! A one-batch warm-up runs first and is not timed. `-- --profile` then
+//! trains the same batches once more with every part of a step timed (the
+//! device synchronized at each boundary) and prints where a step's time
+//! goes. Run it under
 //! `/usr/bin/time -v` to see the CPU utilization; `RAYON_NUM_THREADS=1` with
 //! `--replicas 1` gives the one-core figure. `benches/pytorch_train.py` times
 //! the same network, batch and input in PyTorch on the same machine.
@@ -31,6 +34,7 @@ fn main() {
             .unwrap_or(default)
     };
     let batches = number("--batches", 6);
+    let profile = args.iter().any(|a| a == "--profile");
     let replicas = number("--replicas", 2);
     let backend: Backend = args
         .iter()
@@ -66,6 +70,22 @@ fn main() {
         "train: {:.1} img/s ({batches} batches in {:.2} s)",
         stats.images_per_second, stats.seconds
     );
+    let model = if profile {
+        let mut hook = NoHook;
+        let phase = Phase {
+            profile: true,
+            ..Phase::with(&mut hook)
+        };
+        let (model, stats) = train(model, &data, &cfg, phase, "profile").expect("trains");
+        let profile = stats.profile.expect("a profiled run");
+        println!(
+            "where a step's time goes ({} steps, device synchronized at each part, {:.1} img/s):\n{profile}",
+            profile.steps, stats.images_per_second
+        );
+        model
+    } else {
+        model
+    };
 
     let _ = evaluate(&model, &images(1), BATCH, replicas);
     let start = Instant::now();

@@ -183,6 +183,7 @@ fn proximal_lasso_gradual_pruning_and_qat_keep_what_they_prune() {
                 temperature: 4.0,
             }),
             fake_quant: None,
+            profile: false,
         },
         "gradual",
     )
@@ -211,6 +212,7 @@ fn proximal_lasso_gradual_pruning_and_qat_keep_what_they_prune() {
             hook: &mut keep,
             teacher: None,
             fake_quant: Some(&fake_quant),
+            profile: false,
         },
         "qat",
     )

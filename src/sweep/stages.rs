@@ -138,6 +138,7 @@ impl Workspace {
             hook: &mut hook,
             teacher,
             fake_quant,
+            profile: false,
         };
         let (model, steps) = self.run_phase(model, cfg, seed, phase, label)?;
         Ok((model, hook.0, steps))
@@ -441,6 +442,7 @@ impl Workspace {
                         hook: &mut hook,
                         teacher: teacher_of(),
                         fake_quant: None,
+                        profile: false,
                     };
                     let trained = self.run_phase(model, ft, key.seed, phase, &key.dir_name())?;
                     model = trained.0;

@@ -24,6 +24,7 @@ use rand::seq::SliceRandom;
 use serde::{Deserialize, Serialize};
 
 use crate::model::{FakeQuant, ResNet};
+use crate::profile::{Laps, StepProfile};
 use explore_data::{self as data, Dataset};
 use explore_he_model::arch::DatasetKind;
 // A phase's settings are the spec's, re-exported beside the training that
@@ -103,6 +104,9 @@ pub struct Phase<'a> {
     pub teacher: Option<Teacher<'a>>,
     /// Train through the integer model's rounding (quantization-aware).
     pub fake_quant: Option<&'a FakeQuant>,
+    /// Time each part of every step ([`StepProfile`]), synchronizing the
+    /// device at each boundary.
+    pub profile: bool,
 }
 
 impl<'a> Phase<'a> {
@@ -112,6 +116,7 @@ impl<'a> Phase<'a> {
             hook,
             teacher: None,
             fake_quant: None,
+            profile: false,
         }
     }
 }
@@ -126,6 +131,9 @@ pub struct TrainStats {
     pub train_accuracy: f64,
     pub seconds: f64,
     pub images_per_second: f64,
+    /// Where the steps' time went, when the phase was profiled.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub profile: Option<StepProfile>,
 }
 
 /// The training device of `backend`, with autodiff, its weight
@@ -216,6 +224,7 @@ pub fn train(
         hook,
         teacher,
         fake_quant,
+        profile,
     } = phase;
     if train.is_empty() {
         return Err(TrainError::EmptyDataset {
@@ -243,6 +252,8 @@ pub fn train(
     let start = Instant::now();
     let mut last = EpochTotals::default();
     let mut seen = 0usize;
+    let profiling = profile.then_some(&device);
+    let mut profiled = StepProfile::default();
     for epoch in 0..cfg.epochs {
         if epoch * steps_per_epoch >= total {
             break;
@@ -254,15 +265,19 @@ pub fn train(
             .enumerate()
             .take(total - epoch * steps_per_epoch)
         {
+            let mut laps = Laps::new(profiling);
             let batch = Batch::new(train, indices, cfg.augment.then_some(&mut rng));
+            laps.lap(|p| &mut p.data_ms);
             // Each shard's mean loss is weighted by its share of the batch,
             // so the summed gradients are those of the whole batch's mean.
             let shards = replicas.map(batch.shards(cfg.replicas), |shard| {
+                let mut laps = Laps::new(profiling);
                 // A fork has its own autodiff leaves: replicas sharing the
                 // parameters' nodes would share one graph and its lock.
                 let model = model.clone().fork(&device);
                 let share = shard.len() as f32 / indices.len() as f32;
                 let (x, y) = shard.tensors(&device);
+                laps.lap(|p| &mut p.upload_ms);
                 let logits = match fake_quant {
                     Some(fq) => model.forward_fake_quant(x.clone(), fq),
                     None => model.forward(x.clone()),
@@ -273,19 +288,26 @@ pub fn train(
                         + distillation(logits.clone(), t, x).mul_scalar(t.weight);
                 }
                 let loss = loss.mul_scalar(share);
+                laps.lap(|p| &mut p.forward_ms);
                 let loss_value = loss.clone().into_scalar::<f32>();
                 let correct = correct(logits.detach(), y);
+                laps.lap(|p| &mut p.readback_ms);
                 let grads = GradientsParams::from_grads(loss.backward(), &model);
-                (loss_value, correct, grads)
+                laps.lap(|p| &mut p.backward_ms);
+                (loss_value, correct, grads, laps.parts)
             });
+            laps.skip();
+            let per_replica = 1.0 / shards.len() as f64;
             let mut loss_value = 0.0;
             let mut accumulator = GradientsAccumulator::<ResNet>::new();
             let mut right = 0;
-            for (loss, correct, grads) in shards {
+            for (loss, correct, grads, parts) in shards {
                 loss_value += loss;
                 right += correct;
                 accumulator.accumulate(&model, grads);
+                profiled.add(&parts, per_replica);
             }
+            laps.lap(|p| &mut p.gradients_ms);
             if let Some(penalty) = hook.penalty(&model) {
                 loss_value += penalty.clone().into_scalar::<f32>();
                 accumulator.accumulate(
@@ -293,6 +315,7 @@ pub fn train(
                     GradientsParams::from_grads(penalty.backward(), &model),
                 );
             }
+            laps.lap(|p| &mut p.hook_ms);
             if !loss_value.is_finite() {
                 progress.abandon();
                 return Err(TrainError::NonFinite {
@@ -309,7 +332,13 @@ pub fn train(
                 progress: (epoch * steps_per_epoch + step + 1) as f64 / total as f64,
             };
             seen += indices.len();
-            model = hook.after_step(optim.step(lr, model, accumulator.grads()), &done);
+            laps.skip();
+            let stepped = optim.step(lr, model, accumulator.grads());
+            laps.lap(|p| &mut p.optimizer_ms);
+            model = hook.after_step(stepped, &done);
+            laps.lap(|p| &mut p.hook_ms);
+            profiled.add(&laps.parts, 1.0);
+            profiled.steps += 1;
             progress.inc(1);
             progress.set_message(format!(
                 "epoch {}/{} loss {:.3} acc {:.3} {:.0} img/s",
@@ -330,6 +359,7 @@ pub fn train(
         train_accuracy: last.accuracy(),
         seconds,
         images_per_second: seen as f64 / seconds,
+        profile: profile.then_some(profiled),
     };
     Ok((model, stats))
 }
@@ -791,6 +821,7 @@ mod tests {
                 hook: &mut NoHook,
                 teacher: Some(t),
                 fake_quant: None,
+                profile: false,
             },
             "student",
         )
