@@ -203,7 +203,7 @@ fn proximal_lasso_gradual_pruning_and_qat_keep_what_they_prune() {
     let calibration = &train_data.images[..64 * 28 * 28];
     let qnet = QuantizedNet::new(&tuned.fold(), config, calibration).unwrap();
     let fake_quant = FakeQuant::of(&qnet);
-    let mut keep = MaskHook(mask.clone());
+    let mut keep = MaskHook::new(mask.clone());
     let (qat, _) = train::train(
         tuned,
         &train_data,

@@ -133,7 +133,7 @@ impl Workspace {
         (teacher, fake_quant): (Option<Teacher>, Option<&FakeQuant>),
         label: &str,
     ) -> Result<(ResNet, Mask, u64), SweepError> {
-        let mut hook = MaskHook(mask);
+        let mut hook = MaskHook::new(mask);
         let phase = Phase {
             hook: &mut hook,
             teacher,
@@ -141,7 +141,7 @@ impl Workspace {
             profile: false,
         };
         let (model, steps) = self.run_phase(model, cfg, seed, phase, label)?;
-        Ok((model, hook.0, steps))
+        Ok((model, hook.into_mask(), steps))
     }
 
     /// Where the dense model of replicate `seed` lives.

@@ -156,6 +156,10 @@ pub struct ResNet {
     spec: NetSpec,
 }
 
+/// A pruning mask on the device ([`ResNet::mask_tensors`]).
+#[derive(Debug, Clone)]
+pub struct MaskTensors(Vec<Tensor<4>>);
+
 impl ResNet {
     pub fn new(spec: &NetSpec, device: &Device) -> ResNet {
         ResNet {
@@ -279,28 +283,49 @@ impl ResNet {
     ///
     /// # Panics
     /// If the number of masks or a mask's length does not match the spec.
-    pub fn apply_masks(mut self, masks: &[Vec<f32>]) -> ResNet {
+    pub fn apply_masks(self, masks: &[Vec<f32>]) -> ResNet {
+        let on_device = self.mask_tensors(masks);
+        self.apply_mask_tensors(&on_device)
+    }
+
+    /// `masks` (0/1 per conv weight, row-major, `spec.convs` order) as
+    /// tensors on the model's device: uploaded once, so that a hook that
+    /// applies the same mask after every step moves nothing to the device.
+    pub fn mask_tensors(&self, masks: &[Vec<f32>]) -> MaskTensors {
         assert_eq!(
             masks.len(),
             self.convs.len(),
             "one mask per conv layer of {}",
             self.spec.arch
         );
-        for ((layer, mask), shape) in self.convs.iter_mut().zip(masks).zip(&self.spec.convs) {
-            assert_eq!(
-                mask.len(),
-                shape.weight_len(),
-                "mask of layer {} has the wrong length",
-                shape.name
-            );
+        let layers = self
+            .convs
+            .iter()
+            .zip(masks)
+            .zip(&self.spec.convs)
+            .map(|((layer, mask), shape)| {
+                assert_eq!(
+                    mask.len(),
+                    shape.weight_len(),
+                    "mask of layer {} has the wrong length",
+                    shape.name
+                );
+                let w = layer.conv.weight.val();
+                Tensor::<4>::from_data(TensorData::new(mask.clone(), w.dims()), &w.device())
+            })
+            .collect();
+        MaskTensors(layers)
+    }
+
+    /// [`Self::apply_masks`] with masks already on the device.
+    pub fn apply_mask_tensors(mut self, masks: &MaskTensors) -> ResNet {
+        for (layer, m) in self.convs.iter_mut().zip(&masks.0) {
             let weight = layer.conv.weight.clone();
             layer.conv.weight = weight.map(|w| {
                 let trainable = w.is_require_grad();
-                let m =
-                    Tensor::<4>::from_data(TensorData::new(mask.clone(), w.dims()), &w.device());
                 // A fresh leaf: the mask multiplication must not become part
                 // of the graph the next backward pass walks.
-                let masked = (w * m).detach();
+                let masked = (w * m.clone()).detach();
                 if trainable {
                     masked.require_grad()
                 } else {

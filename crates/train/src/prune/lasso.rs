@@ -9,7 +9,7 @@ use burn::tensor::{Device, Tensor, TensorData};
 
 use super::pruner::{Group, Mask, Pruner};
 use super::{Norm, PruneError, TargetMetric};
-use crate::model::ResNet;
+use crate::model::{MaskTensors, ResNet};
 use crate::train::{Step, TrainHook};
 
 /// `lambda * sum_g w_g * ||W_g||_2` over the groups of every prunable layer.
@@ -90,12 +90,33 @@ impl TrainHook for GroupLasso {
     }
 }
 
-/// Re-applies a fixed mask after every optimizer step (fine-tuning).
-pub struct MaskHook(pub Mask);
+/// Re-applies a fixed mask after every optimizer step (fine-tuning), from
+/// tensors uploaded to the device at the first step.
+pub struct MaskHook {
+    mask: Mask,
+    on_device: Option<MaskTensors>,
+}
+
+impl MaskHook {
+    pub fn new(mask: Mask) -> MaskHook {
+        MaskHook {
+            mask,
+            on_device: None,
+        }
+    }
+
+    /// The mask it kept in force.
+    pub fn into_mask(self) -> Mask {
+        self.mask
+    }
+}
 
 impl TrainHook for MaskHook {
     fn after_step(&mut self, model: ResNet, _: &Step) -> ResNet {
-        model.apply_masks(&self.0.layers)
+        let masks = self
+            .on_device
+            .get_or_insert_with(|| model.mask_tensors(&self.mask.layers));
+        model.apply_mask_tensors(masks)
     }
 }
 
@@ -155,7 +176,10 @@ pub struct GradualPruning<'a> {
     pub to: f64,
     pub ramp: f64,
     pub updates: usize,
-    pub mask: Mask,
+    /// The mask in force (private: an update must also renew `on_device`).
+    mask: Mask,
+    /// `mask` on the device, uploaded again only when an update changes it.
+    on_device: Option<MaskTensors>,
     done: usize,
     error: Option<PruneError>,
 }
@@ -181,6 +205,7 @@ impl<'a> GradualPruning<'a> {
             ramp,
             updates,
             mask,
+            on_device: None,
             done: 0,
             error: None,
         }
@@ -213,11 +238,17 @@ impl TrainHook for GradualPruning<'_> {
                 .pruner
                 .select_from(&ranked, target, self.metric, &self.mask)
             {
-                Ok(mask) => self.mask = mask,
+                Ok(mask) => {
+                    self.mask = mask;
+                    self.on_device = None;
+                }
                 Err(e) => self.error = Some(e),
             }
         }
-        model.apply_masks(&self.mask.layers)
+        let masks = self
+            .on_device
+            .get_or_insert_with(|| model.mask_tensors(&self.mask.layers));
+        model.apply_mask_tensors(masks)
     }
 }
 
