@@ -14,6 +14,7 @@ A one-batch warm-up runs first and is not timed; the figures are images per
 second over the timed batches.
 """
 import argparse
+import json
 import time
 
 import torch
@@ -62,6 +63,9 @@ def main():
     parser = argparse.ArgumentParser()
     parser.add_argument("--batches", type=int, default=30)
     parser.add_argument("--threads", type=int, default=2)
+    parser.add_argument(
+        "--json", action="store_true", help="print one JSON object (for cargo bench --bench train)"
+    )
     args = parser.parse_args()
     torch.set_num_threads(args.threads)
     torch.manual_seed(0)
@@ -90,6 +94,10 @@ def main():
         for _ in range(args.batches):
             model(x)
         infer = args.batches * batch / (time.perf_counter() - start)
+    if args.json:
+        print(json.dumps({"torch": torch.__version__, "threads": args.threads, "batch": batch,
+                          "train": train, "inference": infer}))
+        return
     print(
         f"PyTorch {torch.__version__}, {args.threads} threads, batch {batch}, 3x32x32: "
         f"train {train:.1f} img/s, inference {infer:.1f} img/s"

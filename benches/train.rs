@@ -11,8 +11,12 @@
 //! device synchronized at each boundary) and prints where a step's time
 //! goes. Run it under
 //! `/usr/bin/time -v` to see the CPU utilization; `RAYON_NUM_THREADS=1` with
-//! `--replicas 1` gives the one-core figure. `benches/pytorch_train.py` times
-//! the same network, batch and input in PyTorch on the same machine.
+//! `--replicas 1` gives the one-core figure.
+//!
+//! `-- --pytorch PYTHON` then runs `benches/pytorch_train.py` with that
+//! Python (one that has torch) on the same network, batch, batch count and
+//! number of threads, and prints burn's throughput as a ratio of PyTorch's:
+//! the side-by-side in one run. (`EXPLORE_PYTORCH=PYTHON` does the same.)
 
 use std::time::Instant;
 
@@ -35,6 +39,11 @@ fn main() {
     };
     let batches = number("--batches", 6);
     let profile = args.iter().any(|a| a == "--profile");
+    let pytorch = args
+        .iter()
+        .position(|a| a == "--pytorch")
+        .and_then(|i| args.get(i + 1).cloned())
+        .or_else(|| std::env::var("EXPLORE_PYTORCH").ok());
     let replicas = number("--replicas", 2);
     let backend: Backend = args
         .iter()
@@ -91,10 +100,59 @@ fn main() {
     let start = Instant::now();
     let _ = evaluate(&model, &data, BATCH, replicas);
     let seconds = start.elapsed().as_secs_f64();
-    println!(
-        "inference: {:.1} img/s ({batches} batches in {seconds:.2} s)",
-        (batches * BATCH) as f64 / seconds
+    let inference = (batches * BATCH) as f64 / seconds;
+    println!("inference: {inference:.1} img/s ({batches} batches in {seconds:.2} s)");
+    if let Some(python) = pytorch {
+        let torch = pytorch_side(&python, batches);
+        println!(
+            "PyTorch {} ({} threads): train {:.1} img/s, inference {:.1} img/s",
+            torch.version, torch.threads, torch.train, torch.inference
+        );
+        println!(
+            "burn / PyTorch: train {:.2}x, inference {:.2}x",
+            stats.images_per_second / torch.train,
+            inference / torch.inference
+        );
+    }
+}
+
+/// PyTorch's side of the comparison, as `benches/pytorch_train.py --json`
+/// measured it.
+struct Torch {
+    version: String,
+    threads: usize,
+    train: f64,
+    inference: f64,
+}
+
+/// Runs `benches/pytorch_train.py` with `python` on `batches` timed batches
+/// and as many threads as rayon has.
+fn pytorch_side(python: &str, batches: usize) -> Torch {
+    let threads = rayon::current_num_threads();
+    let script = concat!(env!("CARGO_MANIFEST_DIR"), "/benches/pytorch_train.py");
+    let out = std::process::Command::new(python)
+        .args([script, "--json", "--batches", &batches.to_string()])
+        .args(["--threads", &threads.to_string()])
+        .output()
+        .unwrap_or_else(|e| panic!("cannot run {python}: {e}"));
+    assert!(
+        out.status.success(),
+        "{python} {script} failed: {}\n(install torch in it: python3 -m venv /tmp/torchenv && /tmp/torchenv/bin/pip install torch)",
+        String::from_utf8_lossy(&out.stderr)
     );
+    let v: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap_or_else(|e| {
+        panic!(
+            "{script} printed no JSON ({e}): {}",
+            String::from_utf8_lossy(&out.stdout)
+        )
+    });
+    let number = |k: &str| v[k].as_f64().unwrap_or_else(|| panic!("no {k} in {v}"));
+    Torch {
+        version: v["torch"].as_str().unwrap_or("?").to_string(),
+        threads: number("threads") as usize,
+        train: number("train"),
+        inference: number("inference"),
+    }
 }
 
 /// `batches * BATCH` CIFAR-shaped images of deterministic noise.
