@@ -59,6 +59,37 @@ class ResNet20(nn.Module):
         return self.fc(x.mean(dim=(2, 3)))
 
 
+def time_convs(shapes, batch, repeats):
+    """The fastest forward and forward + backward of each conv, in ms, on one
+    thread, each after a warm-up."""
+    torch.set_num_threads(1)
+    gen = torch.Generator().manual_seed(0)
+    out = []
+    for c_in, c_out, hw, k, stride in shapes:
+        x = torch.randn(batch, c_in, hw, hw, generator=gen)
+        w = torch.randn(c_out, c_in, k, k, generator=gen)
+
+        def forward():
+            with torch.no_grad():
+                F.conv2d(x, w, stride=stride, padding=k // 2).sum().item()
+
+        def both():
+            xg, wg = x.clone().requires_grad_(), w.clone().requires_grad_()
+            F.conv2d(xg, wg, stride=stride, padding=k // 2).sum().backward()
+
+        def fastest(f):
+            f()
+            times = []
+            for _ in range(repeats):
+                start = time.perf_counter()
+                f()
+                times.append((time.perf_counter() - start) * 1e3)
+            return min(times)
+
+        out.append([fastest(forward), fastest(both)])
+    return out
+
+
 def main():
     parser = argparse.ArgumentParser()
     parser.add_argument("--batches", type=int, default=30)
@@ -66,7 +97,17 @@ def main():
     parser.add_argument(
         "--json", action="store_true", help="print one JSON object (for cargo bench --bench train)"
     )
+    parser.add_argument(
+        "--convs",
+        help="JSON list of [c_in, c_out, hw, k, stride]: time each conv alone on one thread "
+        "and print [[forward ms, forward+backward ms], ...] (for cargo bench --bench conv)",
+    )
+    parser.add_argument("--conv-batch", type=int, default=32)
+    parser.add_argument("--repeats", type=int, default=5)
     args = parser.parse_args()
+    if args.convs:
+        print(json.dumps(time_convs(json.loads(args.convs), args.conv_batch, args.repeats)))
+        return
     torch.set_num_threads(args.threads)
     torch.manual_seed(0)
     model = ResNet20()

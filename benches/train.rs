@@ -20,6 +20,9 @@
 
 use std::time::Instant;
 
+#[path = "support/pytorch.rs"]
+mod pytorch;
+
 use explore_data::Dataset;
 use explore_he_model::arch::{Arch, DatasetKind, NetSpec};
 use explore_train::model::ResNet;
@@ -125,27 +128,20 @@ struct Torch {
     inference: f64,
 }
 
-/// Runs `benches/pytorch_train.py` with `python` on `batches` timed batches
-/// and as many threads as rayon has.
+/// `benches/pytorch_train.py --json` with `python` on `batches` timed
+/// batches and as many threads as rayon has.
 fn pytorch_side(python: &str, batches: usize) -> Torch {
     let threads = rayon::current_num_threads();
-    let script = concat!(env!("CARGO_MANIFEST_DIR"), "/benches/pytorch_train.py");
-    let out = std::process::Command::new(python)
-        .args([script, "--json", "--batches", &batches.to_string()])
-        .args(["--threads", &threads.to_string()])
-        .output()
-        .unwrap_or_else(|e| panic!("cannot run {python}: {e}"));
-    assert!(
-        out.status.success(),
-        "{python} {script} failed: {}\n(install torch in it: python3 -m venv /tmp/torchenv && /tmp/torchenv/bin/pip install torch)",
-        String::from_utf8_lossy(&out.stderr)
+    let v = pytorch::run(
+        python,
+        &[
+            "--json".into(),
+            "--batches".into(),
+            batches.to_string(),
+            "--threads".into(),
+            threads.to_string(),
+        ],
     );
-    let v: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap_or_else(|e| {
-        panic!(
-            "{script} printed no JSON ({e}): {}",
-            String::from_utf8_lossy(&out.stdout)
-        )
-    });
     let number = |k: &str| v[k].as_f64().unwrap_or_else(|| panic!("no {k} in {v}"));
     Torch {
         version: v["torch"].as_str().unwrap_or("?").to_string(),

@@ -778,32 +778,10 @@ mod tests {
     use std::collections::BTreeMap;
 
     use super::*;
+    use crate::fixtures::{schedule, shape};
     use crate::reference::{conv_int, max_magnitude};
 
     const N: usize = 8192;
-
-    fn shape(c_in: usize, c_out: usize, hw: usize, k: usize, stride: usize) -> ConvShape {
-        ConvShape {
-            name: format!("{c_in}to{c_out}k{k}s{stride}"),
-            c_in,
-            c_out,
-            h: hw,
-            w: hw,
-            k,
-            stride,
-        }
-    }
-
-    fn schedule(phases: bool, replicate: bool, fold: bool, baby_step: usize) -> LayerSchedule {
-        LayerSchedule {
-            phases,
-            replicate,
-            fold,
-            baby_step,
-            rows: false,
-            hoist: false,
-        }
-    }
 
     fn rows(baby_step: usize) -> LayerSchedule {
         LayerSchedule {
