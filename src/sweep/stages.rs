@@ -248,8 +248,8 @@ impl Workspace {
             self.store.plain_dir(seed)
         };
         let _lock = self.store.lock(&dir)?;
-        let steps =
-            train::phase_steps(&reg.train.for_replicate(seed), self.train_data.len()) as u64;
+        // The phase's steps, whether it is trained now or was cached.
+        let steps = train::phase_steps(&reg.train, self.train_data.len()) as u64;
         if dir.join(checkpoint::FOLDED_FILE).exists() {
             return Ok((checkpoint::load(&dir, &self.net, &device)?, steps));
         }
