@@ -94,6 +94,10 @@ def main():
     parser = argparse.ArgumentParser()
     parser.add_argument("--batches", type=int, default=30)
     parser.add_argument("--threads", type=int, default=2)
+    parser.add_argument("--batch", type=int, default=64)
+    parser.add_argument(
+        "--device", default="cpu", help="cpu, or cuda for the GPU side of scripts/gpu_bench.sh"
+    )
     parser.add_argument(
         "--json", action="store_true", help="print one JSON object (for cargo bench --bench train)"
     )
@@ -110,11 +114,14 @@ def main():
         return
     torch.set_num_threads(args.threads)
     torch.manual_seed(0)
-    model = ResNet20()
+    device = torch.device(args.device)
+    # A GPU runs asynchronously: wait for it before reading the clock.
+    sync = torch.cuda.synchronize if device.type == "cuda" else (lambda: None)
+    model = ResNet20().to(device)
     opt = torch.optim.SGD(model.parameters(), lr=0.01, momentum=0.9, weight_decay=5e-4)
-    batch = 64
-    x = torch.randn(batch, 3, 32, 32)
-    y = torch.arange(batch) % 10
+    batch = args.batch
+    x = torch.randn(batch, 3, 32, 32, device=device)
+    y = torch.arange(batch, device=device) % 10
 
     def step():
         opt.zero_grad()
@@ -123,24 +130,28 @@ def main():
 
     model.train()
     step()
+    sync()
     start = time.perf_counter()
     for _ in range(args.batches):
         step()
+    sync()
     train = args.batches * batch / (time.perf_counter() - start)
 
     model.eval()
     with torch.no_grad():
         model(x)
+        sync()
         start = time.perf_counter()
         for _ in range(args.batches):
             model(x)
+        sync()
         infer = args.batches * batch / (time.perf_counter() - start)
     if args.json:
         print(json.dumps({"torch": torch.__version__, "threads": args.threads, "batch": batch,
-                          "train": train, "inference": infer}))
+                          "device": args.device, "train": train, "inference": infer}))
         return
     print(
-        f"PyTorch {torch.__version__}, {args.threads} threads, batch {batch}, 3x32x32: "
+        f"PyTorch {torch.__version__} on {args.device}, {args.threads} threads, batch {batch}, 3x32x32: "
         f"train {train:.1f} img/s, inference {infer:.1f} img/s"
     )
 

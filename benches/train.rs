@@ -1,6 +1,6 @@
-//! Training and inference throughput of ResNet-20 (width 1, batch 64,
-//! 3x32x32) on the training device, in images per second, through the same
-//! `train::train` and `train::evaluate` the tool runs.
+//! Training and inference throughput of ResNet-20 (width 1, batch 64 or
+//! `--batch N`, 3x32x32) on the training device, in images per second,
+//! through the same `train::train` and `train::evaluate` the tool runs.
 //!
 //! `cargo bench --bench train` (add `-- --batches N` for more batches, the
 //! default being a quick 6, `--replicas R`, default 2, for the number of
@@ -15,8 +15,10 @@
 //!
 //! `-- --pytorch PYTHON` then runs `benches/pytorch_train.py` with that
 //! Python (one that has torch) on the same network, batch, batch count and
-//! number of threads, and prints burn's throughput as a ratio of PyTorch's:
-//! the side-by-side in one run. (`EXPLORE_PYTORCH=PYTHON` does the same.)
+//! number of threads, on CUDA when burn trains on a GPU, and prints burn's
+//! throughput as a ratio of PyTorch's: the side-by-side in one run.
+//! (`EXPLORE_PYTORCH=PYTHON` does the same; `scripts/gpu_bench.sh` runs it
+//! on a GPU at batches 64, 128 and 512.)
 
 use std::time::Instant;
 
@@ -29,8 +31,6 @@ use explore_train::model::ResNet;
 use explore_train::train::{Backend, LrSchedule, TrainConfig};
 use explore_train::train::{NoHook, Phase, device, evaluate, train};
 
-const BATCH: usize = 64;
-
 fn main() {
     let args: Vec<String> = std::env::args().collect();
     let number = |flag: &str, default: usize| {
@@ -41,6 +41,7 @@ fn main() {
             .unwrap_or(default)
     };
     let batches = number("--batches", 6);
+    let batch = number("--batch", 64);
     let profile = args.iter().any(|a| a == "--profile");
     let pytorch = args
         .iter()
@@ -56,12 +57,12 @@ fn main() {
         .unwrap_or_default();
     let threads = std::env::var("RAYON_NUM_THREADS").unwrap_or_else(|_| "all".into());
     println!(
-        "ResNet-20, batch {BATCH}, 3x32x32, {batches} timed batches, {replicas} replicas, device {backend}, rayon threads: {threads}"
+        "ResNet-20, batch {batch}, 3x32x32, {batches} timed batches, {replicas} replicas, device {backend}, rayon threads: {threads}"
     );
     let spec = NetSpec::new(Arch::ResNet20, DatasetKind::Cifar10, 1.0).expect("valid spec");
     let cfg = TrainConfig {
         epochs: 1,
-        batch_size: BATCH,
+        batch_size: batch,
         lr: 0.01,
         momentum: 0.9,
         weight_decay: 5e-4,
@@ -73,9 +74,15 @@ fn main() {
         steps: None,
     };
     let model = ResNet::new(&spec, &device(backend, 0).expect("the device"));
-    let (model, _) =
-        train(model, &images(1), &cfg, Phase::with(&mut NoHook), "warm-up").expect("trains");
-    let data = images(batches);
+    let (model, _) = train(
+        model,
+        &images(1, batch),
+        &cfg,
+        Phase::with(&mut NoHook),
+        "warm-up",
+    )
+    .expect("trains");
+    let data = images(batches, batch);
     let (model, stats) =
         train(model, &data, &cfg, Phase::with(&mut NoHook), "bench").expect("trains");
     println!(
@@ -99,16 +106,22 @@ fn main() {
         model
     };
 
-    let _ = evaluate(&model, &images(1), BATCH, replicas);
+    let _ = evaluate(&model, &images(1, batch), batch, replicas);
     let start = Instant::now();
-    let _ = evaluate(&model, &data, BATCH, replicas);
+    let _ = evaluate(&model, &data, batch, replicas);
     let seconds = start.elapsed().as_secs_f64();
-    let inference = (batches * BATCH) as f64 / seconds;
+    let inference = (batches * batch) as f64 / seconds;
     println!("inference: {inference:.1} img/s ({batches} batches in {seconds:.2} s)");
     if let Some(python) = pytorch {
-        let torch = pytorch_side(&python, batches);
+        // PyTorch on the GPU when burn trains on one.
+        let torch_device = if backend == Backend::Cpu {
+            "cpu"
+        } else {
+            "cuda"
+        };
+        let torch = pytorch_side(&python, batches, batch, torch_device);
         println!(
-            "PyTorch {} ({} threads): train {:.1} img/s, inference {:.1} img/s",
+            "PyTorch {} on {torch_device} ({} threads): train {:.1} img/s, inference {:.1} img/s",
             torch.version, torch.threads, torch.train, torch.inference
         );
         println!(
@@ -129,8 +142,9 @@ struct Torch {
 }
 
 /// `benches/pytorch_train.py --json` with `python` on `batches` timed
-/// batches and as many threads as rayon has.
-fn pytorch_side(python: &str, batches: usize) -> Torch {
+/// batches of `batch` images on `device` (cpu or cuda), with as many
+/// threads as rayon has.
+fn pytorch_side(python: &str, batches: usize, batch: usize, device: &str) -> Torch {
     let threads = rayon::current_num_threads();
     let v = pytorch::run(
         python,
@@ -140,6 +154,10 @@ fn pytorch_side(python: &str, batches: usize) -> Torch {
             batches.to_string(),
             "--threads".into(),
             threads.to_string(),
+            "--batch".into(),
+            batch.to_string(),
+            "--device".into(),
+            device.into(),
         ],
     );
     let number = |k: &str| v[k].as_f64().unwrap_or_else(|| panic!("no {k} in {v}"));
@@ -151,9 +169,9 @@ fn pytorch_side(python: &str, batches: usize) -> Torch {
     }
 }
 
-/// `batches * BATCH` CIFAR-shaped images of deterministic noise.
-fn images(batches: usize) -> Dataset {
-    let n = batches * BATCH;
+/// `batches * batch` CIFAR-shaped images of deterministic noise.
+fn images(batches: usize, batch: usize) -> Dataset {
+    let n = batches * batch;
     Dataset {
         kind: DatasetKind::Cifar10,
         images: (0..n * 3 * 32 * 32)
