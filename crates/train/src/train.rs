@@ -254,12 +254,14 @@ pub fn train(
     let mut seen = 0usize;
     let profiling = profile.then_some(&device);
     let mut profiled = StepProfile::default();
+    let mut unread = Unread::default();
     for epoch in 0..cfg.epochs {
         if epoch * steps_per_epoch >= total {
             break;
         }
         order.shuffle(&mut rng);
         last = EpochTotals::default();
+        let epoch_steps = steps_per_epoch.min(total - epoch * steps_per_epoch);
         for (step, indices) in order
             .chunks(cfg.batch_size)
             .enumerate()
@@ -289,43 +291,56 @@ pub fn train(
                 }
                 let loss = loss.mul_scalar(share);
                 laps.lap(|p| &mut p.forward_ms);
-                let loss_value = loss.clone().into_scalar::<f32>();
+                // Kept on the device: read with the next few steps' (Unread).
+                let loss_value = loss.clone().detach();
                 let correct = correct(logits.detach(), y);
-                laps.lap(|p| &mut p.readback_ms);
                 let grads = GradientsParams::from_grads(loss.backward(), &model);
                 laps.lap(|p| &mut p.backward_ms);
                 (loss_value, correct, grads, laps.parts)
             });
             laps.skip();
             let per_replica = 1.0 / shards.len() as f64;
-            let mut loss_value = 0.0;
+            let mut loss_value: Option<Tensor<1>> = None;
+            let mut right: Option<Tensor<1>> = None;
             let mut accumulator = GradientsAccumulator::<ResNet>::new();
-            let mut right = 0;
             for (loss, correct, grads, parts) in shards {
-                loss_value += loss;
-                right += correct;
+                loss_value = Some(loss_value.map_or(loss.clone(), |l| l + loss));
+                right = Some(right.map_or(correct.clone(), |r| r + correct));
                 accumulator.accumulate(&model, grads);
                 profiled.add(&parts, per_replica);
             }
             laps.lap(|p| &mut p.gradients_ms);
+            let mut loss_value = loss_value.expect("at least one replica");
             if let Some(penalty) = hook.penalty(&model) {
-                loss_value += penalty.clone().into_scalar::<f32>();
+                loss_value = loss_value + penalty.clone().detach();
                 accumulator.accumulate(
                     &model,
                     GradientsParams::from_grads(penalty.backward(), &model),
                 );
             }
             laps.lap(|p| &mut p.hook_ms);
-            if !loss_value.is_finite() {
-                progress.abandon();
-                return Err(TrainError::NonFinite {
-                    label: label.into(),
-                    epoch: epoch + 1,
-                    step: step + 1,
-                    loss: loss_value,
-                });
+            unread.push(
+                (epoch, step, indices.len()),
+                loss_value,
+                right.expect("at least one replica"),
+            );
+            // Read every few steps and at the end of an epoch: a read waits
+            // for the device, which a GPU would otherwise run ahead of.
+            if unread.len() == READ_EVERY || step + 1 == epoch_steps {
+                if let Err(e) = unread.read(&mut last, label) {
+                    progress.abandon();
+                    return Err(e);
+                }
+                laps.lap(|p| &mut p.readback_ms);
+                progress.set_message(format!(
+                    "epoch {}/{} loss {:.3} acc {:.3} {:.0} img/s",
+                    epoch + 1,
+                    cfg.epochs,
+                    last.loss(),
+                    last.accuracy(),
+                    (epoch * train.len() + last.images) as f64 / start.elapsed().as_secs_f64()
+                ));
             }
-            last.add(indices.len(), loss_value, right);
             let lr = learning_rate(cfg, epoch, step, steps_per_epoch);
             let done = Step {
                 lr,
@@ -340,14 +355,6 @@ pub fn train(
             profiled.add(&laps.parts, 1.0);
             profiled.steps += 1;
             progress.inc(1);
-            progress.set_message(format!(
-                "epoch {}/{} loss {:.3} acc {:.3} {:.0} img/s",
-                epoch + 1,
-                cfg.epochs,
-                last.loss(),
-                last.accuracy(),
-                (epoch * train.len() + last.images) as f64 / start.elapsed().as_secs_f64()
-            ));
         }
     }
     progress.finish_and_clear();
@@ -388,19 +395,18 @@ pub fn evaluate(model: &ResNet, data: &Dataset, batch_size: usize, replicas: usi
     let device = model.fc.weight.device();
     let replicas = Replicas::new(replicas);
     let indices: Vec<usize> = (0..data.len()).collect();
-    let right: usize = indices
+    // Counted on the device and read once, at the end.
+    let right: Vec<Tensor<1>> = indices
         .chunks(batch_size.max(1))
-        .map(|chunk| {
+        .flat_map(|chunk| {
             let batch = Batch::new(data, chunk, None);
-            replicas
-                .map(batch.shards(replicas.len()), |shard| {
-                    let (x, y) = shard.tensors(&device);
-                    correct(model.clone().forward(x), y)
-                })
-                .into_iter()
-                .sum::<usize>()
+            replicas.map(batch.shards(replicas.len()), |shard| {
+                let (x, y) = shard.tensors(&device);
+                correct(model.clone().forward(x), y)
+            })
         })
-        .sum();
+        .collect();
+    let right: usize = read_all(right).into_iter().map(|r| r as usize).sum();
     right as f64 / data.len() as f64
 }
 
@@ -541,10 +547,67 @@ impl Replicas {
     }
 }
 
-fn correct(logits: Tensor<2>, labels: Tensor<1, Int>) -> usize {
+/// How many of `logits` pick their label, as a one-element tensor on the
+/// device.
+fn correct(logits: Tensor<2>, labels: Tensor<1, Int>) -> Tensor<1> {
     let [n, _] = logits.dims();
     let predicted = logits.argmax(1).reshape([n]);
-    predicted.equal(labels).float().sum().into_scalar::<f32>() as usize
+    predicted.equal(labels).float().sum()
+}
+
+/// One-element tensors read back to the host in one transfer.
+fn read_all(parts: Vec<Tensor<1>>) -> Vec<f32> {
+    Tensor::cat(parts, 0)
+        .into_data()
+        .try_into_vec::<f32>()
+        .expect("f32 values")
+}
+
+/// Steps between reads of the loss and accuracy.
+const READ_EVERY: usize = 16;
+
+/// Steps whose loss and number right are still on the device, read
+/// together so that a step does not wait for the device.
+#[derive(Default)]
+struct Unread {
+    /// (epoch, step, images) of each step.
+    steps: Vec<(usize, usize, usize)>,
+    losses: Vec<Tensor<1>>,
+    right: Vec<Tensor<1>>,
+}
+
+impl Unread {
+    fn len(&self) -> usize {
+        self.steps.len()
+    }
+
+    fn push(&mut self, at: (usize, usize, usize), loss: Tensor<1>, right: Tensor<1>) {
+        self.steps.push(at);
+        self.losses.push(loss);
+        self.right.push(right);
+    }
+
+    /// Reads every pending step into `totals`, in order; the first
+    /// non-finite loss is an error naming its epoch and step.
+    fn read(&mut self, totals: &mut EpochTotals, label: &str) -> Result<(), TrainError> {
+        if self.steps.is_empty() {
+            return Ok(());
+        }
+        let losses = read_all(std::mem::take(&mut self.losses));
+        let right = read_all(std::mem::take(&mut self.right));
+        for (((epoch, step, images), loss), right) in self.steps.drain(..).zip(losses).zip(right) {
+            if !loss.is_finite() {
+                return Err(TrainError::NonFinite {
+                    label: label.into(),
+                    epoch: epoch + 1,
+                    step: step + 1,
+                    loss,
+                });
+            }
+            totals.add(images, loss, right as usize);
+        }
+        Ok(())
+    }
 }
 
 #[derive(Default)]
