@@ -340,25 +340,13 @@ impl Spec {
         // Serde fills an absent device with the default; the text tells an
         // absent one from an explicit `cpu`, which must still agree.
         let value: serde_yaml::Value = serde_yaml::from_str(text).map_err(parse_error)?;
-        let names_device = |phase: &[&str]| {
-            let mut v = &value;
-            for key in phase {
-                v = &v[*key];
-            }
-            v.get("device").is_some()
+        let names_device = |field: &str| {
+            let block = field.split('.').fold(&value, |v, key| &v[key]);
+            block.get("device").is_some()
         };
         let device = spec.train.device;
-        let prune = &mut spec.prune;
-        let phases = [
-            (
-                &["prune", "regularization", "train"][..],
-                prune.regularization.as_mut().map(|r| &mut r.train),
-            ),
-            (&["prune", "finetune"][..], prune.finetune.as_mut()),
-            (&["prune", "qat"][..], prune.qat.as_mut()),
-        ];
-        for (at, phase) in phases {
-            if let Some(phase) = phase.filter(|_| !names_device(at)) {
+        for (field, phase) in spec.later_phases_mut() {
+            if !names_device(field) {
                 phase.device = device;
             }
         }
@@ -536,16 +524,26 @@ impl Spec {
     /// `--device`).
     pub fn on_device(mut self, backend: Backend) -> Spec {
         self.train.device = backend;
-        let prune = &mut self.prune;
-        let phases = [
-            prune.finetune.as_mut(),
-            prune.qat.as_mut(),
-            prune.regularization.as_mut().map(|r| &mut r.train),
-        ];
-        for t in phases.into_iter().flatten() {
+        for (_, t) in self.later_phases_mut() {
             t.device = backend;
         }
         self
+    }
+
+    /// The training phases after the dense one that the spec has, with
+    /// their fields.
+    fn later_phases_mut(&mut self) -> impl Iterator<Item = (&'static str, &mut TrainConfig)> {
+        let prune = &mut self.prune;
+        [
+            (
+                "prune.regularization.train",
+                prune.regularization.as_mut().map(|r| &mut r.train),
+            ),
+            ("prune.finetune", prune.finetune.as_mut()),
+            ("prune.qat", prune.qat.as_mut()),
+        ]
+        .into_iter()
+        .filter_map(|(field, phase)| phase.map(|t| (field, t)))
     }
 
     /// How the spec's networks are quantized for the HE executor.
@@ -703,20 +701,12 @@ train: {epochs: 1, lr: 0.1}
         assert!(e.contains("prune.targets"), "{e}");
     }
 
-    /// Every phase of a spec after the dense one, with its field name.
-    fn later_phases(spec: &Spec) -> Vec<(&'static str, &TrainConfig)> {
-        let p = &spec.prune;
-        [
-            (
-                "prune.regularization.train",
-                p.regularization.as_ref().map(|r| &r.train),
-            ),
-            ("prune.finetune", p.finetune.as_ref()),
-            ("prune.qat", p.qat.as_ref()),
-        ]
-        .into_iter()
-        .filter_map(|(f, t)| t.map(|t| (f, t)))
-        .collect()
+    /// The devices of a spec's phases after the dense one, with their fields.
+    fn later_devices(spec: &Spec) -> Vec<(&'static str, Backend)> {
+        let mut spec = spec.clone();
+        spec.later_phases_mut()
+            .map(|(f, t)| (f, t.device))
+            .collect()
     }
 
     #[test]
@@ -740,16 +730,16 @@ train: {epochs: 1, lr: 0.1}
             let on_gpu = Spec::parse(&serde_yaml::to_string(&value).unwrap(), path)
                 .unwrap_or_else(|e| panic!("{}: {e}", path.display()));
             assert_eq!(on_gpu.train.device, Backend::Wgpu);
-            for (field, phase) in later_phases(&on_gpu) {
-                assert_eq!(phase.device, Backend::Wgpu, "{}: {field}", path.display());
+            for (field, device) in later_devices(&on_gpu) {
+                assert_eq!(device, Backend::Wgpu, "{}: {field}", path.display());
             }
-            with_phases += usize::from(!later_phases(&on_gpu).is_empty());
+            with_phases += usize::from(!later_devices(&on_gpu).is_empty());
             // `--device` moves every phase back, as it moves them anywhere.
             let on_cpu = on_gpu.on_device(Backend::Cpu);
             assert!(
-                later_phases(&on_cpu)
+                later_devices(&on_cpu)
                     .iter()
-                    .all(|(_, t)| t.device == Backend::Cpu)
+                    .all(|(_, d)| *d == Backend::Cpu)
             );
         }
         assert!(with_phases > 0, "some committed spec fine-tunes");
