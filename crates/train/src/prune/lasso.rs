@@ -105,6 +105,11 @@ impl MaskHook {
         }
     }
 
+    /// The mask it keeps in force.
+    pub fn mask(&self) -> &Mask {
+        &self.mask
+    }
+
     /// The mask it kept in force.
     pub fn into_mask(self) -> Mask {
         self.mask
@@ -176,10 +181,9 @@ pub struct GradualPruning<'a> {
     pub to: f64,
     pub ramp: f64,
     pub updates: usize,
-    /// The mask in force (private: an update must also renew `on_device`).
-    mask: Mask,
-    /// `mask` on the device, uploaded again only when an update changes it.
-    on_device: Option<MaskTensors>,
+    /// The mask in force, applied after every step; an update replaces it
+    /// (and so uploads the new one to the device).
+    kept: MaskHook,
     done: usize,
     error: Option<PruneError>,
 }
@@ -204,8 +208,7 @@ impl<'a> GradualPruning<'a> {
             to,
             ramp,
             updates,
-            mask,
-            on_device: None,
+            kept: MaskHook::new(mask),
             done: 0,
             error: None,
         }
@@ -221,7 +224,7 @@ impl<'a> GradualPruning<'a> {
     pub fn finish(self) -> Result<Mask, PruneError> {
         match self.error {
             Some(e) => Err(e),
-            None => Ok(self.mask),
+            None => Ok(self.kept.into_mask()),
         }
     }
 }
@@ -236,19 +239,13 @@ impl TrainHook for GradualPruning<'_> {
             let ranked = model.ranked_weights(self.norm, &self.input_rms);
             match self
                 .pruner
-                .select_from(&ranked, target, self.metric, &self.mask)
+                .select_from(&ranked, target, self.metric, self.kept.mask())
             {
-                Ok(mask) => {
-                    self.mask = mask;
-                    self.on_device = None;
-                }
+                Ok(mask) => self.kept = MaskHook::new(mask),
                 Err(e) => self.error = Some(e),
             }
         }
-        let masks = self
-            .on_device
-            .get_or_insert_with(|| model.mask_tensors(&self.mask.layers));
-        model.apply_mask_tensors(masks)
+        self.kept.after_step(model, step)
     }
 }
 
