@@ -13,16 +13,22 @@ cell by cell:
 
     python3 scripts/paired.py reports/quick [--margin 0.5]
 
+The last column is the equivalence test's power against the twin
+(validation / test): 2 T_df(margin / se - t(0.95, df)) - 1, floored at 0.
+
 The statistics (the same definitions as the report's, computed
 independently; the t quantile here integrates the density numerically where
 the Rust code uses the incomplete beta function):
   - per seed s, the difference d_s = mean over images of (a_i - b_i);
   - the mean over seeds, d = mean(d_s);
-  - its variance: the images part, the sample variance over images of the
-    per-image difference averaged over seeds, over the number of images,
-    plus the seeds part, the sample variance of d_s over the number of seeds
-    (none with one seed);
-  - the degrees of freedom by Welch-Satterthwaite (images n - 1, seeds k - 1);
+  - its variance, images crossed with seeds, from the two-way analysis of
+    variance of the differences x[s][i]: (MS_images + MS_seeds - MS_residual)
+    / (n k), where MS_images = k * SS(per-image means) / (n - 1), MS_seeds =
+    n * SS(per-seed means) / (k - 1) and MS_residual the interaction's
+    residual mean square over (n - 1)(k - 1), unbiased (the seed part may be
+    negative; only a variance that is not positive falls back to
+    MS_images / (n k)); with one seed it is MS_images / n, McNemar's;
+  - the degrees of freedom by Welch-Satterthwaite over those mean squares;
   - the 95 % interval d +- t(0.975, df) se; "equivalent within +-m" when the
     90 % interval lies inside (-m, m), else "worse" (or "better") when the
     95 % one excludes 0, else "inconclusive".
@@ -78,18 +84,25 @@ def t_quantile(p, df):
 def paired(pairs):
     """(mean, se, df) of a - b over seeds; pairs[s] = (a, b) per-image lists."""
     k, n = len(pairs), len(pairs[0][0])
-    per_seed = [sum(x - y for x, y in zip(a, b)) / n for a, b in pairs]
-    mean = sum(per_seed) / k
-    per_image = [sum(a[i] - b[i] for a, b in pairs) / k for i in range(n)]
-    m_img = sum(per_image) / n
-    within = sum((v - m_img) ** 2 for v in per_image) / (n - 1) / n
-    between = 0.0
-    if k >= 2:
-        between = sum((d - mean) ** 2 for d in per_seed) / (k - 1) / k
-    parts = [(within, n - 1), (between, max(k, 2) - 1)]
-    denom = sum(v * v / d for v, d in parts)
-    df = (within + between) ** 2 / denom if denom > 0 else math.inf
-    return mean, math.sqrt(within + between), df
+    x = [[ai - bi for ai, bi in zip(a, b)] for a, b in pairs]
+    grand = sum(map(sum, x)) / (n * k)
+    img = [sum(x[s][i] for s in range(k)) / k for i in range(n)]
+    seed = [sum(row) / n for row in x]
+    ms_img = k * sum((m - grand) ** 2 for m in img) / (n - 1)
+    if k == 1:
+        return grand, math.sqrt(ms_img / n), n - 1
+    ms_seed = n * sum((m - grand) ** 2 for m in seed) / (k - 1)
+    ss_res = sum(
+        (x[s][i] - img[i] - seed[s] + grand) ** 2 for s in range(k) for i in range(n)
+    )
+    df_res = (n - 1) * (k - 1)
+    ms_res = ss_res / df_res
+    var = (ms_img + ms_seed - ms_res) / (n * k)
+    if var <= 0:
+        return grand, math.sqrt(ms_img / (n * k)), n - 1
+    parts = [(ms_img, n - 1), (ms_seed, k - 1), (ms_res, df_res)]
+    df = (ms_img + ms_seed - ms_res) ** 2 / sum(v * v / d for v, d in parts)
+    return grand, math.sqrt(var), df
 
 
 def verdict(mean, se, df, margin):
@@ -128,7 +141,7 @@ def main():
     by_key = {(r["strategy"], float(r["target"]), int(r["seed"])): r for r in rows}
     files = {key: outcomes(r) for key, r in by_key.items()}
 
-    def cell(strategy, target, seeds, control, which, interval):
+    def measured(strategy, target, seeds, control, which):
         pairs = []
         for seed in seeds:
             a = files.get((strategy, target, seed))
@@ -136,27 +149,46 @@ def main():
             if a is None or b is None or a[which]["set"] != b[which]["set"]:
                 continue
             pairs.append((bits(a[which]), bits(b[which])))
-        if not pairs:
+        return paired(pairs) if pairs else None
+
+    def cell(m, interval):
+        if m is None:
             return "n/a"
-        mean, se, df = paired(pairs)
+        mean, se, df = m
         text = f"{100 * mean:.2f}"
         if interval:
             q = t_quantile(0.975, df)
             text += f" [{100 * (mean - q * se):.2f}, {100 * (mean + q * se):.2f}]"
         return f"{text}, {verdict(mean, se, df, margin)}"
 
+    def power(m):
+        """TOST power for a true difference of 0: 2 T(margin/se - q) - 1."""
+        if m is None:
+            return "n/a"
+        _, se, df = m
+        if se <= 0:
+            return "1.00"
+        p = 2 * t_cdf(margin / se - t_quantile(0.95, df), df) - 1
+        return f"{max(p, 0.0):.2f}"
+
     print("| strategy | target | seeds | validation vs twin | test vs twin (95 % CI) "
-          "| validation vs dense | test vs dense (95 % CI) |")
-    print("| --- | --- | --- | --- | --- | --- | --- |")
+          "| validation vs dense | test vs dense (95 % CI) | power vs twin |")
+    print("| --- | --- | --- | --- | --- | --- | --- | --- |")
     points = sorted({(r["strategy"], float(r["target"])) for r in pruned})
     for strategy, target in points:
         seeds = sorted(s for (st, t, s) in by_key if st == strategy and t == target)
         twin, dense = ("dense-matched", target), ("dense", 0.0)
+        m = {
+            (c, w): measured(strategy, target, seeds, control, w)
+            for c, control in (("twin", twin), ("dense", dense))
+            for w in ("validation", "test")
+        }
         cells = [
-            cell(strategy, target, seeds, twin, "validation", False),
-            cell(strategy, target, seeds, twin, "test", True),
-            cell(strategy, target, seeds, dense, "validation", False),
-            cell(strategy, target, seeds, dense, "test", True),
+            cell(m["twin", "validation"], False),
+            cell(m["twin", "test"], True),
+            cell(m["dense", "validation"], False),
+            cell(m["dense", "test"], True),
+            f"{power(m['twin', 'validation'])} / {power(m['twin', 'test'])}",
         ]
         print(f"| {strategy} | {target:g} | {len(seeds)} | " + " | ".join(cells) + " |")
 

@@ -441,7 +441,13 @@ fn paired_table(points: &[Summary], table_of: &paired::Table, margin: f64) -> St
     md += "Every point's integer-model accuracy minus its budget-matched twin's and minus \
            the plain dense model's, paired seed by seed on the same images (points, mean \
            over seeds; test differences with their 95 % intervals), and the optimizer \
-           steps behind each.\n\n";
+           steps behind each. The variance treats images and seeds as crossed: the \
+           images part plus the seed effect, with their interaction counted once. \
+           `power` is the chance that the equivalence test against the twin calls a \
+           truly equal point equivalent at this margin, given the measured standard \
+           error and degrees of freedom (validation / test): a low power means an \
+           `inconclusive` says more about the design (images, seeds) than about the \
+           point.\n\n";
     let steps = |s: &Summary| table_of.steps(s).map_or("-".into(), |x| format!("{x:.0}"));
     // By strategy and target, whatever order the points table grew in.
     let mut pruned: Vec<&Summary> = points.iter().filter(|p| !p.strategy.is_dense()).collect();
@@ -470,6 +476,11 @@ fn paired_table(points: &[Summary], table_of: &paired::Table, margin: f64) -> St
                 paired_cell(vs_twin.test, margin, true),
                 paired_cell(vs_dense.validation, margin, false),
                 paired_cell(vs_dense.test, margin, true),
+                format!(
+                    "{} / {}",
+                    power_cell(vs_twin.validation, margin),
+                    power_cell(vs_twin.test, margin)
+                ),
             ]
         })
         .collect();
@@ -483,6 +494,7 @@ fn paired_table(points: &[Summary], table_of: &paired::Table, margin: f64) -> St
             "test vs twin (95 % CI)",
             "validation vs dense",
             "test vs dense (95 % CI)",
+            "power vs twin",
         ],
         &rows,
     );
@@ -507,6 +519,12 @@ fn paired_cell(p: Option<stats::Paired>, margin: f64, interval: bool) -> String 
     } else {
         format!("{:+.2}, {verdict}", 100.0 * p.mean)
     }
+}
+
+/// The equivalence test's power at `margin` for a paired difference's
+/// measured error, as a fraction.
+fn power_cell(p: Option<stats::Paired>, margin: f64) -> String {
+    p.map_or("n/a".into(), |p| format!("{:.2}", p.tost_power(margin)))
 }
 
 /// Hypervolume per strategy and overall, divided by the dense cost so it reads
