@@ -5,7 +5,9 @@
 //! `cargo bench --bench train` (add `-- --batches N` for more batches, the
 //! default being a quick 6, `--replicas R`, default 2, for the number of
 //! data-parallel model replicas, and `--device wgpu` or `--device cuda` for
-//! a GPU backend, with the binary built by `cargo bench --features wgpu`).
+//! a GPU backend, with the binary built by `cargo bench --features wgpu`;
+//! `--device libtorch` runs burn on PyTorch's own kernels, built with
+//! `--features tch`, see the README).
 //! A one-batch warm-up runs first and is not timed. `-- --profile` then
 //! trains the same batches once more with every part of a step timed (the
 //! device synchronized at each boundary) and prints where a step's time
@@ -53,7 +55,10 @@ fn main() {
         .iter()
         .position(|a| a == "--device")
         .and_then(|i| args.get(i + 1))
-        .map(|d| d.parse().expect("--device cpu, wgpu or cuda"))
+        .map(|d| {
+            d.parse()
+                .expect("--device cpu, wgpu, cuda, libtorch or libtorch-cuda")
+        })
         .unwrap_or_default();
     let threads = std::env::var("RAYON_NUM_THREADS").unwrap_or_else(|_| "all".into());
     println!(
@@ -114,11 +119,7 @@ fn main() {
     println!("inference: {inference:.1} img/s ({batches} batches in {seconds:.2} s)");
     if let Some(python) = pytorch {
         // PyTorch on the GPU when burn trains on one.
-        let torch_device = if backend == Backend::Cpu {
-            "cpu"
-        } else {
-            "cuda"
-        };
+        let torch_device = if backend.on_gpu() { "cuda" } else { "cpu" };
         let torch = pytorch_side(&python, batches, batch, torch_device);
         println!(
             "PyTorch {} on {torch_device} ({} threads): train {:.1} img/s, inference {:.1} img/s",

@@ -72,7 +72,10 @@ mod tests {
         let e = "densest".parse::<Strategy>().unwrap_err();
         assert!(e.contains("dense, positional, diagonal, hybrid"), "{e}");
         let e = "tpu".parse::<Backend>().unwrap_err();
-        assert!(e.contains("use cpu, wgpu or cuda"), "{e}");
+        assert!(
+            e.contains("use cpu, wgpu, cuda, libtorch or libtorch-cuda"),
+            "{e}"
+        );
         let e = "some".parse::<KeysMode>().unwrap_err();
         assert!(e.contains("use dense or live"), "{e}");
     }

@@ -116,7 +116,9 @@ fn default_schedule() -> LrSchedule {
 
 /// Where training runs: burn's `flex` backend on the CPU, or a GPU through
 /// burn's `wgpu` (Vulkan, Metal, DirectX; or a software Vulkan driver) or
-/// `cuda` backends, each behind the cargo feature of the same name.
+/// `cuda` backends, each behind the cargo feature of the same name; or
+/// PyTorch's own kernels through burn's LibTorch backend (feature `tch`),
+/// on the CPU (`libtorch`) or the first CUDA GPU (`libtorch-cuda`).
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Hash, Serialize, Deserialize)]
 #[serde(rename_all = "lowercase")]
 pub enum Backend {
@@ -124,10 +126,33 @@ pub enum Backend {
     Cpu,
     Wgpu,
     Cuda,
+    Libtorch,
+    #[serde(rename = "libtorch-cuda")]
+    LibtorchCuda,
 }
 
-explore_he_model::named_enum!(Backend: String, |s| format!("unknown device `{s}`: use cpu, wgpu or cuda"), {
+explore_he_model::named_enum!(Backend: String, |s| format!("unknown device `{s}`: use cpu, wgpu, cuda, libtorch or libtorch-cuda"), {
     Cpu => "cpu",
     Wgpu => "wgpu",
     Cuda => "cuda",
+    Libtorch => "libtorch",
+    LibtorchCuda => "libtorch-cuda",
 });
+
+impl Backend {
+    /// Whether it trains on a GPU.
+    pub fn on_gpu(self) -> bool {
+        !matches!(self, Backend::Cpu | Backend::Libtorch)
+    }
+
+    /// The cargo feature a binary needs to train here (`None` for the
+    /// default CPU backend).
+    pub fn feature(self) -> Option<&'static str> {
+        match self {
+            Backend::Cpu => None,
+            Backend::Wgpu => Some("wgpu"),
+            Backend::Cuda => Some("cuda"),
+            Backend::Libtorch | Backend::LibtorchCuda => Some("tch"),
+        }
+    }
+}

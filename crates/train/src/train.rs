@@ -44,7 +44,7 @@ pub enum TrainError {
         loss: f32,
     },
     #[error(
-        "train.device: {0} needs a binary built with its feature: cargo build --release --features {0} (or train on cpu)"
+        "train.device: {0} needs a binary built with its feature: cargo build --release --features {feature} (or train on cpu)", feature = .0.feature().unwrap_or("")
     )]
     NotBuilt(Backend),
     #[error(
@@ -148,6 +148,15 @@ pub fn device(backend: Backend, seed: u64) -> Result<Device, TrainError> {
         Backend::Wgpu => Device::wgpu(burn::tensor::DeviceKind::DefaultDevice),
         #[cfg(feature = "cuda")]
         Backend::Cuda => Device::cuda(0),
+        // burn 0.22 deprecates its LibTorch backend, but it is the one that
+        // runs PyTorch's own kernels: the reference the others are timed
+        // against (README, "Backends and throughput").
+        #[cfg(feature = "tch")]
+        #[allow(deprecated)]
+        Backend::Libtorch => Device::libtorch(),
+        #[cfg(feature = "tch")]
+        #[allow(deprecated)]
+        Backend::LibtorchCuda => Device::libtorch_cuda(0),
         #[allow(unreachable_patterns)]
         other => return Err(TrainError::NotBuilt(other)),
     };
