@@ -77,6 +77,7 @@ fn main() {
         replicas,
         device: backend,
         steps: None,
+        warmup: 0.0,
     };
     let model = ResNet::new(&spec, &device(backend, 0).expect("the device"));
     let (model, _) = train(

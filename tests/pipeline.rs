@@ -33,6 +33,7 @@ fn phase(epochs: usize, lr: f64) -> TrainConfig {
         replicas: 2,
         device: Backend::Cpu,
         steps: None,
+        warmup: 0.0,
     }
 }
 

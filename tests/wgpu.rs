@@ -64,6 +64,7 @@ fn a_tiny_resnet_trains_on_wgpu_and_evaluates_as_on_the_cpu() {
         replicas: 1,
         device: Backend::Wgpu,
         steps: None,
+        warmup: 0.0,
     };
     let (model, first) = train::train(
         ResNet::new(&spec, &gpu),

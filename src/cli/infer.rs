@@ -153,9 +153,12 @@ fn point_dir(
     seed: u64,
     args: &Args,
 ) -> anyhow::Result<PathBuf> {
+    // A sweep of several budgets names its points with theirs: pass such a
+    // point as --checkpoint DIR.
     let dir = ws.store.point_dir(&explore_spec::PointKey {
         strategy,
         target,
+        budget: None,
         seed,
         schedule: ws.spec.he.schedule,
     });

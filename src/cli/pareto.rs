@@ -41,7 +41,8 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
             let reference = pareto::reference_cost(&summaries, args.cost);
             let summary = |front: &[&Summary]| match reference {
                 Some(r) if r > 0.0 => {
-                    let hv = pareto::hypervolume(front.iter().copied(), r, args.cost);
+                    // Above accuracy 0, as `explore check` measures it.
+                    let hv = pareto::hypervolume(front.iter().copied(), (r, 0.0), args.cost);
                     format!(
                         "hypervolume {:.4} ± {:.4} (normalized by the dense {} {})",
                         hv.mean / r,

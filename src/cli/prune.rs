@@ -21,13 +21,26 @@ pub struct Args {
     /// Seed of the regularization and fine-tuning (default: the spec's first seed).
     #[arg(long)]
     seed: Option<u64>,
+    /// Recovery budget in fine-tuning epochs, one of the spec's
+    /// `prune.finetune.epochs` (default: the first).
+    #[arg(long)]
+    budget: Option<usize>,
 }
 
 pub fn run(args: Args) -> anyhow::Result<ExitCode> {
     let ws = args.spec.open()?;
+    let budgets = ws.spec.prune.budgets();
+    if let Some(b) = args.budget
+        && !budgets.contains(&b)
+    {
+        anyhow::bail!(
+            "--budget {b}: not one of the spec's recovery budgets (prune.finetune.epochs: {budgets:?}): pick one of those"
+        );
+    }
     let key = PointKey {
         strategy: args.strategy,
         target: args.target,
+        budget: (budgets.len() > 1).then(|| args.budget.unwrap_or(budgets[0])),
         seed: args.seed.unwrap_or(ws.spec.prune.seeds[0]),
         schedule: ws.spec.he.schedule,
     };

@@ -107,7 +107,7 @@ pub fn merge(dirs: &[PathBuf], output: &Path) -> Result<Merged, SweepError> {
     }
     let points: Vec<PointRecord> = rows.into_iter().map(|(_, r, _)| r).collect();
     points::write(&out.points_csv(), &points)?;
-    write_outputs(&out, &yaml, &points, spec.report.margin)?;
+    write_outputs(&out, &yaml, &points, &spec.report)?;
     Ok(Merged {
         points,
         missing,

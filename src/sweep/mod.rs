@@ -188,7 +188,7 @@ pub fn run(
     overall.finish();
     // A shard's table is one part of a front: `explore merge` draws it.
     if shard.is_none() {
-        write_outputs(&ws.store, spec_yaml, &done, ws.spec.report.margin)?;
+        write_outputs(&ws.store, spec_yaml, &done, &ws.spec.report)?;
     }
     Ok(done)
 }

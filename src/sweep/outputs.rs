@@ -6,6 +6,7 @@ use std::path::PathBuf;
 
 use super::store::{self, Store};
 use super::{PointResult, SweepError};
+use explore_results::budgets;
 use explore_results::outcomes;
 use explore_results::pareto::{self, Cost};
 use explore_results::plot;
@@ -13,6 +14,7 @@ use explore_results::points::{self, PointRecord};
 use explore_results::report;
 use explore_results::seed_noise::NoiseProfile;
 use explore_spec::Strategy;
+use explore_spec::spec::ReportSpec;
 
 /// Per-layer rotations (dense and pruned) beside each point's checkpoint,
 /// for the per-layer chart.
@@ -34,22 +36,42 @@ pub(super) fn write_layer_costs(store: &Store, r: &PointResult) -> Result<(), Sw
     store::write_json(&dir.join(store::LAYERS), &rows)
 }
 
-/// front.csv, the plots and report.md from all finished points.
+/// front.csv, the plots and report.md from all finished points. A sweep
+/// of several recovery budgets gets its recovery curve, and its front and
+/// cost plots from the largest budget (each point beside the twin trained
+/// as long).
 pub fn write_outputs(
     store: &Store,
     spec_yaml: &str,
-    points: &[PointRecord],
-    margin: f64,
+    all: &[PointRecord],
+    report_spec: &ReportSpec,
 ) -> Result<(), SweepError> {
-    let front = pareto::baseline_rows(points, Cost::Rotations, false);
+    let margin = report_spec.margin;
     let dir = store.dir();
+    let mut plots = Vec::new();
+    let largest = budgets::budgets(all)
+        .last()
+        .map(|&b| budgets::at_budget(all, &[], b).0);
+    if largest.is_some() {
+        let png = PathBuf::from("recovery.png");
+        plot::recovery_curve(
+            &budgets::curve(all),
+            &dir.join(&png),
+            &dir.join("recovery.svg"),
+        )?;
+        plots.push((
+            "Validation accuracy against recovery budget".to_string(),
+            png,
+        ));
+    }
+    let points = largest.as_deref().unwrap_or(all);
+    let front = pareto::baseline_rows(points, Cost::Rotations, false);
     points::write(&store.front_csv(), &front)?;
     // The training noise a check against this front needs, when the sweep
     // has the seeds to measure it.
     if let Some(profile) = NoiseProfile::measure(points) {
         profile.write(&NoiseProfile::beside(&store.front_csv()))?;
     }
-    let mut plots = Vec::new();
     for (cost, stem, title) in [
         (
             Cost::Rotations,
@@ -98,14 +120,16 @@ pub fn write_outputs(
     if let Some(plot) = inference_time_plot(points, &outcomes, margin, dir)? {
         plots.push(plot);
     }
+    let all_outcomes = outcomes::of_table(&store.points_csv(), all)?;
     report::write(
         dir,
         &report::Inputs {
             spec_yaml,
-            points,
-            outcomes: &outcomes,
+            points: all,
+            outcomes: &all_outcomes,
             plots: &plots,
             margin,
+            hv_reference: report_spec.hv_reference,
         },
     )?;
     Ok(())

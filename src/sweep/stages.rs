@@ -20,9 +20,8 @@ use explore_he_model::arch::{FoldedNet, NetSpec};
 use explore_quant::QuantizedNet;
 use explore_results::outcomes::{Correct, Outcomes};
 use explore_results::points::PointRecord;
-use explore_spec::Spec;
-use explore_spec::Strategy;
 use explore_spec::TrainConfig;
+use explore_spec::{PhaseKind, PruneSchedule, Spec, Strategy};
 use explore_train::checkpoint;
 use explore_train::model::{FakeQuant, ResNet};
 use explore_train::prune::{
@@ -48,11 +47,36 @@ pub struct Workspace {
 /// What the training half of a point measured (`trained.json`).
 #[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct TrainedSummary {
+    /// Float test accuracy of the final model (after QAT).
     pub accuracy: f64,
     pub weight_sparsity: f64,
     pub train_seconds: f64,
     /// Optimizer steps of every phase the model went through.
     pub train_steps: u64,
+    /// The float model right after pruning, before any recovery: the start
+    /// model with the target's mask (the start model itself for the dense
+    /// point and the twin). `None` in points trained before it was kept.
+    #[serde(default)]
+    pub pruned: Option<Accuracy>,
+    /// The float model after recovery (and BatchNorm recalibration),
+    /// before QAT: what quantization then costs is the difference from the
+    /// integer accuracy.
+    #[serde(default)]
+    pub recovered: Option<Accuracy>,
+    /// The point's own fine-tuning: its epochs (its budget) and steps; 0
+    /// for the dense point and in points trained before it was kept.
+    #[serde(default)]
+    pub recovery_epochs: u64,
+    #[serde(default)]
+    pub recovery_steps: u64,
+}
+
+/// A float model's accuracy on the validation images (`None` without
+/// them) and the test images.
+#[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
+pub struct Accuracy {
+    pub validation: Option<f64>,
+    pub test: f64,
 }
 
 /// A pruned, fine-tuned point waiting for its encrypted measurement.
@@ -101,21 +125,22 @@ impl Workspace {
 
     /// The dense training phase of replicate `seed`.
     fn dense_config(&self, seed: u64) -> TrainConfig {
-        self.spec.train.for_replicate(seed)
+        self.spec.train.for_replicate(seed, PhaseKind::Dense)
     }
 
-    /// Trains `model` through phase `cfg` of replicate `seed`
-    /// ([`TrainConfig::for_replicate`]) and returns it with the phase's
-    /// optimizer steps: the one way every phase after the dense one runs.
+    /// Trains `model` through phase `cfg` (of kind `kind`) of replicate
+    /// `seed` ([`TrainConfig::for_replicate`]) and returns it with the
+    /// phase's optimizer steps: the one way every phase after the dense one
+    /// runs.
     fn run_phase(
         &self,
         model: ResNet,
-        cfg: &TrainConfig,
+        (cfg, kind): (&TrainConfig, PhaseKind),
         seed: u64,
         phase: Phase,
         label: &str,
     ) -> Result<(ResNet, u64), SweepError> {
-        let cfg = cfg.for_replicate(seed);
+        let cfg = cfg.for_replicate(seed, kind);
         let (model, _) = train::train(model, &self.train_data, &cfg, phase, label)?;
         Ok((
             model,
@@ -128,7 +153,7 @@ impl Workspace {
     fn masked_phase(
         &self,
         (model, mask): (ResNet, Mask),
-        cfg: &TrainConfig,
+        cfg: (&TrainConfig, PhaseKind),
         seed: u64,
         (teacher, fake_quant): (Option<Teacher>, Option<&FakeQuant>),
         label: &str,
@@ -280,8 +305,13 @@ impl Workspace {
         } else {
             format!("s{seed} regularization phase, no penalty")
         };
-        let (model, _) =
-            self.run_phase(dense.clone(), &reg.train, seed, Phase::with(hook), &label)?;
+        let (model, _) = self.run_phase(
+            dense.clone(),
+            (&reg.train, PhaseKind::Regularization),
+            seed,
+            Phase::with(hook),
+            &label,
+        )?;
         checkpoint::save(&model, &dir)?;
         Ok((model, steps))
     }
@@ -325,9 +355,9 @@ impl Workspace {
     }
 
     /// Where a point's pruning starts, with the optimizer steps behind it:
-    /// with `prune.gradual`, the previous (lower) target of the spec on the
-    /// same trajectory, trained first if needed; else, and for the first
-    /// target, the regularized model with nothing pruned.
+    /// on a trajectory, the previous (lower) target of the spec, trained
+    /// first if needed; else, and for the first target, the regularized
+    /// model with nothing pruned.
     fn start_of(
         &self,
         dense: &ResNet,
@@ -344,7 +374,7 @@ impl Workspace {
             .copied()
             .filter(|&t| t < key.target - 1e-9)
             .max_by(f64::total_cmp)
-            .filter(|_| self.spec.prune.gradual.is_some());
+            .filter(|_| self.spec.prune.schedule() == PruneSchedule::Trajectory);
         if let Some(target) = previous {
             let prev = PointKey { target, ..key };
             self.train_point(dense, dense_summary, prev, progress)?;
@@ -360,14 +390,26 @@ impl Workspace {
         ))
     }
 
-    /// The training half of a point: from where its trajectory starts
-    /// (see [`Self::start_of`]), prune to the target during fine-tuning
-    /// (gradually, or one shot with the mask fixed), with distillation from
-    /// the dense model when the spec asks, then quantization-aware training;
-    /// evaluate. The dense point takes only the last phase; the
-    /// budget-matched dense control takes every phase and prunes nothing.
-    /// Saved in the point's directory with its summary last, so a finished
-    /// point is loaded instead of retrained.
+    /// The float model's accuracy on the validation and test images.
+    fn accuracy_of(&self, model: &ResNet) -> Accuracy {
+        let (batch, replicas) = (self.spec.train.batch_size, self.spec.train.replicas);
+        Accuracy {
+            validation: (!self.val_data.is_empty())
+                .then(|| train::evaluate(model, &self.val_data, batch, replicas)),
+            test: train::evaluate(model, &self.test_data, batch, replicas),
+        }
+    }
+
+    /// The training half of a point: from where it starts (see
+    /// [`Self::start_of`]), prune to the target during fine-tuning at the
+    /// point's recovery budget (gradually, or one shot with the mask
+    /// fixed), with distillation from the dense model when the spec asks,
+    /// recalibrate BatchNorm, then quantization-aware training; evaluate
+    /// after pruning, after recovery and at the end. The dense point takes
+    /// only the last phase; the budget-matched dense control takes every
+    /// phase at the same budget and prunes nothing. Saved in the point's
+    /// directory with its summary last, so a finished point is loaded
+    /// instead of retrained.
     pub fn train_point(
         &self,
         dense: &ResNet,
@@ -402,21 +444,38 @@ impl Workspace {
         } else {
             self.start_of(dense, dense_summary, &pruner, key, progress)?
         };
+        // The point's own recovery phase, at its budget.
+        let finetune = spec
+            .prune
+            .finetune
+            .as_ref()
+            .filter(|_| key.strategy != Strategy::Dense);
+        let recovery = finetune.map(|f| {
+            let cfg = f.at(key.budget.unwrap_or(f.train.epochs));
+            (cfg, f.bn_recalibration)
+        });
         let start = Instant::now();
         let mut model = start_model;
         let mut mask = start_mask;
-        if key.strategy == Strategy::DenseMatched {
-            // The same fine-tuning phase as a trajectory's (same schedule,
-            // same distillation), with nothing pruned.
-            if let Some(ft) = &spec.prune.finetune {
+        let mut recovery_steps = 0;
+        let pruned;
+        if key.strategy.is_dense() {
+            pruned = self.accuracy_of(&model);
+            // The same fine-tuning phase as a pruned point's (same budget,
+            // schedule and distillation), with nothing pruned.
+            if let Some((ft, _)) = &recovery {
                 progress.set_message(format!("{}: fine-tuning, unpruned", key.dir_name()));
                 let phase = (teacher_of(), None);
-                let trained =
-                    self.masked_phase((model, mask), ft, key.seed, phase, &key.dir_name())?;
-                (model, mask) = (trained.0, trained.1);
-                steps += trained.2;
+                let trained = self.masked_phase(
+                    (model, mask),
+                    (ft, PhaseKind::Finetune),
+                    key.seed,
+                    phase,
+                    &key.dir_name(),
+                )?;
+                (model, mask, recovery_steps) = trained;
             }
-        } else if key.strategy != Strategy::Dense {
+        } else {
             let rms = self.input_rms(&model);
             let norm = spec.prune.norm;
             // Fails here, before any training, when the target is out of reach.
@@ -426,8 +485,9 @@ impl Workspace {
                 spec.prune.target_metric,
                 &mask,
             )?;
-            match (&spec.prune.finetune, &spec.prune.gradual) {
-                (Some(ft), Some(g)) => {
+            pruned = self.accuracy_of(&model.clone().apply_masks(&one_shot.layers));
+            match (&recovery, &spec.prune.gradual) {
+                (Some((ft, _)), Some(g)) => {
                     progress.set_message(format!("{}: pruning gradually", key.dir_name()));
                     let mut hook = GradualPruning::new(
                         &pruner,
@@ -444,19 +504,29 @@ impl Workspace {
                         fake_quant: None,
                         profile: false,
                     };
-                    let trained = self.run_phase(model, ft, key.seed, phase, &key.dir_name())?;
+                    let trained = self.run_phase(
+                        model,
+                        (ft, PhaseKind::Finetune),
+                        key.seed,
+                        phase,
+                        &key.dir_name(),
+                    )?;
                     model = trained.0;
                     mask = hook.finish()?;
-                    steps += trained.1;
+                    recovery_steps = trained.1;
                 }
-                (Some(ft), None) => {
+                (Some((ft, _)), None) => {
                     progress.set_message(format!("{}: fine-tuning", key.dir_name()));
                     let pruned = (model.apply_masks(&one_shot.layers), one_shot);
                     let phase = (teacher_of(), None);
-                    let trained =
-                        self.masked_phase(pruned, ft, key.seed, phase, &key.dir_name())?;
-                    (model, mask) = (trained.0, trained.1);
-                    steps += trained.2;
+                    let trained = self.masked_phase(
+                        pruned,
+                        (ft, PhaseKind::Finetune),
+                        key.seed,
+                        phase,
+                        &key.dir_name(),
+                    )?;
+                    (model, mask, recovery_steps) = trained;
                 }
                 (None, _) => {
                     model = model.apply_masks(&one_shot.layers);
@@ -464,13 +534,28 @@ impl Workspace {
                 }
             }
         }
+        steps += recovery_steps;
+        if let Some((ft, batches)) = &recovery
+            && *batches > 0
+        {
+            progress.set_message(format!("{}: recalibrating BatchNorm", key.dir_name()));
+            let cfg = ft.for_replicate(key.seed, PhaseKind::Finetune);
+            model = train::recalibrate_batchnorm(model, &self.train_data, &cfg, *batches);
+        }
+        let recovered = self.accuracy_of(&model);
         if let Some(qat) = &spec.prune.qat {
             progress.set_message(format!("{}: quantization-aware training", key.dir_name()));
             let qnet = QuantizedNet::new(&model.fold(), spec.quant_config(), self.calibration())?;
             let fake_quant = FakeQuant::of(&qnet);
             let phase = (teacher_of(), Some(&fake_quant));
             let label = format!("{} qat", key.dir_name());
-            let trained = self.masked_phase((model, mask), qat, key.seed, phase, &label)?;
+            let trained = self.masked_phase(
+                (model, mask),
+                (qat, PhaseKind::Qat),
+                key.seed,
+                phase,
+                &label,
+            )?;
             (model, mask) = (trained.0, trained.1);
             steps += trained.2;
         }
@@ -489,6 +574,10 @@ impl Workspace {
                 seconds
             },
             train_steps: steps,
+            pruned: Some(pruned),
+            recovered: Some(recovered),
+            recovery_epochs: recovery.as_ref().map_or(0, |(ft, _)| ft.epochs as u64),
+            recovery_steps,
         };
         let dir = self.store.point_dir(&key);
         checkpoint::save(&model, &dir)?;
@@ -591,6 +680,7 @@ impl Workspace {
         let rotations: Vec<_> = cost.rotations.iter().copied().collect();
         let e2e = self.infer(&qnet, scheduler)?;
         let key = trained.key;
+        let (pruned, recovered) = (trained.summary.pruned, trained.summary.recovered);
         let record = PointRecord {
             sweep: spec.name.clone(),
             model: spec.model.arch.to_string(),
@@ -599,6 +689,7 @@ impl Workspace {
             device: spec.train.device,
             strategy: key.strategy,
             target: key.target,
+            budget: key.budget.unwrap_or(0) as u64,
             seed: key.seed,
             accuracy: trained.summary.accuracy,
             accuracy_quantized,
@@ -627,6 +718,12 @@ impl Workspace {
             rounds: e2e.as_ref().map_or(0, |r| r.rounds as u64),
             infer_images: e2e.as_ref().map_or(0, |r| r.images as u64),
             test_set: outcomes.test.set.clone(),
+            recovery_epochs: trained.summary.recovery_epochs,
+            recovery_steps: trained.summary.recovery_steps,
+            pruned_accuracy: pruned.map_or(f64::NAN, |a| a.test),
+            pruned_val_accuracy: pruned.and_then(|a| a.validation).unwrap_or(f64::NAN),
+            recovered_accuracy: recovered.map_or(f64::NAN, |a| a.test),
+            recovered_val_accuracy: recovered.and_then(|a| a.validation).unwrap_or(f64::NAN),
         };
         Ok(PointResult {
             record,

@@ -1,6 +1,7 @@
 //! The results of a sweep, read and judged without the layers that made
 //! them: the points table ([`points`]) and per-image outcomes
-//! ([`outcomes`]), Pareto fronts and hypervolume ([`pareto`]), paired
+//! ([`outcomes`]), recovery budgets as an axis ([`budgets`]), Pareto
+//! fronts and hypervolume ([`pareto`]), paired
 //! comparisons with the budget-matched twin ([`paired`]), training noise
 //! over seeds ([`seed_noise`]), the regression gate behind `explore check`
 //! ([`gate`]), the markdown report ([`report`]), text tables
@@ -10,6 +11,7 @@
 //! crates below it, and no burn or fhe: its tests compile and run without
 //! training or encryption.
 
+pub mod budgets;
 pub mod gate;
 pub mod outcomes;
 pub mod paired;

@@ -99,6 +99,20 @@ impl<'a> Table<'a> {
         stats::mean(&steps)
     }
 
+    /// The point's own recovery, mean over its replicates: fine-tuning
+    /// epochs and steps (`None` where not recorded).
+    pub fn recovery(&self, s: &Summary) -> Option<(f64, f64)> {
+        let rows: Vec<&PointRecord> = s
+            .seeds
+            .iter()
+            .filter_map(|&seed| self.row(s, seed).map(|r| r.0))
+            .filter(|r| r.recovery_epochs > 0)
+            .collect();
+        let epochs: Vec<f64> = rows.iter().map(|r| r.recovery_epochs as f64).collect();
+        let steps: Vec<f64> = rows.iter().map(|r| r.recovery_steps as f64).collect();
+        Some((stats::mean(&epochs)?, stats::mean(&steps)?))
+    }
+
     /// The mean validation accuracy of a summary's replicates (`None`
     /// without a validation split).
     pub fn validation_accuracy(&self, s: &Summary) -> Option<f64> {

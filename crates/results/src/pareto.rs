@@ -243,18 +243,19 @@ pub fn fronts_by_strategy(points: &[Summary], cost: Cost) -> BTreeMap<Strategy, 
 }
 
 /// The area dominated by the points' front inside the box from cost 0 to
-/// `reference_cost` and accuracy 0 up: the integral over cost c in
-/// [0, reference_cost] of the best accuracy reachable at cost <= c. Units are
-/// cost x accuracy; divide by `reference_cost` for the mean best accuracy.
-/// Points at or beyond the reference cost add nothing (the dense model itself
-/// sits on the reference cost), so the value measures what pruning buys.
+/// `reference_cost` and from `reference_accuracy` up: the integral over
+/// cost c in [0, reference_cost] of how far the best accuracy reachable at
+/// cost <= c lies above the reference accuracy. Units are cost x accuracy.
+/// Points at or beyond the reference cost add nothing (the dense model
+/// itself sits on the reference cost), so the value measures what pruning
+/// buys; points below the reference accuracy add nothing either.
 ///
 /// Its standard error propagates each front point's accuracy error through
-/// the width of its segment, sqrt(sum (width_i * se_i)^2), holding the front
-/// and its costs fixed.
+/// the width of its segment, sqrt(sum (width_i * se_i)^2) over the segments
+/// above the reference accuracy, holding the front and its costs fixed.
 pub fn hypervolume<'a>(
     points: impl IntoIterator<Item = &'a Summary>,
-    reference_cost: f64,
+    (reference_cost, reference_accuracy): (f64, f64),
     cost: Cost,
 ) -> Estimate {
     let front = front(points, cost);
@@ -264,8 +265,9 @@ pub fn hypervolume<'a>(
         let end = front
             .get(i + 1)
             .map_or(reference_cost, |next| cost.of(next).min(reference_cost));
-        if end > start {
-            area += p.accuracy.mean * (end - start);
+        let height = p.accuracy.mean - reference_accuracy;
+        if end > start && height > 0.0 {
+            area += height * (end - start);
             variance += ((end - start) * p.accuracy.se).powi(2);
         }
     }
@@ -338,7 +340,7 @@ mod tests {
         let f = front(&ps, Cost::Rotations);
         assert_eq!(pairs(&f), vec![(0.5, 50.0), (0.8, 100.0), (0.9, 300.0)]);
         // 0.5 * (100 - 50) + 0.8 * (300 - 100) + 0.9 * (1000 - 300)
-        let hv = hypervolume(&ps, 1000.0, Cost::Rotations);
+        let hv = hypervolume(&ps, (1000.0, 0.0), Cost::Rotations);
         assert!((hv.mean - 815.0).abs() < 1e-9);
         // Each point's binomial error (1000 test images) weighted by its width.
         let se = |a: f64| stats::binomial_se(a, 1000);
@@ -355,23 +357,39 @@ mod tests {
         let f = front(&ps, Cost::Rotations);
         assert_eq!(pairs(&f), vec![(0.8, 100.0), (0.9, 200.0), (0.9, 200.0)]);
         // Duplicates add no area: 0.8 * 100 + 0.9 * 800.
-        assert!((hypervolume(&ps, 1000.0, Cost::Rotations).mean - 800.0).abs() < 1e-9);
+        assert!((hypervolume(&ps, (1000.0, 0.0), Cost::Rotations).mean - 800.0).abs() < 1e-9);
     }
 
     #[test]
     fn single_point_and_empty_front() {
         let one = points(&[(0.6, 250)]);
         assert_eq!(front(&one, Cost::Rotations).len(), 1);
-        assert!((hypervolume(&one, 1000.0, Cost::Rotations).mean - 0.6 * 750.0).abs() < 1e-9);
+        assert!(
+            (hypervolume(&one, (1000.0, 0.0), Cost::Rotations).mean - 0.6 * 750.0).abs() < 1e-9
+        );
         assert!(front(&[], Cost::Rotations).is_empty());
-        assert_eq!(hypervolume(&[], 1000.0, Cost::Rotations).mean, 0.0);
+        assert_eq!(hypervolume(&[], (1000.0, 0.0), Cost::Rotations).mean, 0.0);
     }
 
     #[test]
     fn points_at_or_beyond_the_reference_add_nothing() {
         let ps = points(&[(0.5, 500), (0.95, 1000), (0.99, 1200)]);
         assert_eq!(front(&ps, Cost::Rotations).len(), 3);
-        assert!((hypervolume(&ps, 1000.0, Cost::Rotations).mean - 250.0).abs() < 1e-9);
+        assert!((hypervolume(&ps, (1000.0, 0.0), Cost::Rotations).mean - 250.0).abs() < 1e-9);
+    }
+
+    #[test]
+    fn a_reference_accuracy_counts_only_what_lies_above_it() {
+        // A cheap collapsed point and a dearer good one, over 0.85.
+        let ps = points(&[(0.60, 100), (0.90, 400)]);
+        let hv = hypervolume(&ps, (1000.0, 0.85), Cost::Rotations);
+        // Only 0.90 - 0.85 over [400, 1000]; the 0.60 point adds nothing.
+        assert!((hv.mean - 0.05 * 600.0).abs() < 1e-9, "{hv:?}");
+        let se = stats::binomial_se(0.9, 1000);
+        assert!((hv.se - 600.0 * se).abs() < 1e-9, "{hv:?}");
+        // From accuracy 0 the collapsed point counts, and wins on area.
+        let from_zero = hypervolume(&ps, (1000.0, 0.0), Cost::Rotations);
+        assert!((from_zero.mean - (0.6 * 300.0 + 0.9 * 600.0)).abs() < 1e-9);
     }
 
     #[test]
@@ -386,7 +404,7 @@ mod tests {
         assert_eq!(pairs(&f), vec![(0.9, 300.0)]);
         let reference = 1000.0 * 2.6;
         let expected = 0.9 * (reference - 300.0 * 2.6);
-        assert!((hypervolume(&ps, reference, Cost::Latency).mean - expected).abs() < 1e-9);
+        assert!((hypervolume(&ps, (reference, 0.0), Cost::Latency).mean - expected).abs() < 1e-9);
     }
 
     #[test]

@@ -16,6 +16,7 @@ use plotters::prelude::*;
 use plotters::style::register_font;
 use plotters::style::text_anchor::{HPos, Pos, VPos};
 
+use crate::budgets::CurvePoint;
 use crate::pareto::{self, Cost, Summary};
 use crate::points::PointRecord;
 use explore_spec::Strategy;
@@ -32,6 +33,10 @@ pub enum PlotError {
     Draw { path: PathBuf, message: String },
     #[error("{path}: no point has a measured {cost} to plot")]
     NoPoints { path: PathBuf, cost: Cost },
+    #[error(
+        "{path}: no point has a validation accuracy to plot against its recovery budget: set data.validation in the spec"
+    )]
+    NoValidation { path: PathBuf },
 }
 
 fn register_embedded_font() {
@@ -378,6 +383,101 @@ pub fn accuracy_vs_cost(
     )
 }
 
+/// Validation accuracy of the integer model against recovery budget: one
+/// line per strategy and target (the twin dashed-grey), so that where the
+/// curves flatten is the budget worth paying for.
+struct RecoveryCurve<'a> {
+    lines: BTreeMap<(Strategy, u64), Vec<&'a CurvePoint>>,
+}
+
+impl Figure for RecoveryCurve<'_> {
+    fn size(&self) -> (u32, u32) {
+        (1200, 760)
+    }
+
+    fn draw<DB: DrawingBackend>(
+        &self,
+        root: &DrawingArea<DB, Shift>,
+    ) -> Result<(), DrawingAreaErrorKind<DB::ErrorType>> {
+        let all = || self.lines.values().flatten();
+        let max_budget = all().map(|c| c.budget).max().unwrap_or(1) as f64;
+        let (lo, hi) = all().fold((f64::INFINITY, f64::NEG_INFINITY), |(l, h), c| {
+            (l.min(100.0 * c.validation), h.max(100.0 * c.validation))
+        });
+        let pad = ((hi - lo) * 0.1).max(0.5);
+        let (y_lo, y_hi) = ((lo - pad).max(0.0), (hi + pad).min(100.0));
+        let x_hi = max_budget * 1.08;
+        let (x_tick, y_tick) = (tick_label(x_hi), tick_label(y_hi - y_lo));
+        let mut chart = ChartBuilder::on(root)
+            .caption("Validation accuracy against recovery budget", (FAMILY, 30))
+            .margin(20)
+            .x_label_area_size(60)
+            .y_label_area_size(80)
+            .build_cartesian_2d(0.0..x_hi, y_lo..y_hi)?;
+        chart
+            .configure_mesh()
+            .x_desc("recovery budget (fine-tuning epochs after pruning)")
+            .y_desc("validation accuracy of the integer model (%)")
+            .x_label_formatter(&x_tick)
+            .y_label_formatter(&y_tick)
+            .axis_desc_style((FAMILY, 22))
+            .label_style((FAMILY, 18))
+            .bold_line_style(GRID)
+            .light_line_style(TRANSPARENT)
+            .draw()?;
+        for (&(strategy, target_bits), line) in &self.lines {
+            let (color, shape) = strategy_style(strategy);
+            let at: Vec<(f64, f64)> = line
+                .iter()
+                .map(|c| (c.budget as f64, 100.0 * c.validation))
+                .collect();
+            let style = if strategy.is_dense() {
+                RGBColor(150, 150, 150).stroke_width(2)
+            } else {
+                color.stroke_width(2)
+            };
+            let label = format!("{} {}", strategy.name(), f64::from_bits(target_bits));
+            chart
+                .draw_series(LineSeries::new(at.clone(), style))?
+                .label(label)
+                .legend(move |(x, y)| PathElement::new(vec![(x, y), (x + 20, y)], style));
+            chart.draw_series(at.into_iter().map(|p| {
+                EmptyElement::at(p) + Polygon::new(shape.clone(), style.color.filled())
+            }))?;
+        }
+        chart
+            .configure_series_labels()
+            .position(SeriesLabelPosition::LowerRight)
+            .label_font((FAMILY, 18))
+            .background_style(WHITE.mix(0.9))
+            .border_style(BLACK)
+            .draw()?;
+        Ok(())
+    }
+}
+
+/// Plots the recovery curve ([`crate::budgets::curve`]) to `png_path` and
+/// `svg_path`.
+pub fn recovery_curve(
+    curve: &[CurvePoint],
+    png_path: &Path,
+    svg_path: &Path,
+) -> Result<(), PlotError> {
+    let mut lines: BTreeMap<(Strategy, u64), Vec<&CurvePoint>> = BTreeMap::new();
+    for c in curve.iter().filter(|c| c.validation.is_finite()) {
+        lines
+            .entry((c.strategy, c.target.to_bits()))
+            .or_default()
+            .push(c);
+    }
+    if lines.is_empty() {
+        return Err(PlotError::NoValidation {
+            path: png_path.to_path_buf(),
+        });
+    }
+    render(&RecoveryCurve { lines }, png_path, svg_path)
+}
+
 /// Rotations per layer, dense bar behind pruned bar, first layer on top.
 struct LayerRotations<'a> {
     title: &'a str,
@@ -668,6 +768,33 @@ mod tests {
         assert_png(&png);
         assert_svg(&svg, &["hybrid 0.8", "server HE (measured)", "LAN"]);
         assert!(inference_time(&[], "t", "LAN", &png, &svg).is_err());
+    }
+
+    #[test]
+    fn the_recovery_curve_is_valid_png_and_svg() {
+        let (_keep, dir) = out_dir();
+        let mut points = Vec::new();
+        for (strategy, gain) in [(Strategy::Hybrid, 0.02), (Strategy::DenseMatched, 0.005)] {
+            for (i, budget) in [1u64, 2, 4, 8].into_iter().enumerate() {
+                let mut r = record(strategy, 0.5, 0.86 + gain * i as f64, 300);
+                r.budget = budget;
+                points.push(r);
+            }
+        }
+        let curve = crate::budgets::curve(&points);
+        let (png, svg) = (dir.join("recovery.png"), dir.join("recovery.svg"));
+        recovery_curve(&curve, &png, &svg).unwrap();
+        assert_png(&png);
+        assert_svg(
+            &svg,
+            &["hybrid 0.5", "dense-matched 0.5", "recovery budget"],
+        );
+        // Without validation images there is nothing to draw.
+        for r in &mut points {
+            r.val_accuracy = f64::NAN;
+        }
+        let e = recovery_curve(&crate::budgets::curve(&points), &png, &svg).unwrap_err();
+        assert!(e.to_string().contains("data.validation"), "{e}");
     }
 
     /// Made-up points of a small sweep: every strategy at a few targets.

@@ -33,6 +33,10 @@ pub struct PointRecord {
     pub strategy: Strategy,
     /// Fraction of weights (or rotations) the strategy was asked to remove.
     pub target: f64,
+    /// The recovery budget (fine-tuning epochs) in a sweep of several; 0
+    /// in a sweep of one (and in tables from before budgets), whose points
+    /// are keyed without it.
+    pub budget: u64,
     pub seed: u64,
     /// Float test accuracy, a fraction in [0, 1].
     pub accuracy: f64,
@@ -90,6 +94,18 @@ pub struct PointRecord {
     /// so that two tables are known to share their images without the
     /// points' outcome files; empty in tables written before it.
     pub test_set: String,
+    /// The point's own fine-tuning: epochs and optimizer steps (0 for the
+    /// dense model, and in tables from before they were recorded).
+    pub recovery_epochs: u64,
+    pub recovery_steps: u64,
+    /// Float accuracy right after pruning, before any recovery, on test
+    /// and validation images; `NaN` where not measured.
+    pub pruned_accuracy: f64,
+    pub pruned_val_accuracy: f64,
+    /// Float accuracy after recovery and before QAT: against
+    /// `accuracy_quantized` and `val_accuracy`, what quantization costs.
+    pub recovered_accuracy: f64,
+    pub recovered_val_accuracy: f64,
 }
 
 /// The directory name of a row's trained model in a sweep's `points/`
@@ -104,6 +120,7 @@ impl PointRecord {
         PointKey {
             strategy: self.strategy,
             target: self.target,
+            budget: (self.budget > 0).then_some(self.budget as usize),
             seed: self.seed,
             schedule: self.schedule,
         }
@@ -146,7 +163,7 @@ macro_rules! column {
 
 /// The schema of `points.csv`, in column order: the one place a column is
 /// named, written and parsed.
-const SCHEMA: [ColumnDef; 35] = [
+const SCHEMA: [ColumnDef; 42] = [
     column!(sweep, text),
     column!(model, text),
     column!(dataset, text),
@@ -184,6 +201,15 @@ const SCHEMA: [ColumnDef; 35] = [
     column!(infer_images, count, Some("0")),
     // Added with the image-set fingerprint: older tables read as unknown.
     column!(test_set, text, Some("")),
+    // Added with recovery budgets: an older table is a sweep of one budget
+    // whose recovery and intermediate accuracies were not recorded.
+    column!(budget, count, Some("0")),
+    column!(recovery_epochs, count, Some("0")),
+    column!(recovery_steps, count, Some("0")),
+    column!(pruned_accuracy, fraction_or_nan, Some("NaN")),
+    column!(pruned_val_accuracy, fraction_or_nan, Some("NaN")),
+    column!(recovered_accuracy, fraction_or_nan, Some("NaN")),
+    column!(recovered_val_accuracy, fraction_or_nan, Some("NaN")),
 ];
 
 /// Columns added with the validation split and step budgets: a table
@@ -504,6 +530,13 @@ pub(crate) mod tests {
             rounds: 20,
             infer_images: 1,
             test_set: "0123456789abcdef".into(),
+            budget: 0,
+            recovery_epochs: 2,
+            recovery_steps: 470,
+            pruned_accuracy: accuracy * 0.8,
+            pruned_val_accuracy: accuracy * 0.79,
+            recovered_accuracy: accuracy * 0.999,
+            recovered_val_accuracy: accuracy * 0.998,
         }
     }
 
@@ -540,14 +573,14 @@ pub(crate) mod tests {
         let path = dir.path().join("points.csv");
         let records = vec![record(Strategy::Hybrid, 0.5, 0.8, 100)];
         write(&path, &records).unwrap();
-        // The six end-to-end columns and the image-set fingerprint are the
-        // last seven: cut them off.
+        // The six end-to-end columns and the image-set fingerprint come
+        // before the seven of recovery budgets: cut all fourteen off.
         let text = std::fs::read_to_string(&path).unwrap();
         let old: Vec<String> = text
             .lines()
             .map(|l| {
                 l.split(',')
-                    .take(SCHEMA.len() - 7)
+                    .take(SCHEMA.len() - 14)
                     .collect::<Vec<_>>()
                     .join(",")
             })
@@ -562,6 +595,39 @@ pub(crate) mod tests {
         assert_eq!(back[0].test_set, "", "an older table's images are unknown");
         assert_eq!(back[0].rotations, 100);
         assert_eq!(back[0].train_steps, records[0].train_steps);
+    }
+
+    #[test]
+    fn a_table_from_before_budgets_reads_one_budget_and_nothing_unmeasured() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("points.csv");
+        let mut with_budget = record(Strategy::Hybrid, 0.5, 0.8, 100);
+        with_budget.budget = 4;
+        assert_eq!(with_budget.key().dir_name(), "hybrid-0.5-e4-s0");
+        write(&path, &[with_budget]).unwrap();
+        let text = std::fs::read_to_string(&path).unwrap();
+        let old: Vec<String> = text
+            .lines()
+            .map(|l| {
+                l.split(',')
+                    .take(SCHEMA.len() - 7)
+                    .collect::<Vec<_>>()
+                    .join(",")
+            })
+            .collect();
+        std::fs::write(&path, old.join("\n") + "\n").unwrap();
+        let back = read(&path).unwrap();
+        assert_eq!(back[0].key().budget, None);
+        assert_eq!(back[0].key().dir_name(), "hybrid-0.5-s0");
+        assert_eq!((back[0].recovery_epochs, back[0].recovery_steps), (0, 0));
+        for a in [
+            back[0].pruned_accuracy,
+            back[0].pruned_val_accuracy,
+            back[0].recovered_accuracy,
+            back[0].recovered_val_accuracy,
+        ] {
+            assert!(a.is_nan(), "{:?}", back[0]);
+        }
     }
 
     #[test]

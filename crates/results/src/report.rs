@@ -6,6 +6,7 @@
 use std::fmt::Write as _;
 use std::path::{Path, PathBuf};
 
+use crate::budgets;
 use crate::outcomes::Outcomes;
 use crate::paired;
 use crate::pareto::{self, Cost, Summary};
@@ -26,14 +27,16 @@ pub enum ReportError {
 
 /// What a report is made of: the spec's text, the points, the per-image
 /// outcomes of each point (aligned with `points`; shorter or `None` where
-/// missing), the plots as (title, path relative to the report) and the
-/// equivalence margin.
+/// missing), the plots as (title, path relative to the report), the
+/// equivalence margin and the accuracy hypervolume is measured above
+/// (`None`: the dense model's less [`explore_spec::DEFAULT_HV_DROP`]).
 pub struct Inputs<'a> {
     pub spec_yaml: &'a str,
     pub points: &'a [PointRecord],
     pub outcomes: &'a [Option<Outcomes>],
     pub plots: &'a [(String, PathBuf)],
     pub margin: f64,
+    pub hv_reference: Option<f64>,
 }
 
 /// Writes `dir/report.md` and returns its path.
@@ -48,7 +51,10 @@ pub fn write(dir: &Path, inputs: &Inputs) -> Result<PathBuf, ReportError> {
     Ok(path)
 }
 
-/// The report as markdown.
+/// The report as markdown. A sweep of several recovery budgets reads as
+/// its recovery curve, then one set of comparisons per budget (each point
+/// against the twin trained to the same budget), with the fronts of the
+/// largest budget.
 pub fn render(inputs: &Inputs) -> String {
     let Inputs {
         spec_yaml,
@@ -56,22 +62,31 @@ pub fn render(inputs: &Inputs) -> String {
         outcomes,
         plots,
         margin,
+        hv_reference,
     } = *inputs;
     let mut md = String::new();
     let mut names: Vec<&str> = points.iter().map(|p| p.sweep.as_str()).collect();
     names.dedup();
-    let summaries = pareto::summarize(points);
+    let budgets = budgets::budgets(points);
     let _ = writeln!(md, "# Sweep report: {}\n", names.join(", "));
     let _ = writeln!(
         md,
-        "{} points ({} strategy/target pairs). Accuracies are test accuracies in percent \
+        "{} points ({} strategy/target pairs{}). Accuracies are test accuracies in percent \
          of the integer model the encrypted network computes (the float model's are in \
          the last table), each with its standard error: the binomial error of the test \
          set ({}), plus the seed-to-seed error of the mean where a pair has several \
          seeds ({}). Costs are rotations per inference and the measured latency of the \
          encrypted layers (ms).\n",
         points.len(),
-        summaries.len(),
+        pareto::summarize(points).len(),
+        match budgets.as_slice() {
+            [] => String::new(),
+            b => format!(
+                ", each at {} recovery budgets: {} fine-tuning epochs",
+                b.len(),
+                b.iter().map(u64::to_string).collect::<Vec<_>>().join(", ")
+            ),
+        },
         test_sets(points),
         seed_list(points)
     );
@@ -84,27 +99,123 @@ pub fn render(inputs: &Inputs) -> String {
             let _ = writeln!(md, "![{title}]({})\n", path.display());
         }
     }
+    let Some(&largest) = budgets.last() else {
+        md += &comparisons(points, outcomes, margin, hv_reference);
+        md += &fronts(&pareto::summarize(points));
+        md += "## All points\n\n";
+        md += &points_table(points);
+        return md;
+    };
+    md += &recovery_curve(points);
+    for &b in &budgets {
+        let (at, outcomes_at) = budgets::at_budget(points, outcomes, b);
+        let _ = writeln!(md, "## Recovery budget: {b} epochs\n");
+        // One level down, under the budget's heading.
+        let section = comparisons(&at, &outcomes_at, margin, hv_reference);
+        for line in section.lines() {
+            if line.starts_with("## ") {
+                md.push('#');
+            }
+            md += line;
+            md.push('\n');
+        }
+    }
+    let (at, _) = budgets::at_budget(points, outcomes, largest);
+    let _ = writeln!(md, "Fronts below: the largest budget, {largest} epochs.\n");
+    md += &fronts(&pareto::summarize(&at));
+    md += "## All points\n\n";
+    md += &points_table(points);
+    md
+}
+
+/// Speedups, paired differences, hypervolume and inference of one table
+/// of points at one training budget.
+fn comparisons(
+    points: &[PointRecord],
+    outcomes: &[Option<Outcomes>],
+    margin: f64,
+    hv_reference: Option<f64>,
+) -> String {
+    let summaries = pareto::summarize(points);
     let table_of = paired::Table::new(points, outcomes);
-    md += &speedups(&summaries, &pareto::references(points), &table_of, margin);
+    let mut md = speedups(&summaries, &pareto::references(points), &table_of, margin);
     md += &paired_table(&summaries, &table_of, margin);
-    md += &hypervolumes(&summaries);
+    md += &hypervolumes(&summaries, hv_reference);
     md += &inference_table(points, &summaries);
-    md += "## Pareto fronts\n\n";
+    md
+}
+
+/// The Pareto fronts under each cost, overall and per strategy.
+fn fronts(summaries: &[Summary]) -> String {
+    let mut md = String::from("## Pareto fronts\n\n");
     for cost in Cost::ALL {
         let _ = writeln!(md, "### By {}\n", cost.label());
         md += "Overall:\n\n";
-        md += &front_table(&pareto::front(&summaries, cost));
+        md += &front_table(&pareto::front(summaries, cost));
         md += "\nPer strategy:\n\n";
-        let per: Vec<&Summary> = pareto::fronts_by_strategy(&summaries, cost)
+        let per: Vec<&Summary> = pareto::fronts_by_strategy(summaries, cost)
             .into_values()
             .flatten()
             .collect();
         md += &front_table(&per);
         md += "\n";
     }
-    md += "## All points\n\n";
-    md += &points_table(points);
     md
+}
+
+/// Accuracy against recovery budget, per strategy and target, the twin at
+/// the same budgets: where validation accuracy stops rising is the budget
+/// worth paying for.
+fn recovery_curve(points: &[PointRecord]) -> String {
+    let mut md = String::from("## Recovery: validation accuracy against budget\n\n");
+    md += "Per strategy, target and recovery budget (fine-tuning epochs after pruning), mean \
+           over seeds, in percent on the **validation** images: the float model right after \
+           pruning (before any recovery), after recovery (before QAT), and the integer model \
+           after QAT; then the integer model's paired difference from the twin trained to the \
+           same budget, in points. `dense-matched` is the twin itself.\n\n";
+    let curve = budgets::curve(points);
+    let twin = |c: &budgets::CurvePoint| {
+        curve.iter().find(|t| {
+            t.strategy == Strategy::DenseMatched
+                && t.target.to_bits() == c.target.to_bits()
+                && t.budget == c.budget
+        })
+    };
+    let rows: Vec<Vec<String>> = curve
+        .iter()
+        .map(|c| {
+            vec![
+                c.strategy.name().to_string(),
+                format!("{}", c.target),
+                c.budget.to_string(),
+                format!("{:.0}", c.recovery_steps),
+                c.seeds.to_string(),
+                pct(c.pruned_validation),
+                pct(c.recovered_validation),
+                pct(c.validation),
+                twin(c)
+                    .filter(|_| c.strategy != Strategy::DenseMatched)
+                    .map_or("-".into(), |t| {
+                        format!("{:+.2}", 100.0 * (c.validation - t.validation))
+                    }),
+            ]
+        })
+        .collect();
+    md += &markdown(
+        &[
+            "strategy",
+            "target",
+            "epochs",
+            "steps",
+            "seeds",
+            "pruned (float)",
+            "recovered (float)",
+            "integer",
+            "vs twin",
+        ],
+        &rows,
+    );
+    md + "\n"
 }
 
 /// "seeds 0, 1, 2".
@@ -243,10 +354,15 @@ fn speedups(
         let p = headline(points, table_of, m)?;
         let twin = table_of.twin(p, points)?;
         let reference = pareto::reference_cost(points, Cost::Rotations)?;
+        let budget = table_of
+            .recovery(p)
+            .map_or(String::new(), |(epochs, steps)| {
+                format!(", after {epochs:.0} recovery epochs ({steps:.0} fine-tuning steps)")
+            });
         Some(format!(
             "{} at target {} needs {:.2}x fewer rotations than its budget-matched dense twin \
              under the {schedule} schedule, at a paired test difference of {} ({} {}, {} test \
-             images)",
+             images){budget}",
             p.strategy,
             p.target,
             reference / Cost::Rotations.of(p),
@@ -530,11 +646,29 @@ fn power_cell(p: Option<stats::Paired>, margin: f64) -> String {
 /// Hypervolume per strategy and overall, divided by the dense cost so it reads
 /// as the mean best accuracy over costs 0..dense (0 when nothing is cheaper
 /// than dense), with its standard error.
-fn hypervolumes(points: &[Summary]) -> String {
+fn hypervolumes(points: &[Summary], hv_reference: Option<f64>) -> String {
     let mut md = String::from("## Hypervolume\n\n");
-    md += "Area under each front's attainment curve between cost 0 and the dense cost, \
-           divided by the dense cost (reference point: dense cost, accuracy 0), with \
-           the standard error its points' accuracies give it.";
+    let floor = hv_reference
+        .or_else(|| pareto::dense(points).map(|d| d.accuracy.mean - explore_spec::DEFAULT_HV_DROP));
+    let Some(floor) = floor.filter(|f| f.is_finite()) else {
+        return md + "No dense point and no `report.hv_reference`, so no reference accuracy.\n\n";
+    };
+    let _ = write!(
+        md,
+        "Area under each front's attainment curve between cost 0 and the dense cost and above \
+         accuracy {} % ({}), divided by the dense cost, with the standard error its points' \
+         accuracies give it: a point below that accuracy adds nothing, so the area measures \
+         accuracy worth having, not cost alone.",
+        pct(floor),
+        if hv_reference.is_some() {
+            "`report.hv_reference`".to_string()
+        } else {
+            format!(
+                "the dense model's less {} points, `report.hv_reference` unset",
+                100.0 * explore_spec::DEFAULT_HV_DROP
+            )
+        }
+    );
     let references: Vec<Option<f64>> = Cost::ALL
         .iter()
         .map(|&c| pareto::reference_cost(points, c))
@@ -547,7 +681,7 @@ fn hypervolumes(points: &[Summary]) -> String {
     md += "\n\n";
     let cell = |subset: &[&Summary], cost: Cost, reference: Option<f64>| match reference {
         Some(r) if r > 0.0 => {
-            let hv = pareto::hypervolume(subset.iter().copied(), r, cost);
+            let hv = pareto::hypervolume(subset.iter().copied(), (r, floor), cost);
             format!("{:.4} ± {:.4}", hv.mean / r, hv.se / r)
         }
         _ => "n/a".to_string(),
@@ -744,6 +878,7 @@ mod tests {
             outcomes: &[],
             plots,
             margin: paired::DEFAULT_MARGIN,
+            hv_reference: Some(0.0),
         })
     }
 
@@ -754,6 +889,7 @@ mod tests {
             outcomes,
             plots: &[],
             margin: paired::DEFAULT_MARGIN,
+            hv_reference: None,
         })
     }
 
@@ -966,6 +1102,48 @@ mod tests {
     }
 
     #[test]
+    fn several_budgets_read_as_a_curve_then_one_comparison_per_budget() {
+        let mut points = vec![record(Strategy::Dense, 0.0, 0.91, 1000)];
+        // Hybrid gains with budget, the twin barely: equivalent only at 4.
+        for (budget, hybrid, twin) in [(1u64, 0.86, 0.905), (4, 0.908, 0.91)] {
+            for (strategy, acc, rotations) in [
+                (Strategy::Hybrid, hybrid, 400),
+                (Strategy::DenseMatched, twin, 1000),
+            ] {
+                let mut r = record(strategy, 0.5, acc, rotations);
+                (r.budget, r.val_accuracy, r.recovery_epochs) = (budget, acc, budget);
+                points.push(r);
+            }
+        }
+        for p in &mut points {
+            p.val_images = 1000;
+        }
+        let outcomes: Vec<_> = points.iter().map(outcomes_of).collect();
+        let md = render_paired(&points, &outcomes);
+        let curve = section(&md, "## Recovery: validation accuracy against budget");
+        let row = |budget: &str| {
+            curve
+                .lines()
+                .find(|l| l.starts_with("| hybrid") && l.contains(&format!("| {budget} ")))
+                .unwrap()
+                .to_string()
+        };
+        assert!(row("1").trim_end().ends_with("-4.50   |"), "{curve}");
+        assert!(row("4").trim_end().ends_with("-0.20   |"), "{curve}");
+        // Each budget's comparisons pair the point with the twin trained as long.
+        let one = section(&md, "## Recovery budget: 1 epochs");
+        assert!(one.contains("### Paired differences"), "{one}");
+        assert!(one.contains("no pruned point is equivalent"), "{one}");
+        let four = section(&md, "## Recovery budget: 4 epochs");
+        assert!(
+            four.contains("**Headline:** hybrid at target 0.5 needs 2.50x fewer rotations"),
+            "{four}"
+        );
+        assert!(four.contains("after 4 recovery epochs"), "{four}");
+        assert!(md.contains("Fronts below: the largest budget, 4 epochs."));
+    }
+
+    #[test]
     fn write_puts_report_md_in_the_directory() {
         let dir = tempfile::tempdir().unwrap();
         let out = dir.path().join("results");
@@ -976,6 +1154,7 @@ mod tests {
             outcomes: &[],
             plots: &[],
             margin: paired::DEFAULT_MARGIN,
+            hv_reference: None,
         };
         let path = write(&out, &inputs).unwrap();
         assert_eq!(path, out.join("report.md"));

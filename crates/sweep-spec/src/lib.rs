@@ -2,7 +2,8 @@
 //! from: one YAML file ([`Spec`], validated once by [`Spec::load`]) shared
 //! by `explore train`, `prune` and `sweep`; the pruning strategies
 //! ([`strategy`]), a training phase ([`training`]), quantization
-//! ([`quant`]), the dataset ([`data`]), private-inference deployment
+//! ([`quant`]), recovery after pruning ([`recovery`]), the dataset
+//! ([`data`]), private-inference deployment
 //! ([`inference`]), a sweep's points and shards ([`point`]), and the one
 //! rule for writing result files ([`atomic`]).
 //!
@@ -14,6 +15,7 @@ pub mod data;
 pub mod inference;
 pub mod point;
 pub mod quant;
+pub mod recovery;
 pub mod spec;
 pub mod strategy;
 pub mod training;
@@ -22,9 +24,10 @@ pub use data::DataSpec;
 pub use inference::{KeysMode, Link};
 pub use point::{PointKey, Shard, point_keys};
 pub use quant::{BITS, QuantConfig, QuantConfigError};
-pub use spec::{DEFAULT_MARGIN, ModelSpec, Spec, SpecError};
+pub use recovery::{Finetune, PruneSchedule};
+pub use spec::{DEFAULT_HV_DROP, DEFAULT_MARGIN, ModelSpec, Spec, SpecError};
 pub use strategy::{GroupWeighting, LassoMethod, Norm, Strategy, TargetMetric};
-pub use training::{Backend, LrSchedule, TrainConfig};
+pub use training::{Backend, LrSchedule, PhaseKind, TrainConfig};
 
 #[cfg(test)]
 mod tests {
@@ -83,9 +86,22 @@ mod tests {
     #[test]
     fn a_replicate_offsets_the_phase_seed_and_nothing_else() {
         let phase: TrainConfig = serde_yaml::from_str("{epochs: 2, lr: 0.1, seed: 7}").unwrap();
-        let third = phase.for_replicate(2);
+        let third = phase.for_replicate(2, PhaseKind::Dense);
         assert_eq!(third.seed, 9);
         assert_eq!(TrainConfig { seed: 7, ..third }, phase);
-        assert_eq!(phase.for_replicate(0), phase);
+        assert_eq!(phase.for_replicate(0, PhaseKind::Dense), phase);
+        // Every later phase of a replicate draws its own batch order.
+        let kinds = [
+            PhaseKind::Dense,
+            PhaseKind::Regularization,
+            PhaseKind::Finetune,
+            PhaseKind::Qat,
+        ];
+        let phase = &phase;
+        let seeds: std::collections::HashSet<u64> = kinds
+            .iter()
+            .flat_map(|&k| (0..10).map(move |r| phase.for_replicate(r, k).seed))
+            .collect();
+        assert_eq!(seeds.len(), 40);
     }
 }

@@ -1,27 +1,36 @@
-//! The points of a sweep: which (strategy, target, seed, schedule) a spec
-//! asks for, in the order a resumed sweep walks them, the directory name of
-//! each trained model, and the disjoint shards a sweep can be split into.
+//! The points of a sweep: which (strategy, target, recovery budget, seed,
+//! schedule) a spec asks for, in the order a resumed sweep walks them, the
+//! directory name of each trained model, and the disjoint shards a sweep
+//! can be split into.
 
 use explore_he_model::schedule::{Schedule, Scheduler};
 
 use crate::spec::Spec;
 use crate::strategy::Strategy;
 
-/// One point of a sweep: what was trained (strategy, target, seed) and the
-/// HE schedule it was measured under.
+/// One point of a sweep: what was trained (strategy, target, recovery
+/// budget, seed) and the HE schedule it was measured under.
 #[derive(Debug, Clone, Copy, PartialEq)]
 pub struct PointKey {
     pub strategy: Strategy,
     pub target: f64,
+    /// The fine-tuning epochs the point recovered for, when the spec lists
+    /// several budgets (`prune.finetune.epochs: [1, 2, 4]`); `None` for the
+    /// dense model and in a sweep of one budget, whose points are named as
+    /// before budgets could vary.
+    pub budget: Option<usize>,
     pub seed: u64,
     pub schedule: Schedule,
 }
 
 impl PointKey {
     /// The trained model's directory name in a sweep's `points/`: one per
-    /// strategy, target and seed, whatever schedule measures it.
+    /// strategy, target, budget and seed, whatever schedule measures it.
     pub fn dir_name(&self) -> String {
-        format!("{}-{}-s{}", self.strategy, self.target, self.seed)
+        match self.budget {
+            Some(b) => format!("{}-{}-e{b}-s{}", self.strategy, self.target, self.seed),
+            None => format!("{}-{}-s{}", self.strategy, self.target, self.seed),
+        }
     }
 
     /// The scheduler that measures this point under `spec`.
@@ -32,25 +41,31 @@ impl PointKey {
 
 impl std::fmt::Display for PointKey {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        write!(
-            f,
-            "{} {} seed {} ({} schedule)",
-            self.strategy, self.target, self.seed, self.schedule
-        )
+        write!(f, "{} {}", self.strategy, self.target)?;
+        if let Some(b) = self.budget {
+            write!(f, " budget {b}")?;
+        }
+        write!(f, " seed {} ({} schedule)", self.seed, self.schedule)
     }
 }
 
 /// Every point of the spec, the dense model of each seed first (under the
 /// spec's schedule, and under Gazelle's as the paper's reference when the
 /// spec's is another). A seed is a replicate of the whole pipeline: its own
-/// dense training, regularization and fine-tuning.
+/// dense training, regularization and fine-tuning. With several recovery
+/// budgets, every pruned point and its twin come once per budget.
 pub fn point_keys(spec: &Spec) -> Vec<PointKey> {
     let schedule = spec.he.schedule;
     let key = |strategy, target, seed, schedule| PointKey {
         strategy,
         target,
+        budget: None,
         seed,
         schedule,
+    };
+    let budgets: Vec<Option<usize>> = match &spec.prune.finetune {
+        Some(f) if f.several() => f.budgets.iter().map(|&b| Some(b)).collect(),
+        _ => vec![None],
     };
     let mut keys = Vec::new();
     for &seed in &spec.prune.seeds {
@@ -76,8 +91,13 @@ pub fn point_keys(spec: &Spec) -> Vec<PointKey> {
         let mut targets = spec.prune.targets.clone();
         targets.sort_by(f64::total_cmp);
         for &target in &targets {
-            for &seed in &spec.prune.seeds {
-                keys.push(key(strategy, target, seed, schedule));
+            for &budget in &budgets {
+                for &seed in &spec.prune.seeds {
+                    keys.push(PointKey {
+                        budget,
+                        ..key(strategy, target, seed, schedule)
+                    });
+                }
             }
         }
     }
@@ -87,8 +107,10 @@ pub fn point_keys(spec: &Spec) -> Vec<PointKey> {
 /// One of `count` disjoint shares of a sweep's points; `index` counts
 /// from 1. A strategy's trajectory for one seed (every target: gradual
 /// pruning walks them in order) stays in one shard, chosen by the
-/// strategy's place in [`Strategy::ALL`] plus the seed, modulo `count`:
-/// adding targets or seeds moves no point to another shard.
+/// strategy's place in [`Strategy::ALL`] plus the seed, plus the recovery
+/// budget when the sweep has several (budgets are independent points),
+/// modulo `count`: adding targets, budgets or seeds moves no point to
+/// another shard.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Shard {
     pub index: u64,
@@ -101,7 +123,8 @@ impl Shard {
             .iter()
             .position(|s| *s == key.strategy)
             .expect("a listed strategy") as u64;
-        strategy.wrapping_add(key.seed) % self.count + 1 == self.index
+        let budget = key.budget.unwrap_or(0) as u64;
+        strategy.wrapping_add(key.seed).wrapping_add(budget) % self.count + 1 == self.index
     }
 }
 
@@ -183,6 +206,7 @@ prune: {{targets: {targets}, seeds: {seeds}}}
                         Shard { index: i, count: 3 }.owns(&PointKey {
                             strategy: s,
                             target: 0.5,
+                            budget: None,
                             seed: 0,
                             schedule: Schedule::Best,
                         })
@@ -191,6 +215,40 @@ prune: {{targets: {targets}, seeds: {seeds}}}
             })
             .collect();
         assert_eq!(per, [3, 2, 2]);
+    }
+
+    #[test]
+    fn several_budgets_name_every_pruned_point_and_spread_over_shards() {
+        let text = "name: t
+data: {dataset: fashion-mnist}
+model: {arch: resnet20, width: 0.25}
+train: {epochs: 1, lr: 0.1}
+prune: {strategies: [hybrid], targets: [0.5], seeds: [0],
+        finetune: {epochs: [1, 2, 4], lr: 0.1}}
+";
+        let keys = point_keys(&Spec::parse(text, Path::new("t.yaml")).unwrap());
+        let names: Vec<String> = keys.iter().map(PointKey::dir_name).collect();
+        assert_eq!(
+            names,
+            [
+                // Under the spec's schedule and under Gazelle's.
+                "dense-0-s0",
+                "dense-0-s0",
+                "hybrid-0.5-e1-s0",
+                "hybrid-0.5-e2-s0",
+                "hybrid-0.5-e4-s0",
+                "dense-matched-0.5-e1-s0",
+                "dense-matched-0.5-e2-s0",
+                "dense-matched-0.5-e4-s0",
+            ]
+        );
+        // One budget: named as before budgets could vary.
+        let one = spec("[0.5]", "[0]");
+        assert!(point_keys(&one).iter().all(|k| k.budget.is_none()));
+        // Budgets of one strategy and seed land in different shards.
+        let hybrid: Vec<Vec<u64>> = keys[2..5].iter().map(|k| owner(k, 3)).collect();
+        assert!(hybrid.iter().all(|o| o.len() == 1), "{hybrid:?}");
+        assert!(hybrid[0] != hybrid[1], "{hybrid:?}");
     }
 
     #[test]

@@ -10,6 +10,7 @@ use serde::{Deserialize, Serialize};
 use crate::data::DataSpec;
 use crate::inference::KeysMode;
 use crate::quant::{BITS, QuantConfig};
+use crate::recovery::{Finetune, PruneSchedule};
 use crate::strategy::{GroupWeighting, LassoMethod, Norm, Strategy, TargetMetric};
 use crate::training::{Backend, TrainConfig};
 use explore_he_model::arch::{Arch, NetSpec};
@@ -66,12 +67,23 @@ pub struct ReportSpec {
     /// interval of their paired difference lies inside ±margin.
     #[serde(default = "default_margin")]
     pub margin: f64,
+    /// The accuracy (a fraction) hypervolume is measured above: a point
+    /// below it adds nothing. Absent: the dense model's mean accuracy less
+    /// [`DEFAULT_HV_DROP`], so the area measures accuracy worth having
+    /// rather than cost alone.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub hv_reference: Option<f64>,
 }
+
+/// How far below dense the hypervolume's reference accuracy lies by
+/// default: 2 points.
+pub const DEFAULT_HV_DROP: f64 = 0.02;
 
 impl Default for ReportSpec {
     fn default() -> Self {
         ReportSpec {
             margin: default_margin(),
+            hv_reference: None,
         }
     }
 }
@@ -108,13 +120,20 @@ pub struct PruneSpec {
     /// (BN-folded weights times the layer's input RMS) or `raw`.
     #[serde(default)]
     pub norm: Norm,
+    /// Recovery after pruning, at one budget or several
+    /// ([`Finetune`]).
     #[serde(default)]
-    pub finetune: Option<TrainConfig>,
-    /// Prune gradually during fine-tuning, walking each strategy's targets
-    /// as one trajectory (else one shot per target from the regularized
-    /// model).
+    pub finetune: Option<Finetune>,
+    /// Prune gradually during fine-tuning, over the first `ramp` of the
+    /// phase (else one shot before it).
     #[serde(default)]
     pub gradual: Option<GradualSpec>,
+    /// `independent` (every target from the regularized model) or
+    /// `trajectory` (each target on from the previous one). Absent: a
+    /// trajectory with `gradual`, else independent, as sweeps before the
+    /// choice ran; [`PruneSpec::schedule`] resolves it.
+    #[serde(default, rename = "schedule", skip_serializing_if = "Option::is_none")]
+    pub schedule_choice: Option<PruneSchedule>,
     /// Fine-tune (and QAT) with knowledge distillation from the dense model.
     #[serde(default)]
     pub distill: Option<DistillSpec>,
@@ -136,9 +155,28 @@ impl Default for PruneSpec {
             norm: Norm::default(),
             finetune: None,
             gradual: None,
+            schedule_choice: None,
             distill: None,
             qat: None,
         }
+    }
+}
+
+impl PruneSpec {
+    /// How targets are reached: as the spec says, or by the documented
+    /// default (a trajectory with gradual pruning, else independent).
+    pub fn schedule(&self) -> PruneSchedule {
+        self.schedule_choice.unwrap_or(if self.gradual.is_some() {
+            PruneSchedule::Trajectory
+        } else {
+            PruneSchedule::Independent
+        })
+    }
+
+    /// The recovery budgets (fine-tuning epochs) a point can have: the
+    /// spec's list, or none without a fine-tuning phase.
+    pub fn budgets(&self) -> &[usize] {
+        self.finetune.as_ref().map_or(&[], |f| &f.budgets)
     }
 }
 
@@ -370,7 +408,10 @@ impl Spec {
             .map_err(|e| bad("model.width", e.to_string()))?;
         let phases = [
             Some(("train", &self.train)),
-            self.prune.finetune.as_ref().map(|t| ("prune.finetune", t)),
+            self.prune
+                .finetune
+                .as_ref()
+                .map(|f| ("prune.finetune", &f.train)),
             self.prune
                 .regularization
                 .as_ref()
@@ -426,12 +467,23 @@ impl Spec {
                 ),
             ));
         }
+        if let Some(f) = &self.prune.finetune
+            && (f.budgets.is_empty() || f.budgets.contains(&0))
+        {
+            return Err(bad(
+                "prune.finetune.epochs",
+                format!(
+                    "{:?} is not a list of positive recovery budgets: give one number of epochs (e.g. 2) or several (e.g. [1, 2, 4, 8])",
+                    f.budgets
+                ),
+            ));
+        }
         if let Some(g) = &self.prune.gradual {
-            if !(g.ramp > 0.0 && g.ramp <= 1.0) {
+            if !(g.ramp > 0.0 && g.ramp < 1.0) {
                 return Err(bad(
                     "prune.gradual.ramp",
                     format!(
-                        "{} is outside (0, 1]: the schedule must reach its target within the phase, e.g. 0.5",
+                        "{} is outside (0, 1): the mask must be final before the phase ends, leaving a tail to recover in, e.g. 0.5",
                         g.ramp
                     ),
                 ));
@@ -446,6 +498,20 @@ impl Spec {
                 return Err(bad(
                     "prune.gradual",
                     "prunes during fine-tuning, but there is no prune.finetune phase: add one or drop prune.gradual".into(),
+                ));
+            }
+        }
+        if self.prune.schedule() == PruneSchedule::Trajectory {
+            if self.prune.gradual.is_none() {
+                return Err(bad(
+                    "prune.schedule",
+                    "trajectory prunes each target on from the previous one during fine-tuning, which needs prune.gradual: add it, or use independent".into(),
+                ));
+            }
+            if self.prune.finetune.as_ref().is_some_and(Finetune::several) {
+                return Err(bad(
+                    "prune.schedule",
+                    "a trajectory's later targets fine-tune on from earlier ones, so its budgets add up and cannot be compared: use independent with a list of budgets, or one budget".into(),
                 ));
             }
         }
@@ -488,6 +554,16 @@ impl Spec {
         }
         if let Err(e) = explore_he_model::noise::check_margin(self.he.noise_margin) {
             return Err(bad("he.noise_margin", e.to_string()));
+        }
+        if let Some(r) = self.report.hv_reference
+            && !(r.is_finite() && (0.0..1.0).contains(&r))
+        {
+            return Err(bad(
+                "report.hv_reference",
+                format!(
+                    "{r} is not an accuracy fraction in [0, 1): give the accuracy hypervolume counts above, e.g. 0.85, or leave it out (dense less 2 points)"
+                ),
+            ));
         }
         let m = self.report.margin;
         if !(m.is_finite() && m > 0.0 && m < 1.0) {
@@ -539,7 +615,10 @@ impl Spec {
                 "prune.regularization.train",
                 prune.regularization.as_mut().map(|r| &mut r.train),
             ),
-            ("prune.finetune", prune.finetune.as_mut()),
+            (
+                "prune.finetune",
+                prune.finetune.as_mut().map(|f| &mut f.train),
+            ),
             ("prune.qat", prune.qat.as_mut()),
         ]
         .into_iter()
@@ -597,6 +676,32 @@ train: {epochs: 1, lr: 0.1}
         assert_eq!(s.he.poly_degree, 8192);
         assert_eq!(s.prune.strategies.len(), 5);
         assert!(s.data.download);
+    }
+
+    #[test]
+    fn the_pruning_schedule_defaults_as_sweeps_before_it_ran() {
+        let text = format!("{MINIMAL}prune: {{finetune: {{epochs: 2, lr: 0.1}}}}\n");
+        let one_shot = Spec::parse(&text, Path::new("t.yaml")).unwrap();
+        assert_eq!(one_shot.prune.schedule(), PruneSchedule::Independent);
+        assert_eq!(one_shot.prune.budgets(), [2]);
+        let text = format!(
+            "{MINIMAL}prune: {{finetune: {{epochs: 2, lr: 0.1}}, gradual: {{ramp: 0.5}}}}\n"
+        );
+        let gradual = Spec::parse(&text, Path::new("t.yaml")).unwrap();
+        assert_eq!(gradual.prune.schedule(), PruneSchedule::Trajectory);
+        let text = format!(
+            "{MINIMAL}prune: {{finetune: {{epochs: [1, 2, 4], lr: 0.1, warmup: 0.1}}, gradual: {{ramp: 0.5}}, schedule: independent}}\n"
+        );
+        let study = Spec::parse(&text, Path::new("t.yaml")).unwrap();
+        assert_eq!(study.prune.schedule(), PruneSchedule::Independent);
+        assert_eq!(study.prune.budgets(), [1, 2, 4]);
+        // A spec that does not choose serializes as before the choice.
+        let plain = serde_json::to_value(&gradual).unwrap();
+        assert!(plain["prune"].get("schedule").is_none(), "{plain}");
+        assert!(
+            plain["prune"]["finetune"].get("warmup").is_none(),
+            "{plain}"
+        );
     }
 
     #[test]
@@ -678,6 +783,41 @@ train: {epochs: 1, lr: 0.1}
                 "positive fraction",
             ),
             ("report: {margin: 0}", "report.margin", "e.g. 0.005"),
+            (
+                "prune: {finetune: {epochs: [], lr: 0.1}}",
+                "prune.finetune.epochs",
+                "[1, 2, 4, 8]",
+            ),
+            (
+                "prune: {finetune: {epochs: [2, 0], lr: 0.1}}",
+                "prune.finetune.epochs",
+                "positive recovery budgets",
+            ),
+            (
+                "prune: {finetune: {epochs: 2, lr: 0.1, warmup: 1.0}}",
+                "prune.finetune",
+                "warmup 1 must be a fraction",
+            ),
+            (
+                "prune: {finetune: {epochs: 2, lr: 0.1}, gradual: {ramp: 1.0}}",
+                "prune.gradual.ramp",
+                "tail to recover in",
+            ),
+            (
+                "prune: {finetune: {epochs: [1, 2], lr: 0.1}, gradual: {ramp: 0.5}}",
+                "prune.schedule",
+                "use independent",
+            ),
+            (
+                "prune: {finetune: {epochs: 1, lr: 0.1}, schedule: trajectory}",
+                "prune.schedule",
+                "needs prune.gradual",
+            ),
+            (
+                "report: {hv_reference: 85}",
+                "report.hv_reference",
+                "e.g. 0.85",
+            ),
         ] {
             let text = format!("{MINIMAL}{extra}\n");
             let e = Spec::parse(&text, Path::new("t.yaml"))

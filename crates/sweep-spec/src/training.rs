@@ -29,6 +29,13 @@ pub struct TrainConfig {
     pub weight_decay: f64,
     #[serde(default = "default_schedule")]
     pub schedule: LrSchedule,
+    /// Fraction of the phase's steps over which the rate rises linearly to
+    /// `lr` before `schedule` runs over the rest: with a cosine, the
+    /// learning-rate rewinding of a recovery phase (Renda et al. 2020).
+    /// Left out of the serialized phase at 0, so that the hashes naming
+    /// earlier phases' checkpoints (and earlier sweeps' locks) still match.
+    #[serde(default, skip_serializing_if = "no_warmup")]
+    pub warmup: f64,
     /// Random crop (4-pixel padding) and horizontal flip; CIFAR only.
     #[serde(default)]
     pub augment: bool,
@@ -55,11 +62,14 @@ pub struct TrainConfig {
 
 impl TrainConfig {
     /// This phase in replicate `replicate` of a sweep: its seed offset by
-    /// the replicate's, so replicate 0 is the spec's own run. The one seed
-    /// rule of every phase (dense, regularization, fine-tuning, QAT).
-    pub fn for_replicate(&self, replicate: u64) -> TrainConfig {
+    /// the replicate's, so replicate 0's dense phase is the spec's own run,
+    /// and mixed with the phase's kind, so that each phase of a replicate
+    /// draws its own batch order (the same seed would replay the dense
+    /// phase's first epochs in every later one). The one seed rule of every
+    /// phase.
+    pub fn for_replicate(&self, replicate: u64, phase: PhaseKind) -> TrainConfig {
         TrainConfig {
-            seed: self.seed.wrapping_add(replicate),
+            seed: self.seed.wrapping_add(replicate) ^ phase.stream(),
             ..self.clone()
         }
     }
@@ -88,6 +98,12 @@ impl TrainConfig {
                 t.momentum
             ));
         }
+        if !(0.0..1.0).contains(&t.warmup) {
+            return Err(format!(
+                "warmup {} must be a fraction of the phase in [0, 1), e.g. 0.1",
+                t.warmup
+            ));
+        }
         if !(t.weight_decay.is_finite() && t.weight_decay >= 0.0) {
             return Err(format!(
                 "weight_decay {} must be >= 0, e.g. 5e-4",
@@ -96,6 +112,32 @@ impl TrainConfig {
         }
         Ok(())
     }
+}
+
+/// The phases of a replicate, each with its own stream of batch orders.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum PhaseKind {
+    Dense,
+    Regularization,
+    Finetune,
+    Qat,
+}
+
+impl PhaseKind {
+    /// What the phase's seed is mixed with: 0 for the dense phase, whose
+    /// seed (and so every trained dense model) stays what it was.
+    fn stream(self) -> u64 {
+        match self {
+            PhaseKind::Dense => 0,
+            PhaseKind::Regularization => 0x5EED_0001 << 32,
+            PhaseKind::Finetune => 0x5EED_0002 << 32,
+            PhaseKind::Qat => 0x5EED_0003 << 32,
+        }
+    }
+}
+
+fn no_warmup(w: &f64) -> bool {
+    *w == 0.0
 }
 
 fn default_batch() -> usize {

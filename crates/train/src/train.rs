@@ -200,19 +200,27 @@ pub fn total_steps(cfg: &TrainConfig, steps_per_epoch: usize) -> usize {
 }
 
 /// The learning rate of step `step` (from 0) of epoch `epoch` (from 0).
-/// Cosine decays per step, from `lr` to 0 over the whole phase; step divides
-/// by 10 once half and again once three quarters of the phase's steps have
-/// passed, at the start of an epoch.
+/// The first `warmup` of the phase's steps rise linearly to `lr` (step `i`
+/// of `w` takes `lr (i + 1) / w`); the schedule then runs over the rest.
+/// Cosine decays per step, from `lr` to 0; step divides by 10 once half and
+/// again once three quarters of the scheduled steps have passed, at the
+/// start of an epoch.
 pub fn learning_rate(cfg: &TrainConfig, epoch: usize, step: usize, steps_per_epoch: usize) -> f64 {
-    let total = total_steps(cfg, steps_per_epoch).max(1) as f64;
+    let total = total_steps(cfg, steps_per_epoch).max(1);
+    let warm = (cfg.warmup * total as f64).round() as usize;
+    let at = epoch * steps_per_epoch + step;
+    if at < warm {
+        return cfg.lr * (at + 1) as f64 / warm as f64;
+    }
+    let scheduled = (total - warm).max(1) as f64;
     match cfg.schedule {
         LrSchedule::Constant => cfg.lr,
         LrSchedule::Cosine => {
-            let t = (epoch * steps_per_epoch + step) as f64 / total;
+            let t = (at - warm) as f64 / scheduled;
             cfg.lr * 0.5 * (1.0 + (std::f64::consts::PI * t).cos())
         }
         LrSchedule::Step => {
-            let start = (epoch * steps_per_epoch) as f64 / total;
+            let start = (epoch * steps_per_epoch).saturating_sub(warm) as f64 / scheduled;
             let drops = [0.5, 0.75].iter().filter(|&&f| start >= f).count();
             cfg.lr * 0.1f64.powi(drops as i32)
         }
@@ -417,6 +425,40 @@ pub fn evaluate(model: &ResNet, data: &Dataset, batch_size: usize, replicas: usi
         .collect();
     let right: usize = read_all(right).into_iter().map(|r| r as usize).sum();
     right as f64 / data.len() as f64
+}
+
+/// Re-estimates BatchNorm's running statistics for the network as it now
+/// is: pruning changes what every later layer sees, and a final mask update
+/// leaves statistics averaged over masks that no longer hold. Runs
+/// `batches` batches of `cfg.batch_size` training images (shuffled by
+/// `cfg.seed`, augmented when `cfg.augment`, cycling when the set is
+/// shorter) forward in training mode; nothing else changes. BatchNorm's
+/// momentum (0.1) leaves the old statistics a weight of 0.9^batches.
+pub fn recalibrate_batchnorm(
+    model: ResNet,
+    data: &Dataset,
+    cfg: &TrainConfig,
+    batches: usize,
+) -> ResNet {
+    if batches == 0 || data.is_empty() {
+        return model;
+    }
+    let model = model.train();
+    let device = model.fc.weight.device();
+    let mut rng = StdRng::seed_from_u64(cfg.seed);
+    let mut order: Vec<usize> = (0..data.len()).collect();
+    order.shuffle(&mut rng);
+    let chunks: Vec<Vec<usize>> = order
+        .chunks(cfg.batch_size)
+        .map(<[usize]>::to_vec)
+        .collect();
+    for indices in chunks.iter().cycle().take(batches) {
+        let batch = Batch::new(data, indices, cfg.augment.then_some(&mut rng));
+        let (x, _) = batch.tensors(&device);
+        // The statistics move inside the forward; the output is not needed.
+        let _ = model.forward(x);
+    }
+    model
 }
 
 /// The one-line summary `explore train` prints and saves as `train.json`.
@@ -704,6 +746,7 @@ mod tests {
             replicas: 2,
             device: Backend::Cpu,
             steps: None,
+            warmup: 0.0,
         }
     }
 
@@ -731,6 +774,70 @@ mod tests {
         assert!((lrs[2] - 0.005).abs() < 1e-12 && (lrs[3] - 0.0005).abs() < 1e-12);
         c.schedule = LrSchedule::Constant;
         assert_eq!(learning_rate(&c, 3, 9, 10), 0.05);
+    }
+
+    #[test]
+    fn a_warm_up_rises_to_the_peak_then_the_cosine_decays_to_zero() {
+        // 40 steps, the first 10 warming up.
+        let c = TrainConfig {
+            warmup: 0.25,
+            ..cfg(4)
+        };
+        let lrs: Vec<f64> = (0..40)
+            .map(|i| learning_rate(&c, i / 10, i % 10, 10))
+            .collect();
+        assert!((lrs[0] - 0.005).abs() < 1e-12, "{}", lrs[0]);
+        assert!((lrs[4] - 0.025).abs() < 1e-12);
+        assert!(lrs[..10].windows(2).all(|w| w[0] < w[1]));
+        // The peak at the warm-up's last step and the cosine's first.
+        assert_eq!((lrs[9], lrs[10]), (0.05, 0.05));
+        // Half the peak halfway through the 30 cosine steps.
+        assert!((lrs[25] - 0.025).abs() < 1e-12, "{}", lrs[25]);
+        assert!(lrs[10..].windows(2).all(|w| w[0] > w[1]));
+        assert!(lrs[39] < 0.05 * 0.01);
+        // No warm-up is the plain cosine.
+        let plain = cfg(4);
+        assert_eq!(learning_rate(&plain, 0, 0, 10), 0.05);
+    }
+
+    #[test]
+    fn recalibration_moves_batchnorm_to_the_data_and_nothing_else() {
+        let data = synthetic(32, 5);
+        let model = ResNet::new(&spec(), &device(4));
+        let weights = model.conv_weight_data();
+        let c = TrainConfig {
+            batch_size: 32,
+            ..cfg(1)
+        };
+        // The whole set in every batch: the running mean converges to the
+        // mean of the stem conv's output over the set.
+        let model = recalibrate_batchnorm(model, &data, &c, 120);
+        let shape = [32, 1, 28, 28];
+        let x = Tensor::<4>::from_data(
+            TensorData::new(data.images.clone(), shape),
+            &model.fc.weight.device(),
+        );
+        let out = model.convs[0].conv.forward(x);
+        let want: Vec<f32> = out
+            .mean_dim(0)
+            .mean_dim(2)
+            .mean_dim(3)
+            .into_data()
+            .try_to_vec::<f32>()
+            .unwrap();
+        let got: Vec<f32> = model.convs[0]
+            .bn
+            .running_mean
+            .value()
+            .into_data()
+            .try_to_vec::<f32>()
+            .unwrap();
+        assert_eq!(got.len(), want.len());
+        for (g, w) in got.iter().zip(&want) {
+            assert!((g - w).abs() < 1e-3 + 1e-3 * w.abs(), "{got:?} {want:?}");
+        }
+        assert!(want.iter().any(|w| w.abs() > 1e-2), "{want:?}");
+        assert_eq!(model.conv_weight_data(), weights);
     }
 
     #[test]
