@@ -23,7 +23,8 @@ cp "$src"/spec.yaml "$src"/spec.lock.json "$src"/points*.csv "$dest"/
 for d in "$src"/dense-*/; do
   [ -d "$d" ] && cp -r "$d" "$dest"/
 done
-# Point directories are named strategy-target-sSEED (dense-0-s0, hybrid-0.9-s1).
+# Point directories are named strategy-target-sSEED (dense-0-s0, hybrid-0.9-s1),
+# or strategy-target-eBUDGET-sSEED in a sweep of several recovery budgets.
 declare -A last
 for d in "$src"/points/*/; do
   name=$(basename "$d")
@@ -33,6 +34,9 @@ for d in "$src"/points/*/; do
     # From the right: strategy names may hold a hyphen (dense-matched).
     seed=${name##*-}
     rest=${name%-*}
+    # A point with a recovery budget (-e<epochs>) is independent: no
+    # trajectory starts from it.
+    [[ $rest =~ -e[0-9]+$ ]] && continue
     target=${rest##*-}
     strategy=${rest%-*}
     group="$strategy-$seed"
@@ -49,6 +53,7 @@ done
 # A trajectory that reached the highest target any reached is finished: its
 # checkpoint is not needed (one stopped below it, even by an unreachable
 # target, is: a resume starts the next target from it).
+[ ${#last[@]} -eq 0 ] && { du -sh "$dest"; exit 0; }
 top=$(printf '%s\n' "${last[@]}" | sort -g | tail -1)
 for group in "${!last[@]}"; do
   [ "${last[$group]}" = "$top" ] && continue

@@ -632,6 +632,82 @@ fn a_truncated_data_file_exits_2_naming_it_and_its_size() {
 }
 
 /// Every committed spec parses and passes the spec's checks.
+/// A sweep of two recovery budgets: each pruned point and its twin once
+/// per budget, in directories of their own, the twin's fine-tuning steps
+/// equal to its point's, the three accuracies recorded, the recovery curve
+/// drawn and tabled, and a resumed run that trains nothing again.
+#[test]
+fn several_budgets_are_points_of_their_own_with_a_recovery_curve() {
+    let tmp = tempfile::tempdir().unwrap();
+    let data = Path::new(env!("CARGO_MANIFEST_DIR")).join("data/fashion-mnist-subset");
+    let out = tmp.path().join("out");
+    let spec = tmp.path().join("budgets.yaml");
+    std::fs::write(
+        &spec,
+        format!(
+            "name: budgets
+output: {out}
+data: {{dataset: fashion-mnist, path: {data}, train_size: 300, validation: 100, test_size: 100, download: false}}
+model: {{arch: resnet20, width: 0.25}}
+train: {{epochs: 1, batch_size: 32, lr: 0.05}}
+prune:
+  strategies: [diagonal]
+  targets: [0.6]
+  schedule: independent
+  finetune: {{epochs: [1, 2], batch_size: 32, lr: 0.05, warmup: 0.1, bn_recalibration: 3}}
+  gradual: {{ramp: 0.5, updates: 4}}
+he: {{images: 1, infer_images: 0}}
+threads: 2
+",
+            out = out.display(),
+            data = data.display()
+        ),
+    )
+    .unwrap();
+    let spec = spec.to_str().unwrap();
+    let run = explore(&["sweep", spec]);
+    assert!(run.status.success(), "{}", text(&run));
+    let points = out.join("points.csv");
+    let (strategies, budgets, steps) = (
+        column(&points, "strategy"),
+        column(&points, "budget"),
+        column(&points, "recovery_steps"),
+    );
+    // 300 images in batches of 32: 10 steps an epoch.
+    let at = |strategy: &str, budget: &str| {
+        (0..strategies.len())
+            .find(|&i| strategies[i] == strategy && budgets[i] == budget)
+            .unwrap_or_else(|| panic!("no {strategy} at budget {budget}"))
+    };
+    for budget in ["1", "2"] {
+        let (point, twin) = (at("diagonal", budget), at("dense-matched", budget));
+        let want = (10 * budget.parse::<u64>().unwrap()).to_string();
+        assert_eq!((&steps[point], &steps[twin]), (&want, &want));
+        let dir = out.join(format!("points/diagonal-0.6-e{budget}-s0"));
+        assert!(dir.join("outcomes.json").is_file(), "{}", dir.display());
+    }
+    for name in [
+        "pruned_accuracy",
+        "pruned_val_accuracy",
+        "recovered_accuracy",
+        "recovered_val_accuracy",
+    ] {
+        let values = column(&points, name);
+        let diagonal = at("diagonal", "2");
+        let v: f64 = values[diagonal].parse().unwrap();
+        assert!((0.0..=1.0).contains(&v), "{name} {v}");
+    }
+    let report = std::fs::read_to_string(out.join("report.md")).unwrap();
+    assert!(report.contains("## Recovery: validation accuracy against budget"));
+    assert!(report.contains("## Recovery budget: 2 epochs"));
+    assert!(out.join("recovery.png").is_file() && out.join("recovery.svg").is_file());
+    // Resuming finds every point finished.
+    let before = std::fs::read_to_string(&points).unwrap();
+    let again = explore(&["sweep", spec]);
+    assert!(again.status.success(), "{}", text(&again));
+    assert_eq!(std::fs::read_to_string(&points).unwrap(), before);
+}
+
 #[test]
 fn every_committed_spec_loads() {
     let root = Path::new(env!("CARGO_MANIFEST_DIR")).join("sweeps");
