@@ -10,6 +10,7 @@ use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 
 use anyhow::{Context, bail};
+use explore_results::budgets;
 use explore_results::gate::{self, DEFAULT_ALPHA, DEFAULT_LATENCY_TOLERANCE, Noise, Rule};
 use explore_results::outcomes;
 use explore_results::pareto::{self, Cost};
@@ -51,6 +52,13 @@ pub struct Args {
 pub fn run(args: Args) -> anyhow::Result<ExitCode> {
     let new = points::read(&args.points)?;
     let baseline = points::read(&args.baseline)?;
+    let new = budgets::matching(&new, &baseline).map_err(|e| {
+        anyhow::anyhow!(
+            "{} against {}: {e}",
+            args.points.display(),
+            args.baseline.display()
+        )
+    })?;
     let rule = match args.tolerance {
         Some(tolerance) => Rule::Fixed { tolerance },
         None => Rule::Statistical {

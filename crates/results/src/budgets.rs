@@ -36,6 +36,28 @@ pub fn at_budget(
         .unzip()
 }
 
+/// The rows of `new` that compare with `baseline`: those at the
+/// baseline's recovery budget (with the dense rows, which have none), so
+/// that a gate never sets a point against one trained for longer or
+/// shorter. A baseline of several budgets, or a budget `new` lacks, is an
+/// error naming the fix.
+pub fn matching(new: &[PointRecord], baseline: &[PointRecord]) -> Result<Vec<PointRecord>, String> {
+    let (ours, theirs) = (budgets(new), budgets(baseline));
+    match theirs.as_slice() {
+        [] if ours.is_empty() => Ok(new.to_vec()),
+        [] => Err(format!(
+            "the new table holds recovery budgets {ours:?} and the baseline one unnamed budget (a one-budget sweep, or a table from before budgets): gate a one-budget sweep against it, or a baseline of one of those budgets"
+        )),
+        [b] if ours.contains(b) => Ok(at_budget(new, &[], *b).0),
+        [b] => Err(format!(
+            "the baseline is at a recovery budget of {b} epochs, which the new table (budgets {ours:?}) lacks: run that budget, or gate against a baseline of one you ran"
+        )),
+        many => Err(format!(
+            "the baseline holds several recovery budgets {many:?}: gate against one budget's front (a sweep's front.csv holds its largest)"
+        )),
+    }
+}
+
 /// One cell of the recovery curve: a strategy at a target and budget,
 /// mean over its seeds.
 #[derive(Debug, Clone, PartialEq)]
@@ -123,6 +145,34 @@ mod tests {
         );
         assert_eq!(outcomes.len(), 3);
         assert!(outcomes.iter().all(Option::is_none));
+    }
+
+    #[test]
+    fn a_gate_compares_at_the_baselines_budget_or_refuses() {
+        let study = vec![
+            at(Strategy::Dense, 0.0, 0, 0, 0.9),
+            at(Strategy::Hybrid, 0.5, 2, 0, 0.86),
+            at(Strategy::Hybrid, 0.5, 4, 0, 0.88),
+        ];
+        let one = vec![
+            at(Strategy::Dense, 0.0, 0, 0, 0.9),
+            at(Strategy::Hybrid, 0.5, 0, 0, 0.87),
+        ];
+        // A one-budget sweep against a one-budget baseline: as before.
+        assert_eq!(matching(&one, &one).unwrap(), one);
+        // The study against its own largest budget's front.
+        let front4 = at_budget(&study, &[], 4).0;
+        let kept = matching(&study, &front4).unwrap();
+        assert_eq!(kept.len(), 2);
+        assert!(kept.iter().all(|r| r.budget != 2));
+        for (new, base, words) in [
+            (&study, &one, "one unnamed budget"),
+            (&one, &front4, "lacks"),
+            (&one, &study, "several recovery budgets"),
+        ] {
+            let e = matching(new, base).unwrap_err();
+            assert!(e.contains(words), "{e}");
+        }
     }
 
     #[test]
