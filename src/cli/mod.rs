@@ -140,7 +140,8 @@ pub struct SpecArgs {
     #[arg(long)]
     pub output: Option<PathBuf>,
     /// Train on this device instead of the spec's `train.device`: cpu,
-    /// wgpu or cuda (the latter two need a binary built with that feature).
+    /// wgpu, cuda, libtorch or libtorch-cuda (all but cpu need a binary
+    /// built with their feature: wgpu, cuda, or tch for both libtorch ones).
     #[arg(long)]
     pub device: Option<explore_spec::Backend>,
     /// Replicate seeds instead of the spec's `prune.seeds`, e.g. 0,1,2,3,4

@@ -227,6 +227,9 @@ pub fn learning_rate(cfg: &TrainConfig, epoch: usize, step: usize, steps_per_epo
     }
 }
 
+/// Batches gathered ahead of the step that trains.
+const PREFETCH: usize = 2;
+
 /// Trains `model` with SGD (momentum, weight decay) for `cfg.epochs` on
 /// `train`, shuffled and (if `cfg.augment`) augmented by `cfg.seed`, with
 /// what `phase` adds. `label` names the run in the progress bar and errors.
@@ -249,7 +252,7 @@ pub fn train(
         });
     }
     check_dataset(&model, train.kind, label)?;
-    let mut model = model.train();
+    let model = model.train();
     let device = model.fc.weight.device();
     let mut optim = SgdConfig::new()
         .with_momentum(Some(
@@ -261,8 +264,6 @@ pub fn train(
         .init();
     let loss_fn = CrossEntropyLoss::new(None, &device);
     let replicas = Replicas::new(cfg.replicas);
-    let mut rng = StdRng::seed_from_u64(cfg.seed);
-    let mut order: Vec<usize> = (0..train.len()).collect();
     let steps_per_epoch = train.len().div_ceil(cfg.batch_size);
     let total = total_steps(cfg, steps_per_epoch);
     let progress = progress_bar(label, total);
@@ -272,21 +273,42 @@ pub fn train(
     let profiling = profile.then_some(&device);
     let mut profiled = StepProfile::default();
     let mut unread = Unread::default();
-    for epoch in 0..cfg.epochs {
-        if epoch * steps_per_epoch >= total {
-            break;
-        }
-        order.shuffle(&mut rng);
-        last = EpochTotals::default();
-        let epoch_steps = steps_per_epoch.min(total - epoch * steps_per_epoch);
-        for (step, indices) in order
-            .chunks(cfg.batch_size)
-            .enumerate()
-            .take(total - epoch * steps_per_epoch)
-        {
-            let mut laps = Laps::new(profiling);
-            let batch = Batch::new(train, indices, cfg.augment.then_some(&mut rng));
+    let model = std::thread::scope(|scope| -> Result<ResNet, TrainError> {
+        let mut model = model;
+        // Batches are gathered (and augmented) on a thread of their own, a
+        // few steps ahead of the step that trains: the same shuffles and
+        // augmentations in the same order as gathering them here, so the
+        // run is unchanged, and a GPU need not wait for the host. Dropping
+        // the receiver (the run stopped early) ends the thread.
+        let (ready, batches) = std::sync::mpsc::sync_channel::<(usize, usize, Batch)>(PREFETCH);
+        scope.spawn(move || {
+            let mut rng = StdRng::seed_from_u64(cfg.seed);
+            let mut order: Vec<usize> = (0..train.len()).collect();
+            for epoch in 0..cfg.epochs {
+                if epoch * steps_per_epoch >= total {
+                    break;
+                }
+                order.shuffle(&mut rng);
+                let steps = order
+                    .chunks(cfg.batch_size)
+                    .enumerate()
+                    .take(total - epoch * steps_per_epoch);
+                for (step, indices) in steps {
+                    let batch = Batch::new(train, indices, cfg.augment.then_some(&mut rng));
+                    if ready.send((epoch, step, batch)).is_err() {
+                        return;
+                    }
+                }
+            }
+        });
+        let mut laps = Laps::new(profiling);
+        for (epoch, step, batch) in batches {
             laps.lap(|p| &mut p.data_ms);
+            if step == 0 {
+                last = EpochTotals::default();
+            }
+            let epoch_steps = steps_per_epoch.min(total - epoch * steps_per_epoch);
+            let images = batch.len();
             // Each shard's mean loss is weighted by its share of the batch,
             // so the summed gradients are those of the whole batch's mean.
             let shards = replicas.map(batch.shards(cfg.replicas), |shard| {
@@ -294,7 +316,7 @@ pub fn train(
                 // A fork has its own autodiff leaves: replicas sharing the
                 // parameters' nodes would share one graph and its lock.
                 let model = model.clone().fork(&device);
-                let share = shard.len() as f32 / indices.len() as f32;
+                let share = shard.len() as f32 / images as f32;
                 let (x, y) = shard.tensors(&device);
                 laps.lap(|p| &mut p.upload_ms);
                 let logits = match fake_quant {
@@ -337,7 +359,7 @@ pub fn train(
             }
             laps.lap(|p| &mut p.hook_ms);
             unread.push(
-                (epoch, step, indices.len()),
+                (epoch, step, images),
                 loss_value,
                 right.expect("at least one replica"),
             );
@@ -363,7 +385,7 @@ pub fn train(
                 lr,
                 progress: (epoch * steps_per_epoch + step + 1) as f64 / total as f64,
             };
-            seen += indices.len();
+            seen += images;
             laps.skip();
             let stepped = optim.step(lr, model, accumulator.grads());
             laps.lap(|p| &mut p.optimizer_ms);
@@ -372,8 +394,10 @@ pub fn train(
             profiled.add(&laps.parts, 1.0);
             profiled.steps += 1;
             progress.inc(1);
+            laps = Laps::new(profiling);
         }
-    }
+        Ok(model)
+    })?;
     progress.finish_and_clear();
     let seconds = start.elapsed().as_secs_f64();
     let stats = TrainStats {
