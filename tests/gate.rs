@@ -173,13 +173,16 @@ fn five_percent_more_rotations_everywhere_fails_at_least_95_percent_of_the_time(
 
 /// A uniform drop moves every point the way a weaker dense model does, so
 /// one fresh seed can only tell it from training noise once it is larger
-/// than that noise allows. On the quick spec (16 dense epochs, 2 fine-tuning
-/// epochs, a 10-seed baseline) the front mean of one run moves by about
-/// 0.65 points between seeds, most of it the per-point part (1.19 points,
-/// of which the 1,000 test images' own flips are about 0.8), and one fresh
-/// seed carries all of it: 80 % power lies near 2.5 points, not at 2. The test measures where it lies and holds it within 3 points
-/// (the 3-epoch spec before needed 10.5), so a change that makes the gate
-/// blinder fails.
+/// than that noise allows. On the quick spec (16 dense epochs, 8 epochs of
+/// rewound recovery per target, a 10-seed baseline) the pruned points track
+/// their dense model closely: the part of the noise common to a run is 0.73
+/// points and the per-point part 0.87, and one fresh seed carries all of the
+/// common part, so a 2-point drop is caught about half the time and 80 %
+/// power lies at 3 points. (The recipe before, 2 fine-tuning epochs along a
+/// trajectory, left the points noisier but less tied to dense: common 0.35,
+/// per point 1.19, 68 % at 2 points, 80 % at 2.5.) The test measures where
+/// the power lies and holds it within 3 points, and the 2-point rate at 45 %
+/// or more, so a change that makes the gate blinder fails.
 #[test]
 fn a_uniform_accuracy_drop_is_caught_once_it_exceeds_the_common_noise() {
     let at_two = failure_rate(Change::Drop(0.02), TRIALS, 4);
@@ -198,7 +201,7 @@ fn a_uniform_accuracy_drop_is_caught_once_it_exceeds_the_common_noise() {
         profile.seeds.len()
     );
     assert!(
-        at_two >= 0.5,
+        at_two >= 0.45,
         "a 2-point drop caught only {at_two} of the time"
     );
     assert!(detected <= 0.03, "80% power only at a {detected} drop");
