@@ -25,7 +25,7 @@ for d in "$src"/dense-*/; do
 done
 # Point directories are named strategy-target-sSEED (dense-0-s0, hybrid-0.9-s1),
 # or strategy-target-eBUDGET-sSEED in a sweep of several recovery budgets.
-declare -A last
+declare -A last=()
 for d in "$src"/points/*/; do
   name=$(basename "$d")
   if [ -f "$d/layers.json" ]; then
