@@ -454,6 +454,13 @@ impl Workspace {
             let cfg = f.at(key.budget.unwrap_or(f.train.epochs));
             (cfg, f.bn_recalibration)
         });
+        // Fine-tuning with the mask held fixed: the twin's, and a one-shot
+        // point's.
+        let recover_masked = |start: (ResNet, Mask), ft: &TrainConfig| {
+            let phase = (teacher_of(), None);
+            let label = key.dir_name();
+            self.masked_phase(start, (ft, PhaseKind::Finetune), key.seed, phase, &label)
+        };
         let start = Instant::now();
         let mut model = start_model;
         let mut mask = start_mask;
@@ -465,15 +472,7 @@ impl Workspace {
             // schedule and distillation), with nothing pruned.
             if let Some((ft, _)) = &recovery {
                 progress.set_message(format!("{}: fine-tuning, unpruned", key.dir_name()));
-                let phase = (teacher_of(), None);
-                let trained = self.masked_phase(
-                    (model, mask),
-                    (ft, PhaseKind::Finetune),
-                    key.seed,
-                    phase,
-                    &key.dir_name(),
-                )?;
-                (model, mask, recovery_steps) = trained;
+                (model, mask, recovery_steps) = recover_masked((model, mask), ft)?;
             }
         } else {
             let rms = self.input_rms(&model);
@@ -518,15 +517,7 @@ impl Workspace {
                 (Some((ft, _)), None) => {
                     progress.set_message(format!("{}: fine-tuning", key.dir_name()));
                     let pruned = (model.apply_masks(&one_shot.layers), one_shot);
-                    let phase = (teacher_of(), None);
-                    let trained = self.masked_phase(
-                        pruned,
-                        (ft, PhaseKind::Finetune),
-                        key.seed,
-                        phase,
-                        &key.dir_name(),
-                    )?;
-                    (model, mask, recovery_steps) = trained;
+                    (model, mask, recovery_steps) = recover_masked(pruned, ft)?;
                 }
                 (None, _) => {
                     model = model.apply_masks(&one_shot.layers);

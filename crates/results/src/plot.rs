@@ -70,6 +70,22 @@ trait Figure {
     ) -> Result<(), DrawingAreaErrorKind<DB::ErrorType>>;
 }
 
+/// The series labels of a chart, in a white box at `position`, in the
+/// figures' font at `size` points.
+fn boxed_legend<'a, DB: DrawingBackend + 'a, CT: CoordTranslate>(
+    chart: &mut ChartContext<'a, DB, CT>,
+    position: SeriesLabelPosition,
+    size: u32,
+) -> Result<(), DrawingAreaErrorKind<DB::ErrorType>> {
+    chart
+        .configure_series_labels()
+        .position(position)
+        .label_font((FAMILY, size))
+        .background_style(WHITE.mix(0.9))
+        .border_style(BLACK)
+        .draw()
+}
+
 /// Draws `figure` into a PNG and an SVG file.
 fn render(figure: &impl Figure, png: &Path, svg: &Path) -> Result<(), PlotError> {
     register_embedded_font();
@@ -445,14 +461,7 @@ impl Figure for RecoveryCurve<'_> {
                 EmptyElement::at(p) + Polygon::new(shape.clone(), style.color.filled())
             }))?;
         }
-        chart
-            .configure_series_labels()
-            .position(SeriesLabelPosition::LowerRight)
-            .label_font((FAMILY, 18))
-            .background_style(WHITE.mix(0.9))
-            .border_style(BLACK)
-            .draw()?;
-        Ok(())
+        boxed_legend(&mut chart, SeriesLabelPosition::LowerRight, 18)
     }
 }
 
@@ -566,14 +575,7 @@ impl Figure for LayerRotations<'_> {
                 font.clone(),
             ))
         }))?;
-        chart
-            .configure_series_labels()
-            .position(SeriesLabelPosition::UpperRight)
-            .label_font((FAMILY, 18))
-            .background_style(WHITE.mix(0.9))
-            .border_style(BLACK)
-            .draw()?;
-        Ok(())
+        boxed_legend(&mut chart, SeriesLabelPosition::UpperRight, 18)
     }
 }
 
@@ -712,14 +714,7 @@ impl Figure for InferenceTime<'_> {
                     Rectangle::new([(x, y - 6), (x + 16, y + 6)], color.filled())
                 });
         }
-        chart
-            .configure_series_labels()
-            .position(SeriesLabelPosition::UpperRight)
-            .label_font((FAMILY, 16))
-            .background_style(WHITE.mix(0.9))
-            .border_style(BLACK)
-            .draw()?;
-        Ok(())
+        boxed_legend(&mut chart, SeriesLabelPosition::UpperRight, 16)
     }
 }
 
