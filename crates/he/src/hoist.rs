@@ -255,17 +255,42 @@ impl Decomposed {
 
     /// The cheap half, per rotation: the inner product of the digits with
     /// the key, then the key's Galois element applied to the two sums.
+    ///
+    /// Each sum accumulates its products (and `c0`) in 128-bit integers and
+    /// reduces once per coefficient, into one allocation per sum, where a
+    /// product-then-add per digit reduces and allocates `2L` times: with
+    /// `L` digits below `2^55` the sum stays below `2^113`.
     pub fn rotate(&self, key: &HoistedKey) -> Result<Ciphertext, HeError> {
-        let ctx = self.c0.ctx().clone();
-        let mut c0 = self.c0.clone();
-        let mut c1 = Poly::zero(&ctx, Representation::Ntt);
-        for ((d, b), a) in self.digits.iter().zip(&key.b).zip(&key.a) {
-            c0 += &(d * b);
-            c1 += &(d * a);
+        let ctx = self.c0.ctx();
+        let n = self.par.degree();
+        let moduli = ctx.moduli_operators();
+        let mut acc0 = vec![0u128; moduli.len() * n];
+        let mut acc1 = vec![0u128; moduli.len() * n];
+        for (acc, x) in acc0.iter_mut().zip(self.c0.coefficients().iter()) {
+            *acc = *x as u128;
         }
-        let c0 = c0.substitute(&key.exponent).map_err(math)?;
-        let c1 = c1.substitute(&key.exponent).map_err(math)?;
-        Ok(Ciphertext::new(vec![c0, c1], &self.par)?)
+        for ((d, b), a) in self.digits.iter().zip(&key.b).zip(&key.a) {
+            let d = d.coefficients();
+            let (b, a) = (b.coefficients(), a.coefficients());
+            let terms = d.iter().zip(b.iter()).zip(a.iter());
+            for ((x0, x1), ((d, b), a)) in acc0.iter_mut().zip(acc1.iter_mut()).zip(terms) {
+                *x0 += *d as u128 * *b as u128;
+                *x1 += *d as u128 * *a as u128;
+            }
+        }
+        let reduce = |acc: Vec<u128>| -> Result<Poly, HeError> {
+            let v: Vec<u64> = acc
+                .chunks_exact(n)
+                .zip(moduli)
+                .flat_map(|(row, q)| row.iter().map(|&x| q.reduce_u128(x)))
+                .collect();
+            let sum = Poly::try_convert_from(v, ctx, false, Representation::Ntt).map_err(math)?;
+            sum.substitute(&key.exponent).map_err(math)
+        };
+        Ok(Ciphertext::new(
+            vec![reduce(acc0)?, reduce(acc1)?],
+            &self.par,
+        )?)
     }
 }
 

@@ -7,7 +7,7 @@
 use std::collections::{BTreeMap, BTreeSet};
 use std::sync::Arc;
 
-use fhe::bfv::{BfvParameters, Ciphertext, EvaluationKey, Plaintext};
+use fhe::bfv::{BfvParameters, Ciphertext, EvaluationKey, Plaintext, dot_product_scalar};
 use rayon::prelude::*;
 
 use crate::error::HeError;
@@ -240,20 +240,22 @@ impl LayerPlan {
             .giants
             .par_iter()
             .map(|g| {
-                let mut c = LayerCost::default();
-                let mut acc: Option<Ciphertext> = None;
-                for p in &g.products {
-                    let prod = source(p) * &p.pt;
-                    c.pmults += 1;
-                    acc = Some(match acc {
-                        None => prod,
-                        Some(acc) => {
-                            c.adds += 1;
-                            acc + &prod
-                        }
-                    });
-                }
-                let mut t = acc.expect("a giant sum holds products");
+                // One lazy multiply-accumulate (fhe.rs's): products summed in
+                // 128-bit integers, one reduction per coefficient, where a
+                // product and an addition each would reduce and allocate.
+                let mut t = dot_product_scalar(
+                    g.products.iter().map(source),
+                    g.products.iter().map(|p| &p.pt),
+                )?;
+                // fhe.rs marks the sum for variable-time arithmetic; it
+                // carries the server's weights, so it goes on in constant time.
+                t.iter_mut()
+                    .for_each(|p| p.disallow_variable_time_computations());
+                let mut c = LayerCost {
+                    pmults: g.products.len(),
+                    adds: g.products.len() - 1,
+                    ..LayerCost::default()
+                };
                 if let Some(r) = l.giant_rotation(g.giant) {
                     t = self.rotate(&t, r)?;
                     c.rot_output += 1;
