@@ -8,11 +8,15 @@
 //! decomposes over every ciphertext prime with no special prime, so it adds
 //! `sum_i d_i e_i`: `L` digits below the largest prime `q_max`, times errors
 //! of fhe.rs's centred binomial (variance 10, so `|e| <= 20`), over `N`
-//! coefficients. A product multiplies the noise by at most `N t / 2` (mask
-//! coefficients are centred mod `t`) and adds the rounding of `t` into `q`,
-//! at most `N t^2 / 2`. The bound takes every one of these at its largest
-//! (infinity norms, no averaging); the executor measures the real budgets,
-//! which sit well above it.
+//! coefficients. fhe.rs encodes a plaintext uncentred, its coefficients in
+//! `[0, t)`, and encrypts `floor(q m / t)`: so a product with a mask
+//! multiplies the noise (and the encryption's rounding, below 1) by at most
+//! `N (t - 1)`, and its message, taken modulo `t`, adds only the rounding of
+//! `q / t` (below 1). A public-key encryption's noise is `e u + e1 + e2 s`
+//! with `u`, `s` and the errors all drawn from that centred binomial. The
+//! bound takes every one of these at its largest (infinity norms, no
+//! averaging); the executor measures the real budgets, which sit well above
+//! it (tests check that no layer's measured budget falls below its bound).
 //!
 //! A reply that leaves the server may be flooded for circuit privacy (a
 //! fresh encryption of zero re-randomizes it, and uniform noise far larger
@@ -58,10 +62,8 @@ impl NoiseDepth {
         let (n, t) = (n as f64, 2f64.powi(t_bits as i32));
         let q_max = 2f64.powi(*moduli.iter().max().unwrap_or(&0) as i32);
         let key_switch = moduli.len() as f64 * n * q_max * ERROR_BOUND;
-        // A public-key encryption: e*u + e1 + e2*s, all of them small.
-        let fresh = (2.0 * n + 1.0) * ERROR_BOUND;
-        let input = fresh + if self.input_rotated { key_switch } else { 0.0 };
-        let product = input * n * t / 2.0 + n * t * t / 2.0;
+        let input = fresh_noise(n) + if self.input_rotated { key_switch } else { 0.0 };
+        let product = (input + 1.0) * n * (t - 1.0) + 1.0;
         let summed = self.products.max(1) as f64 * product;
         let rotated = summed + self.rotations_after as f64 * key_switch;
         (rotated * 2f64.powi(self.folds as i32)).log2()
@@ -104,8 +106,7 @@ impl NoiseDepth {
         match self.flood_bits(n, t_bits, moduli, flooding) {
             None => own,
             Some(flood) => {
-                let fresh = (2.0 * n as f64 + 1.0) * ERROR_BOUND;
-                (2f64.powf(own) + fresh + 2f64.powi(flood as i32)).log2()
+                (2f64.powf(own) + fresh_noise(n as f64) + 2f64.powi(flood as i32)).log2()
             }
         }
     }
@@ -172,6 +173,13 @@ impl Flooding {
     pub fn is_on(self) -> bool {
         self.0 > 0
     }
+}
+
+/// The noise of a public-key encryption at ring degree `n`: `e u + e1 +
+/// e2 s`, two products of centred-binomial polynomials (each coefficient a
+/// sum of `n` products of at most `20 * 20`) and one more error.
+fn fresh_noise(n: f64) -> f64 {
+    2.0 * n * ERROR_BOUND * ERROR_BOUND + ERROR_BOUND
 }
 
 /// The rounding noise of switching a ciphertext down one or more primes:

@@ -240,6 +240,19 @@ pub(crate) mod tests {
             layout.schedule()
         );
         assert!(run.noise_budget_bits > 0);
+        // The worst-case bound never promises more budget than is measured.
+        let p = ctx.params();
+        let bound = conv_cost(layout, w).depth.budget_bits(
+            p.poly_degree,
+            p.plaintext_bits,
+            p.moduli_bits(),
+        );
+        assert!(
+            run.noise_budget_bits as f64 >= bound.floor(),
+            "{}: {} bits measured, {bound:.1} by the bound",
+            layout.name(),
+            run.noise_budget_bits
+        );
         run
     }
 
