@@ -789,3 +789,44 @@ threads: 2
         "{report}"
     );
 }
+
+/// `he-bench --anchor` prices the layers at SEAL's sequential costs and sets
+/// the measured time against them on one thread and on the pool's threads,
+/// both measured in the same run; and each layer's measured noise budget
+/// sits beside (and never below) the worst-case bound's.
+#[test]
+fn he_bench_sets_the_seal_anchor_against_one_thread_and_the_pool() {
+    let tmp = tempfile::tempdir().unwrap();
+    let anchor = tmp.path().join("seal.json");
+    std::fs::write(
+        &anchor,
+        r#"{"setting": "SEAL 4, test prices", "rot_ms": 2.0, "pmul_ms": 0.15, "add_ms": 0.05}"#,
+    )
+    .unwrap();
+    let run = Command::new(env!("CARGO_BIN_EXE_explore"))
+        .args(["he-bench", "--model", "resnet20", "--dataset", "cifar10"])
+        .args(["--width", "0.25", "--layers", "fc,0", "--repeat", "1"])
+        .args(["--format", "csv", "--anchor", anchor.to_str().unwrap()])
+        .env("RAYON_NUM_THREADS", "2")
+        .output()
+        .unwrap();
+    let all = text(&run);
+    assert!(run.status.success(), "{all}");
+    assert!(all.contains("hoisting on, measured in this run"), "{all}");
+    assert!(all.contains("on 1 thread is "), "{all}");
+    assert!(all.contains("on 2 threads is "), "{all}");
+    let csv = String::from_utf8_lossy(&run.stdout);
+    let mut lines = csv.lines();
+    let header: Vec<&str> = lines.next().unwrap().split(',').collect();
+    let at = |name: &str| header.iter().position(|h| *h == name).unwrap();
+    let (measured, bound) = (at("noise_budget_bits"), at("bound_budget_bits"));
+    let layers: Vec<Vec<&str>> = lines
+        .map(|l| l.split(',').collect::<Vec<_>>())
+        .filter(|r| r[0] != "total")
+        .collect();
+    assert_eq!(layers.len(), 2, "{csv}");
+    for r in layers {
+        let (m, b): (f64, f64) = (r[measured].parse().unwrap(), r[bound].parse().unwrap());
+        assert!(m >= b.floor(), "{}: {m} measured, {b} bound", r[0]);
+    }
+}

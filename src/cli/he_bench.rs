@@ -52,7 +52,8 @@ pub struct Args {
     /// Native SEAL's primitive costs as `benches/seal_primitives.py --json
     /// FILE` writes them: the same layers' operations under the schedule
     /// without hoisting, every rotation a full key switch, are priced at
-    /// them and set against the measured time.
+    /// them and set against the measured time, on the pool's threads and
+    /// again on one thread (SEAL's prices are sequential).
     #[arg(long)]
     pub anchor: Option<PathBuf>,
 }
@@ -182,16 +183,19 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
         scheduler.hoisting(),
         rayon::current_num_threads()
     );
+    let (params_n, params_t_bits) = (params.poly_degree, params.plaintext_bits);
     let mut ctx = HeContext::new(params);
-    let jobs = layers
-        .iter()
-        .map(|(layout, model, weights, input)| LayerJob {
-            layout: layout.clone(),
-            weights,
-            input,
-            modeled: &model.cost,
-        });
-    let run = he::run_layers(&mut ctx, jobs, args.repeat, |run| {
+    let jobs = || {
+        layers
+            .iter()
+            .map(|(layout, model, weights, input)| LayerJob {
+                layout: layout.clone(),
+                weights,
+                input,
+                modeled: &model.cost,
+            })
+    };
+    let run = he::run_layers(&mut ctx, jobs(), args.repeat, |run| {
         eprintln!(
             "{}: {} B={}, {} rotations, {} pmults, {:.1} ms, verified (its input and a random full-range one), noise budget {} bits left",
             run.layer,
@@ -207,7 +211,12 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
         .layers
         .iter()
         .zip(&layers)
-        .map(|(r, (_, model, _, _))| row(r, &model.cost))
+        .map(|(r, (_, model, _, _))| {
+            let bound = model
+                .depth
+                .budget_bits(params_n, params_t_bits, &moduli.moduli);
+            row(r, &model.cost, bound)
+        })
         .collect();
     let mut model_total = layers
         .iter()
@@ -225,7 +234,7 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
         std::iter::once("total".to_string())
             .chain(["".into(), "".into()])
             .chain(counts(&model_total, &model_total))
-            .chain([format!("{ms_total:.1}"), "".into()])
+            .chain([format!("{ms_total:.1}"), "".into(), "".into()])
             .collect(),
     );
     let headers = [
@@ -242,6 +251,7 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
         "executed_adds",
         "measured_ms",
         "noise_budget_bits",
+        "bound_budget_bits",
     ];
     let prim = ctx.measure_primitives(args.repeat)?;
     let summary = format!(
@@ -280,8 +290,23 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
             let priced = unhoisted.rotations() as f64 * a.rot_ms
                 + unhoisted.pmults as f64 * a.pmul_ms
                 + unhoisted.adds as f64 * a.add_ms;
+            // SEAL's prices are sequential: the same layers again on one
+            // thread set them like for like, beside the pool's run.
+            let mut measured = vec![(rayon::current_num_threads(), ms_total)];
+            if rayon::current_num_threads() > 1 {
+                let one = rayon::ThreadPoolBuilder::new().num_threads(1).build()?;
+                let run = one.install(|| he::run_layers(&mut ctx, jobs(), args.repeat, |_| {}))?;
+                measured.insert(0, (1, run.measured_ms));
+            }
+            let ratios: Vec<String> = measured
+                .iter()
+                .map(|(threads, ms)| {
+                    let s = if *threads == 1 { "" } else { "s" };
+                    format!("{ms:.1} ms on {threads} thread{s} is {:.3}x", ms / priced)
+                })
+                .collect();
             format!(
-                "{summary}\nanchor, native SEAL ({}): these layers without hoisting, {} rotations (every one a full key switch), {} pmults and {} adds at rotation {:.3} ms, ct x pt {:.3} ms, ct + ct {:.4} ms = {:.1} ms sequential; measured {:.1} ms is {:.3}x that",
+                "{summary}\nanchor, native SEAL ({}): these layers without hoisting, {} rotations (every one a full key switch), {} pmults and {} adds at rotation {:.3} ms, ct x pt {:.3} ms, ct + ct {:.4} ms = {:.1} ms sequential; explore, hoisting {}, measured in this run: {}",
                 a.setting,
                 unhoisted.rotations(),
                 unhoisted.pmults,
@@ -290,8 +315,8 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
                 a.pmul_ms,
                 a.add_ms,
                 priced,
-                ms_total,
-                ms_total / priced
+                scheduler.hoisting(),
+                ratios.join(", ")
             )
         }
     };
@@ -322,13 +347,16 @@ fn counts(model: &LayerCost, executed: &LayerCost) -> [String; 8] {
     .map(|v| v.to_string())
 }
 
-fn row(run: &LayerRun, model: &LayerCost) -> Vec<String> {
+/// A layer's row: its counts, modelled and executed, its time, and the noise
+/// budget measured beside the worst-case bound's for that layer alone.
+fn row(run: &LayerRun, model: &LayerCost, bound_bits: f64) -> Vec<String> {
     std::iter::once(run.layer.clone())
         .chain([run.schedule.clone(), run.baby_step.to_string()])
         .chain(counts(model, &run.executed))
         .chain([
             format!("{:.1}", run.measured_ms),
             run.noise_budget_bits.to_string(),
+            format!("{bound_bits:.1}"),
         ])
         .collect()
 }
