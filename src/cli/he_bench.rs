@@ -6,8 +6,6 @@
 use std::path::PathBuf;
 use std::process::ExitCode;
 
-use std::collections::BTreeSet;
-
 use anyhow::{Context, bail};
 use explore_he::{self as he, HeContext, HeParamsBuilder, LayerCost, LayerJob, LayerRun, Role};
 use explore_quant::quantize_weights;
@@ -223,12 +221,11 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
         .map(|(_, model, _, _)| model.cost)
         .fold(LayerCost::default(), |a, b| a + b);
     let ms_total = run.measured_ms;
-    let rotations: BTreeSet<_> = layers
-        .iter()
-        .flat_map(|(_, model, _, _)| model.steps.iter().copied())
-        .collect();
-    let keys: Vec<_> = rotations.into_iter().collect();
-    model_total.keys = keys.len();
+    let mut keys = he::KeySet::default();
+    for (_, model, _, _) in &layers {
+        keys.extend(&model.key_set);
+    }
+    model_total.keys = keys.rotations().len();
     let key_bytes = ctx.key_bytes(&keys)?;
     rows.push(
         std::iter::once("total".to_string())
@@ -263,7 +260,7 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
         moduli.describe(),
         run.noise_budget_bits(),
         moduli.budget_bits,
-        keys.len(),
+        model_total.keys,
         key_bytes as f64 / 1e6,
         args.net.poly_degree,
         args.repeat,

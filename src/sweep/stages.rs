@@ -668,7 +668,6 @@ impl Workspace {
             measured_ms += run.measured_ms / images as f64;
             noise_budget = noise_budget.min(run.noise_budget_bits());
         }
-        let rotations: Vec<_> = cost.rotations.iter().copied().collect();
         let e2e = self.infer(&qnet, scheduler)?;
         let key = trained.key;
         let (pruned, recovered) = (trained.summary.pruned, trained.summary.recovered);
@@ -696,7 +695,7 @@ impl Workspace {
             pmults: cost.total.pmults as u64,
             adds: cost.total.adds as u64,
             galois_keys: cost.keys as u64,
-            galois_key_bytes: ctx.key_bytes(&rotations)? as u64,
+            galois_key_bytes: ctx.key_bytes(&cost.key_set)? as u64,
             latency_model_ms: cost.total.latency_ms(measured),
             latency_measured_ms: measured_ms,
             he_verified: true,

@@ -107,11 +107,12 @@ pub struct LayerPlanCost {
     pub depth: NoiseDepth,
 }
 
-/// The Galois keys a layer or a network needs, by how each rotation is
-/// applied: as fhe.rs's own key switch (`full`: output rotations, and input
-/// rotations without hoisting) or to an input block's one decomposition
-/// (`hoisted`). A rotation used both ways needs both keys; either way it is
-/// one Galois element, one of the cost model's `keys`.
+/// The Galois keys a layer or a network needs, one per rotation step, by
+/// the key switching that uses it: fhe.rs's own (`full`, without hoisting)
+/// or the project's hoisting keys (`hoisted`). Under hoisting every rotation
+/// of a layer, input or output, switches with its step's hoisting key (an
+/// output rotation first decomposes the ciphertext it rotates, which is what
+/// a full key switch does), so a step used both ways is uploaded once.
 #[derive(Debug, Clone, PartialEq, Eq, Default)]
 pub struct KeySet {
     pub full: BTreeSet<Rotation>,
@@ -163,17 +164,11 @@ pub fn count(layout: &PackingLayout, live: &BTreeSet<MaskKey>) -> LayerPlanCost 
     let inputs: BTreeSet<(usize, usize, usize)> =
         live.iter().map(|k| (k.a, k.offset, k.baby)).collect();
     let mut rotated_blocks = BTreeSet::new();
-    let mut key_set = KeySet::default();
     for &(a, offset, baby) in &inputs {
         if let Some(r) = layout.input_rotation(offset, baby) {
             c.rot_input += 1;
             steps.insert(r);
             rotated_blocks.insert(a);
-            if layout.schedule().hoist {
-                key_set.hoisted.insert(r);
-            } else {
-                key_set.full.insert(r);
-            }
         }
     }
     if layout.schedule().hoist {
@@ -191,7 +186,6 @@ pub fn count(layout: &PackingLayout, live: &BTreeSet<MaskKey>) -> LayerPlanCost 
         if let Some(r) = layout.giant_rotation(giant) {
             c.rot_output += 1;
             steps.insert(r);
-            key_set.full.insert(r);
         }
     }
     let mut blocks: BTreeMap<usize, usize> = BTreeMap::new();
@@ -201,7 +195,6 @@ pub fn count(layout: &PackingLayout, live: &BTreeSet<MaskKey>) -> LayerPlanCost 
         if half == Half::Cross {
             c.row_swaps += 1;
             steps.insert(Rotation::Rows);
-            key_set.full.insert(Rotation::Rows);
         }
     }
     for &live_halves in blocks.values() {
@@ -210,9 +203,14 @@ pub fn count(layout: &PackingLayout, live: &BTreeSet<MaskKey>) -> LayerPlanCost 
         c.rot_output += fold.len();
         c.adds += fold.len();
         steps.extend(&fold);
-        key_set.full.extend(fold);
     }
     c.keys = steps.len();
+    let mut key_set = KeySet::default();
+    if layout.schedule().hoist {
+        key_set.hoisted.clone_from(&steps);
+    } else {
+        key_set.full.clone_from(&steps);
+    }
     LayerPlanCost {
         cost: c,
         steps,

@@ -240,12 +240,19 @@ mod tests {
             assert_eq!(cost.layouts.len(), cost.layers.len());
         }
         assert_eq!(gazelle.layers.last().unwrap().cost.rotations(), 17);
-        // The key set names every rotation once per way it is applied.
+        // One key per rotation step: fhe.rs's without hoisting, the
+        // hoisting key under it, even for a step that rotates both inputs
+        // (hoisted) and outputs (a full switch).
         for cost in [&best, &gazelle] {
             assert_eq!(cost.key_set.rotations(), cost.rotations);
             assert!(cost.key_set.hoisted.is_empty(), "hoisting is off");
         }
         assert!(best.total.rotations() < gazelle.total.rotations());
+        let hoisting = crate::fixtures::scheduler(Schedule::Best, Hoisting::On);
+        let hoisted = dense_network_cost(&spec, &hoisting).unwrap();
+        assert!(hoisted.key_set.full.is_empty());
+        assert_eq!(hoisted.key_set.hoisted, hoisted.rotations);
+        assert!(hoisted.total.full_rotations() > 0, "outputs rotate in full");
     }
 
     #[test]

@@ -19,7 +19,7 @@ use rayon::prelude::*;
 use crate::error::HeError;
 use crate::hoist::{Decomposed, HoistedKey};
 use crate::params::HeParams;
-use explore_he_model::cost::PrimitiveCosts;
+use explore_he_model::cost::{KeySet, PrimitiveCosts};
 use explore_he_model::layout::{PackingLayout, Rotation};
 
 /// Parameters, keys and the randomness for encryption and key generation.
@@ -157,11 +157,19 @@ impl HeContext {
         )
     }
 
-    /// Serialized bytes of the Galois keys of `rotations` (generated if
-    /// needed): what a client sends the server once.
-    pub fn key_bytes(&mut self, rotations: &[Rotation]) -> Result<usize, HeError> {
-        self.rotation_keys(rotations)?;
-        Ok(rotations.iter().map(|r| self.galois[r].1).sum())
+    /// Serialized bytes of the keys of `keys` (generated if needed): what a
+    /// client sends the server once, fhe.rs's Galois keys for the full
+    /// steps and hoisting keys for the hoisted ones.
+    pub fn key_bytes(&mut self, keys: &KeySet) -> Result<usize, HeError> {
+        let full: Vec<Rotation> = keys.full.iter().copied().collect();
+        let hoisted: Vec<Rotation> = keys.hoisted.iter().copied().collect();
+        self.rotation_keys(&full)?;
+        let hoisting: usize = self
+            .hoisted_keys(&hoisted)?
+            .values()
+            .map(|k| k.to_bytes().len())
+            .sum();
+        Ok(full.iter().map(|r| self.galois[r].1).sum::<usize>() + hoisting)
     }
 
     /// Remaining noise budget of `ct` in bits: log2(q) - log2(t) - 1 minus the
@@ -280,11 +288,23 @@ mod tests {
             c.hoisted_rot_ms > 0.0 && c.hoisted_rot_ms < c.rot_ms,
             "{c:?}"
         );
-        let one = ctx.key_bytes(&[Rotation::Columns(1)]).unwrap();
-        let two = ctx
-            .key_bytes(&[Rotation::Columns(1), Rotation::Rows])
-            .unwrap();
-        assert!(one > 100_000, "a Galois key at N = 8192 is large: {one}");
-        assert!(two > one);
+        let set = |full: &[Rotation], hoisted: &[Rotation]| KeySet {
+            full: full.iter().copied().collect(),
+            hoisted: hoisted.iter().copied().collect(),
+        };
+        let (one, rows) = (Rotation::Columns(1), Rotation::Rows);
+        let full = ctx.key_bytes(&set(&[one], &[])).unwrap();
+        let two = ctx.key_bytes(&set(&[one, rows], &[])).unwrap();
+        assert!(full > 100_000, "a Galois key at N = 8192 is large: {full}");
+        assert!(two > full);
+        // A hoisting key sends its b_i and a seed for the a_i, as fhe.rs's
+        // own keys do.
+        let hoisted = ctx.key_bytes(&set(&[], &[one])).unwrap();
+        let both = ctx.key_bytes(&set(&[rows], &[one])).unwrap();
+        assert!(hoisted > 100_000, "{hoisted}");
+        assert_eq!(both, hoisted + two - full);
+        // The same size within a few bytes (8 of the step, 32 of the seed,
+        // framing): `explore count` prices either kind at fhe.rs's.
+        assert!(hoisted.abs_diff(full) < 64, "{hoisted} vs {full}");
     }
 }

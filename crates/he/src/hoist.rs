@@ -15,6 +15,10 @@
 //! multiplies the unpermuted digits and permutes only the two sums (with
 //! `c0` folded into the first) instead of every digit.
 //!
+//! A layer under hoisting also switches its output rotations with these
+//! keys (decomposing the ciphertext first, the work of a full key switch),
+//! so each rotation step is one key uploaded, whichever way it is used.
+//!
 //! fhe 0.1.1 keeps its key switching crate-private, so the client makes the
 //! keys here, from its secret key, the way fhe.rs makes its own: per digit
 //! `i`, `a_i` uniform from a CSPRNG and `b_i = -a_i s + e_i + g_i sigma(s)`

@@ -18,7 +18,9 @@ use explore_quant::max_magnitude;
 /// Serialized bytes of one Galois key (one rotation) at ring degree
 /// `poly_degree` under ciphertext primes of `moduli` bits: what each
 /// rotation a network uses costs the client to send. The plaintext modulus
-/// does not change it.
+/// does not change it, and a hoisting key (a network under hoisting sends
+/// one per step instead) is the same size within a few bytes (tested in
+/// `context`).
 pub fn galois_key_bytes(poly_degree: usize, moduli: &[usize]) -> Result<usize, HeError> {
     use fhe::bfv::{EvaluationKeyBuilder, SecretKey};
     use fhe_traits::Serialize as _;

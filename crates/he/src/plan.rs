@@ -121,17 +121,14 @@ impl LayerPlan {
         if !giants.is_empty() {
             output_steps.extend(layout.fold_rotations());
         }
-        let distinct_keys = input_steps.union(&output_steps).count();
-        let hoist = layout.schedule().hoist;
-        let full: Vec<Rotation> = if hoist {
-            output_steps.into_iter().collect()
+        let steps: Vec<Rotation> = input_steps.union(&output_steps).copied().collect();
+        let distinct_keys = steps.len();
+        // One key per step (the cost model's key set): under hoisting every
+        // rotation switches with the step's hoisting key, else with fhe.rs's.
+        let (full, wanted_hoisted) = if layout.schedule().hoist {
+            (Vec::new(), steps)
         } else {
-            input_steps.union(&output_steps).copied().collect()
-        };
-        let wanted_hoisted: Vec<Rotation> = if hoist {
-            input_steps.into_iter().collect()
-        } else {
-            Vec::new()
+            (steps, Vec::new())
         };
         let bfv = Arc::clone(&keys.params().bfv);
         let hoisted = keys.hoisted_keys(&wanted_hoisted)?;
@@ -180,7 +177,18 @@ impl LayerPlan {
         }
     }
 
+    /// A full key switch of `ct` by `rotation`: under hoisting a
+    /// decomposition of `ct` rotated by the step's hoisting key (the same
+    /// work as fhe.rs's own switch, from the one key the step has), else
+    /// fhe.rs's rotation.
     fn rotate(&self, ct: &Ciphertext, rotation: Rotation) -> Result<Ciphertext, HeError> {
+        if self.layout.schedule().hoist {
+            let key = self
+                .hoisted
+                .get(&rotation)
+                .ok_or_else(|| self.missing(rotation))?;
+            return Decomposed::new(ct, &self.bfv)?.rotate(key);
+        }
         let ek = self
             .keys
             .get(&rotation)
