@@ -37,6 +37,10 @@ pub enum HeError {
     MissingKey { layer: String, rotation: String },
     #[error("malformed protocol message: {0}")]
     Wire(String),
+    /// A query the session does not expect now: a replayed or skipped
+    /// round, one past the last, or a round holding other layers.
+    #[error("query refused: {why} (a session answers rounds 0 to {last} once each, in order)")]
+    Round { why: String, last: usize },
     #[error("quantized model: {0}")]
     Quant(#[from] explore_quant::QuantError),
     #[error("fhe: {0}")]

@@ -279,6 +279,7 @@ pub fn run(
         dep.params.clone(),
         &upload,
         dep.server_layers(),
+        net.rounds()?,
         dep.mode == KeysMode::Dense,
     )?;
     let image_len = data.image_len();
@@ -353,12 +354,13 @@ fn one_image(
     let (mut bytes_up, mut bytes_down, mut rounds) = (0, 0, 0);
     let mut budget = i64::MAX;
     let start = Instant::now();
+    let mut session = server.session();
     let logits = net.logits_with(image, &mut |round: &Round| {
         let inputs: Vec<(usize, &[i64])> =
             round.iter().map(|(l, q)| (*l, q[0].as_slice())).collect();
-        let query = client.query(&inputs)?;
+        let query = client.query(rounds, &inputs)?;
         let t = Instant::now();
-        let (reply, executed) = server.answer(&query)?;
+        let (reply, executed) = session.answer(&query)?;
         server_ms += t.elapsed().as_secs_f64() * 1e3;
         let answers = client.read(&reply)?;
         let t = Instant::now();

@@ -7,6 +7,11 @@
 //! flooded for circuit privacy (when [`explore_he_model::noise::Flooding`] is on), then switched
 //! down to the fewest primes that still decrypt it.
 //!
+//! The server answers only within a [`Session`]: one per inference, which
+//! takes each round of the network once, in order, and only with exactly
+//! that round's layers, so a client cannot query a layer at will, replay a
+//! round or skip ahead.
+//!
 //! Every message is a byte string (fhe.rs's `to_bytes` inside a small
 //! length-prefixed frame), so the bytes a network would carry are the
 //! lengths of the messages, nothing estimated.
@@ -151,10 +156,11 @@ impl Client {
         Ok(w.0)
     }
 
-    /// One round's query: each layer's integer input, encrypted block by
+    /// Round `index`'s query: each layer's integer input, encrypted block by
     /// block in that layer's packing.
-    pub fn query(&mut self, round: &[(usize, &[i64])]) -> Result<Vec<u8>, HeError> {
+    pub fn query(&mut self, index: usize, round: &[(usize, &[i64])]) -> Result<Vec<u8>, HeError> {
         let mut w = Writer::default();
+        w.count(index);
         w.count(round.len());
         for &(layer, input) in round {
             let layout = self
@@ -277,6 +283,8 @@ pub struct Server {
     params: HeParams,
     pk: PublicKey,
     layers: Vec<ServerLayer>,
+    /// The layers of each round, in the order a session takes them.
+    rounds: Vec<Vec<usize>>,
     /// Reply with every output block, an encryption of zero where the
     /// model computes none, so the reply's shape says nothing about which
     /// weights are zero.
@@ -286,16 +294,49 @@ pub struct Server {
 /// What the server did for one round: per layer, its executed operations.
 pub type Executed = Vec<(usize, LayerCost)>;
 
+/// One inference's state on the server: the round it answers next.
+pub struct Session<'s> {
+    server: &'s Server,
+    next: usize,
+}
+
+impl Session<'_> {
+    /// Answers the next round's query, and only it: a query for another
+    /// round (replayed, skipped or past the last), for other layers, or
+    /// malformed is an error naming the round, and the session still
+    /// expects the same round.
+    pub fn answer(&mut self, query: &[u8]) -> Result<(Vec<u8>, Executed), HeError> {
+        let rounds = self.server.rounds.len();
+        if self.next == rounds {
+            return Err(HeError::Round {
+                why: format!("the session has answered all {rounds} rounds"),
+                last: rounds - 1,
+            });
+        }
+        let answered = self.server.answer(query, self.next)?;
+        self.next += 1;
+        Ok(answered)
+    }
+}
+
 impl Server {
     /// Rebuilds the client's keys from `upload` and plans every layer
-    /// (`layout`, integer weights, reply shape), in order. A layer whose
-    /// rotations the upload lacks is an error naming it.
+    /// (`layout`, integer weights, reply shape), in order; `rounds` lists
+    /// the layers of each round. A layer whose rotations the upload lacks
+    /// is an error naming it.
     pub fn new(
         params: HeParams,
         upload: &[u8],
         layers: Vec<(PackingLayout, Vec<i64>, ReplyShape)>,
+        rounds: Vec<Vec<usize>>,
         every_block: bool,
     ) -> Result<Server, HeError> {
+        if let Some(&bad) = rounds.iter().flatten().find(|&&l| l >= layers.len()) {
+            return Err(wire(format!(
+                "a round names layer {bad}, the server holds {}",
+                layers.len()
+            )));
+        }
         let par = Arc::clone(&params.bfv);
         let mut r = Reader::new(upload);
         let pk = PublicKey::from_bytes(r.part()?, &par)?;
@@ -339,8 +380,19 @@ impl Server {
             params,
             pk,
             layers,
+            rounds,
             every_block,
         })
+    }
+
+    /// A fresh session for one inference, expecting round 0. Its state is
+    /// the next round; dropping it (a client that stops early) frees it and
+    /// touches nothing else.
+    pub fn session(&self) -> Session<'_> {
+        Session {
+            server: self,
+            next: 0,
+        }
     }
 
     /// Bytes of the encoded weights the server keeps in memory: each mask
@@ -352,33 +404,68 @@ impl Server {
         self.layers.iter().map(|l| l.plan.plaintexts() * per).sum()
     }
 
-    /// Answers one query: every layer of the round evaluated on its
-    /// ciphertexts, each output sealed. Returns the reply and the
-    /// operations executed per layer.
-    pub fn answer(&self, query: &[u8]) -> Result<(Vec<u8>, Executed), HeError> {
-        let par = &self.params.bfv;
+    /// Reads a query for round `index` that must hold exactly `expected`'s
+    /// layers, in order, each with its packing's input blocks.
+    fn parse<'q>(
+        &self,
+        query: &'q [u8],
+        index: usize,
+        expected: &[usize],
+    ) -> Result<Vec<(usize, &ServerLayer, Vec<&'q [u8]>)>, HeError> {
+        let at = |why: String| wire(format!("round {index}: {why}"));
         let mut r = Reader::new(query);
-        let mut round = Vec::new();
-        for _ in 0..r.count()? {
+        let round = r.count()?;
+        if round != index {
+            return Err(HeError::Round {
+                why: format!("a query for round {round} where round {index} is next"),
+                last: self.rounds.len() - 1,
+            });
+        }
+        let count = r.count()?;
+        let mut round = Vec::with_capacity(count);
+        for _ in 0..count {
             let layer = r.count()?;
             let blocks = r.count()?;
-            let held = self
-                .layers
-                .get(layer)
-                .ok_or_else(|| wire(format!("query for unknown layer {layer}")))?;
+            if expected.get(round.len()) != Some(&layer) {
+                return Err(HeError::Round {
+                    why: format!(
+                        "round {index} holds layers {expected:?}, the query names layer {layer}"
+                    ),
+                    last: self.rounds.len() - 1,
+                });
+            }
+            let held = &self.layers[layer];
             if blocks != held.plan.layout().n_in() {
-                return Err(wire(format!(
+                return Err(at(format!(
                     "layer {layer}: {blocks} input blocks, the packing has {}",
                     held.plan.layout().n_in()
                 )));
             }
             let mut parts = Vec::with_capacity(blocks);
             for _ in 0..blocks {
-                parts.push(r.part()?);
+                parts.push(r.part().map_err(|e| at(e.to_string()))?);
             }
             round.push((layer, held, parts));
         }
-        r.done()?;
+        r.done().map_err(|e| at(e.to_string()))?;
+        if round.len() != expected.len() {
+            return Err(HeError::Round {
+                why: format!(
+                    "round {index} holds layers {expected:?}, the query has {} of them",
+                    round.len()
+                ),
+                last: self.rounds.len() - 1,
+            });
+        }
+        Ok(round)
+    }
+
+    /// Answers round `index`'s query: every layer of the round evaluated on
+    /// its ciphertexts, each output sealed. Returns the reply and the
+    /// operations executed per layer.
+    fn answer(&self, query: &[u8], index: usize) -> Result<(Vec<u8>, Executed), HeError> {
+        let par = &self.params.bfv;
+        let round = self.parse(query, index, &self.rounds[index])?;
         let mut w = Writer::default();
         let mut executed = Vec::with_capacity(round.len());
         w.count(round.len());
@@ -500,8 +587,8 @@ mod tests {
         let s = server.layers[0].plan.layout().shape().clone();
         (0..n)
             .map(|_| {
-                let query = client.query(&[(0, x)]).unwrap();
-                let (reply, _) = server.answer(&query).unwrap();
+                let query = client.query(0, &[(0, x)]).unwrap();
+                let (reply, _) = server.session().answer(&query).unwrap();
                 assert_eq!(
                     client.read(&reply).unwrap()[0].output,
                     conv_int(&s, x, weights)
@@ -562,6 +649,7 @@ mod tests {
                     params.clone(),
                     &upload,
                     vec![(layout.clone(), w.to_vec(), reply)],
+                    vec![vec![0]],
                     true,
                 )
                 .unwrap()
@@ -584,33 +672,80 @@ mod tests {
         }
     }
 
+    /// A session answers each round once, in order, with exactly its
+    /// layers; a malformed, replayed, skipped or misaddressed query is an
+    /// error naming the round, after which the session still expects the
+    /// same round; a new session starts again at round 0.
     #[test]
-    fn a_truncated_query_is_a_wire_error() {
+    fn a_session_answers_each_round_once_in_order() {
         let s = shape(2, 2, 4, 3, 1);
         let layout = PackingLayout::new(&s, 8192, LayerSchedule::GAZELLE_CONV).unwrap();
         let w = random(s.weight_len(), 8, 3);
         let params = HeParamsBuilder::new(8192, std::slice::from_ref(&s))
             .build()
             .unwrap();
-        let mut client = Client::new(params.clone(), vec![layout.clone()]);
+        let mut client = Client::new(params.clone(), vec![layout.clone(), layout.clone()]);
         let keys = conv_cost(&layout, &w).key_set;
         let upload = client.upload(&keys).unwrap();
         let reply = ReplyShape {
             flood_bits: None,
             primes: params.moduli_bits().len(),
         };
-        let server = Server::new(params.clone(), &upload, vec![(layout, w, reply)], false).unwrap();
-        let query = client.query(&[(0, &random(32, 8, 4))]).unwrap();
-        let e = server.answer(&query[..query.len() - 5]).unwrap_err();
+        let layer = (layout.clone(), w.clone(), reply);
+        let server = Server::new(
+            params.clone(),
+            &upload,
+            vec![layer.clone(), layer.clone()],
+            vec![vec![0], vec![1]],
+            false,
+        )
+        .unwrap();
+        let x = random(32, 8, 4);
+        let first = client.query(0, &[(0, &x)]).unwrap();
+        let second = client.query(1, &[(1, &x)]).unwrap();
+        let mut session = server.session();
+        let refused = |e: HeError, says: &str| {
+            let text = e.to_string();
+            assert!(text.contains(says), "{text}");
+        };
+        let e = session.answer(&first[..first.len() - 5]).unwrap_err();
         assert!(matches!(e, HeError::Wire(_)), "{e}");
-        // An upload without the layer's keys is refused when planning.
-        let bare = client.upload(&KeySet::default()).unwrap();
-        let reply_layer = (
-            PackingLayout::new(&s, 8192, LayerSchedule::GAZELLE_CONV).unwrap(),
-            random(s.weight_len(), 8, 3),
-            reply,
+        refused(e, "round 0");
+        refused(
+            session.answer(&second).unwrap_err(),
+            "round 1 where round 0 is next",
         );
-        let e = Server::new(params, &bare, vec![reply_layer], false)
+        let misaddressed = client.query(0, &[(1, &x)]).unwrap();
+        refused(session.answer(&misaddressed).unwrap_err(), "names layer 1");
+        let (reply, _) = session.answer(&first).unwrap();
+        assert_eq!(client.read(&reply).unwrap()[0].output, conv_int(&s, &x, &w));
+        refused(
+            session.answer(&first).unwrap_err(),
+            "round 0 where round 1 is next",
+        );
+        session.answer(&second).unwrap();
+        refused(
+            session.answer(&second).unwrap_err(),
+            "answered all 2 rounds",
+        );
+        // A session dropped early frees its state and nothing else.
+        let early = server.session();
+        drop(early);
+        server.session().answer(&first).unwrap();
+        // A round that names a layer the server does not hold, and an
+        // upload without the layer's keys, are refused when building.
+        let e = Server::new(
+            params.clone(),
+            &upload,
+            vec![layer.clone()],
+            vec![vec![1]],
+            false,
+        )
+        .err()
+        .unwrap();
+        assert!(matches!(e, HeError::Wire(_)), "{e}");
+        let bare = client.upload(&KeySet::default()).unwrap();
+        let e = Server::new(params, &bare, vec![layer], vec![vec![0]], false)
             .err()
             .unwrap();
         assert!(matches!(e, HeError::MissingKey { .. }), "{e}");

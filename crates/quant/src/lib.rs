@@ -466,6 +466,19 @@ impl QuantizedNet {
         Ok(inputs)
     }
 
+    /// The layers of each round of a forward pass, in order (a round is
+    /// the layers that read the same input: a block's first conv and its
+    /// shortcut share one). The structure does not depend on the image.
+    pub fn rounds(&self) -> Result<Vec<Vec<usize>>, QuantError> {
+        let (c, h, w) = self.spec.dataset.input_shape();
+        let mut rounds = Vec::new();
+        self.logits_with(&vec![0.0; c * h * w], &mut |round: &Round| {
+            rounds.push(round.iter().map(|(l, _)| *l).collect());
+            Ok::<_, QuantError>(self.in_the_clear(round))
+        })?;
+        Ok(rounds)
+    }
+
     /// The network as deployed: internal channels that carry nothing
     /// ([`Compaction`]) removed from the convs that hold them. Scales stay as
     /// calibrated on the whole network, so every output is unchanged.
