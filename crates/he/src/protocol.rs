@@ -308,10 +308,8 @@ impl Session<'_> {
     pub fn answer(&mut self, query: &[u8]) -> Result<(Vec<u8>, Executed), HeError> {
         let rounds = self.server.rounds.len();
         if self.next == rounds {
-            return Err(HeError::Round {
-                why: format!("the session has answered all {rounds} rounds"),
-                last: rounds - 1,
-            });
+            let why = format!("the session has answered all {rounds} rounds");
+            return Err(self.server.refused(why));
         }
         let answered = self.server.answer(query, self.next)?;
         self.next += 1;
@@ -331,6 +329,9 @@ impl Server {
         rounds: Vec<Vec<usize>>,
         every_block: bool,
     ) -> Result<Server, HeError> {
+        if rounds.is_empty() {
+            return Err(wire("a server needs at least one round"));
+        }
         if let Some(&bad) = rounds.iter().flatten().find(|&&l| l >= layers.len()) {
             return Err(wire(format!(
                 "a round names layer {bad}, the server holds {}",
@@ -385,6 +386,14 @@ impl Server {
         })
     }
 
+    /// A query the session does not take now, and why.
+    fn refused(&self, why: String) -> HeError {
+        HeError::Round {
+            why,
+            last: self.rounds.len() - 1,
+        }
+    }
+
     /// A fresh session for one inference, expecting round 0. Its state is
     /// the next round; dropping it (a client that stops early) frees it and
     /// touches nothing else.
@@ -416,10 +425,9 @@ impl Server {
         let mut r = Reader::new(query);
         let round = r.count()?;
         if round != index {
-            return Err(HeError::Round {
-                why: format!("a query for round {round} where round {index} is next"),
-                last: self.rounds.len() - 1,
-            });
+            return Err(self.refused(format!(
+                "a query for round {round} where round {index} is next"
+            )));
         }
         let count = r.count()?;
         let mut round = Vec::with_capacity(count);
@@ -427,12 +435,9 @@ impl Server {
             let layer = r.count()?;
             let blocks = r.count()?;
             if expected.get(round.len()) != Some(&layer) {
-                return Err(HeError::Round {
-                    why: format!(
-                        "round {index} holds layers {expected:?}, the query names layer {layer}"
-                    ),
-                    last: self.rounds.len() - 1,
-                });
+                return Err(self.refused(format!(
+                    "round {index} holds layers {expected:?}, the query names layer {layer}"
+                )));
             }
             let held = &self.layers[layer];
             if blocks != held.plan.layout().n_in() {
@@ -449,13 +454,10 @@ impl Server {
         }
         r.done().map_err(|e| at(e.to_string()))?;
         if round.len() != expected.len() {
-            return Err(HeError::Round {
-                why: format!(
-                    "round {index} holds layers {expected:?}, the query has {} of them",
-                    round.len()
-                ),
-                last: self.rounds.len() - 1,
-            });
+            return Err(self.refused(format!(
+                "round {index} holds layers {expected:?}, the query has {} of them",
+                round.len()
+            )));
         }
         Ok(round)
     }
