@@ -354,6 +354,43 @@ impl Workspace {
         Ok(Some((point, model, mask)))
     }
 
+    /// Under `independent`, a twin does not depend on its target: it starts
+    /// from the plain model, prunes nothing and recovers on its point's
+    /// budget, all seeded by seed and phase alone. So the twins of one
+    /// budget and seed are one model, trained for the first target and
+    /// copied for the others (the summary last, so a copy cut short is
+    /// no finished point). Each copy is still measured under encryption as
+    /// its own point.
+    fn shared_twin(&self, key: PointKey) -> Result<Option<TrainedPoint>, SweepError> {
+        if key.strategy != Strategy::DenseMatched
+            || self.spec.prune.schedule() != PruneSchedule::Independent
+        {
+            return Ok(None);
+        }
+        let trained = self.spec.prune.targets.iter().find_map(|&target| {
+            let dir = self.store.point_dir(&PointKey { target, ..key });
+            (target != key.target
+                && store::finished::<TrainedSummary>(&dir.join(store::POINT_SUMMARY)).is_some())
+            .then_some(dir)
+        });
+        let Some(from) = trained else {
+            return Ok(None);
+        };
+        let to = self.store.point_dir(&key);
+        std::fs::create_dir_all(&to).map_err(store::io(&to))?;
+        for file in [
+            checkpoint::WEIGHTS_FILE,
+            checkpoint::NET_FILE,
+            checkpoint::FOLDED_FILE,
+            store::MASK,
+            store::POINT_SUMMARY,
+        ] {
+            let bytes = std::fs::read(from.join(file)).map_err(store::io(&from))?;
+            store::write_bytes(&to.join(file), &bytes)?;
+        }
+        Ok(self.load_point(key)?.map(|(point, _, _)| point))
+    }
+
     /// Where a point's pruning starts, with the optimizer steps behind it:
     /// on a trajectory, the previous (lower) target of the spec, trained
     /// first if needed; else, and for the first target, the regularized
@@ -418,6 +455,9 @@ impl Workspace {
         progress: &ProgressBar,
     ) -> Result<TrainedPoint, SweepError> {
         if let Some((point, _, _)) = self.load_point(key)? {
+            return Ok(point);
+        }
+        if let Some(point) = self.shared_twin(key)? {
             return Ok(point);
         }
         let spec = &self.spec;

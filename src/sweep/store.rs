@@ -254,7 +254,12 @@ pub fn finished<T: DeserializeOwned>(path: &Path) -> Option<T> {
 
 /// Writes `text` so that a crash leaves either the old or the new content.
 pub fn write_text(path: &Path, text: &str) -> Result<(), SweepError> {
-    Ok(atomic::write(path, text.as_bytes())?)
+    write_bytes(path, text.as_bytes())
+}
+
+/// Writes `bytes` so that a crash leaves either the old or the new content.
+pub fn write_bytes(path: &Path, bytes: &[u8]) -> Result<(), SweepError> {
+    Ok(atomic::write(path, bytes)?)
 }
 
 /// Writes `value` as JSON so that a crash leaves either the old or the new
