@@ -842,3 +842,53 @@ fn he_bench_sets_the_seal_anchor_against_one_thread_and_the_pool() {
         assert!(m >= b.floor(), "{}: {m} measured, {b} bound", r[0]);
     }
 }
+
+/// `he-bench --encoding coefficients` runs the layers under Cheetah's
+/// coefficient encoding: every layer verified, no rotation modelled or
+/// executed, the executed products equal to the modelled ones, the measured
+/// noise budget at or above the bound's, and the ciphertexts' weight and
+/// the anchor stated.
+#[test]
+fn he_bench_runs_the_coefficient_encoding_baseline_without_rotations() {
+    let tmp = tempfile::tempdir().unwrap();
+    let anchor = tmp.path().join("seal.json");
+    std::fs::write(
+        &anchor,
+        r#"{"setting": "SEAL 4, test prices", "rot_ms": 2.0, "pmul_ms": 0.15, "add_ms": 0.05}"#,
+    )
+    .unwrap();
+    let run = Command::new(env!("CARGO_BIN_EXE_explore"))
+        .args(["he-bench", "--model", "resnet20", "--dataset", "cifar10"])
+        .args(["--width", "0.25", "--layers", "0,7,fc", "--repeat", "1"])
+        .args(["--format", "csv", "--encoding", "coefficients"])
+        .args(["--anchor", anchor.to_str().unwrap()])
+        .env("RAYON_NUM_THREADS", "2")
+        .output()
+        .unwrap();
+    let all = text(&run);
+    assert!(run.status.success(), "{all}");
+    assert!(all.contains("no rotations, no Galois keys"), "{all}");
+    assert!(all.contains("MB down"), "{all}");
+    assert!(all.contains("on 1 thread is "), "{all}");
+    let csv = String::from_utf8_lossy(&run.stdout);
+    let mut lines = csv.lines();
+    let header: Vec<&str> = lines.next().unwrap().split(',').collect();
+    let at = |name: &str| header.iter().position(|h| *h == name).unwrap();
+    let rows: Vec<Vec<&str>> = lines
+        .map(|l| l.split(',').collect::<Vec<_>>())
+        .filter(|r| r[0] != "total")
+        .collect();
+    assert_eq!(rows.len(), 3, "{csv}");
+    for r in rows {
+        assert!(r[at("schedule")].starts_with("coefficients "), "{csv}");
+        assert_eq!(
+            (r[at("rotations")], r[at("executed_rotations")]),
+            ("0", "0")
+        );
+        assert_eq!(r[at("pmults")], r[at("executed_pmults")]);
+        assert!(r[at("pmults")].parse::<usize>().unwrap() > 0);
+        let m: f64 = r[at("noise_budget_bits")].parse().unwrap();
+        let b: f64 = r[at("bound_budget_bits")].parse().unwrap();
+        assert!(m >= b.floor(), "{}: {m} measured, {b} bound", r[0]);
+    }
+}

@@ -7,7 +7,10 @@ use std::path::PathBuf;
 use std::process::ExitCode;
 
 use anyhow::{Context, bail};
-use explore_he::{self as he, HeContext, HeParamsBuilder, LayerCost, LayerJob, LayerRun, Role};
+use explore_he::{
+    self as he, CoefficientPlan, HeContext, HeParamsBuilder, LayerCost, LayerJob, LayerRun, Role,
+};
+use explore_he_model::coefficient::CoefficientLayout;
 use explore_quant::quantize_weights;
 use rand::rngs::StdRng;
 use rand::{Rng, SeedableRng};
@@ -54,6 +57,17 @@ pub struct Args {
     /// again on one thread (SEAL's prices are sequential).
     #[arg(long)]
     pub anchor: Option<PathBuf>,
+    /// `slots`: the schedule's packing into batching slots, with rotations;
+    /// `coefficients`: Cheetah's coefficient encoding, the baseline without
+    /// rotations (the schedule and hoisting flags do not apply to it).
+    #[arg(long, value_enum, default_value = "slots")]
+    pub encoding: Encoding,
+}
+
+#[derive(Clone, Copy, PartialEq, clap::ValueEnum)]
+pub enum Encoding {
+    Slots,
+    Coefficients,
 }
 
 /// One SEAL setting's primitive costs in milliseconds, the anchor file's
@@ -125,11 +139,7 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
         .transpose()?;
     let shapes: Vec<_> = chosen.iter().map(|&i| all_shapes[i].clone()).collect();
     let mut rng = StdRng::seed_from_u64(args.seed);
-    let mut layers = Vec::with_capacity(chosen.len());
-    // The anchor's operations: the same schedule with every rotation full
-    // (searched only when there is an anchor to price them at).
-    let full_scheduler = scheduler.with_hoisting(he::Hoisting::Off);
-    let mut unhoisted = LayerCost::default();
+    let mut data = Vec::with_capacity(chosen.len());
     for (&i, shape) in chosen.iter().zip(&shapes) {
         let role = if i < spec.convs.len() {
             Role::Conv
@@ -150,6 +160,17 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
             args.activation_bits,
             &mut rng,
         );
+        data.push((role, weights, input));
+    }
+    if args.encoding == Encoding::Coefficients {
+        return run_coefficients(&args, &shapes, &data, anchor.as_ref());
+    }
+    let mut layers = Vec::with_capacity(chosen.len());
+    // The anchor's operations: the same schedule with every rotation full
+    // (searched only when there is an anchor to price them at).
+    let full_scheduler = scheduler.with_hoisting(he::Hoisting::Off);
+    let mut unhoisted = LayerCost::default();
+    for ((i, shape), (role, weights, input)) in chosen.iter().zip(&shapes).zip(data) {
         let (layout, model) = scheduler
             .layout(shape, role, &weights)
             .with_context(|| format!("laying out layer {i} ({})", shape.name))?;
@@ -234,27 +255,15 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
             .chain([format!("{ms_total:.1}"), "".into(), "".into()])
             .collect(),
     );
-    let headers = [
-        "layer",
-        "schedule",
-        "baby_step",
-        "rotations",
-        "hoisted",
-        "pmults",
-        "adds",
-        "executed_rotations",
-        "executed_hoisted",
-        "executed_pmults",
-        "executed_adds",
-        "measured_ms",
-        "noise_budget_bits",
-        "bound_budget_bits",
-    ];
+    let (inputs, outputs) = layers
+        .iter()
+        .map(|(layout, _, _, _)| (layout.n_in(), layout.n_out()))
+        .fold((0, 0), |a, b| (a.0 + b.0, a.1 + b.1));
     let prim = ctx.measure_primitives(args.repeat)?;
     let summary = format!(
         "every layer verified: its decryption equals the integer convolution on its input and on a random full-range input, and the executed counts equal the model's\n\
          ciphertext primes {}: smallest noise budget left {} bits measured, {:.1} bits by the worst-case bound\n\
-         Galois keys: {} distinct rotations, {:.1} MB\n\
+         Galois keys: {} distinct rotations, {:.1} MB; {}\n\
          primitives at N = {} (min of {}): rotation {:.3} ms, hoisted rotation {:.3} ms, ct x pt {:.3} ms, ct + ct {:.4} ms\n\
          hoisting {}: latency model {} full rot x {:.3} + {} hoisted rot x {:.3} + {} pmult x {:.3} + {} add x {:.4} = {:.1} ms (sequential) vs measured {:.1} ms ({} threads)",
         moduli.describe(),
@@ -262,6 +271,7 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
         moduli.budget_bits,
         model_total.keys,
         key_bytes as f64 / 1e6,
+        traffic(&mut ctx, inputs, outputs)?,
         args.net.poly_degree,
         args.repeat,
         prim.rot_ms,
@@ -287,21 +297,9 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
             let priced = unhoisted.rotations() as f64 * a.rot_ms
                 + unhoisted.pmults as f64 * a.pmul_ms
                 + unhoisted.adds as f64 * a.add_ms;
-            // SEAL's prices are sequential: the same layers again on one
-            // thread set them like for like, beside the pool's run.
-            let mut measured = vec![(rayon::current_num_threads(), ms_total)];
-            if rayon::current_num_threads() > 1 {
-                let one = rayon::ThreadPoolBuilder::new().num_threads(1).build()?;
-                let run = one.install(|| he::run_layers(&mut ctx, jobs(), args.repeat, |_| {}))?;
-                measured.insert(0, (1, run.measured_ms));
-            }
-            let ratios: Vec<String> = measured
-                .iter()
-                .map(|(threads, ms)| {
-                    let s = if *threads == 1 { "" } else { "s" };
-                    format!("{ms:.1} ms on {threads} thread{s} is {:.3}x", ms / priced)
-                })
-                .collect();
+            let ratios = against_anchor(priced, ms_total, || {
+                Ok(he::run_layers(&mut ctx, jobs(), args.repeat, |_| {})?.measured_ms)
+            })?;
             format!(
                 "{summary}\nanchor, native SEAL ({}): these layers without hoisting, {} rotations (every one a full key switch), {} pmults and {} adds at rotation {:.3} ms, ct x pt {:.3} ms, ct + ct {:.4} ms = {:.1} ms sequential; explore, hoisting {}, measured in this run: {}",
                 a.setting,
@@ -313,22 +311,192 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
                 a.add_ms,
                 priced,
                 scheduler.hoisting(),
-                ratios.join(", ")
+                ratios
             )
         }
     };
-    match args.format {
+    print_rows(args.format, &rows, &summary);
+    Ok(ExitCode::SUCCESS)
+}
+
+/// The measured time against SEAL's sequential price: on the pool's
+/// threads, and (`one_thread` reruns the same layers) on one thread, like
+/// for like.
+fn against_anchor(
+    priced: f64,
+    pool_ms: f64,
+    one_thread: impl FnOnce() -> anyhow::Result<f64> + Send,
+) -> anyhow::Result<String> {
+    let mut measured = vec![(rayon::current_num_threads(), pool_ms)];
+    if rayon::current_num_threads() > 1 {
+        let one = rayon::ThreadPoolBuilder::new().num_threads(1).build()?;
+        measured.insert(0, (1, one.install(one_thread)?));
+    }
+    Ok(measured
+        .iter()
+        .map(|(threads, ms)| {
+            let s = if *threads == 1 { "" } else { "s" };
+            format!("{ms:.1} ms on {threads} thread{s} is {:.3}x", ms / priced)
+        })
+        .collect::<Vec<_>>()
+        .join(", "))
+}
+
+/// `--encoding coefficients`: the same layers under Cheetah's coefficient
+/// encoding, each verified and its counts held against the layout's.
+fn run_coefficients(
+    args: &Args,
+    shapes: &[explore_he_model::arch::ConvShape],
+    data: &[(Role, Vec<i64>, Vec<i64>)],
+    anchor: Option<&Anchor>,
+) -> anyhow::Result<ExitCode> {
+    let n = args.net.poly_degree;
+    let layouts = shapes
+        .iter()
+        .map(|s| CoefficientLayout::new(s, n))
+        .collect::<Result<Vec<_>, _>>()?;
+    let depth = layouts
+        .iter()
+        .map(CoefficientLayout::depth)
+        .fold(he::NoiseDepth::default(), he::NoiseDepth::max);
+    let params = HeParamsBuilder::new(n, shapes)
+        .plaintext_bits(args.plaintext_bits)
+        .quantization(args.weight_bits, args.activation_bits)
+        .fewest_primes(depth, args.net.noise_margin, he::Flooding::OFF)
+        .build()?;
+    let moduli = params.sized.clone().expect("sized to the noise");
+    eprintln!(
+        "N = {n}, ciphertext primes {} ({} bits), plaintext modulus t = {} ({} bits), coefficient encoding (Cheetah's HomConv, no rotations), {} rayon threads",
+        moduli.describe(),
+        params.modulus_bits(),
+        params.plaintext_modulus,
+        params.plaintext_bits,
+        rayon::current_num_threads()
+    );
+    let (t_bits, primes) = (params.plaintext_bits, moduli.moduli.clone());
+    let mut ctx = HeContext::new(params);
+    let run_all = |ctx: &mut HeContext, report: bool| -> anyhow::Result<Vec<LayerRun>> {
+        let mut runs = Vec::new();
+        for (layout, (_, weights, input)) in layouts.iter().zip(data) {
+            let plan = CoefficientPlan::new(ctx, layout.clone(), weights)?;
+            let run = he::run_layer(ctx, &plan, input, args.repeat)?;
+            he::check_counts(&run, &run.layer, &layout.cost())?;
+            if report {
+                eprintln!(
+                    "{}: {}, {} pmults, {:.1} ms, verified (its input and a random full-range one), noise budget {} bits left",
+                    run.layer,
+                    run.schedule,
+                    run.executed.pmults,
+                    run.measured_ms,
+                    run.noise_budget_bits
+                );
+            }
+            runs.push(run);
+        }
+        Ok(runs)
+    };
+    let runs = run_all(&mut ctx, true)?;
+    let mut rows: Vec<Vec<String>> = runs
+        .iter()
+        .zip(&layouts)
+        .map(|(r, l)| row(r, &l.cost(), l.depth().budget_bits(n, t_bits, &primes)))
+        .collect();
+    let total = layouts
+        .iter()
+        .map(CoefficientLayout::cost)
+        .fold(LayerCost::default(), |a, b| a + b);
+    let ms_total: f64 = runs.iter().map(|r| r.measured_ms).sum();
+    rows.push(
+        std::iter::once("total".to_string())
+            .chain(["".into(), "".into()])
+            .chain(counts(&total, &total))
+            .chain([format!("{ms_total:.1}"), "".into(), "".into()])
+            .collect(),
+    );
+    let (inputs, outputs): (usize, usize) = layouts
+        .iter()
+        .map(|l| (l.input_ciphertexts(), l.output_ciphertexts()))
+        .fold((0, 0), |a, b| (a.0 + b.0, a.1 + b.1));
+    let prim = ctx.measure_primitives(args.repeat)?;
+    let budget = runs
+        .iter()
+        .map(|r| r.noise_budget_bits)
+        .min()
+        .unwrap_or(i64::MAX);
+    let mut summary = format!(
+        "every layer verified: its decryption equals the integer convolution on its input and on a random full-range input, and the executed counts equal the layout's
+         ciphertext primes {}: smallest noise budget left {budget} bits measured, {:.1} bits by the worst-case bound
+         no rotations, no Galois keys; {}
+         latency model {} pmult x {:.3} + {} add x {:.4} = {:.1} ms (sequential) vs measured {ms_total:.1} ms ({} threads)",
+        moduli.describe(),
+        moduli.budget_bits,
+        traffic(&mut ctx, inputs, outputs)?,
+        total.pmults,
+        prim.pmul_ms,
+        total.adds,
+        prim.add_ms,
+        total.latency_ms(&prim),
+        rayon::current_num_threads()
+    );
+    if let Some(a) = anchor {
+        let priced = total.pmults as f64 * a.pmul_ms + total.adds as f64 * a.add_ms;
+        let ratios = against_anchor(priced, ms_total, || {
+            Ok(run_all(&mut ctx, false)?
+                .iter()
+                .map(|r| r.measured_ms)
+                .sum())
+        })?;
+        summary = format!(
+            "{summary}
+anchor, native SEAL ({}): {} pmults and {} adds at ct x pt {:.3} ms, ct + ct {:.4} ms = {priced:.1} ms sequential; explore, measured in this run: {ratios}",
+            a.setting, total.pmults, total.adds, a.pmul_ms, a.add_ms
+        );
+    }
+    print_rows(args.format, &rows, &summary);
+    Ok(ExitCode::SUCCESS)
+}
+
+/// What the layers' ciphertexts weigh: `inputs` sent up and `outputs`
+/// returned, whole and at the top level.
+fn traffic(ctx: &mut HeContext, inputs: usize, outputs: usize) -> anyhow::Result<String> {
+    let (up, down) = ctx.ciphertext_bytes()?;
+    Ok(format!(
+        "ciphertexts: {inputs} inputs of {up} B ({:.2} MB up), {outputs} outputs of {down} B ({:.2} MB down), whole and at the top level",
+        (inputs * up) as f64 / 1e6,
+        (outputs * down) as f64 / 1e6
+    ))
+}
+
+/// The table (or CSV) of layer rows, then the summary.
+fn print_rows(format: Format, rows: &[Vec<String>], summary: &str) {
+    match format {
         Format::Csv => {
-            print_csv(&headers, &rows);
+            print_csv(&HEADERS, rows);
             eprintln!("{summary}");
         }
         Format::Table => {
-            print_table(&headers, &rows);
+            print_table(&HEADERS, rows);
             println!("{summary}");
         }
     }
-    Ok(ExitCode::SUCCESS)
 }
+
+const HEADERS: [&str; 14] = [
+    "layer",
+    "schedule",
+    "baby_step",
+    "rotations",
+    "hoisted",
+    "pmults",
+    "adds",
+    "executed_rotations",
+    "executed_hoisted",
+    "executed_pmults",
+    "executed_adds",
+    "measured_ms",
+    "noise_budget_bits",
+    "bound_budget_bits",
+];
 
 fn counts(model: &LayerCost, executed: &LayerCost) -> [String; 8] {
     [

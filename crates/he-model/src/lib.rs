@@ -4,7 +4,8 @@
 //! under a packing ([`cost`]), which packing each layer runs ([`schedule`]),
 //! a whole network's counts ([`network`]), the plaintext modulus and the
 //! 128-bit ciphertext moduli ([`plaintext`]), the fewest primes a network's
-//! noise needs ([`noise`]), and the exact integer
+//! noise needs ([`noise`]), Cheetah's coefficient encoding of a convolution,
+//! the baseline without rotations ([`coefficient`]), and the exact integer
 //! convolution every encrypted result is checked against ([`reference`]).
 //! [`named_enum!`] gives every plain enum of the tool its names.
 //!
@@ -12,6 +13,7 @@
 //! seconds; the `explore` crate trains, encrypts and reports on top of it.
 
 pub mod arch;
+pub mod coefficient;
 pub mod cost;
 #[cfg(any(test, feature = "fixtures"))]
 pub mod fixtures;

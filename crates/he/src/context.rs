@@ -90,15 +90,35 @@ impl HeContext {
             });
         }
         crate::params::check_range(&shape.name, input, self.params.activation_bits)?;
-        let seeds: Vec<[u8; 32]> = (0..layout.n_in()).map(|_| self.rng.random()).collect();
-        let this = &*self;
-        seeds
-            .into_par_iter()
-            .enumerate()
-            .map(|(a, seed)| {
-                let pt = this.encode(&layout.pack_input(input, a))?;
-                Ok(this.sk.try_encrypt(&pt, &mut StdRng::from_seed(seed))?)
-            })
+        let blocks = (0..layout.n_in()).map(|a| self.encode(&layout.pack_input(input, a)));
+        let blocks = blocks.collect::<Result<Vec<_>, HeError>>()?;
+        self.encrypt_all(blocks)
+    }
+
+    /// Encrypts each of `polys` (a layer's input blocks under coefficient
+    /// encoding, in the activation range) as polynomial coefficients, as
+    /// [`Self::encrypt_input`] does slots.
+    pub fn encrypt_coefficients(
+        &mut self,
+        layer: &str,
+        polys: Vec<Vec<i64>>,
+    ) -> Result<Vec<Ciphertext>, HeError> {
+        for p in &polys {
+            crate::params::check_range(layer, p, self.params.activation_bits)?;
+        }
+        let blocks = polys.iter().map(|p| self.params.encode_coefficients(p));
+        let blocks = blocks.collect::<Result<Vec<_>, HeError>>()?;
+        self.encrypt_all(blocks)
+    }
+
+    /// Encrypts each plaintext with the secret key, in parallel, each from
+    /// its own 256-bit seed drawn from the context's CSPRNG.
+    fn encrypt_all(&mut self, pts: Vec<Plaintext>) -> Result<Vec<Ciphertext>, HeError> {
+        let seeds: Vec<[u8; 32]> = pts.iter().map(|_| self.rng.random()).collect();
+        let sk = &self.sk;
+        pts.into_par_iter()
+            .zip(seeds)
+            .map(|(pt, seed)| Ok(sk.try_encrypt(&pt, &mut StdRng::from_seed(seed))?))
             .collect()
     }
 
@@ -110,6 +130,22 @@ impl HeContext {
     pub fn decrypt(&self, ct: &Ciphertext) -> Result<Vec<i64>, HeError> {
         let pt = self.sk.try_decrypt(ct)?;
         Ok(Vec::<i64>::try_decode(&pt, Encoding::simd())?)
+    }
+
+    /// The serialized bytes of an input ciphertext (secret-key encrypted,
+    /// its `c1` sent as a seed) and of a full two-part one (what a server
+    /// returns), both at the top level.
+    pub fn ciphertext_bytes(&mut self) -> Result<(usize, usize), HeError> {
+        let pt = self.encode(&[])?;
+        let input: Ciphertext = self.sk.try_encrypt(&pt, &mut self.rng)?;
+        let full: Ciphertext = self.pk.try_encrypt(&pt, &mut self.rng)?;
+        Ok((input.to_bytes().len(), full.to_bytes().len()))
+    }
+
+    /// The coefficients of what `ct` encrypts, each in `(-t/2, t/2]`.
+    pub fn decrypt_coefficients(&self, ct: &Ciphertext) -> Result<Vec<i64>, HeError> {
+        let pt = self.sk.try_decrypt(ct)?;
+        Ok(Vec::<i64>::try_decode(&pt, Encoding::poly())?)
     }
 
     /// `len` values drawn uniformly from the signed `bits`-bit range.

@@ -1,6 +1,8 @@
 //! Homomorphic evaluation of a network's layers with BFV (fhe.rs): fhe.rs
 //! parameters ([`params`]), keys and encryption ([`context`]), one layer
-//! planned, run on ciphertexts, verified and timed ([`plan`]), and a network
+//! planned, run on ciphertexts, verified and timed ([`plan`]), or under
+//! Cheetah's coefficient encoding, the baseline without rotations
+//! ([`coefficient`]), and a network
 //! run layer by layer against the cost model ([`runner`]), a client and a
 //! server that run layers as a private-inference protocol ([`protocol`]),
 //! and private inference over whole images ([`infer`]), on top of the pure
@@ -9,6 +11,7 @@
 //! operation-count cost model of a layer and of a network), re-exported
 //! here under its own module names.
 
+pub mod coefficient;
 pub mod context;
 pub mod error;
 pub mod hoist;
@@ -21,6 +24,7 @@ pub mod runner;
 
 pub use explore_he_model::{cost, layout, network, noise, plaintext, schedule};
 
+pub use coefficient::CoefficientPlan;
 pub use context::HeContext;
 pub use cost::{KeySet, LayerCost, LayerPlanCost, PrimitiveCosts, conv_cost};
 pub use error::HeError;
@@ -31,6 +35,7 @@ pub use noise::{Flooding, ModulusChoice, NoiseDepth};
 pub use params::{HeParams, HeParamsBuilder};
 pub use plan::LayerPlan;
 pub use runner::{
-    LayerJob, LayerRun, NetworkRun, check_counts, run_layer, run_layers, run_network, verify,
+    EncryptedLayer, LayerJob, LayerRun, NetworkRun, check_counts, run_layer, run_layers,
+    run_network, verify,
 };
 pub use schedule::{Hoisting, Role, Schedule, Scheduler};

@@ -159,14 +159,27 @@ impl<'a> HeParamsBuilder<'a> {
 impl HeParams {
     /// Encodes `slots` (both batching rows, row 0 first; zero-padded to N).
     pub fn encode(&self, slots: &[i64]) -> Result<fhe::bfv::Plaintext, HeError> {
+        self.encode_as(slots, fhe::bfv::Encoding::simd())
+    }
+
+    /// Encodes `coefficients` as the plaintext polynomial's own
+    /// coefficients, constant term first (zero-padded to N).
+    pub fn encode_coefficients(
+        &self,
+        coefficients: &[i64],
+    ) -> Result<fhe::bfv::Plaintext, HeError> {
+        self.encode_as(coefficients, fhe::bfv::Encoding::poly())
+    }
+
+    fn encode_as(
+        &self,
+        values: &[i64],
+        encoding: fhe::bfv::Encoding,
+    ) -> Result<fhe::bfv::Plaintext, HeError> {
         use fhe_traits::FheEncoder as _;
-        let mut v = slots.to_vec();
+        let mut v = values.to_vec();
         v.resize(self.poly_degree, 0);
-        Ok(fhe::bfv::Plaintext::try_encode(
-            &v,
-            fhe::bfv::Encoding::simd(),
-            &self.bfv,
-        )?)
+        Ok(fhe::bfv::Plaintext::try_encode(&v, encoding, &self.bfv)?)
     }
 
     /// Slots in one batching row (the rotation domain).

@@ -31,6 +31,62 @@ pub struct LayerRun {
     pub noise_budget_bits: i64,
 }
 
+/// A layer the runner encrypts an input for, evaluates on ciphertexts and
+/// verifies: slot-packed ([`LayerPlan`]) or coefficient-encoded
+/// ([`crate::coefficient::CoefficientPlan`]).
+pub trait EncryptedLayer {
+    fn name(&self) -> &str;
+    /// How it is packed, for the report, and its baby step (0 without).
+    fn packing(&self) -> (String, usize);
+    /// The client's input ciphertexts of a `[c_in, h, w]` integer input.
+    fn encrypt(&self, ctx: &mut HeContext, input: &[i64]) -> Result<Vec<Ciphertext>, HeError>;
+    /// The output ciphertexts (`None`: known to decrypt to zeros) and the
+    /// operations performed.
+    fn evaluate(
+        &self,
+        inputs: &[Ciphertext],
+    ) -> Result<(Vec<Option<Ciphertext>>, LayerCost), HeError>;
+    /// Decrypts `outputs` and compares each output with the integer
+    /// convolution of `input`; the smallest noise budget left.
+    fn verify(
+        &self,
+        ctx: &HeContext,
+        input: &[i64],
+        outputs: &[Option<Ciphertext>],
+    ) -> Result<i64, HeError>;
+}
+
+impl EncryptedLayer for LayerPlan {
+    fn name(&self) -> &str {
+        self.layout().name()
+    }
+
+    fn packing(&self) -> (String, usize) {
+        let l = self.layout();
+        (l.schedule().describe(), l.baby_step())
+    }
+
+    fn encrypt(&self, ctx: &mut HeContext, input: &[i64]) -> Result<Vec<Ciphertext>, HeError> {
+        ctx.encrypt_input(self.layout(), input)
+    }
+
+    fn evaluate(
+        &self,
+        inputs: &[Ciphertext],
+    ) -> Result<(Vec<Option<Ciphertext>>, LayerCost), HeError> {
+        LayerPlan::evaluate(self, inputs)
+    }
+
+    fn verify(
+        &self,
+        ctx: &HeContext,
+        input: &[i64],
+        outputs: &[Option<Ciphertext>],
+    ) -> Result<i64, HeError> {
+        verify(ctx, self, input, outputs)
+    }
+}
+
 /// Decrypts `outputs` of `plan` and compares every slot that holds an
 /// output with the integer convolution of `input` (zeros where no channel
 /// or pixel is). Returns the smallest noise budget left.
@@ -71,12 +127,11 @@ pub fn verify(
 /// counts and the fastest evaluation.
 pub fn run_layer(
     ctx: &mut HeContext,
-    plan: &LayerPlan,
+    plan: &impl EncryptedLayer,
     input: &[i64],
     repeats: usize,
 ) -> Result<LayerRun, HeError> {
-    let layout = plan.layout();
-    let inputs = ctx.encrypt_input(layout, input)?;
+    let inputs = plan.encrypt(ctx, input)?;
     let mut best = f64::INFINITY;
     let mut counted = None;
     let mut budget = i64::MAX;
@@ -84,17 +139,18 @@ pub fn run_layer(
         let t = Instant::now();
         let (outputs, executed) = plan.evaluate(&inputs)?;
         best = best.min(t.elapsed().as_secs_f64() * 1e3);
-        budget = budget.min(verify(ctx, plan, input, &outputs)?);
+        budget = budget.min(plan.verify(ctx, input, &outputs)?);
         counted = Some(executed);
     }
     let random = ctx.random_values(input.len(), ctx.params().activation_bits);
-    let encrypted = ctx.encrypt_input(layout, &random)?;
+    let encrypted = plan.encrypt(ctx, &random)?;
     let (outputs, _) = plan.evaluate(&encrypted)?;
-    budget = budget.min(verify(ctx, plan, &random, &outputs)?);
+    budget = budget.min(plan.verify(ctx, &random, &outputs)?);
+    let (schedule, baby_step) = plan.packing();
     Ok(LayerRun {
-        layer: layout.name().to_string(),
-        schedule: layout.schedule().describe(),
-        baby_step: layout.baby_step(),
+        layer: plan.name().to_string(),
+        schedule,
+        baby_step,
         executed: counted.expect("at least one repeat"),
         measured_ms: best,
         noise_budget_bits: budget,
