@@ -802,6 +802,18 @@ threads: 2
     );
 }
 
+/// An anchor file of `benches/seal_primitives.py --json`'s format, with
+/// made-up prices.
+fn seal_anchor(dir: &Path) -> std::path::PathBuf {
+    let anchor = dir.join("seal.json");
+    std::fs::write(
+        &anchor,
+        r#"{"setting": "SEAL 4, test prices", "rot_ms": 2.0, "pmul_ms": 0.15, "add_ms": 0.05}"#,
+    )
+    .unwrap();
+    anchor
+}
+
 /// `he-bench --anchor` prices the layers at SEAL's sequential costs and sets
 /// the measured time against them on one thread and on the pool's threads,
 /// both measured in the same run; and each layer's measured noise budget
@@ -809,12 +821,7 @@ threads: 2
 #[test]
 fn he_bench_sets_the_seal_anchor_against_one_thread_and_the_pool() {
     let tmp = tempfile::tempdir().unwrap();
-    let anchor = tmp.path().join("seal.json");
-    std::fs::write(
-        &anchor,
-        r#"{"setting": "SEAL 4, test prices", "rot_ms": 2.0, "pmul_ms": 0.15, "add_ms": 0.05}"#,
-    )
-    .unwrap();
+    let anchor = seal_anchor(tmp.path());
     let run = Command::new(env!("CARGO_BIN_EXE_explore"))
         .args(["he-bench", "--model", "resnet20", "--dataset", "cifar10"])
         .args(["--width", "0.25", "--layers", "fc,0", "--repeat", "1"])
@@ -851,12 +858,7 @@ fn he_bench_sets_the_seal_anchor_against_one_thread_and_the_pool() {
 #[test]
 fn he_bench_runs_the_coefficient_encoding_baseline_without_rotations() {
     let tmp = tempfile::tempdir().unwrap();
-    let anchor = tmp.path().join("seal.json");
-    std::fs::write(
-        &anchor,
-        r#"{"setting": "SEAL 4, test prices", "rot_ms": 2.0, "pmul_ms": 0.15, "add_ms": 0.05}"#,
-    )
-    .unwrap();
+    let anchor = seal_anchor(tmp.path());
     let run = Command::new(env!("CARGO_BIN_EXE_explore"))
         .args(["he-bench", "--model", "resnet20", "--dataset", "cifar10"])
         .args(["--width", "0.25", "--layers", "0,7,fc", "--repeat", "1"])

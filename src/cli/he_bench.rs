@@ -183,11 +183,7 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
         .iter()
         .map(|(_, model, _, _)| model.depth)
         .fold(he::NoiseDepth::default(), he::NoiseDepth::max);
-    let params = HeParamsBuilder::new(args.net.poly_degree, &shapes)
-        .plaintext_bits(args.plaintext_bits)
-        .quantization(args.weight_bits, args.activation_bits)
-        .fewest_primes(depth, args.net.noise_margin, he::Flooding::OFF)
-        .build()?;
+    let params = sized_params(&args, &shapes, depth)?;
     let moduli = params.sized.clone().expect("sized to the noise");
     eprintln!(
         "N = {}, ciphertext primes {} ({} bits: the fewest whose worst-case noise bound leaves the {}-bit margin; it leaves {:.1} bits), plaintext modulus t = {} ({} bits), schedule {}, hoisting {}, {} rayon threads",
@@ -319,6 +315,20 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
     Ok(ExitCode::SUCCESS)
 }
 
+/// Parameters for these layers with the fewest primes whose noise bound
+/// leaves the margin at `depth`.
+fn sized_params(
+    args: &Args,
+    shapes: &[explore_he_model::arch::ConvShape],
+    depth: he::NoiseDepth,
+) -> anyhow::Result<he::HeParams> {
+    Ok(HeParamsBuilder::new(args.net.poly_degree, shapes)
+        .plaintext_bits(args.plaintext_bits)
+        .quantization(args.weight_bits, args.activation_bits)
+        .fewest_primes(depth, args.net.noise_margin, he::Flooding::OFF)
+        .build()?)
+}
+
 /// The measured time against SEAL's sequential price: on the pool's
 /// threads, and (`one_thread` reruns the same layers) on one thread, like
 /// for like.
@@ -359,11 +369,7 @@ fn run_coefficients(
         .iter()
         .map(CoefficientLayout::depth)
         .fold(he::NoiseDepth::default(), he::NoiseDepth::max);
-    let params = HeParamsBuilder::new(n, shapes)
-        .plaintext_bits(args.plaintext_bits)
-        .quantization(args.weight_bits, args.activation_bits)
-        .fewest_primes(depth, args.net.noise_margin, he::Flooding::OFF)
-        .build()?;
+    let params = sized_params(args, shapes, depth)?;
     let moduli = params.sized.clone().expect("sized to the noise");
     eprintln!(
         "N = {n}, ciphertext primes {} ({} bits), plaintext modulus t = {} ({} bits), coefficient encoding (Cheetah's HomConv, no rotations), {} rayon threads",

@@ -249,6 +249,7 @@ impl CoefficientLayout {
 mod tests {
     use super::*;
     use crate::arch::{Arch, DatasetKind, NetSpec};
+    use crate::fixtures::shape;
     use crate::reference::conv_int;
 
     /// The negacyclic product `a b mod X^n + 1`, the ring's own.
@@ -266,18 +267,6 @@ mod tests {
             }
         }
         out
-    }
-
-    fn shape(c_in: usize, c_out: usize, hw: usize, k: usize, stride: usize) -> ConvShape {
-        ConvShape {
-            name: "t".into(),
-            c_in,
-            c_out,
-            h: hw,
-            w: hw,
-            k,
-            stride,
-        }
     }
 
     /// The products and sums the layout prescribes, taken in the ring

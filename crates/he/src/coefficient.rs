@@ -14,7 +14,7 @@ use rayon::prelude::*;
 
 use crate::context::HeContext;
 use crate::error::HeError;
-use crate::params::check_range;
+use crate::params::{check_input, check_weights};
 use crate::runner::EncryptedLayer;
 use explore_he_model::coefficient::CoefficientLayout;
 use explore_he_model::cost::LayerCost;
@@ -35,16 +35,8 @@ impl CoefficientPlan {
         weights: &[i64],
     ) -> Result<CoefficientPlan, HeError> {
         let shape = layout.shape();
-        if weights.len() != shape.weight_len() {
-            return Err(explore_he_model::Error::WeightLength {
-                layer: shape.name.clone(),
-                expected: shape.weight_len(),
-                got: weights.len(),
-            }
-            .into());
-        }
         let params = ctx.params();
-        check_range(&shape.name, weights, params.weight_bits)?;
+        check_weights(shape, weights, params.weight_bits)?;
         let c_parts = layout.channel_blocks();
         let kernels = (0..shape.c_out * c_parts)
             .into_par_iter()
@@ -75,14 +67,7 @@ impl EncryptedLayer for CoefficientPlan {
 
     fn encrypt(&self, ctx: &mut HeContext, input: &[i64]) -> Result<Vec<Ciphertext>, HeError> {
         let shape = self.layout.shape();
-        let expected = shape.c_in * shape.h * shape.w;
-        if input.len() != expected {
-            return Err(HeError::InputLength {
-                layer: shape.name.clone(),
-                expected,
-                got: input.len(),
-            });
-        }
+        check_input(shape, input, ctx.params().activation_bits)?;
         let blocks = self.layout.blocks();
         let polys = blocks.iter().map(|&b| self.layout.pack_input(input, b));
         ctx.encrypt_coefficients(&shape.name, polys.collect())

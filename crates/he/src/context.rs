@@ -80,16 +80,7 @@ impl HeContext {
         layout: &PackingLayout,
         input: &[i64],
     ) -> Result<Vec<Ciphertext>, HeError> {
-        let shape = layout.shape();
-        let expected = shape.c_in * shape.h * shape.w;
-        if input.len() != expected {
-            return Err(HeError::InputLength {
-                layer: shape.name.clone(),
-                expected,
-                got: input.len(),
-            });
-        }
-        crate::params::check_range(&shape.name, input, self.params.activation_bits)?;
+        crate::params::check_input(layout.shape(), input, self.params.activation_bits)?;
         let blocks = (0..layout.n_in()).map(|a| self.encode(&layout.pack_input(input, a)));
         let blocks = blocks.collect::<Result<Vec<_>, HeError>>()?;
         self.encrypt_all(blocks)

@@ -198,6 +198,42 @@ impl HeParams {
     }
 }
 
+/// Refuses weights of the wrong count for `shape` or beyond the
+/// `bits`-bit range.
+pub(crate) fn check_weights(
+    shape: &explore_he_model::arch::ConvShape,
+    weights: &[i64],
+    bits: u32,
+) -> Result<(), HeError> {
+    if weights.len() != shape.weight_len() {
+        return Err(explore_he_model::Error::WeightLength {
+            layer: shape.name.clone(),
+            expected: shape.weight_len(),
+            got: weights.len(),
+        }
+        .into());
+    }
+    check_range(&shape.name, weights, bits)
+}
+
+/// Refuses a `[c_in, h, w]` input of the wrong length for `shape` or
+/// beyond the `bits`-bit range.
+pub(crate) fn check_input(
+    shape: &explore_he_model::arch::ConvShape,
+    input: &[i64],
+    bits: u32,
+) -> Result<(), HeError> {
+    let expected = shape.c_in * shape.h * shape.w;
+    if input.len() != expected {
+        return Err(HeError::InputLength {
+            layer: shape.name.clone(),
+            expected,
+            got: input.len(),
+        });
+    }
+    check_range(&shape.name, input, bits)
+}
+
 /// Refuses a value beyond the `bits`-bit range the plaintext modulus was
 /// chosen for (weights at plan time, inputs at encryption).
 pub(crate) fn check_range(layer: &str, values: &[i64], bits: u32) -> Result<(), HeError> {

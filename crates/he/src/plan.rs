@@ -13,7 +13,7 @@ use rayon::prelude::*;
 use crate::error::HeError;
 use crate::hoist::{Decomposed, HoistedKey};
 use crate::keys::KeySource;
-use crate::params::check_range;
+use crate::params::check_weights;
 use explore_he_model::cost::LayerCost;
 use explore_he_model::layout::{Half, PackingLayout, Rotation};
 use explore_quant::conv_int;
@@ -62,15 +62,7 @@ impl LayerPlan {
         weights: &[i64],
     ) -> Result<LayerPlan, HeError> {
         let shape = layout.shape().clone();
-        if weights.len() != shape.weight_len() {
-            return Err(explore_he_model::Error::WeightLength {
-                layer: shape.name.clone(),
-                expected: shape.weight_len(),
-                got: weights.len(),
-            }
-            .into());
-        }
-        check_range(&shape.name, weights, keys.params().weight_bits)?;
+        check_weights(&shape, weights, keys.params().weight_bits)?;
         let masks: Vec<_> = layout.masks(weights).into_iter().collect();
         let params = keys.params();
         // The executor skips by the values it encodes, not by the cost model.
