@@ -5,7 +5,9 @@ An independent check of the report's "Paired differences from the dense
 controls" table (crates/results/src/paired.rs, crates/stats/src/lib.rs),
 written with nothing but the Python standard library: it reads
 DIR/points.csv and each point's
-points/<strategy>-<target>-s<seed>/outcomes.json, and prints, for every
+points/<strategy>-<target>-s<seed>/outcomes.json (or
+<strategy>-<target>-e<budget>-s<seed> in a sweep of several recovery
+budgets, one table per budget, as the report's), and prints, for every
 pruned point, its integer-model accuracy minus its budget-matched twin's and
 minus the plain dense model's, paired seed by seed on the same images, in
 points, in the report's own format, so that the two tables can be compared
@@ -128,8 +130,14 @@ def main():
     schedule = (pruned or rows)[0]["schedule"]
     rows = [r for r in rows if r["schedule"] == schedule]
 
+    def budget(r):
+        """The recovery budget of a point of a sweep of several budgets, else
+        None (a table of one budget records 0, or has no column)."""
+        return int(r["budget"]) if r.get("budget") and int(r["budget"]) > 0 else None
+
     def outcomes(r):
-        name = f"{r['strategy']}-{float(r['target']):g}-s{r['seed']}"
+        epochs = f"-e{budget(r)}" if budget(r) is not None else ""
+        name = f"{r['strategy']}-{float(r['target']):g}{epochs}-s{r['seed']}"
         if r["strategy"] == "dense":
             name = f"dense-0-s{r['seed']}"
         path = os.path.join(args.dir, "points", name, "outcomes.json")
@@ -138,13 +146,13 @@ def main():
         with open(path) as f:
             return json.load(f)
 
-    by_key = {(r["strategy"], float(r["target"]), int(r["seed"])): r for r in rows}
+    by_key = {(r["strategy"], float(r["target"]), budget(r), int(r["seed"])): r for r in rows}
     files = {key: outcomes(r) for key, r in by_key.items()}
 
-    def measured(strategy, target, seeds, control, which):
+    def measured(point, seeds, control, which):
         pairs = []
         for seed in seeds:
-            a = files.get((strategy, target, seed))
+            a = files.get((*point, seed))
             b = files.get((*control, seed))
             if a is None or b is None or a[which]["set"] != b[which]["set"]:
                 continue
@@ -171,27 +179,33 @@ def main():
         p = 2 * t_cdf(margin / se - t_quantile(0.95, df), df) - 1
         return f"{max(p, 0.0):.2f}"
 
-    print("| strategy | target | seeds | validation vs twin | test vs twin (95 % CI) "
-          "| validation vs dense | test vs dense (95 % CI) | power vs twin |")
-    print("| --- | --- | --- | --- | --- | --- | --- | --- |")
-    points = sorted({(r["strategy"], float(r["target"])) for r in pruned})
-    for strategy, target in points:
-        seeds = sorted(s for (st, t, s) in by_key if st == strategy and t == target)
-        twin, dense = ("dense-matched", target), ("dense", 0.0)
-        m = {
-            (c, w): measured(strategy, target, seeds, control, w)
-            for c, control in (("twin", twin), ("dense", dense))
-            for w in ("validation", "test")
-        }
-        cells = [
-            cell(m["twin", "validation"], False),
-            cell(m["twin", "test"], True),
-            cell(m["dense", "validation"], False),
-            cell(m["dense", "test"], True),
-            f"{power(m['twin', 'validation'])} / {power(m['twin', 'test'])}",
-        ]
-        print(f"| {strategy} | {target:g} | {len(seeds)} | " + " | ".join(cells) + " |")
-
+    # The plain dense model, whatever budget its row records (0, or none).
+    dense = next((k[:3] for k in by_key if k[0] == "dense"), ("dense", 0.0, None))
+    budgets = sorted({budget(r) for r in pruned}, key=lambda b: -1 if b is None else b)
+    for b in budgets:
+        if b is not None:
+            print(f"\nRecovery budget: {b} epochs\n")
+        print("| strategy | target | seeds | validation vs twin | test vs twin (95 % CI) "
+              "| validation vs dense | test vs dense (95 % CI) | power vs twin |")
+        print("| --- | --- | --- | --- | --- | --- | --- | --- |")
+        points = sorted({(r["strategy"], float(r["target"])) for r in pruned if budget(r) == b})
+        for strategy, target in points:
+            point = (strategy, target, b)
+            seeds = sorted(s for (*k, s) in by_key if tuple(k) == point)
+            twin = ("dense-matched", target, b)
+            m = {
+                (c, w): measured(point, seeds, control, w)
+                for c, control in (("twin", twin), ("dense", dense))
+                for w in ("validation", "test")
+            }
+            cells = [
+                cell(m["twin", "validation"], False),
+                cell(m["twin", "test"], True),
+                cell(m["dense", "validation"], False),
+                cell(m["dense", "test"], True),
+                f"{power(m['twin', 'validation'])} / {power(m['twin', 'test'])}",
+            ]
+            print(f"| {strategy} | {target:g} | {len(seeds)} | " + " | ".join(cells) + " |")
 
 if __name__ == "__main__":
     main()
