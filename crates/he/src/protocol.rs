@@ -572,6 +572,7 @@ mod tests {
     use super::*;
     use crate::params::HeParamsBuilder;
     use crate::runner::tests::{random, shape};
+    use explore_he_model::arch::ConvShape;
     use explore_he_model::cost::conv_cost;
     use explore_he_model::layout::LayerSchedule;
     use explore_he_model::noise::Flooding;
@@ -672,6 +673,103 @@ mod tests {
                 assert!(gap >= 10.0, "unflooded: {a:?} vs {b:?}");
             }
         }
+    }
+
+    /// The weights of a `k x k` convolution with zero padding, recovered
+    /// from one input and its exact outputs alone: per output channel, the
+    /// least-squares solution of one equation per output pixel (the input
+    /// patch times the unknown kernel equals the output), rounded.
+    fn solve_for_weights(s: &ConvShape, x: &[i64], y: &[i64]) -> Vec<i64> {
+        let (k, pad) = (s.k, s.padding() as isize);
+        let unknowns = s.c_in * k * k;
+        let (oh, ow) = (s.out_h(), s.out_w());
+        let patch = |oy: usize, ox: usize| -> Vec<f64> {
+            let mut row = Vec::with_capacity(unknowns);
+            for c in 0..s.c_in {
+                for l in 0..k {
+                    for l2 in 0..k {
+                        let yy = (oy * s.stride) as isize + l as isize - pad;
+                        let xx = (ox * s.stride) as isize + l2 as isize - pad;
+                        let inside =
+                            (0..s.h as isize).contains(&yy) && (0..s.w as isize).contains(&xx);
+                        row.push(if inside {
+                            x[(c * s.h + yy as usize) * s.w + xx as usize] as f64
+                        } else {
+                            0.0
+                        });
+                    }
+                }
+            }
+            row
+        };
+        let rows: Vec<Vec<f64>> = (0..oh * ow).map(|p| patch(p / ow, p % ow)).collect();
+        let mut weights = Vec::with_capacity(s.weight_len());
+        for m in 0..s.c_out {
+            // Normal equations A^T A w = A^T y, by Gaussian elimination.
+            let mut a = vec![vec![0.0; unknowns + 1]; unknowns];
+            for (p, row) in rows.iter().enumerate() {
+                let target = y[m * oh * ow + p] as f64;
+                for i in 0..unknowns {
+                    for j in 0..unknowns {
+                        a[i][j] += row[i] * row[j];
+                    }
+                    a[i][unknowns] += row[i] * target;
+                }
+            }
+            for col in 0..unknowns {
+                let pivot = (col..unknowns)
+                    .max_by(|&i, &j| a[i][col].abs().total_cmp(&a[j][col].abs()))
+                    .unwrap();
+                a.swap(col, pivot);
+                for r in 0..unknowns {
+                    if r != col {
+                        let f = a[r][col] / a[col][col];
+                        for c in col..=unknowns {
+                            a[r][c] -= f * a[col][c];
+                        }
+                    }
+                }
+            }
+            weights.extend((0..unknowns).map(|i| (a[i][unknowns] / a[i][i]).round() as i64));
+        }
+        weights
+    }
+
+    /// What the README's threat model says of today's protocol: a client
+    /// that decrypts a layer's exact outputs recovers its weights from one
+    /// inference. The stem of ResNet-20 on CIFAR (3 channels in, 16 out,
+    /// 32 x 32, 27 unknowns per output channel and 1,024 equations): the
+    /// client's own input and one reply give every weight exactly, zeros
+    /// included. Flooding would not stop it: it hides the server's noise,
+    /// and the decrypted outputs stay exact.
+    #[test]
+    fn one_inference_gives_the_client_the_first_convolutions_weights() {
+        let s = shape(3, 16, 32, 3, 1);
+        let layout = PackingLayout::new(&s, 8192, LayerSchedule::GAZELLE_CONV).unwrap();
+        let mut w = random(s.weight_len(), 8, 21);
+        w.iter_mut().step_by(5).for_each(|v| *v = 0);
+        let params = HeParamsBuilder::new(8192, std::slice::from_ref(&s))
+            .build()
+            .unwrap();
+        let mut client = Client::new(params.clone(), vec![layout.clone()]);
+        let upload = client.upload(&conv_cost(&layout, &w).key_set).unwrap();
+        let reply = ReplyShape {
+            flood_bits: None,
+            primes: params.moduli_bits().len(),
+        };
+        let server = Server::new(
+            params,
+            &upload,
+            vec![(layout, w.clone(), reply)],
+            vec![vec![0]],
+            false,
+        )
+        .unwrap();
+        let x = random(s.c_in * s.h * s.w, 8, 22);
+        let query = client.query(0, &[(0, &x)]).unwrap();
+        let (answer, _) = server.session().answer(&query).unwrap();
+        let y = client.read(&answer).unwrap().remove(0).output;
+        assert_eq!(solve_for_weights(&s, &x, &y), w);
     }
 
     /// A session answers each round once, in order, with exactly its
