@@ -6,9 +6,9 @@
 #   - each seed's dense checkpoint (dense-*/);
 #   - for every finished point, what `explore merge` keeps (layers.json,
 #     outcomes.json: the per-image files the paired statistics read);
-#   - the whole directory of each unfinished trajectory's last finished point,
-#     which the next target starts from, and of any point trained but not yet
-#     measured.
+#   - on a trajectory, the whole directory of each unfinished trajectory's
+#     last finished point, which the next target starts from; and of any
+#     point trained but not yet measured.
 # The group-Lasso models (regularized/) are left out: each retrains in about
 # two minutes, where a checkpoint with its folded weights is 4.5 MB.
 #
@@ -25,6 +25,10 @@ for d in "$src"/dense-*/; do
 done
 # Point directories are named strategy-target-sSEED (dense-0-s0, hybrid-0.9-s1),
 # or strategy-target-eBUDGET-sSEED in a sweep of several recovery budgets.
+# Under the independent schedule every target starts from the regularized
+# model, so no point's checkpoint is ever a start.
+independent=0
+grep -q '"schedule": "independent"' "$src/spec.lock.json" && independent=1
 declare -A last=()
 for d in "$src"/points/*/; do
   name=$(basename "$d")
@@ -34,9 +38,8 @@ for d in "$src"/points/*/; do
     # From the right: strategy names may hold a hyphen (dense-matched).
     seed=${name##*-}
     rest=${name%-*}
-    # A point with a recovery budget (-e<epochs>) is independent: no
-    # trajectory starts from it.
-    [[ $rest =~ -e[0-9]+$ ]] && continue
+    # A point with a recovery budget (-e<epochs>) is independent too.
+    { [ $independent = 1 ] || [[ $rest =~ -e[0-9]+$ ]]; } && continue
     target=${rest##*-}
     strategy=${rest%-*}
     group="$strategy-$seed"
