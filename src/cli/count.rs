@@ -72,8 +72,9 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
                 cost.depth(),
                 args.net.noise_margin,
                 he::Flooding::OFF,
+                args.net.special_prime,
             )?;
-            let key_bytes = he::params::galois_key_bytes(args.net.poly_degree, &moduli.moduli)?;
+            let key_bytes = he::params::galois_key_bytes(args.net.poly_degree, &moduli)?;
             println!(
                 "N = {}, schedule {}, hoisting {}: {} rotations, {} full and {} hoisted; {} distinct rotations (Galois keys, {:.1} MB at {:.2} MB each); modelled latency {:.0} ms at {} ms/full rotation, {} ms/hoisted rotation, {} ms/pmult, {} ms/add",
                 cost.poly_degree,

@@ -183,7 +183,7 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
         .iter()
         .map(|(_, model, _, _)| model.depth)
         .fold(he::NoiseDepth::default(), he::NoiseDepth::max);
-    let params = sized_params(&args, &shapes, depth)?;
+    let params = sized_params(&args, &shapes, depth, args.net.special_prime)?;
     let moduli = params.sized.clone().expect("sized to the noise");
     eprintln!(
         "N = {}, ciphertext primes {} ({} bits: the fewest whose worst-case noise bound leaves the {}-bit margin; it leaves {:.1} bits), plaintext modulus t = {} ({} bits), schedule {}, hoisting {}, {} rayon threads",
@@ -227,9 +227,10 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
         .iter()
         .zip(&layers)
         .map(|(r, (_, model, _, _))| {
-            let bound = model
-                .depth
-                .budget_bits(params_n, params_t_bits, &moduli.moduli);
+            let bound =
+                model
+                    .depth
+                    .budget_bits(params_n, params_t_bits, &moduli.moduli, moduli.special);
             row(r, &model.cost, bound)
         })
         .collect();
@@ -316,16 +317,18 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
 }
 
 /// Parameters for these layers with the fewest primes whose noise bound
-/// leaves the margin at `depth`.
+/// leaves the margin at `depth`, with a special prime if `special_prime`.
 fn sized_params(
     args: &Args,
     shapes: &[explore_he_model::arch::ConvShape],
     depth: he::NoiseDepth,
+    special_prime: bool,
 ) -> anyhow::Result<he::HeParams> {
     Ok(HeParamsBuilder::new(args.net.poly_degree, shapes)
         .plaintext_bits(args.plaintext_bits)
         .quantization(args.weight_bits, args.activation_bits)
         .fewest_primes(depth, args.net.noise_margin, he::Flooding::OFF)
+        .special_prime(special_prime)
         .build()?)
 }
 
@@ -369,7 +372,8 @@ fn run_coefficients(
         .iter()
         .map(CoefficientLayout::depth)
         .fold(he::NoiseDepth::default(), he::NoiseDepth::max);
-    let params = sized_params(args, shapes, depth)?;
+    // No rotations, so no key switching: a special prime would buy nothing.
+    let params = sized_params(args, shapes, depth, false)?;
     let moduli = params.sized.clone().expect("sized to the noise");
     eprintln!(
         "N = {n}, ciphertext primes {} ({} bits), plaintext modulus t = {} ({} bits), coefficient encoding (Cheetah's HomConv, no rotations), {} rayon threads",
@@ -405,7 +409,13 @@ fn run_coefficients(
     let mut rows: Vec<Vec<String>> = runs
         .iter()
         .zip(&layouts)
-        .map(|(r, l)| row(r, &l.cost(), l.depth().budget_bits(n, t_bits, &primes)))
+        .map(|(r, l)| {
+            row(
+                r,
+                &l.cost(),
+                l.depth().budget_bits(n, t_bits, &primes, None),
+            )
+        })
         .collect();
     let total = layouts
         .iter()

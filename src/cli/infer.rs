@@ -109,6 +109,7 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
         spec.he.flooding,
         spec.he.noise_margin,
         spec.he.plaintext_bits,
+        spec.he.special_prime,
     )?;
     eprintln!(
         "{}: {} layers, keys {} ({} rotations), flooding {}, ciphertext primes {}",

@@ -100,6 +100,18 @@ pub struct NetworkArgs {
     /// layer under the worst-case bound; the fewest primes that do are used.
     #[arg(long, default_value_t = explore_he::noise::DEFAULT_MARGIN_BITS)]
     pub noise_margin: f64,
+    /// on (key switching with a special prime: keys at QP, a rotation adds
+    /// little noise, so fewer ciphertext primes hold the network) or off
+    /// (fhe.rs's key switching over the ciphertext primes alone).
+    #[arg(
+        long,
+        default_value = "on",
+        value_parser = clap::builder::TypedValueParser::map(
+            clap::builder::PossibleValuesParser::new(["on", "off"]),
+            |v| v == "on"
+        )
+    )]
+    pub special_prime: bool,
 }
 
 impl NetworkArgs {

@@ -228,6 +228,7 @@ impl Workspace {
             .plaintext_bits(he.plaintext_bits)
             .quantization(he.weight_bits, he.activation_bits)
             .fewest_primes(depth, he.noise_margin, he::Flooding::OFF)
+            .special_prime(he.special_prime)
             .build()?;
         Ok(HeContext::new(params))
     }
@@ -642,6 +643,7 @@ impl Workspace {
             he.flooding,
             he.noise_margin,
             he.plaintext_bits,
+            he.special_prime,
         )?;
         Ok(Some(explore_he::infer::run(
             &deployment,
@@ -690,7 +692,7 @@ impl Workspace {
             p.poly_degree,
             p.plaintext_bits,
             cost.depth(),
-            p.moduli_bits(),
+            (p.moduli_bits(), p.special_bits),
             spec.he.noise_margin,
             he::Flooding::OFF,
         )?;

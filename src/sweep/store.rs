@@ -31,7 +31,9 @@ use explore_spec::{ModelSpec, Spec};
 /// points to a finished sweep is what resuming is for), how many images
 /// and repeats time each point, and how private inference is deployed
 /// (`he.keys`, `he.flooding`: they shape only the end-to-end measurement,
-/// not what is trained or counted).
+/// not what is trained or counted), and the key switching
+/// (`he.special_prime`: it changes the primes and times, which each point
+/// records, not the counts).
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub(super) struct SpecLock(serde_json::Value);
 
@@ -50,6 +52,7 @@ impl SpecLock {
             ("he", "infer_images"),
             ("he", "keys"),
             ("he", "flooding"),
+            ("he", "special_prime"),
         ] {
             if let Some(obj) = v[section].as_object_mut() {
                 obj.remove(key);

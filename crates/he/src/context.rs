@@ -175,21 +175,20 @@ impl HeContext {
         &mut self,
         rotations: &[Rotation],
     ) -> Result<BTreeMap<Rotation, Arc<HoistedKey>>, HeError> {
-        let (sk, par) = (&self.sk, &self.params.bfv);
+        let (sk, basis) = (&self.sk, &self.params.key_basis);
         made_once(
             &mut self.hoisted,
             rotations,
             &mut self.rng,
-            |rotation, rng| Ok(Arc::new(HoistedKey::new(sk, par, rotation, rng)?)),
+            |rotation, rng| Ok(Arc::new(HoistedKey::new(sk, basis, rotation, rng)?)),
         )
     }
 
     /// Serialized bytes of the keys of `keys` (generated if needed): what a
-    /// client sends the server once, fhe.rs's Galois keys for the full
-    /// steps and hoisting keys for the hoisted ones.
+    /// client sends the server once, of each kind
+    /// ([`HeParams::key_kinds`]).
     pub fn key_bytes(&mut self, keys: &KeySet) -> Result<usize, HeError> {
-        let full: Vec<Rotation> = keys.full.iter().copied().collect();
-        let hoisted: Vec<Rotation> = keys.hoisted.iter().copied().collect();
+        let (full, hoisted) = self.params.key_kinds(keys);
         self.rotation_keys(&full)?;
         let hoisting: usize = self
             .hoisted_keys(&hoisted)?
@@ -212,9 +211,11 @@ impl HeContext {
         Ok(kept as i64 - self.params.plaintext_bits as i64 - 1 - noise as i64)
     }
 
-    /// Times one full rotation, one further rotation of an already
-    /// decomposed ciphertext (hoisted), one ct x pt multiply and one ct + ct
-    /// addition (minimum over `repeats`) on random data at this context's N.
+    /// Times one full rotation (fhe.rs's, or with a special prime a
+    /// decomposition and a rotation with the client's own key, which is
+    /// what runs then), one further rotation of an already decomposed
+    /// ciphertext (hoisted), one ct x pt multiply and one ct + ct addition
+    /// (minimum over `repeats`) on random data at this context's N.
     pub fn measure_primitives(&mut self, repeats: usize) -> Result<PrimitiveCosts, HeError> {
         let n = self.params.poly_degree;
         let slots: Vec<i64> = (0..n as i64).map(|i| i % 7 - 3).collect();
@@ -223,7 +224,9 @@ impl HeContext {
         let one = Rotation::Columns(1);
         let ek = Arc::clone(&self.rotation_keys(&[one])?[&one]);
         let hk = Arc::clone(&self.hoisted_keys(&[one])?[&one]);
-        let decomposed = Decomposed::new(&ct, self.bfv())?;
+        let basis = &self.params.key_basis;
+        let decomposed = Decomposed::new(&ct, basis)?;
+        let own = self.params.own_keys(false);
         let time = |f: &dyn Fn() -> Result<Ciphertext, HeError>| -> Result<f64, HeError> {
             let mut best = f64::INFINITY;
             for _ in 0..repeats.max(1) {
@@ -234,7 +237,10 @@ impl HeContext {
             Ok(best)
         };
         Ok(PrimitiveCosts {
-            rot_ms: time(&|| Ok(ek.rotates_columns_by(&ct, 1)?))?,
+            rot_ms: match own {
+                true => time(&|| Decomposed::new(&ct, basis)?.rotate(&hk))?,
+                false => time(&|| Ok(ek.rotates_columns_by(&ct, 1)?))?,
+            },
             hoisted_rot_ms: time(&|| decomposed.rotate(&hk))?,
             pmul_ms: time(&|| Ok(&ct * &pt))?,
             add_ms: time(&|| Ok(&ct + &ct))?,

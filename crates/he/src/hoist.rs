@@ -25,6 +25,15 @@
 //! with `e_i` from fhe.rs's centred binomial of variance [`ERROR_VARIANCE`]
 //! and `g_i` the CRT gadget element of modulus `i`. The digits are as small
 //! as fhe.rs's, so a hoisted rotation adds the noise of an ordinary one.
+//!
+//! With a special prime `P` ([`KeyBasis`]; hybrid key switching, as SEAL
+//! and Lattigo do it) the keys live at `QP` with `P g_i` in place of `g_i`,
+//! the digits are lifted to `QP`, and the two sums are divided by `P` with
+//! rounding (the "modulus down" step: the `P` row out of NTT form, centred,
+//! taken back into NTT form under each `q_j` and subtracted, then a scaling
+//! by `P^-1 mod q_j`). The digits' noise is divided by `P` too, so a switch
+//! adds little more than that rounding, and a network needs fewer
+//! ciphertext primes.
 
 use std::sync::Arc;
 
@@ -73,6 +82,111 @@ fn top_context(par: &Arc<BfvParameters>) -> Result<&Arc<Context>, HeError> {
     Ok(par.context_at_level(0)?)
 }
 
+/// Where rotation keys live and digits are multiplied: the ciphertext
+/// primes `Q` (fhe.rs's way), or `QP` with a special prime `P`.
+pub struct KeyBasis {
+    par: Arc<BfvParameters>,
+    special: Option<Special>,
+}
+
+/// A special prime and what dividing by it needs.
+struct Special {
+    /// `Q` and `P` together: the keys' and the lifted digits' context.
+    qp: Arc<Context>,
+    /// `P` alone, to take a sum's `P` row out of NTT form.
+    p: Arc<Context>,
+    /// `P^-1 mod q_j`, one per ciphertext prime.
+    p_inverse: Vec<u64>,
+}
+
+impl std::fmt::Debug for KeyBasis {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("KeyBasis")
+            .field("moduli", &self.par.moduli())
+            .field("special_prime", &self.special_prime())
+            .finish()
+    }
+}
+
+impl KeyBasis {
+    /// Keys at `Q` alone (`special_bits` `None`), or at `QP` with `P` the
+    /// largest `special_bits`-bit prime `= 1 mod 2N` that is not one of
+    /// `Q`'s. The 128-bit bound on `Q` and `P` together is the modulus
+    /// choice's to keep ([`explore_he_model::noise::ModulusChoice`]); the
+    /// 128-bit sums of [`Decomposed::rotate`] bound `P` to 60 bits.
+    pub fn new(par: &Arc<BfvParameters>, special_bits: Option<usize>) -> Result<KeyBasis, HeError> {
+        let Some(bits) = special_bits else {
+            return Ok(KeyBasis {
+                par: Arc::clone(par),
+                special: None,
+            });
+        };
+        let q = par.moduli();
+        let n = par.degree();
+        let bad = |why: String| HeError::Fhe(fhe::Error::DefaultError(why));
+        if !(20..=60).contains(&bits) {
+            return Err(bad(format!(
+                "a special prime of {bits} bits: it must have 20 to 60"
+            )));
+        }
+        let mut upper = 1u64 << bits;
+        let p = loop {
+            match fhe_math::zq::primes::generate_prime(bits, 2 * n as u64, upper) {
+                Some(p) if q.contains(&p) => upper = p,
+                Some(p) => break p,
+                None => return Err(bad(format!("no {bits}-bit prime = 1 mod {}", 2 * n))),
+            }
+        };
+        let qp: Vec<u64> = q.iter().copied().chain([p]).collect();
+        let p_inverse = top_context(par)?
+            .moduli_operators()
+            .iter()
+            .map(|qj| qj.inv(qj.reduce(p)).expect("P is a prime other than q_j"))
+            .collect();
+        Ok(KeyBasis {
+            par: Arc::clone(par),
+            special: Some(Special {
+                qp: Context::new_arc(&qp, n).map_err(math)?,
+                p: Context::new_arc(&[p], n).map_err(math)?,
+                p_inverse,
+            }),
+        })
+    }
+
+    /// The special prime `P`, if keys live at `QP`.
+    pub fn special_prime(&self) -> Option<u64> {
+        self.special
+            .as_ref()
+            .map(|s| *s.p.moduli().first().expect("one prime"))
+    }
+
+    pub fn par(&self) -> &Arc<BfvParameters> {
+        &self.par
+    }
+
+    /// The keys' context: `QP`, or `Q` without a special prime.
+    fn key_context(&self) -> Result<&Arc<Context>, HeError> {
+        match &self.special {
+            Some(s) => Ok(&s.qp),
+            None => top_context(&self.par),
+        }
+    }
+
+    /// `P g_i`, or `g_i` without a special prime: what key `i` multiplies
+    /// the rotated secret by.
+    fn gadget(&self, i: usize) -> Result<num_bigint::BigUint, HeError> {
+        let rns = RnsContext::new(self.par.moduli()).map_err(math)?;
+        let g = rns
+            .get_garner(i)
+            .expect("one gadget element per modulus")
+            .clone();
+        Ok(match self.special_prime() {
+            Some(p) => g * p,
+            None => g,
+        })
+    }
+}
+
 /// The rotation key of one Galois element, for ciphertexts at the top level:
 /// one `(b_i, a_i)` pair per RNS digit, permuted by the inverse element and
 /// in NTT-Shoup form.
@@ -96,11 +210,12 @@ impl HoistedKey {
     /// the uniform and the error polynomials.
     pub fn new<R: RngCore + CryptoRng>(
         sk: &SecretKey,
-        par: &Arc<BfvParameters>,
+        basis: &KeyBasis,
         rotation: Rotation,
         rng: &mut R,
     ) -> Result<HoistedKey, HeError> {
-        let ctx = top_context(par)?;
+        let par = &basis.par;
+        let ctx = basis.key_context()?;
         // fhe.rs serializes the secret key as its coefficients (fhe::proto).
         let coeffs = Zeroizing::new(
             fhe::proto::bfv::SecretKey::decode(sk.to_bytes().as_slice())
@@ -108,7 +223,8 @@ impl HoistedKey {
                 .coeffs,
         );
         let element = galois_exponent(rotation, par.degree());
-        let exponent = SubstitutionExponent::new(ctx, element).map_err(math)?;
+        // The final substitution acts on the sums back at `Q`.
+        let exponent = SubstitutionExponent::new(top_context(par)?, element).map_err(math)?;
         let inverse =
             SubstitutionExponent::new(ctx, inverse_mod(element, 2 * par.degree())).map_err(math)?;
         let mut s = Zeroizing::new(
@@ -118,7 +234,6 @@ impl HoistedKey {
         let mut s_rotated = Zeroizing::new(s.substitute(&exponent).map_err(math)?);
         s.change_representation(Representation::Ntt);
         s_rotated.change_representation(Representation::Ntt);
-        let rns = RnsContext::new(par.moduli()).map_err(math)?;
         let mut seed = [0u8; 32];
         rng.fill_bytes(&mut seed);
         let uniform = uniform_parts(ctx, par.moduli().len(), seed);
@@ -129,8 +244,7 @@ impl HoistedKey {
             b_i.change_representation(Representation::Ntt);
             let a_s = Zeroizing::new(a_i * s.as_ref());
             b_i -= a_s.as_ref();
-            let gadget = rns.get_garner(i).expect("one gadget element per modulus");
-            b_i += &Zeroizing::new(gadget * s_rotated.as_ref());
+            b_i += &Zeroizing::new(&basis.gadget(i)? * s_rotated.as_ref());
             let mut b_i = b_i.substitute(&inverse).map_err(math)?;
             b_i.change_representation(Representation::NttShoup);
             b.push(b_i);
@@ -166,9 +280,10 @@ impl HoistedKey {
 
     /// The key a server rebuilds from [`Self::to_bytes`]: the `a_i` from
     /// their seed, the `b_i` as sent.
-    pub fn from_bytes(bytes: &[u8], par: &Arc<BfvParameters>) -> Result<HoistedKey, HeError> {
+    pub fn from_bytes(bytes: &[u8], basis: &KeyBasis) -> Result<HoistedKey, HeError> {
         use fhe_traits::DeserializeWithContext as _;
-        let ctx = top_context(par)?;
+        let par = &basis.par;
+        let ctx = basis.key_context()?;
         let mut at = 0usize;
         let mut take = |n: usize| -> Result<&[u8], HeError> {
             let part = bytes
@@ -200,7 +315,7 @@ impl HoistedKey {
             return Err(malformed("trailing bytes"));
         }
         let element = galois_exponent(rotation, par.degree());
-        let exponent = SubstitutionExponent::new(ctx, element).map_err(math)?;
+        let exponent = SubstitutionExponent::new(top_context(par)?, element).map_err(math)?;
         let inverse =
             SubstitutionExponent::new(ctx, inverse_mod(element, 2 * par.degree())).map_err(math)?;
         Ok(HoistedKey {
@@ -219,23 +334,24 @@ impl HoistedKey {
 
 /// A top-level ciphertext split once into its RNS digits, ready to be
 /// rotated by any step that has a [`HoistedKey`].
-pub struct Decomposed {
-    par: Arc<BfvParameters>,
+pub struct Decomposed<'a> {
+    basis: &'a KeyBasis,
     c0: Poly,
+    /// Lifted to the keys' context.
     digits: Vec<Poly>,
 }
 
-impl Decomposed {
+impl<'a> Decomposed<'a> {
     /// The expensive half of a key switch, paid once per ciphertext: `c1`
-    /// out of NTT form, one digit per modulus, each digit back into NTT form
-    /// over every modulus.
-    pub fn new(ct: &Ciphertext, par: &Arc<BfvParameters>) -> Result<Decomposed, HeError> {
-        let ctx = top_context(par)?;
-        if ct.len() != 2 || ct[0].ctx() != ctx {
+    /// out of NTT form, one digit per ciphertext modulus, each digit into
+    /// NTT form over every modulus of the keys (`Q`, or `QP`).
+    pub fn new(ct: &Ciphertext, basis: &'a KeyBasis) -> Result<Decomposed<'a>, HeError> {
+        if ct.len() != 2 || ct[0].ctx() != top_context(&basis.par)? {
             return Err(HeError::Fhe(fhe::Error::DefaultError(
                 "hoisting needs a fresh two-part ciphertext at the top level".into(),
             )));
         }
+        let ctx = basis.key_context()?;
         let mut c1 = ct[1].clone();
         c1.change_representation(Representation::PowerBasis);
         let digits = c1
@@ -251,27 +367,32 @@ impl Decomposed {
             })
             .collect::<Result<Vec<_>, HeError>>()?;
         Ok(Decomposed {
-            par: Arc::clone(par),
+            basis,
             c0: ct[0].clone(),
             digits,
         })
     }
 
     /// The cheap half, per rotation: the inner product of the digits with
-    /// the key, then the key's Galois element applied to the two sums.
+    /// the key (divided by `P` under a special prime), `c0` added, then the
+    /// key's Galois element applied to the two sums.
     ///
-    /// Each sum accumulates its products (and `c0`) in 128-bit integers and
-    /// reduces once per coefficient, into one allocation per sum, where a
+    /// Each sum accumulates its products in 128-bit integers and reduces
+    /// once per coefficient, into one allocation per sum, where a
     /// product-then-add per digit reduces and allocates `2L` times: with
-    /// `L` digits below `2^55` the sum stays below `2^113`.
+    /// `L` digits and moduli below `2^60` the sum stays below `2^(120 +
+    /// log2 L)`.
     pub fn rotate(&self, key: &HoistedKey) -> Result<Ciphertext, HeError> {
-        let ctx = self.c0.ctx();
-        let n = self.par.degree();
+        let ctx = self.basis.key_context()?;
+        let n = self.basis.par.degree();
         let moduli = ctx.moduli_operators();
         let mut acc0 = vec![0u128; moduli.len() * n];
         let mut acc1 = vec![0u128; moduli.len() * n];
-        for (acc, x) in acc0.iter_mut().zip(self.c0.coefficients().iter()) {
-            *acc = *x as u128;
+        if self.basis.special.is_none() {
+            // Without a division, c0 joins the first sum at once.
+            for (acc, x) in acc0.iter_mut().zip(self.c0.coefficients().iter()) {
+                *acc = *x as u128;
+            }
         }
         for ((d, b), a) in self.digits.iter().zip(&key.b).zip(&key.a) {
             let d = d.coefficients();
@@ -282,19 +403,82 @@ impl Decomposed {
                 *x1 += *d as u128 * *a as u128;
             }
         }
-        let reduce = |acc: Vec<u128>| -> Result<Poly, HeError> {
-            let v: Vec<u64> = acc
-                .chunks_exact(n)
+        let reduce = |acc: Vec<u128>| -> Vec<u64> {
+            acc.chunks_exact(n)
                 .zip(moduli)
                 .flat_map(|(row, q)| row.iter().map(|&x| q.reduce_u128(x)))
-                .collect();
-            let sum = Poly::try_convert_from(v, ctx, false, Representation::Ntt).map_err(math)?;
-            sum.substitute(&key.exponent).map_err(math)
+                .collect()
         };
-        Ok(Ciphertext::new(
-            vec![reduce(acc0)?, reduce(acc1)?],
-            &self.par,
-        )?)
+        let q_ctx = top_context(&self.basis.par)?;
+        let (mut sum0, sum1) = match &self.basis.special {
+            None => (reduce(acc0), reduce(acc1)),
+            Some(special) => (
+                special.divide(reduce(acc0), q_ctx, n)?,
+                special.divide(reduce(acc1), q_ctx, n)?,
+            ),
+        };
+        let mut out = Vec::with_capacity(2);
+        if self.basis.special.is_some() {
+            let c0 = self.c0.coefficients();
+            for ((x, c), q) in sum0
+                .chunks_exact_mut(n)
+                .zip(c0.outer_iter())
+                .zip(q_ctx.moduli_operators())
+            {
+                q.add_vec(x, c.as_slice().expect("rows are contiguous"));
+            }
+        }
+        for sum in [std::mem::take(&mut sum0), sum1] {
+            let sum =
+                Poly::try_convert_from(sum, q_ctx, false, Representation::Ntt).map_err(math)?;
+            out.push(sum.substitute(&key.exponent).map_err(math)?);
+        }
+        Ok(Ciphertext::new(out, &self.basis.par)?)
+    }
+}
+
+impl Special {
+    /// `round(x / P)` at `Q` of a sum `x` at `QP` (rows in NTT form, `P`'s
+    /// last): `(x - [x]_P) / P`, with `[x]_P` centred, is exact over the
+    /// integers and differs from `x / P` by at most 1/2.
+    fn divide(
+        &self,
+        mut rows: Vec<u64>,
+        q_ctx: &Arc<Context>,
+        n: usize,
+    ) -> Result<Vec<u64>, HeError> {
+        let p_row = rows.split_off(rows.len() - n);
+        let p = *self.p.moduli().first().expect("one prime");
+        let mut x_p =
+            Poly::try_convert_from(p_row, &self.p, true, Representation::Ntt).map_err(math)?;
+        x_p.change_representation(Representation::PowerBasis);
+        let centred: Vec<i64> = x_p
+            .coefficients()
+            .iter()
+            .map(|&c| {
+                if c > p / 2 {
+                    c as i64 - p as i64
+                } else {
+                    c as i64
+                }
+            })
+            .collect();
+        // The residue of a public sum: variable time is safe.
+        let mut r =
+            Poly::try_convert_from(centred.as_slice(), q_ctx, true, Representation::PowerBasis)
+                .map_err(math)?;
+        r.change_representation(Representation::Ntt);
+        let residues = r.coefficients();
+        for (((row, r), q), &inv) in rows
+            .chunks_exact_mut(n)
+            .zip(residues.outer_iter())
+            .zip(q_ctx.moduli_operators())
+            .zip(&self.p_inverse)
+        {
+            q.sub_vec(row, r.as_slice().expect("rows are contiguous"));
+            q.scalar_mul_vec(row, inv);
+        }
+        Ok(rows)
     }
 }
 
@@ -370,7 +554,10 @@ mod tests {
 
     /// Every rotation dense ResNet-20 uses at N = 8192 under the `best`
     /// schedule, hoisted from one decomposition, decrypts to exactly what
-    /// fhe.rs's own key switch gives.
+    /// fhe.rs's own key switch gives: with keys at the ciphertext primes,
+    /// and with keys at `QP` (the table's last prime turned special prime,
+    /// another 55-bit prime than the ciphertext's own), where each rotation
+    /// also leaves far less noise than fhe.rs's.
     #[test]
     fn hoisted_rotations_decrypt_to_fhe_rs_rotations_for_every_resnet20_step() {
         let spec = NetSpec::new(Arch::ResNet20, DatasetKind::Cifar10, 1.0).unwrap();
@@ -384,50 +571,87 @@ mod tests {
             .into_iter()
             .collect();
         assert!(steps.len() > 20, "{steps:?}");
-        let params = HeParamsBuilder::new(8192, &spec.layer_shapes())
-            .build()
-            .unwrap();
-        let par = &params.bfv;
-        let mut rng = StdRng::seed_from_u64(7);
-        let sk = SecretKey::random(par, &mut rng);
-        let pk = PublicKey::new(&sk, &mut rng);
-        let t = params.plaintext_modulus as i64;
-        let slots: Vec<i64> = (0..8192).map(|i| (i * 7919) % t - t / 2).collect();
-        let pt = Plaintext::try_encode(&slots, Encoding::simd(), par).unwrap();
-        let ct: Ciphertext = pk.try_encrypt(&pt, &mut rng).unwrap();
-        let decrypt = |c: &Ciphertext| {
-            Vec::<i64>::try_decode(&sk.try_decrypt(c).unwrap(), Encoding::simd()).unwrap()
-        };
-        let decomposed = Decomposed::new(&ct, par).unwrap();
-        for &step in &steps {
-            let mut builder = EvaluationKeyBuilder::new(&sk).unwrap();
-            let theirs = match step {
-                Rotation::Columns(i) => {
-                    builder.enable_column_rotation(i).unwrap();
-                    builder.build(&mut rng).unwrap().rotates_columns_by(&ct, i)
+        for special in [false, true] {
+            let params = HeParamsBuilder::new(8192, &spec.layer_shapes())
+                .special_prime(special)
+                .build()
+                .unwrap();
+            let (par, basis) = (&params.bfv, params.key_basis.as_ref());
+            if let Some(p) = basis.special_prime() {
+                assert!(!par.moduli().contains(&p) && p >> 54 == 1, "{p}");
+            }
+            let mut rng = StdRng::seed_from_u64(7);
+            let sk = SecretKey::random(par, &mut rng);
+            let pk = PublicKey::new(&sk, &mut rng);
+            let t = params.plaintext_modulus as i64;
+            let slots: Vec<i64> = (0..8192).map(|i| (i * 7919) % t - t / 2).collect();
+            let pt = Plaintext::try_encode(&slots, Encoding::simd(), par).unwrap();
+            let ct: Ciphertext = pk.try_encrypt(&pt, &mut rng).unwrap();
+            let decrypt = |c: &Ciphertext| {
+                Vec::<i64>::try_decode(&sk.try_decrypt(c).unwrap(), Encoding::simd()).unwrap()
+            };
+            // SAFETY: only variable time, on the test's own key.
+            let noise = |c: &Ciphertext| unsafe { sk.measure_noise(c).unwrap() };
+            let decomposed = Decomposed::new(&ct, basis).unwrap();
+            for &step in &steps {
+                let mut builder = EvaluationKeyBuilder::new(&sk).unwrap();
+                let theirs = match step {
+                    Rotation::Columns(i) => {
+                        builder.enable_column_rotation(i).unwrap();
+                        builder.build(&mut rng).unwrap().rotates_columns_by(&ct, i)
+                    }
+                    Rotation::Rows => {
+                        builder.enable_row_rotation().unwrap();
+                        builder.build(&mut rng).unwrap().rotates_rows(&ct)
+                    }
                 }
-                Rotation::Rows => {
-                    builder.enable_row_rotation().unwrap();
-                    builder.build(&mut rng).unwrap().rotates_rows(&ct)
+                .unwrap();
+                let made = HoistedKey::new(&sk, basis, step, &mut rng).unwrap();
+                // What a server rebuilds from the client's bytes.
+                let key = HoistedKey::from_bytes(&made.to_bytes(), basis).unwrap();
+                let ours = decomposed.rotate(&key).unwrap();
+                let expected = decrypt(&theirs);
+                assert_eq!(
+                    decrypt(&ours),
+                    expected,
+                    "{step:?}, special prime {special}"
+                );
+                // And both are the rotation itself, row by row.
+                let h = 4096;
+                let want: Vec<i64> = (0..8192)
+                    .map(|j| match step {
+                        Rotation::Columns(i) => slots[j / h * h + (j % h + i) % h],
+                        Rotation::Rows => slots[(j + h) % 8192],
+                    })
+                    .collect();
+                assert_eq!(expected, want, "{step:?}");
+                // fhe.rs's digits leave about 2^70 of noise; divided by P
+                // what is left is about the fresh encryption's.
+                if special {
+                    assert!(noise(&ours) + 40 < noise(&theirs), "{step:?}");
+                } else {
+                    assert!(noise(&ours).abs_diff(noise(&theirs)) <= 2, "{step:?}");
                 }
             }
-            .unwrap();
-            let made = HoistedKey::new(&sk, par, step, &mut rng).unwrap();
-            // What a server rebuilds from the client's bytes.
-            let key = HoistedKey::from_bytes(&made.to_bytes(), par).unwrap();
-            let ours = decomposed.rotate(&key).unwrap();
-            let expected = decrypt(&theirs);
-            assert_eq!(decrypt(&ours), expected, "{step:?}");
-            // And both are the rotation itself, row by row.
-            let h = 4096;
-            let want: Vec<i64> = (0..8192)
-                .map(|j| match step {
-                    Rotation::Columns(i) => slots[j / h * h + (j % h + i) % h],
-                    Rotation::Rows => slots[(j + h) % 8192],
-                })
-                .collect();
-            assert_eq!(expected, want, "{step:?}");
         }
+    }
+
+    /// A key made for one key basis is refused by the other: the server
+    /// cannot mistake keys at `Q` for keys at `QP`.
+    #[test]
+    fn a_key_for_another_basis_is_refused() {
+        let build = |special| {
+            HeParamsBuilder::new(8192, &[])
+                .special_prime(special)
+                .build()
+                .unwrap()
+        };
+        let (with, without) = (build(true), build(false));
+        let mut rng = StdRng::seed_from_u64(3);
+        let sk = SecretKey::random(&with.bfv, &mut rng);
+        let key = HoistedKey::new(&sk, &with.key_basis, Rotation::Columns(1), &mut rng).unwrap();
+        assert!(HoistedKey::from_bytes(&key.to_bytes(), &with.key_basis).is_ok());
+        assert!(HoistedKey::from_bytes(&key.to_bytes(), &without.key_basis).is_err());
     }
 
     #[test]
@@ -439,6 +663,6 @@ mod tests {
         let pt = Plaintext::try_encode(&[1i64, 2, 3], Encoding::simd(), par).unwrap();
         let mut ct: Ciphertext = sk.try_encrypt(&pt, &mut rng).unwrap();
         ct.switch_to_level(1).unwrap();
-        assert!(Decomposed::new(&ct, par).is_err());
+        assert!(Decomposed::new(&ct, &params.key_basis).is_err());
     }
 }

@@ -87,7 +87,8 @@ impl Deployment {
     /// [`KeysMode::Dense`] it keeps the dense network's shapes, packing and
     /// reply shapes, skipping only the zero masks. Parameters: the fewest
     /// primes that hold the dense network's deepest layer and its flooded
-    /// reply with `margin_bits` to spare.
+    /// reply with `margin_bits` to spare, with a special prime for key
+    /// switching if `special_prime`.
     pub fn new(
         qnet: &QuantizedNet,
         scheduler: &Scheduler,
@@ -95,6 +96,7 @@ impl Deployment {
         flooding: Flooding,
         margin_bits: f64,
         plaintext_bits: Option<u32>,
+        special_prime: bool,
     ) -> Result<Deployment, InferError> {
         let spec: &NetSpec = &qnet.spec;
         let dense = crate::dense_network_cost(spec, scheduler)?;
@@ -112,6 +114,7 @@ impl Deployment {
             .plaintext_bits(plaintext_bits)
             .quantization(qnet.config.weight_bits, qnet.config.activation_bits)
             .fewest_primes(dense.depth(), margin_bits, flooding)
+            .special_prime(special_prime)
             .build()?;
         let (net, cost, keys, depths): (_, _, _, Vec<NoiseDepth>) = match mode {
             KeysMode::Live => {
@@ -130,16 +133,19 @@ impl Deployment {
                 (qnet.clone(), under, dense.key_set.clone(), depths)
             }
         };
-        let (n, t, moduli) = (
+        let (n, t, moduli, special) = (
             params.poly_degree,
             params.plaintext_bits,
             params.moduli_bits().to_vec(),
+            params.special_bits,
         );
         let replies = depths
             .iter()
             .map(|d| ReplyShape {
-                flood_bits: d.flood_bits(n, t, &moduli, flooding),
-                primes: d.reply_primes(n, t, &moduli, flooding, margin_bits).0,
+                flood_bits: d.flood_bits(n, t, &moduli, special, flooding),
+                primes: d
+                    .reply_primes(n, t, &moduli, special, flooding, margin_bits)
+                    .0,
             })
             .collect();
         Ok(Deployment {
@@ -449,16 +455,17 @@ mod tests {
     #[test]
     fn a_pruned_resnet_runs_as_a_chain_of_rounds_equal_to_the_integer_model() {
         let test = data(2);
-        // Dense keys with flooding (the default deployment), then live keys
-        // without, hoisted and not.
-        for (mode, flooding, hoisting) in [
-            (KeysMode::Dense, Flooding::DEFAULT, Hoisting::On),
-            (KeysMode::Live, Flooding::OFF, Hoisting::Off),
+        // Dense keys with flooding and a special prime (the default
+        // deployment), then live keys without either, hoisted and not.
+        for (mode, flooding, hoisting, special) in [
+            (KeysMode::Dense, Flooding::DEFAULT, Hoisting::On, true),
+            (KeysMode::Live, Flooding::OFF, Hoisting::Off, false),
         ] {
             let s = scheduler(hoisting);
             let net = pruned_resnet(&s);
             let blocks = net.spec.blocks.len();
-            let dep = Deployment::new(&net, &s, mode, flooding, 10.0, None).unwrap();
+            let dep = Deployment::new(&net, &s, mode, flooding, 10.0, None, special).unwrap();
+            assert_eq!(dep.params.special_bits.is_some(), special);
             let report = run(&dep, &test, 2, |_| {}).unwrap();
             assert_eq!((report.images, report.matches), (2, 2));
             // conv0, two rounds per block (conv1 with its shortcut), the FC.
@@ -474,7 +481,11 @@ mod tests {
                 KeysMode::Dense => {
                     assert_eq!(report.keys, dense.keys);
                     assert!(report.rotations < dense.total.rotations());
-                    assert_eq!(dep.params.moduli_bits().len(), 4, "flooding takes a prime");
+                    // Flooding takes a prime: three ciphertext primes and
+                    // the special prime, the table's four (fhe.rs's key
+                    // switching needs all four as ciphertext primes).
+                    assert_eq!(dep.params.moduli_bits().len(), 3);
+                    assert_eq!(dep.params.special_bits, Some(55));
                 }
                 KeysMode::Live => {
                     assert!(report.keys <= report.keys_dense);
@@ -503,6 +514,7 @@ mod tests {
             Flooding::DEFAULT,
             10.0,
             None,
+            false,
         )
         .unwrap();
         let report = run(&dep, &data(3), 3, |_| {}).unwrap();

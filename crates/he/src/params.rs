@@ -8,7 +8,10 @@ use std::sync::Arc;
 use fhe::bfv::{BfvParameters, BfvParametersBuilder};
 
 use crate::error::HeError;
+use crate::hoist::KeyBasis;
 use explore_he_model::arch::ConvShape;
+use explore_he_model::cost::KeySet;
+use explore_he_model::layout::Rotation;
 use explore_he_model::noise::{Flooding, ModulusChoice, NoiseDepth};
 use explore_he_model::plaintext::{
     MIN_PLAINTEXT_BITS, PlaintextModulus, moduli_sizes, plaintext_prime,
@@ -16,12 +19,13 @@ use explore_he_model::plaintext::{
 use explore_quant::max_magnitude;
 
 /// Serialized bytes of one Galois key (one rotation) at ring degree
-/// `poly_degree` under ciphertext primes of `moduli` bits: what each
-/// rotation a network uses costs the client to send. The plaintext modulus
-/// does not change it, and a hoisting key (a network under hoisting sends
-/// one per step instead) is the same size within a few bytes (tested in
-/// `context`).
-pub fn galois_key_bytes(poly_degree: usize, moduli: &[usize]) -> Result<usize, HeError> {
+/// `poly_degree` under the primes of `moduli`: what each rotation a network
+/// uses costs the client to send. Without a special prime it is fhe.rs's
+/// key (a hoisting key, which a network under hoisting sends instead, is
+/// the same size within a few bytes: tested in `context`); with one, the
+/// client's own key at `QP`, one digit per ciphertext prime over one more
+/// prime. The plaintext modulus does not change it.
+pub fn galois_key_bytes(poly_degree: usize, moduli: &ModulusChoice) -> Result<usize, HeError> {
     use fhe::bfv::{EvaluationKeyBuilder, SecretKey};
     use fhe_traits::Serialize as _;
     use rand::SeedableRng;
@@ -34,10 +38,17 @@ pub fn galois_key_bytes(poly_degree: usize, moduli: &[usize]) -> Result<usize, H
     let par = BfvParametersBuilder::new()
         .set_degree(poly_degree)
         .set_plaintext_modulus(t)
-        .set_moduli_sizes(moduli)
+        .set_moduli_sizes(&moduli.moduli)
         .build_arc()?;
     let mut rng = rand::rngs::StdRng::seed_from_u64(0);
     let sk = SecretKey::random(&par, &mut rng);
+    let one = Rotation::Columns(1);
+    if moduli.special.is_some() {
+        let basis = KeyBasis::new(&par, moduli.special)?;
+        return Ok(crate::hoist::HoistedKey::new(&sk, &basis, one, &mut rng)?
+            .to_bytes()
+            .len());
+    }
     let mut b = EvaluationKeyBuilder::new(&sk)?;
     b.enable_column_rotation(1)?;
     Ok(b.build(&mut rng)?.to_bytes().len())
@@ -56,6 +67,11 @@ pub struct HeParams {
     /// bound leaves ([`HeParamsBuilder::fewest_primes`]); `None` when every
     /// prime of the 128-bit table is used.
     pub sized: Option<ModulusChoice>,
+    /// Where rotation keys live: at the ciphertext primes, or with a
+    /// special prime ([`HeParamsBuilder::special_prime`]).
+    pub key_basis: Arc<KeyBasis>,
+    /// The special prime's bits, if there is one.
+    pub special_bits: Option<usize>,
 }
 
 /// The one validated way to choose [`HeParams`], as fhe.rs's
@@ -73,6 +89,7 @@ pub struct HeParamsBuilder<'a> {
     weight_bits: u32,
     activation_bits: u32,
     noise: Option<(NoiseDepth, f64, Flooding)>,
+    special_prime: bool,
 }
 
 impl<'a> HeParamsBuilder<'a> {
@@ -84,6 +101,19 @@ impl<'a> HeParamsBuilder<'a> {
             weight_bits: 8,
             activation_bits: 8,
             noise: None,
+            special_prime: false,
+        }
+    }
+
+    /// Key switching with a special prime (hybrid key switching; keys at
+    /// `QP`): the next prime of the 128-bit table after the ciphertext
+    /// primes, so that together they stay within the bound. Every rotation
+    /// then switches with the client's own keys ([`crate::hoist`]), hoisted
+    /// or not, since fhe.rs's have no special prime.
+    pub fn special_prime(self, on: bool) -> Self {
+        HeParamsBuilder {
+            special_prime: on,
+            ..self
         }
     }
 
@@ -132,12 +162,20 @@ impl<'a> HeParamsBuilder<'a> {
                 depth,
                 margin_bits,
                 flooding,
+                self.special_prime,
             )?),
             None => None,
         };
-        let sizes = match &sized {
-            Some(choice) => choice.moduli.clone(),
-            None => moduli_sizes(self.poly_degree)?.to_vec(),
+        let (sizes, special_bits) = match &sized {
+            Some(choice) => (choice.moduli.clone(), choice.special),
+            None => {
+                let table = moduli_sizes(self.poly_degree)?;
+                match self.special_prime {
+                    // The table's last prime becomes P.
+                    true => (table[..table.len() - 1].to_vec(), table.last().copied()),
+                    false => (table.to_vec(), None),
+                }
+            }
         };
         let bfv = BfvParametersBuilder::new()
             .set_degree(self.poly_degree)
@@ -145,6 +183,8 @@ impl<'a> HeParamsBuilder<'a> {
             .set_moduli_sizes(&sizes)
             .build_arc()?;
         Ok(HeParams {
+            key_basis: Arc::new(KeyBasis::new(&bfv, special_bits)?),
+            special_bits,
             poly_degree: self.poly_degree,
             plaintext_modulus: t,
             plaintext_bits: bits,
@@ -180,6 +220,26 @@ impl HeParams {
         let mut v = values.to_vec();
         v.resize(self.poly_degree, 0);
         Ok(fhe::bfv::Plaintext::try_encode(&v, encoding, &self.bfv)?)
+    }
+
+    /// Whether rotations switch with the client's own keys
+    /// ([`crate::hoist`]): under hoisting, and always with a special prime,
+    /// which fhe.rs's keys do not have.
+    pub fn own_keys(&self, hoisting: bool) -> bool {
+        hoisting || self.special_bits.is_some()
+    }
+
+    /// The rotations of `keys` that switch with fhe.rs's Galois keys, and
+    /// those that switch with the client's own: what a client makes and
+    /// sends of each kind.
+    pub fn key_kinds(&self, keys: &KeySet) -> (Vec<Rotation>, Vec<Rotation>) {
+        if self.own_keys(false) {
+            return (Vec::new(), keys.rotations().into_iter().collect());
+        }
+        (
+            keys.full.iter().copied().collect(),
+            keys.hoisted.iter().copied().collect(),
+        )
     }
 
     /// Slots in one batching row (the rotation domain).

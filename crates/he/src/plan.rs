@@ -7,11 +7,11 @@
 use std::collections::{BTreeMap, BTreeSet};
 use std::sync::Arc;
 
-use fhe::bfv::{BfvParameters, Ciphertext, EvaluationKey, Plaintext, dot_product_scalar};
+use fhe::bfv::{Ciphertext, EvaluationKey, Plaintext, dot_product_scalar};
 use rayon::prelude::*;
 
 use crate::error::HeError;
-use crate::hoist::{Decomposed, HoistedKey};
+use crate::hoist::{Decomposed, HoistedKey, KeyBasis};
 use crate::keys::KeySource;
 use crate::params::check_weights;
 use explore_he_model::cost::LayerCost;
@@ -44,12 +44,14 @@ pub struct LayerPlan {
     rotations: Vec<(usize, usize, usize)>,
     /// fhe.rs's Galois keys of the rotations this plan key-switches in full.
     keys: BTreeMap<Rotation, Arc<EvaluationKey>>,
-    /// With hoisting, the keys of the input rotations, applied to each
-    /// input block's one decomposition; empty without.
+    /// The client's own keys ([`crate::hoist`]), which every rotation
+    /// switches with under hoisting or a special prime; empty otherwise.
     hoisted: BTreeMap<Rotation, Arc<HoistedKey>>,
+    /// Whether rotations switch with `hoisted` rather than `keys`.
+    own_keys: bool,
     /// Distinct rotations over both key sets: the Galois keys the layer uses.
     distinct_keys: usize,
-    bfv: Arc<BfvParameters>,
+    basis: Arc<KeyBasis>,
 }
 
 impl LayerPlan {
@@ -115,14 +117,16 @@ impl LayerPlan {
         }
         let steps: Vec<Rotation> = input_steps.union(&output_steps).copied().collect();
         let distinct_keys = steps.len();
-        // One key per step (the cost model's key set): under hoisting every
-        // rotation switches with the step's hoisting key, else with fhe.rs's.
-        let (full, wanted_hoisted) = if layout.schedule().hoist {
+        // One key per step (the cost model's key set): under hoisting or a
+        // special prime every rotation switches with the step's own key,
+        // else with fhe.rs's.
+        let own_keys = keys.params().own_keys(layout.schedule().hoist);
+        let (full, wanted_hoisted) = if own_keys {
             (Vec::new(), steps)
         } else {
             (steps, Vec::new())
         };
-        let bfv = Arc::clone(&keys.params().bfv);
+        let basis = Arc::clone(&keys.params().key_basis);
         let hoisted = keys.hoisted_keys(&wanted_hoisted)?;
         let full_keys = keys.full_keys(&full)?;
         let lacking = full
@@ -142,8 +146,9 @@ impl LayerPlan {
             rotations,
             keys: full_keys,
             hoisted,
+            own_keys,
             distinct_keys,
-            bfv,
+            basis,
         })
     }
 
@@ -169,17 +174,17 @@ impl LayerPlan {
         }
     }
 
-    /// A full key switch of `ct` by `rotation`: under hoisting a
-    /// decomposition of `ct` rotated by the step's hoisting key (the same
-    /// work as fhe.rs's own switch, from the one key the step has), else
-    /// fhe.rs's rotation.
+    /// A full key switch of `ct` by `rotation`: with the client's own keys
+    /// a decomposition of `ct` rotated by the step's key (the same work as
+    /// fhe.rs's own switch, from the one key the step has), else fhe.rs's
+    /// rotation.
     fn rotate(&self, ct: &Ciphertext, rotation: Rotation) -> Result<Ciphertext, HeError> {
-        if self.layout.schedule().hoist {
+        if self.own_keys {
             let key = self
                 .hoisted
                 .get(&rotation)
                 .ok_or_else(|| self.missing(rotation))?;
-            return Decomposed::new(ct, &self.bfv)?.rotate(key);
+            return Decomposed::new(ct, &self.basis)?.rotate(key);
         }
         let ek = self
             .keys
@@ -208,7 +213,7 @@ impl LayerPlan {
             let blocks: BTreeSet<usize> = self.rotations.iter().map(|r| r.0).collect();
             let decomposed: BTreeMap<usize, Decomposed> = blocks
                 .par_iter()
-                .map(|&a| Ok((a, Decomposed::new(&inputs[a], &self.bfv)?)))
+                .map(|&a| Ok((a, Decomposed::new(&inputs[a], &self.basis)?)))
                 .collect::<Result<_, HeError>>()?;
             let rotated = self
                 .rotations
@@ -324,7 +329,7 @@ mod tests {
             let layout = PackingLayout::new(&s, 8192, sched).unwrap();
             let mut plan = LayerPlan::new(&mut ctx, layout, &w).unwrap();
             let inputs = ctx.encrypt_input(plan.layout(), &x).unwrap();
-            let keys = if hoist {
+            let keys = if plan.own_keys {
                 plan.hoisted.pop_first().map(|(r, _)| r)
             } else {
                 plan.keys.pop_first().map(|(r, _)| r)

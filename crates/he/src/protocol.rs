@@ -135,11 +135,10 @@ impl Client {
         }
     }
 
-    /// The one-time upload: the public key, then one fhe.rs key per full
-    /// rotation and one hoisting key per hoisted rotation of `keys`.
+    /// The one-time upload: the public key, then one key per rotation of
+    /// `keys`, fhe.rs's or the client's own ([`HeParams::key_kinds`]).
     pub fn upload(&mut self, keys: &KeySet) -> Result<Vec<u8>, HeError> {
-        let full: Vec<Rotation> = keys.full.iter().copied().collect();
-        let hoisted: Vec<Rotation> = keys.hoisted.iter().copied().collect();
+        let (full, hoisted) = self.ctx.params().key_kinds(keys);
         let full_keys = self.ctx.rotation_keys(&full)?;
         let hoisted_keys = self.ctx.hoisted_keys(&hoisted)?;
         let mut w = Writer::default();
@@ -359,7 +358,7 @@ impl Server {
         let hoisted = hoisted
             .into_par_iter()
             .map(|bytes| {
-                let key = HoistedKey::from_bytes(bytes, &par)?;
+                let key = HoistedKey::from_bytes(bytes, &params.key_basis)?;
                 Ok((key.rotation(), Arc::new(key)))
             })
             .collect::<Result<_, HeError>>()?;
@@ -642,7 +641,7 @@ mod tests {
                 .unwrap();
             let (t, moduli) = (params.plaintext_bits, params.moduli_bits().to_vec());
             let reply = ReplyShape {
-                flood_bits: public.depth.flood_bits(8192, t, &moduli, flooding),
+                flood_bits: public.depth.flood_bits(8192, t, &moduli, None, flooding),
                 primes: moduli.len(),
             };
             let mut client = Client::new(params.clone(), vec![layout.clone()]);

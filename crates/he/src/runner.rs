@@ -279,6 +279,12 @@ pub(crate) mod tests {
         HeContext::new(HeParamsBuilder::new(8192, layers).build().unwrap())
     }
 
+    /// Keys at `QP`: the table's last prime as the special prime.
+    fn special_prime_context(layers: &[ConvShape]) -> HeContext {
+        let params = HeParamsBuilder::new(8192, layers).special_prime(true);
+        HeContext::new(params.build().unwrap())
+    }
+
     /// Runs a layer and checks executed counts against the cost model.
     fn run_and_count(
         ctx: &mut HeContext,
@@ -302,6 +308,7 @@ pub(crate) mod tests {
             p.poly_degree,
             p.plaintext_bits,
             p.moduli_bits(),
+            p.special_bits,
         );
         assert!(
             run.noise_budget_bits as f64 >= bound.floor(),
@@ -342,16 +349,20 @@ pub(crate) mod tests {
             (shape(40, 10, 1, 1, 1), schedule(false, true, true, 4)),
         ];
         let shapes: Vec<ConvShape> = cases.iter().map(|c| c.0.clone()).collect();
-        let mut ctx = context(&shapes);
-        // Every case with and without hoisting.
-        let cases = cases
-            .iter()
-            .flat_map(|(s, sched)| [false, true].map(|h| (s.clone(), sched.hoisted(h))));
-        for (i, (s, sched)) in cases.enumerate() {
+        let mut contexts = [context(&shapes), special_prime_context(&shapes)];
+        // Every case with and without hoisting, with and without a special
+        // prime (where every rotation switches with the client's own keys,
+        // hoisted or not).
+        let cases = cases.iter().flat_map(|(s, sched)| {
+            [(false, false), (true, false), (false, true), (true, true)]
+                .map(|(h, special)| (s.clone(), sched.hoisted(h), special))
+        });
+        for (i, (s, sched, special)) in cases.enumerate() {
+            let ctx = &mut contexts[usize::from(special)];
             let layout = PackingLayout::new(&s, 8192, sched).unwrap();
             let mut w = random(s.weight_len(), 8, i as u64);
             let x = random(s.c_in * s.h * s.w, 8, 100 + i as u64);
-            let dense = run_and_count(&mut ctx, &layout, &w, &x);
+            let dense = run_and_count(ctx, &layout, &w, &x);
             if sched.hoist && dense.executed.rot_input > layout.n_in() {
                 assert!(dense.executed.rot_hoisted > 0, "{}", s.name);
             }
@@ -368,7 +379,7 @@ pub(crate) mod tests {
             for (_, idx) in positional.into_iter().chain(diagonal) {
                 idx.iter().for_each(|&i| w[i] = 0);
             }
-            let pruned = run_and_count(&mut ctx, &layout, &w, &x);
+            let pruned = run_and_count(ctx, &layout, &w, &x);
             assert!(
                 pruned.executed.rotations() < dense.executed.rotations(),
                 "{}: {:?} -> {:?}",

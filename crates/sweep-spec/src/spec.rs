@@ -239,6 +239,11 @@ pub struct HeSpec {
     /// layer under the worst-case bound: the fewest primes that do are used.
     #[serde(default = "default_noise_margin")]
     pub noise_margin: f64,
+    /// Key switching with a special prime (keys at QP: a rotation adds
+    /// little noise, so fewer ciphertext primes hold the network); `false`
+    /// for fhe.rs's key switching over the ciphertext primes alone.
+    #[serde(default = "yes")]
+    pub special_prime: bool,
     /// Bits of the plaintext modulus; chosen from the accumulator bound when absent.
     #[serde(default)]
     pub plaintext_bits: Option<u32>,
@@ -283,6 +288,7 @@ impl Default for HeSpec {
             baby_step: None,
             hoisting: Hoisting::default(),
             noise_margin: default_noise_margin(),
+            special_prime: true,
             keys: KeysMode::default(),
             flooding: default_flooding(),
             plaintext_bits: None,
