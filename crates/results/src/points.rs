@@ -750,12 +750,21 @@ pub(crate) mod tests {
                 .stderr(std::process::Stdio::null())
                 .spawn()
                 .unwrap();
+            // Killed only once it has replaced the table at least once (a
+            // loaded machine may start it late), then at a delay that falls
+            // anywhere in its rewrite loop.
+            let start = std::time::Instant::now();
+            while modified() == before {
+                assert!(
+                    start.elapsed().as_secs() < 60,
+                    "the child never rewrote the table"
+                );
+                std::thread::sleep(std::time::Duration::from_millis(5));
+            }
             std::thread::sleep(std::time::Duration::from_millis(delay_ms));
             // SIGKILL on Unix: no destructor or buffered write runs.
             child.kill().unwrap();
             child.wait().unwrap();
-            // The child did replace the table before it was killed.
-            assert_ne!(modified(), before);
             let table = read(&path).unwrap();
             assert!(
                 table == small || table == large,
