@@ -72,7 +72,8 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
                 cost.depth(),
                 args.net.noise_margin,
                 he::Flooding::OFF,
-                args.net.special_prime,
+                // Under coefficient encoding nothing switches keys.
+                args.net.special_prime && cost.schedule.rotates(),
             )?;
             let key_bytes = he::params::galois_key_bytes(args.net.poly_degree, &moduli)?;
             println!(
@@ -185,7 +186,11 @@ fn rows(cost: &HeCost, costs: &he::PrimitiveCosts) -> Vec<Vec<String>> {
         .chain(cost_cells(&cost.total, costs))
         .collect();
     // The total's keys are the network's distinct rotations, not a sum.
-    total[20] = cost.keys.to_string();
+    let keys = HEADERS
+        .iter()
+        .position(|h| *h == "keys")
+        .expect("a keys column");
+    total[keys] = cost.keys.to_string();
     rows.push(total);
     rows
 }
