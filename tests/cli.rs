@@ -94,12 +94,14 @@ fn sweep_counts_resumes_and_checks() {
     let run = explore(&["sweep", spec]);
     assert!(run.status.success(), "{}", text(&run));
     let points = out.join("points.csv");
-    // Per seed: the dense model under the spec's schedule and, as the
-    // paper's reference, under Gazelle's; the two strategies; and the
-    // budget-matched dense twin of the target.
+    // Per seed: the dense model under the spec's schedule, under Gazelle's
+    // (the paper's reference) and under coefficient encoding (the baseline
+    // without rotations); the two strategies; and the budget-matched dense
+    // twin of the target.
     let mut strategies = column(&points, "strategy");
     strategies.sort();
     let mut expected: Vec<String> = [
+        "dense",
         "dense",
         "dense",
         "dense-matched",
@@ -113,6 +115,28 @@ fn sweep_counts_resumes_and_checks() {
     assert_eq!(strategies, expected);
     assert!(column(&points, "he_verified").iter().all(|v| v == "true"));
     assert!(column(&points, "val_images").iter().all(|v| v == "100"));
+    // The coefficient rows: verified on ciphertexts and end to end, with no
+    // rotation and no Galois key; the report names the cheapest dense model.
+    let schedules = column(&points, "schedule");
+    let coefficients: Vec<usize> = (0..schedules.len())
+        .filter(|&i| schedules[i] == "coefficients")
+        .collect();
+    assert_eq!(coefficients.len(), 3);
+    for c in ["rotations", "galois_keys", "galois_key_bytes"] {
+        let values = column(&points, c);
+        assert!(
+            coefficients.iter().all(|&i| values[i] == "0"),
+            "{c}: {values:?}"
+        );
+    }
+    let images = column(&points, "infer_images");
+    assert!(coefficients.iter().all(|&i| images[i] != "0"), "{images:?}");
+    let report = std::fs::read_to_string(out.join("report.md")).unwrap();
+    assert!(
+        report.contains("Cheapest dense model among the schedules run")
+            && report.contains("vs coefficients"),
+        "{report}"
+    );
     for f in [
         "front.csv",
         "noise.json",
@@ -191,10 +215,10 @@ fn sweep_counts_resumes_and_checks() {
         std::fs::metadata(&trained).unwrap().modified().unwrap(),
         trained_at
     );
-    assert_eq!(column(&points, "strategy").len(), 15);
+    assert_eq!(column(&points, "strategy").len(), 18);
     let unchanged = explore(&["sweep", spec]);
     assert!(unchanged.status.success());
-    assert_eq!(column(&points, "strategy").len(), 15);
+    assert_eq!(column(&points, "strategy").len(), 18);
 
     // The front passes against itself, paired on the same test images and
     // calibrated on the three seeds' noise profile beside it.
@@ -850,7 +874,52 @@ fn he_bench_sets_the_seal_anchor_against_one_thread_and_the_pool() {
     }
 }
 
-/// `he-bench --encoding coefficients` runs the layers under Cheetah's
+/// `count --schedule coefficients` lays out every layer in coefficients: no
+/// rotation and no key anywhere, and the total row sums the layers'
+/// products and additions (its key cell is the network's distinct keys).
+#[test]
+fn count_under_coefficients_has_no_rotations_and_sums_its_layers() {
+    let o = explore(&[
+        "count",
+        "--model",
+        "resnet20",
+        "--dataset",
+        "cifar10",
+        "--schedule",
+        "coefficients",
+        "--format",
+        "csv",
+    ]);
+    assert!(o.status.success(), "{}", text(&o));
+    let csv = String::from_utf8_lossy(&o.stdout);
+    let mut lines = csv.lines();
+    let header: Vec<&str> = lines.next().unwrap().split(',').collect();
+    let at = |name: &str| header.iter().position(|h| *h == name).unwrap();
+    let rows: Vec<Vec<&str>> = lines.map(|l| l.split(',').collect()).collect();
+    let (total, layers) = rows.split_last().unwrap();
+    assert_eq!(total[0], "total");
+    let sum = |c: &str| -> usize {
+        layers
+            .iter()
+            .map(|r| r[at(c)].parse::<usize>().unwrap())
+            .sum()
+    };
+    for c in ["pmults", "adds"] {
+        assert_eq!(total[at(c)].parse::<usize>().unwrap(), sum(c), "{c}: {csv}");
+    }
+    assert!(sum("adds") > 0, "{csv}");
+    for c in ["rotations", "keys"] {
+        assert_eq!(total[at(c)], "0", "{c}: {csv}");
+    }
+    assert!(
+        layers
+            .iter()
+            .all(|r| r[at("schedule")].starts_with("coefficients ")),
+        "{csv}"
+    );
+}
+
+/// `he-bench --schedule coefficients` runs the layers under Cheetah's
 /// coefficient encoding: every layer verified, no rotation modelled or
 /// executed, the executed products equal to the modelled ones, the measured
 /// noise budget at or above the bound's, and the ciphertexts' weight and
@@ -862,14 +931,17 @@ fn he_bench_runs_the_coefficient_encoding_baseline_without_rotations() {
     let run = Command::new(env!("CARGO_BIN_EXE_explore"))
         .args(["he-bench", "--model", "resnet20", "--dataset", "cifar10"])
         .args(["--width", "0.25", "--layers", "0,7,fc", "--repeat", "1"])
-        .args(["--format", "csv", "--encoding", "coefficients"])
+        .args(["--format", "csv", "--schedule", "coefficients"])
         .args(["--anchor", anchor.to_str().unwrap()])
         .env("RAYON_NUM_THREADS", "2")
         .output()
         .unwrap();
     let all = text(&run);
     assert!(run.status.success(), "{all}");
-    assert!(all.contains("no rotations, no Galois keys"), "{all}");
+    assert!(
+        all.contains("Galois keys: 0 distinct rotations, 0.0 MB"),
+        "{all}"
+    );
     assert!(all.contains("MB down"), "{all}");
     assert!(all.contains("on 1 thread is "), "{all}");
     let csv = String::from_utf8_lossy(&run.stdout);

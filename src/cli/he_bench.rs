@@ -7,10 +7,7 @@ use std::path::PathBuf;
 use std::process::ExitCode;
 
 use anyhow::{Context, bail};
-use explore_he::{
-    self as he, CoefficientPlan, HeContext, HeParamsBuilder, LayerCost, LayerJob, LayerRun, Role,
-};
-use explore_he_model::coefficient::CoefficientLayout;
+use explore_he::{self as he, HeContext, HeParamsBuilder, LayerCost, LayerJob, LayerRun, Role};
 use explore_quant::quantize_weights;
 use rand::rngs::StdRng;
 use rand::{Rng, SeedableRng};
@@ -57,17 +54,6 @@ pub struct Args {
     /// again on one thread (SEAL's prices are sequential).
     #[arg(long)]
     pub anchor: Option<PathBuf>,
-    /// `slots`: the schedule's packing into batching slots, with rotations;
-    /// `coefficients`: Cheetah's coefficient encoding, the baseline without
-    /// rotations (the schedule and hoisting flags do not apply to it).
-    #[arg(long, value_enum, default_value = "slots")]
-    pub encoding: Encoding,
-}
-
-#[derive(Clone, Copy, PartialEq, clap::ValueEnum)]
-pub enum Encoding {
-    Slots,
-    Coefficients,
 }
 
 /// One SEAL setting's primitive costs in milliseconds, the anchor file's
@@ -162,9 +148,6 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
         );
         data.push((role, weights, input));
     }
-    if args.encoding == Encoding::Coefficients {
-        return run_coefficients(&args, &shapes, &data, anchor.as_ref());
-    }
     let mut layers = Vec::with_capacity(chosen.len());
     // The anchor's operations: the same schedule with every rotation full
     // (searched only when there is an anchor to price them at).
@@ -172,10 +155,10 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
     let mut unhoisted = LayerCost::default();
     for ((i, shape), (role, weights, input)) in chosen.iter().zip(&shapes).zip(data) {
         let (layout, model) = scheduler
-            .layout(shape, role, &weights)
+            .layer(shape, role, &weights)
             .with_context(|| format!("laying out layer {i} ({})", shape.name))?;
         if anchor.is_some() {
-            unhoisted = unhoisted + full_scheduler.layout(shape, role, &weights)?.1.cost;
+            unhoisted = unhoisted + full_scheduler.layer(shape, role, &weights)?.1.cost;
         }
         layers.push((layout, model, weights, input));
     }
@@ -183,7 +166,9 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
         .iter()
         .map(|(_, model, _, _)| model.depth)
         .fold(he::NoiseDepth::default(), he::NoiseDepth::max);
-    let params = sized_params(&args, &shapes, depth, args.net.special_prime)?;
+    // Under coefficient encoding nothing switches keys: no special prime.
+    let special_prime = args.net.special_prime && scheduler.schedule().rotates();
+    let params = sized_params(&args, &shapes, depth, special_prime)?;
     let moduli = params.sized.clone().expect("sized to the noise");
     eprintln!(
         "N = {}, ciphertext primes {} ({} bits: the fewest whose worst-case noise bound leaves the {}-bit margin; it leaves {:.1} bits), plaintext modulus t = {} ({} bits), schedule {}, hoisting {}, {} rayon threads",
@@ -353,123 +338,6 @@ fn against_anchor(
         })
         .collect::<Vec<_>>()
         .join(", "))
-}
-
-/// `--encoding coefficients`: the same layers under Cheetah's coefficient
-/// encoding, each verified and its counts held against the layout's.
-fn run_coefficients(
-    args: &Args,
-    shapes: &[explore_he_model::arch::ConvShape],
-    data: &[(Role, Vec<i64>, Vec<i64>)],
-    anchor: Option<&Anchor>,
-) -> anyhow::Result<ExitCode> {
-    let n = args.net.poly_degree;
-    let layouts = shapes
-        .iter()
-        .map(|s| CoefficientLayout::new(s, n))
-        .collect::<Result<Vec<_>, _>>()?;
-    let depth = layouts
-        .iter()
-        .map(CoefficientLayout::depth)
-        .fold(he::NoiseDepth::default(), he::NoiseDepth::max);
-    // No rotations, so no key switching: a special prime would buy nothing.
-    let params = sized_params(args, shapes, depth, false)?;
-    let moduli = params.sized.clone().expect("sized to the noise");
-    eprintln!(
-        "N = {n}, ciphertext primes {} ({} bits), plaintext modulus t = {} ({} bits), coefficient encoding (Cheetah's HomConv, no rotations), {} rayon threads",
-        moduli.describe(),
-        params.modulus_bits(),
-        params.plaintext_modulus,
-        params.plaintext_bits,
-        rayon::current_num_threads()
-    );
-    let (t_bits, primes) = (params.plaintext_bits, moduli.moduli.clone());
-    let mut ctx = HeContext::new(params);
-    let run_all = |ctx: &mut HeContext, report: bool| -> anyhow::Result<Vec<LayerRun>> {
-        let mut runs = Vec::new();
-        for (layout, (_, weights, input)) in layouts.iter().zip(data) {
-            let plan = CoefficientPlan::new(ctx, layout.clone(), weights)?;
-            let run = he::run_layer(ctx, &plan, input, args.repeat)?;
-            he::check_counts(&run, &run.layer, &layout.cost())?;
-            if report {
-                eprintln!(
-                    "{}: {}, {} pmults, {:.1} ms, verified (its input and a random full-range one), noise budget {} bits left",
-                    run.layer,
-                    run.schedule,
-                    run.executed.pmults,
-                    run.measured_ms,
-                    run.noise_budget_bits
-                );
-            }
-            runs.push(run);
-        }
-        Ok(runs)
-    };
-    let runs = run_all(&mut ctx, true)?;
-    let mut rows: Vec<Vec<String>> = runs
-        .iter()
-        .zip(&layouts)
-        .map(|(r, l)| {
-            row(
-                r,
-                &l.cost(),
-                l.depth().budget_bits(n, t_bits, &primes, None),
-            )
-        })
-        .collect();
-    let total = layouts
-        .iter()
-        .map(CoefficientLayout::cost)
-        .fold(LayerCost::default(), |a, b| a + b);
-    let ms_total: f64 = runs.iter().map(|r| r.measured_ms).sum();
-    rows.push(
-        std::iter::once("total".to_string())
-            .chain(["".into(), "".into()])
-            .chain(counts(&total, &total))
-            .chain([format!("{ms_total:.1}"), "".into(), "".into()])
-            .collect(),
-    );
-    let (inputs, outputs): (usize, usize) = layouts
-        .iter()
-        .map(|l| (l.input_ciphertexts(), l.output_ciphertexts()))
-        .fold((0, 0), |a, b| (a.0 + b.0, a.1 + b.1));
-    let prim = ctx.measure_primitives(args.repeat)?;
-    let budget = runs
-        .iter()
-        .map(|r| r.noise_budget_bits)
-        .min()
-        .unwrap_or(i64::MAX);
-    let mut summary = format!(
-        "every layer verified: its decryption equals the integer convolution on its input and on a random full-range input, and the executed counts equal the layout's
-         ciphertext primes {}: smallest noise budget left {budget} bits measured, {:.1} bits by the worst-case bound
-         no rotations, no Galois keys; {}
-         latency model {} pmult x {:.3} + {} add x {:.4} = {:.1} ms (sequential) vs measured {ms_total:.1} ms ({} threads)",
-        moduli.describe(),
-        moduli.budget_bits,
-        traffic(&mut ctx, inputs, outputs)?,
-        total.pmults,
-        prim.pmul_ms,
-        total.adds,
-        prim.add_ms,
-        total.latency_ms(&prim),
-        rayon::current_num_threads()
-    );
-    if let Some(a) = anchor {
-        let priced = total.pmults as f64 * a.pmul_ms + total.adds as f64 * a.add_ms;
-        let ratios = against_anchor(priced, ms_total, || {
-            Ok(run_all(&mut ctx, false)?
-                .iter()
-                .map(|r| r.measured_ms)
-                .sum())
-        })?;
-        summary = format!(
-            "{summary}
-anchor, native SEAL ({}): {} pmults and {} adds at ct x pt {:.3} ms, ct + ct {:.4} ms = {priced:.1} ms sequential; explore, measured in this run: {ratios}",
-            a.setting, total.pmults, total.adds, a.pmul_ms, a.add_ms
-        );
-    }
-    print_rows(args.format, &rows, &summary);
-    Ok(ExitCode::SUCCESS)
 }
 
 /// What the layers' ciphertexts weigh: `inputs` sent up and `outputs`

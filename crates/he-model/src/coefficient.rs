@@ -103,6 +103,11 @@ impl CoefficientLayout {
         )
     }
 
+    /// Channels per block.
+    pub fn channels_per_block(&self) -> usize {
+        self.c_block
+    }
+
     /// How many blocks cover the channels: the products per output.
     pub fn channel_blocks(&self) -> usize {
         self.c_parts
@@ -217,6 +222,26 @@ impl CoefficientLayout {
                 for l2 in 0..k {
                     out[o - (c * self.h_block + l) * self.w_block - l2] =
                         weights[((m * s.c_in + ch) * k + l) * k + l2];
+                }
+            }
+        }
+        out
+    }
+
+    /// The layer's `[c_out, out_h, out_w]` output from its decrypted output
+    /// ciphertexts' coefficients, in [`Self::output_index`] order (`None`:
+    /// a block known to be zero).
+    pub fn read_output(&self, blocks: &[Option<Vec<i64>>]) -> Vec<i64> {
+        let s = &self.shape;
+        let per_channel = s.out_h() * s.out_w();
+        let mut out = vec![0; s.c_out * per_channel];
+        for spatial in 0..self.spatial_blocks() {
+            let at = self.outputs(spatial);
+            for m in 0..s.c_out {
+                if let Some(block) = &blocks[self.output_index(m, spatial)] {
+                    for &(coefficient, pixel) in &at {
+                        out[m * per_channel + pixel] = block[coefficient];
+                    }
                 }
             }
         }

@@ -5,7 +5,8 @@
 //! a whole network's counts ([`network`]), the plaintext modulus and the
 //! 128-bit ciphertext moduli ([`plaintext`]), the fewest primes a network's
 //! noise needs ([`noise`]), Cheetah's coefficient encoding of a convolution,
-//! the baseline without rotations ([`coefficient`]), and the exact integer
+//! the baseline without rotations ([`coefficient`]), a layer's layout under
+//! either encoding ([`layer`]), and the exact integer
 //! convolution every encrypted result is checked against ([`reference`]).
 //! [`named_enum!`] gives every plain enum of the tool its names.
 //!
@@ -17,6 +18,7 @@ pub mod coefficient;
 pub mod cost;
 #[cfg(any(test, feature = "fixtures"))]
 pub mod fixtures;
+pub mod layer;
 pub mod layout;
 pub mod names;
 pub mod network;

@@ -1,7 +1,7 @@
 //! A whole network's counts: every layer (the convs, then the FC layer)
-//! under the layout its [`Scheduler`] chooses for its weights, with the
-//! distinct rotations (Galois keys) of the network, and the layouts the
-//! executor then runs.
+//! under the layout its [`Scheduler`] chooses for its weights (slots, or
+//! coefficients), with the distinct rotations (Galois keys) of the network,
+//! and the layouts the executor then runs.
 
 use std::collections::BTreeSet;
 use std::ops::Add;
@@ -12,7 +12,8 @@ use crate::Error;
 use crate::arch::ConvShape;
 use crate::arch::NetSpec;
 use crate::cost::{KeySet, LayerCost, LayerPlanCost, conv_cost};
-use crate::layout::{PackingLayout, Rotation};
+use crate::layer::LayerLayout;
+use crate::layout::Rotation;
 use crate::noise::NoiseDepth;
 use crate::schedule::{Role, Schedule, Scheduler};
 
@@ -27,14 +28,18 @@ pub struct LayerRow {
     pub w: usize,
     pub k: usize,
     pub stride: usize,
-    /// The layer's packing (`bsgs`, `bsgs+phases`, `gazelle`, ...).
+    /// The layer's packing (`bsgs`, `bsgs+phases`, `gazelle`,
+    /// `coefficients 3x34x34`, ...).
     pub schedule: String,
+    /// Baby step (0 under coefficient encoding, which has none).
     pub baby_step: usize,
-    /// Input period `p` (channel positions between repeats).
+    /// Input period `p` (channel positions between repeats; 0 under
+    /// coefficient encoding).
     pub period: usize,
     /// Stride phases the layer runs on (1: the full grid).
     pub phases: usize,
-    /// Channel positions per ciphertext (both rows).
+    /// Channel positions per ciphertext (both rows; channels per block
+    /// under coefficient encoding).
     pub cn: usize,
     pub n_in: usize,
     pub n_out: usize,
@@ -60,7 +65,7 @@ pub struct HeCost {
     #[serde(skip)]
     pub key_set: KeySet,
     #[serde(skip)]
-    pub layouts: Vec<PackingLayout>,
+    pub layouts: Vec<LayerLayout>,
 }
 
 impl HeCost {
@@ -86,7 +91,7 @@ pub fn network_cost<T: Copy + Default + PartialEq>(
         conv_weights,
         fc_weight,
         scheduler,
-        |_, shape, role, w| scheduler.layout(shape, role, w),
+        |_, shape, role, w| scheduler.layer(shape, role, w),
     )
 }
 
@@ -99,7 +104,7 @@ pub fn network_cost_under<T: Copy + Default + PartialEq>(
     conv_weights: &[Vec<T>],
     fc_weight: &[T],
     scheduler: &Scheduler,
-    layouts: &[PackingLayout],
+    layouts: &[LayerLayout],
 ) -> Result<HeCost, Error> {
     if layouts.len() != spec.convs.len() + 1 {
         return Err(Error::LayerCount {
@@ -121,7 +126,16 @@ pub fn network_cost_under<T: Copy + Default + PartialEq>(
                     got: shape.weight_len(),
                 });
             }
-            Ok((layout.clone(), conv_cost(layout, w)))
+            let cost = match layout {
+                LayerLayout::Slots(l) => conv_cost(l, w),
+                // Every product is computed, whatever the weights.
+                LayerLayout::Coefficients(l) => LayerPlanCost {
+                    cost: l.cost(),
+                    depth: l.depth(),
+                    ..LayerPlanCost::default()
+                },
+            };
+            Ok((layout.clone(), cost))
         },
     )
 }
@@ -132,12 +146,7 @@ fn counted<T: Copy + Default + PartialEq>(
     conv_weights: &[Vec<T>],
     fc_weight: &[T],
     scheduler: &Scheduler,
-    mut choose: impl FnMut(
-        usize,
-        &ConvShape,
-        Role,
-        &[T],
-    ) -> Result<(PackingLayout, LayerPlanCost), Error>,
+    mut choose: impl FnMut(usize, &ConvShape, Role, &[T]) -> Result<(LayerLayout, LayerPlanCost), Error>,
 ) -> Result<HeCost, Error> {
     if conv_weights.len() != spec.convs.len() {
         return Err(Error::LayerCount {
@@ -161,6 +170,10 @@ fn counted<T: Copy + Default + PartialEq>(
         let (layout, plan) = choose(i, shape, role, w)?;
         rotations.extend(plan.steps);
         key_set.extend(&plan.key_set);
+        let (baby_step, period, phases, cn) = match &layout {
+            LayerLayout::Slots(l) => (l.baby_step(), l.period(), l.phase_count(), l.positions()),
+            LayerLayout::Coefficients(l) => (0, 0, 1, l.channels_per_block()),
+        };
         rows.push(LayerRow {
             layer: shape.name.clone(),
             c_in: shape.c_in,
@@ -169,11 +182,11 @@ fn counted<T: Copy + Default + PartialEq>(
             w: shape.w,
             k: shape.k,
             stride: shape.stride,
-            schedule: layout.schedule().describe(),
-            baby_step: layout.baby_step(),
-            period: layout.period(),
-            phases: layout.phase_count(),
-            cn: layout.positions(),
+            schedule: layout.describe(),
+            baby_step,
+            period,
+            phases,
+            cn,
             n_in: layout.n_in(),
             n_out: layout.n_out(),
             cost: plan.cost,
@@ -255,6 +268,42 @@ mod tests {
         assert!(hoisted.total.full_rotations() > 0, "outputs rotate in full");
     }
 
+    /// Under coefficient encoding every layer, the FC layer included, is
+    /// laid out in coefficients: no rotation, no key, and every product
+    /// computed, so pruning single weights changes nothing.
+    #[test]
+    fn the_coefficient_schedule_rotates_nothing_and_ignores_zeros() {
+        let spec = NetSpec::new(Arch::ResNet20, DatasetKind::Cifar10, 1.0).unwrap();
+        let scheduler = crate::fixtures::scheduler(Schedule::Coefficients, Hoisting::On);
+        let dense = dense_network_cost(&spec, &scheduler).unwrap();
+        assert_eq!(dense.layers.len(), spec.convs.len() + 1);
+        assert_eq!((dense.total.rotations(), dense.keys), (0, 0));
+        assert_eq!(dense.key_set, KeySet::default());
+        let mut sum = LayerCost::default();
+        for (row, layout) in dense.layers.iter().zip(&dense.layouts) {
+            let LayerLayout::Coefficients(l) = layout else {
+                panic!("{} is not in coefficients", row.layer);
+            };
+            assert_eq!(row.cost, l.cost());
+            assert_eq!(
+                (row.n_in, row.n_out),
+                (l.input_ciphertexts(), l.output_ciphertexts())
+            );
+            sum = sum + l.cost();
+        }
+        assert_eq!(dense.total, sum);
+        let zeros: Vec<Vec<bool>> = spec
+            .convs
+            .iter()
+            .map(|c| vec![false; c.weight_len()])
+            .collect();
+        let fc = vec![false; spec.fc.in_features * spec.fc.out_features];
+        let pruned = network_cost(&spec, &zeros, &fc, &scheduler).unwrap();
+        assert_eq!(pruned.total, dense.total);
+        let under = network_cost_under(&spec, &zeros, &fc, &scheduler, &dense.layouts).unwrap();
+        assert_eq!(under.total, dense.total);
+    }
+
     #[test]
     fn a_pruned_network_under_the_dense_packing_needs_only_dense_keys() {
         let spec = NetSpec::new(Arch::ResNet20, DatasetKind::FashionMnist, 0.25).unwrap();
@@ -278,7 +327,7 @@ mod tests {
                 <= under.total.latency_ms(scheduler.costs()) + 1e-9
         );
         for (row, layout) in under.layers.iter().zip(&dense.layouts) {
-            assert_eq!(row.schedule, layout.schedule().describe());
+            assert_eq!(row.schedule, layout.describe());
         }
         assert!(matches!(
             network_cost_under(&spec, &convs, &fc, &scheduler, &dense.layouts[1..]),

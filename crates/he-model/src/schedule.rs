@@ -3,13 +3,17 @@
 //! replication, stride phases, output fold, every baby step) on the layer's
 //! actual nonzero weights and keeps the cheapest under the primitive costs;
 //! `gazelle` is the paper's setting, Gazelle's own packing and output
-//! rotations with both rows used.
+//! rotations with both rows used; `coefficients` is the baseline without
+//! rotations, Cheetah's coefficient encoding of every layer (dense: it
+//! computes every product whatever the weights).
 
 use serde::{Deserialize, Serialize};
 
 use crate::Error;
 use crate::arch::ConvShape;
+use crate::coefficient::CoefficientLayout;
 use crate::cost::{LayerPlanCost, PrimitiveCosts, conv_cost};
+use crate::layer::LayerLayout;
 use crate::layout::{LayerSchedule, PackingLayout};
 use crate::plaintext::moduli_sizes;
 
@@ -38,12 +42,23 @@ pub enum Schedule {
     Best,
     /// Gazelle's packing and output rotations (B = 1), both rows.
     Gazelle,
+    /// Cheetah's coefficient encoding: no rotations, no Galois keys.
+    Coefficients,
 }
 
-crate::named_enum!(Schedule: String, |s| format!("unknown schedule `{s}`: use best or gazelle"), {
+crate::named_enum!(Schedule: String, |s| format!("unknown schedule `{s}`: use best, gazelle or coefficients"), {
     Best => "best",
     Gazelle => "gazelle",
+    Coefficients => "coefficients",
 });
+
+impl Schedule {
+    /// Whether the family packs slots and rotates them (every one but the
+    /// coefficient encoding).
+    pub fn rotates(self) -> bool {
+        self != Schedule::Coefficients
+    }
+}
 
 /// Gazelle's published rotation count for a dense layer (Juvekar et al.
 /// 2018; `conv_2d_2stage_online` and `mat_mul_online` in gazelle_mpc): a
@@ -99,7 +114,7 @@ pub struct Scheduler {
 impl Scheduler {
     /// Checks the rules once: a ring degree with 128-bit moduli (a power of
     /// two in 4096..32768), and a forced baby step that is a power of two,
-    /// and 1 under Gazelle's schedule.
+    /// 1 under Gazelle's schedule, and none under coefficient encoding.
     pub fn new(
         schedule: Schedule,
         baby_step: Option<usize>,
@@ -114,6 +129,10 @@ impl Scheduler {
             } else if schedule == Schedule::Gazelle && b != 1 {
                 Some(
                     "cannot be forced on the gazelle schedule, whose baby step is 1: drop it or use the best schedule",
+                )
+            } else if !schedule.rotates() {
+                Some(
+                    "cannot be forced on the coefficients schedule, which has no baby steps: drop it or use the best schedule",
                 )
             } else {
                 None
@@ -168,14 +187,44 @@ impl Scheduler {
         }
     }
 
-    /// The layout `shape` runs under, chosen for the nonzero pattern of
-    /// `weights`, with its counts.
+    /// The layout `shape` runs under, in either encoding, with its counts:
+    /// the slot packing [`Self::layout`] chooses, or under coefficient
+    /// encoding the layer's blocks, whose every product is computed.
+    pub fn layer<T: Copy + Default + PartialEq>(
+        &self,
+        shape: &ConvShape,
+        role: Role,
+        weights: &[T],
+    ) -> Result<(LayerLayout, LayerPlanCost), Error> {
+        if self.schedule.rotates() {
+            let (layout, cost) = self.layout(shape, role, weights)?;
+            return Ok((LayerLayout::Slots(layout), cost));
+        }
+        let layout = CoefficientLayout::new(shape, self.poly_degree)?;
+        let cost = LayerPlanCost {
+            cost: layout.cost(),
+            depth: layout.depth(),
+            ..LayerPlanCost::default()
+        };
+        Ok((LayerLayout::Coefficients(layout), cost))
+    }
+
+    /// The slot packing `shape` runs under, chosen for the nonzero pattern
+    /// of `weights`, with its counts; an error under coefficient encoding,
+    /// which packs no slots (what pruning's groups are defined on).
     pub fn layout<T: Copy + Default + PartialEq>(
         &self,
         shape: &ConvShape,
         role: Role,
         weights: &[T],
     ) -> Result<(PackingLayout, LayerPlanCost), Error> {
+        if !self.schedule.rotates() {
+            return Err(Error::ImpossibleSchedule {
+                layer: shape.name.clone(),
+                schedule: self.schedule.to_string(),
+                why: "coefficient encoding packs no slots, so it has no prune groups".into(),
+            });
+        }
         let mut best: Option<(PackingLayout, LayerPlanCost)> = None;
         let mut first_error = None;
         let mut tried = Vec::new();
@@ -286,6 +335,8 @@ mod tests {
         assert!(matches!(e, Error::BabyStep { baby_step: 4, .. }), "{e}");
         assert!(e.to_string().contains("gazelle"), "{e}");
         assert!(new(Schedule::Gazelle, Some(1), 8192).is_ok());
+        let e = new(Schedule::Coefficients, Some(1), 8192).unwrap_err();
+        assert!(matches!(e, Error::BabyStep { baby_step: 1, .. }), "{e}");
         assert!(new(Schedule::Best, Some(16), 8192).is_ok());
     }
 

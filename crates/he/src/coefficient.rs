@@ -14,10 +14,12 @@ use rayon::prelude::*;
 
 use crate::context::HeContext;
 use crate::error::HeError;
-use crate::params::{check_input, check_weights};
+use crate::keys::KeySource;
+use crate::params::check_weights;
 use crate::runner::EncryptedLayer;
 use explore_he_model::coefficient::CoefficientLayout;
 use explore_he_model::cost::LayerCost;
+use explore_he_model::layer::Encoding;
 use explore_he_model::reference::conv_int;
 
 /// A layer's encoded kernels, one per output channel and channel block.
@@ -29,13 +31,15 @@ pub struct CoefficientPlan {
 }
 
 impl CoefficientPlan {
+    /// Encodes the kernels of `weights` (`[c_out, c_in, k, k]`) under
+    /// `keys`' parameters (no key is asked for: nothing rotates).
     pub fn new(
-        ctx: &HeContext,
+        keys: &impl KeySource,
         layout: CoefficientLayout,
         weights: &[i64],
     ) -> Result<CoefficientPlan, HeError> {
         let shape = layout.shape();
-        let params = ctx.params();
+        let params = keys.params();
         check_weights(shape, weights, params.weight_bits)?;
         let c_parts = layout.channel_blocks();
         let kernels = (0..shape.c_out * c_parts)
@@ -54,6 +58,11 @@ impl CoefficientPlan {
     pub fn layout(&self) -> &CoefficientLayout {
         &self.layout
     }
+
+    /// The encoded kernels the server holds.
+    pub fn plaintexts(&self) -> usize {
+        self.kernels.len()
+    }
 }
 
 impl EncryptedLayer for CoefficientPlan {
@@ -66,11 +75,7 @@ impl EncryptedLayer for CoefficientPlan {
     }
 
     fn encrypt(&self, ctx: &mut HeContext, input: &[i64]) -> Result<Vec<Ciphertext>, HeError> {
-        let shape = self.layout.shape();
-        check_input(shape, input, ctx.params().activation_bits)?;
-        let blocks = self.layout.blocks();
-        let polys = blocks.iter().map(|&b| self.layout.pack_input(input, b));
-        ctx.encrypt_coefficients(&shape.name, polys.collect())
+        ctx.encrypt_coefficients(&self.layout, input)
     }
 
     /// Output `(m, spatial)` is the sum over channel blocks of each input
@@ -118,7 +123,7 @@ impl EncryptedLayer for CoefficientPlan {
         for (o, ct) in outputs.iter().enumerate() {
             let ct = ct.as_ref().expect("every output is computed");
             let (m, s) = (o / spatial, o % spatial);
-            let got = ctx.decrypt_coefficients(ct)?;
+            let got = ctx.decrypt_as(Encoding::Coefficients, ct)?;
             let block_budget = ctx.noise_budget(ct)?;
             budget = budget.min(block_budget);
             for (at, pixel) in l.outputs(s) {

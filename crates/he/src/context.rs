@@ -19,7 +19,9 @@ use rayon::prelude::*;
 use crate::error::HeError;
 use crate::hoist::{Decomposed, HoistedKey};
 use crate::params::HeParams;
+use explore_he_model::coefficient::CoefficientLayout;
 use explore_he_model::cost::{KeySet, PrimitiveCosts};
+use explore_he_model::layer::{self, LayerLayout};
 use explore_he_model::layout::{PackingLayout, Rotation};
 
 /// Parameters, keys and the randomness for encryption and key generation.
@@ -86,20 +88,34 @@ impl HeContext {
         self.encrypt_all(blocks)
     }
 
-    /// Encrypts each of `polys` (a layer's input blocks under coefficient
-    /// encoding, in the activation range) as polynomial coefficients, as
+    /// Encrypts a `[c_in, h, w]` integer input as `layout` lays it out in
+    /// polynomial coefficients, one ciphertext per input block, as
     /// [`Self::encrypt_input`] does slots.
     pub fn encrypt_coefficients(
         &mut self,
-        layer: &str,
-        polys: Vec<Vec<i64>>,
+        layout: &CoefficientLayout,
+        input: &[i64],
     ) -> Result<Vec<Ciphertext>, HeError> {
-        for p in &polys {
-            crate::params::check_range(layer, p, self.params.activation_bits)?;
-        }
-        let blocks = polys.iter().map(|p| self.params.encode_coefficients(p));
+        crate::params::check_input(layout.shape(), input, self.params.activation_bits)?;
+        let polys = layout
+            .blocks()
+            .into_iter()
+            .map(|b| layout.pack_input(input, b));
+        let blocks = polys.map(|p| self.params.encode_coefficients(&p));
         let blocks = blocks.collect::<Result<Vec<_>, HeError>>()?;
         self.encrypt_all(blocks)
+    }
+
+    /// Encrypts a layer's input under whichever encoding its layout has.
+    pub fn encrypt_layer(
+        &mut self,
+        layout: &LayerLayout,
+        input: &[i64],
+    ) -> Result<Vec<Ciphertext>, HeError> {
+        match layout {
+            LayerLayout::Slots(l) => self.encrypt_input(l, input),
+            LayerLayout::Coefficients(l) => self.encrypt_coefficients(l, input),
+        }
     }
 
     /// Encrypts each plaintext with the secret key, in parallel, each from
@@ -118,9 +134,24 @@ impl HeContext {
         &self.pk
     }
 
+    /// The slots of what `ct` encrypts.
     pub fn decrypt(&self, ct: &Ciphertext) -> Result<Vec<i64>, HeError> {
+        self.decrypt_as(layer::Encoding::Slots, ct)
+    }
+
+    /// What `ct` encrypts, decoded as slots or as coefficients (each in
+    /// `(-t/2, t/2]`).
+    pub fn decrypt_as(
+        &self,
+        encoding: layer::Encoding,
+        ct: &Ciphertext,
+    ) -> Result<Vec<i64>, HeError> {
         let pt = self.sk.try_decrypt(ct)?;
-        Ok(Vec::<i64>::try_decode(&pt, Encoding::simd())?)
+        let encoding = match encoding {
+            layer::Encoding::Slots => Encoding::simd(),
+            layer::Encoding::Coefficients => Encoding::poly(),
+        };
+        Ok(Vec::<i64>::try_decode(&pt, encoding)?)
     }
 
     /// The serialized bytes of an input ciphertext (secret-key encrypted,
@@ -131,12 +162,6 @@ impl HeContext {
         let input: Ciphertext = self.sk.try_encrypt(&pt, &mut self.rng)?;
         let full: Ciphertext = self.pk.try_encrypt(&pt, &mut self.rng)?;
         Ok((input.to_bytes().len(), full.to_bytes().len()))
-    }
-
-    /// The coefficients of what `ct` encrypts, each in `(-t/2, t/2]`.
-    pub fn decrypt_coefficients(&self, ct: &Ciphertext) -> Result<Vec<i64>, HeError> {
-        let pt = self.sk.try_decrypt(ct)?;
-        Ok(Vec::<i64>::try_decode(&pt, Encoding::poly())?)
     }
 
     /// `len` values drawn uniformly from the signed `bits`-bit range.

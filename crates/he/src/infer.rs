@@ -88,7 +88,7 @@ impl Deployment {
     /// reply shapes, skipping only the zero masks. Parameters: the fewest
     /// primes that hold the dense network's deepest layer and its flooded
     /// reply with `margin_bits` to spare, with a special prime for key
-    /// switching if `special_prime`.
+    /// switching if `special_prime` and the schedule rotates.
     pub fn new(
         qnet: &QuantizedNet,
         scheduler: &Scheduler,
@@ -114,7 +114,8 @@ impl Deployment {
             .plaintext_bits(plaintext_bits)
             .quantization(qnet.config.weight_bits, qnet.config.activation_bits)
             .fewest_primes(dense.depth(), margin_bits, flooding)
-            .special_prime(special_prime)
+            // Under coefficient encoding nothing switches keys.
+            .special_prime(special_prime && scheduler.schedule().rotates())
             .build()?;
         let (net, cost, keys, depths): (_, _, _, Vec<NoiseDepth>) = match mode {
             KeysMode::Live => {
@@ -162,13 +163,7 @@ impl Deployment {
     }
 
     /// The server's layers: layout, integer weights and reply shape.
-    fn server_layers(
-        &self,
-    ) -> Vec<(
-        explore_he_model::layout::PackingLayout,
-        Vec<i64>,
-        ReplyShape,
-    )> {
+    fn server_layers(&self) -> Vec<(explore_he_model::layer::LayerLayout, Vec<i64>, ReplyShape)> {
         let weights = self
             .net
             .convs
@@ -441,7 +436,7 @@ mod tests {
         let mut folded = random_net(3);
         let dense = crate::dense_network_cost(&folded.spec, s).unwrap();
         for (i, c) in folded.convs.iter_mut().enumerate() {
-            let groups = dense.layouts[i].groups(i);
+            let groups = dense.layouts[i].slots().expect("a slot schedule").groups(i);
             let diagonal = groups.iter().filter(
                 |(g, _)| matches!(g, explore_he_model::layout::PruneGroup::Diagonal { giant, .. } if *giant > 0),
             );
@@ -494,6 +489,48 @@ mod tests {
                 }
             }
         }
+    }
+
+    /// The dense baseline under coefficient encoding, deployed with the
+    /// defaults (dense keys, flooding, a special prime asked for): every
+    /// image's logits equal the integer model's, the client uploads no
+    /// rotation key, the server rotates nothing, and no special prime is
+    /// taken since nothing switches keys.
+    #[test]
+    fn the_coefficient_baseline_runs_as_private_inference_without_keys() {
+        let s = explore_he_model::fixtures::scheduler(Schedule::Coefficients, Hoisting::On);
+        let mut folded = random_net(5);
+        folded.convs[1]
+            .weight
+            .iter_mut()
+            .step_by(2)
+            .for_each(|w| *w = 0.0);
+        let net = QuantizedNet::new(&folded, config(8), &images(2, 10)).unwrap();
+        let dep = Deployment::new(
+            &net,
+            &s,
+            KeysMode::Dense,
+            Flooding::DEFAULT,
+            10.0,
+            None,
+            true,
+        )
+        .unwrap();
+        assert_eq!(dep.params.special_bits, None);
+        assert_eq!(dep.keys, KeySet::default());
+        let report = run(&dep, &data(2), 2, |_| {}).unwrap();
+        assert_eq!((report.images, report.matches), (2, 2));
+        assert_eq!(
+            (report.rotations, report.keys, report.keys_dense),
+            (0, 0, 0)
+        );
+        // The upload is the public key alone, whichever key mode.
+        assert_eq!(report.key_bytes, report.key_bytes_live);
+        assert!(report.key_bytes < 400_000, "{} bytes", report.key_bytes);
+        // Zero weights cost as much as any: the counts are the dense one's.
+        let dense = crate::dense_network_cost(&net.spec, &s).unwrap();
+        assert_eq!(dep.cost.total, dense.total);
+        assert!(report.noise_budget_bits > 0);
     }
 
     #[test]

@@ -2,7 +2,7 @@
 //! parameters ([`params`]), keys and encryption ([`context`]), one layer
 //! planned, run on ciphertexts, verified and timed ([`plan`]), or under
 //! Cheetah's coefficient encoding, the baseline without rotations
-//! ([`coefficient`]), and a network
+//! ([`coefficient`]), a layer under either ([`layer`]), and a network
 //! run layer by layer against the cost model ([`runner`]), a client and a
 //! server that run layers as a private-inference protocol ([`protocol`]),
 //! and private inference over whole images ([`infer`]), on top of the pure
@@ -17,11 +17,13 @@ pub mod error;
 pub mod hoist;
 pub mod infer;
 pub mod keys;
+pub mod layer;
 pub mod params;
 pub mod plan;
 pub mod protocol;
 pub mod runner;
 
+pub use explore_he_model::layer::LayerLayout;
 pub use explore_he_model::{cost, layout, network, noise, plaintext, schedule};
 
 pub use coefficient::CoefficientPlan;
@@ -29,6 +31,7 @@ pub use context::HeContext;
 pub use cost::{KeySet, LayerCost, LayerPlanCost, PrimitiveCosts, conv_cost};
 pub use error::HeError;
 pub use keys::KeySource;
+pub use layer::Plan;
 pub use layout::{Half, LayerSchedule, PackingLayout, PruneGroup, Rotation};
 pub use network::{HeCost, LayerRow, dense_network_cost, network_cost};
 pub use noise::{Flooding, ModulusChoice, NoiseDepth};

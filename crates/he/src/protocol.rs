@@ -30,10 +30,12 @@ use crate::context::HeContext;
 use crate::error::HeError;
 use crate::hoist::HoistedKey;
 use crate::keys::KeySource;
+use crate::layer::Plan;
 use crate::params::HeParams;
-use crate::plan::LayerPlan;
+use crate::runner::EncryptedLayer as _;
 use explore_he_model::cost::{KeySet, LayerCost};
-use explore_he_model::layout::{PackingLayout, Rotation};
+use explore_he_model::layer::LayerLayout;
+use explore_he_model::layout::Rotation;
 
 /// How the replies of one layer leave the server: the bound of the
 /// flooding noise (`None`: not flooded) and the primes kept.
@@ -112,7 +114,7 @@ fn read_rotation(r: &mut Reader) -> Result<Rotation, HeError> {
 /// The party with the secret key.
 pub struct Client {
     ctx: HeContext,
-    layouts: Vec<PackingLayout>,
+    layouts: Vec<LayerLayout>,
 }
 
 /// One layer's output as the client reads it from a reply.
@@ -128,7 +130,7 @@ type ReplyParts<'a> = Vec<(usize, Vec<Option<&'a [u8]>>)>;
 impl Client {
     /// A client with fresh keys under `params`, packing layer `i`'s input as
     /// `layouts[i]` (what the server publishes).
-    pub fn new(params: HeParams, layouts: Vec<PackingLayout>) -> Client {
+    pub fn new(params: HeParams, layouts: Vec<LayerLayout>) -> Client {
         Client {
             ctx: HeContext::new(params),
             layouts,
@@ -166,7 +168,7 @@ impl Client {
                 .layouts
                 .get(layer)
                 .ok_or_else(|| wire(format!("layer {layer} is not published")))?;
-            let cts = self.ctx.encrypt_input(layout, input)?;
+            let cts = self.ctx.encrypt_layer(layout, input)?;
             w.count(layer);
             w.count(cts.len());
             let bytes: Vec<Vec<u8>> = cts.par_iter().map(|ct| ct.to_bytes()).collect();
@@ -212,11 +214,15 @@ impl Client {
         self.parts(reply)?
             .into_iter()
             .map(|(layer, parts)| {
+                let encoding = self.layouts[layer].encoding();
                 let blocks: Vec<Option<Vec<i64>>> = parts
                     .par_iter()
                     .map(|part| {
-                        part.map(|bytes| self.ctx.decrypt(&Ciphertext::from_bytes(bytes, par)?))
-                            .transpose()
+                        part.map(|bytes| {
+                            self.ctx
+                                .decrypt_as(encoding, &Ciphertext::from_bytes(bytes, par)?)
+                        })
+                        .transpose()
                     })
                     .collect::<Result<_, HeError>>()?;
                 Ok(Answer {
@@ -273,7 +279,7 @@ impl KeySource for UploadedKeys {
 /// One layer as the server holds it: its plan (encoded weights and keys)
 /// and how its replies leave.
 struct ServerLayer {
-    plan: LayerPlan,
+    plan: Plan,
     reply: ReplyShape,
 }
 
@@ -324,7 +330,7 @@ impl Server {
     pub fn new(
         params: HeParams,
         upload: &[u8],
-        layers: Vec<(PackingLayout, Vec<i64>, ReplyShape)>,
+        layers: Vec<(LayerLayout, Vec<i64>, ReplyShape)>,
         rounds: Vec<Vec<usize>>,
         every_block: bool,
     ) -> Result<Server, HeError> {
@@ -371,7 +377,7 @@ impl Server {
             .into_iter()
             .map(|(layout, weights, reply)| {
                 Ok(ServerLayer {
-                    plan: LayerPlan::new(&mut keys, layout, &weights)?,
+                    plan: Plan::new(&mut keys, layout, &weights)?,
                     reply,
                 })
             })
@@ -439,10 +445,10 @@ impl Server {
                 )));
             }
             let held = &self.layers[layer];
-            if blocks != held.plan.layout().n_in() {
+            if blocks != held.plan.n_in() {
                 return Err(at(format!(
                     "layer {layer}: {blocks} input blocks, the packing has {}",
-                    held.plan.layout().n_in()
+                    held.plan.n_in()
                 )));
             }
             let mut parts = Vec::with_capacity(blocks);
@@ -573,7 +579,7 @@ mod tests {
     use crate::runner::tests::{random, shape};
     use explore_he_model::arch::ConvShape;
     use explore_he_model::cost::conv_cost;
-    use explore_he_model::layout::LayerSchedule;
+    use explore_he_model::layout::{LayerSchedule, PackingLayout};
     use explore_he_model::noise::Flooding;
     use explore_quant::conv_int;
 
@@ -586,7 +592,7 @@ mod tests {
         weights: &[i64],
         n: usize,
     ) -> Vec<f64> {
-        let s = server.layers[0].plan.layout().shape().clone();
+        let s = server.layers[0].plan.shape().clone();
         (0..n)
             .map(|_| {
                 let query = client.query(0, &[(0, x)]).unwrap();
@@ -644,13 +650,13 @@ mod tests {
                 flood_bits: public.depth.flood_bits(8192, t, &moduli, None, flooding),
                 primes: moduli.len(),
             };
-            let mut client = Client::new(params.clone(), vec![layout.clone()]);
+            let mut client = Client::new(params.clone(), vec![LayerLayout::Slots(layout.clone())]);
             let upload = client.upload(&public.key_set).unwrap();
             let server = |w: &[i64]| {
                 Server::new(
                     params.clone(),
                     &upload,
-                    vec![(layout.clone(), w.to_vec(), reply)],
+                    vec![(LayerLayout::Slots(layout.clone()), w.to_vec(), reply)],
                     vec![vec![0]],
                     true,
                 )
@@ -750,7 +756,7 @@ mod tests {
         let params = HeParamsBuilder::new(8192, std::slice::from_ref(&s))
             .build()
             .unwrap();
-        let mut client = Client::new(params.clone(), vec![layout.clone()]);
+        let mut client = Client::new(params.clone(), vec![LayerLayout::Slots(layout.clone())]);
         let upload = client.upload(&conv_cost(&layout, &w).key_set).unwrap();
         let reply = ReplyShape {
             flood_bits: None,
@@ -759,7 +765,7 @@ mod tests {
         let server = Server::new(
             params,
             &upload,
-            vec![(layout, w.clone(), reply)],
+            vec![(LayerLayout::Slots(layout), w.clone(), reply)],
             vec![vec![0]],
             false,
         )
@@ -783,14 +789,15 @@ mod tests {
         let params = HeParamsBuilder::new(8192, std::slice::from_ref(&s))
             .build()
             .unwrap();
-        let mut client = Client::new(params.clone(), vec![layout.clone(), layout.clone()]);
+        let slots = LayerLayout::Slots(layout.clone());
+        let mut client = Client::new(params.clone(), vec![slots.clone(), slots.clone()]);
         let keys = conv_cost(&layout, &w).key_set;
         let upload = client.upload(&keys).unwrap();
         let reply = ReplyShape {
             flood_bits: None,
             primes: params.moduli_bits().len(),
         };
-        let layer = (layout.clone(), w.clone(), reply);
+        let layer = (slots, w.clone(), reply);
         let server = Server::new(
             params.clone(),
             &upload,

@@ -9,9 +9,10 @@ use serde::Serialize;
 
 use crate::context::HeContext;
 use crate::error::HeError;
+use crate::layer::Plan;
 use crate::plan::LayerPlan;
 use explore_he_model::cost::LayerCost;
-use explore_he_model::layout::PackingLayout;
+use explore_he_model::layer::LayerLayout;
 use explore_he_model::network::HeCost;
 use explore_quant::QuantizedNet;
 
@@ -178,10 +179,10 @@ impl NetworkRun {
     }
 }
 
-/// One layer to run: its layout, its integer weights (`[c_out, c_in, k,
+/// One layer to run: its layout (either encoding), its integer weights (`[c_out, c_in, k,
 /// k]`) and input (`[c_in, h, w]`), and what the cost model counts for it.
 pub struct LayerJob<'a> {
-    pub layout: PackingLayout,
+    pub layout: LayerLayout,
     pub weights: &'a [i64],
     pub input: &'a [i64],
     pub modeled: &'a LayerCost,
@@ -200,7 +201,7 @@ pub fn run_layers<'a>(
     let mut layers = Vec::new();
     for job in jobs {
         let layer = job.layout.name().to_string();
-        let plan = LayerPlan::new(ctx, job.layout, job.weights)?;
+        let plan = Plan::new(ctx, job.layout, job.weights)?;
         let run = run_layer(ctx, &plan, job.input, repeats)?;
         check_counts(&run, &layer, job.modeled)?;
         done(&run);
@@ -266,7 +267,7 @@ pub(crate) mod tests {
     use explore_he_model::arch::ConvShape;
     use explore_he_model::cost::conv_cost;
     pub(crate) use explore_he_model::fixtures::{schedule, shape};
-    use explore_he_model::layout::{LayerSchedule, PruneGroup};
+    use explore_he_model::layout::{LayerSchedule, PackingLayout, PruneGroup};
     use explore_quant::max_magnitude;
 
     pub(crate) fn random(len: usize, bits: u32, seed: u64) -> Vec<i64> {

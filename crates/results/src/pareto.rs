@@ -299,6 +299,23 @@ pub fn dense(points: &[Summary]) -> Option<&Summary> {
     points.iter().find(|p| p.strategy == Strategy::Dense)
 }
 
+/// The cheapest dense model by `cost` among the schedules a table ran: the
+/// dense model under its primary schedule (in `points`) and under every
+/// other one (`references`, e.g. Gazelle's, or coefficient encoding with
+/// no rotations at all). What a pruned network must beat to be worth
+/// deploying, whatever the encoding.
+pub fn cheapest_dense<'a>(
+    points: &'a [Summary],
+    references: &'a [Summary],
+    cost: Cost,
+) -> Option<&'a Summary> {
+    dense(points)
+        .into_iter()
+        .chain(references)
+        .filter(|s| cost.of(s).is_finite())
+        .min_by(|a, b| cost.of(a).total_cmp(&cost.of(b)))
+}
+
 /// The cheapest point with mean accuracy at least `min_accuracy`
 /// (iso-accuracy); among equally cheap ones, the most accurate.
 pub fn cheapest_within<'a>(

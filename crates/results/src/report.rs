@@ -11,6 +11,7 @@ use crate::outcomes::Outcomes;
 use crate::paired;
 use crate::pareto::{self, Cost, Summary};
 use crate::points::PointRecord;
+use explore_he_model::schedule::Schedule;
 use explore_spec::Strategy;
 use explore_stats as stats;
 
@@ -279,16 +280,44 @@ fn speedups(
     }
     md += ")";
     for r in references {
+        let (what, why) = match r.schedule {
+            Schedule::Gazelle => ("Gazelle's schedule", ", the paper's setting"),
+            Schedule::Coefficients => (
+                "coefficient encoding",
+                ", Cheetah's baseline without rotations (`-` by rotations: it has none to save)",
+            ),
+            Schedule::Best => ("the best schedule", ""),
+        };
         let _ = write!(
             md,
-            "; `vs {}` against the dense model under {}'s schedule ({} rotations, {} ms), the paper's setting",
-            r.schedule,
+            "; `vs {}` against the dense model under {what} ({} rotations, {} ms){why}",
             r.schedule,
             Cost::Rotations.format(r.rotations.mean),
             Cost::Latency.format(r.latency.mean)
         );
     }
     md += ".\n\n";
+    // Every speedup is also stated against the cheapest dense model of any
+    // schedule: a pruned network is only worth deploying if it beats that.
+    let cheapest: Vec<String> = Cost::ALL
+        .into_iter()
+        .filter_map(|cost| {
+            let c = pareto::cheapest_dense(points, references, cost)?;
+            Some(format!(
+                "by {}, the {} schedule's ({})",
+                cost.name(),
+                c.schedule,
+                cost.format(cost.of(c))
+            ))
+        })
+        .collect();
+    if !references.is_empty() && !cheapest.is_empty() {
+        let _ = writeln!(
+            md,
+            "Cheapest dense model among the schedules run: {}.\n",
+            cheapest.join("; ")
+        );
+    }
     let pruned = |s: Option<Strategy>| {
         points
             .iter()
@@ -331,11 +360,7 @@ fn speedups(
                         cost.format(cost.of(p)),
                         format!("{:.2}x", reference / cost.of(p)),
                     ]);
-                    row.extend(
-                        references
-                            .iter()
-                            .map(|r| format!("{:.2}x", cost.of(r) / cost.of(p))),
-                    );
+                    row.extend(references.iter().map(|r| versus(cost, r, p)));
                 }
                 None => {
                     row.extend(std::iter::repeat_n("-".to_string(), 8));
@@ -359,10 +384,21 @@ fn speedups(
             .map_or(String::new(), |(epochs, steps)| {
                 format!(", after {epochs:.0} recovery epochs ({steps:.0} fine-tuning steps)")
             });
+        let against_cheapest = pareto::cheapest_dense(points, references, Cost::Latency)
+            .filter(|c| c.schedule != schedule && Cost::Latency.of(p).is_finite())
+            .map_or(String::new(), |c| {
+                format!(
+                    "; in measured latency it is {} against the cheapest dense model run, \
+                     under {} ({} ms)",
+                    speedup_words(Cost::Latency.of(c) / Cost::Latency.of(p)),
+                    c.schedule,
+                    Cost::Latency.format(Cost::Latency.of(c))
+                )
+            });
         Some(format!(
             "{} at target {} needs {:.2}x fewer rotations than its budget-matched dense twin \
              under the {schedule} schedule, at a paired test difference of {} ({} {}, {} test \
-             images){budget}",
+             images){budget}{against_cheapest}",
             p.strategy,
             p.target,
             reference / Cost::Rotations.of(p),
@@ -422,6 +458,27 @@ fn speedups(
     header.extend(reference_headers.iter().map(String::as_str));
     md += &markdown(&header, &rows);
     md + "\n"
+}
+
+/// A pruned point's speedup against a dense reference by `cost`; `-` where
+/// the reference has none of that cost to save (no rotations under
+/// coefficient encoding).
+fn versus(cost: Cost, reference: &Summary, point: &Summary) -> String {
+    let r = cost.of(reference);
+    if r > 0.0 {
+        format!("{:.2}x", r / cost.of(point))
+    } else {
+        "-".into()
+    }
+}
+
+/// A ratio of times in words: a speedup above 1, a slowdown below it.
+fn speedup_words(ratio: f64) -> String {
+    if ratio >= 1.0 {
+        format!("{ratio:.2}x faster")
+    } else {
+        format!("{:.2}x slower", 1.0 / ratio)
+    }
 }
 
 /// The multiples of the spec's margin at which the report also states its
@@ -1039,6 +1096,48 @@ mod tests {
                 .count(),
             2 + 7
         );
+    }
+
+    /// A dense row under coefficient encoding (no rotations, cheaper in
+    /// time than the best schedule's dense model) is named as the cheapest
+    /// dense model by latency, its column reads `-` by rotations, and the
+    /// headline states the chosen point's time against it, slower here.
+    #[test]
+    fn the_cheapest_dense_model_of_any_schedule_is_named() {
+        let (mut points, _) = paired_sweep();
+        points[1].val_accuracy = 0.911;
+        let mut coefficients = record(Strategy::Dense, 0.0, 0.91, 0);
+        coefficients.schedule = Schedule::Coefficients;
+        coefficients.latency_measured_ms = 500.0;
+        points.push(coefficients);
+        let outcomes: Vec<_> = points.iter().map(outcomes_of).collect();
+        let md = render_paired(&points, &outcomes);
+        let s = section(&md, "## Speedup at iso-accuracy");
+        assert!(
+            s.contains(
+                "Cheapest dense model among the schedules run: by rotations, the \
+                 coefficients schedule's (0); by latency, the coefficients schedule's (500.0)"
+            ),
+            "{s}"
+        );
+        assert!(s.contains("| vs coefficients |"), "{s}");
+        // 500 rotations at 2.6 ms each: 1300 ms against 500 ms.
+        assert!(
+            s.contains("under coefficients (500.0 ms)") && s.contains("2.60x slower"),
+            "{s}"
+        );
+        let by_rotations = row_of(s, "rotations", "diagonal");
+        let last = |row: &str| {
+            row.trim_end_matches(['|', ' '])
+                .rsplit('|')
+                .next()
+                .unwrap()
+                .trim()
+                .to_string()
+        };
+        assert_eq!(last(by_rotations), "-", "{by_rotations}");
+        let by_latency = row_of(s, "latency", "diagonal");
+        assert!(by_latency.contains("| 0.38x"), "{by_latency}");
     }
 
     #[test]

@@ -50,8 +50,9 @@ impl std::fmt::Display for PointKey {
 }
 
 /// Every point of the spec, the dense model of each seed first (under the
-/// spec's schedule, and under Gazelle's as the paper's reference when the
-/// spec's is another). A seed is a replicate of the whole pipeline: its own
+/// spec's schedule, under Gazelle's as the paper's reference when the
+/// spec's is another, and under coefficient encoding, the baseline without
+/// rotations). A seed is a replicate of the whole pipeline: its own
 /// dense training, regularization and fine-tuning. With several recovery
 /// budgets, every pruned point and its twin come once per budget.
 pub fn point_keys(spec: &Spec) -> Vec<PointKey> {
@@ -73,6 +74,7 @@ pub fn point_keys(spec: &Spec) -> Vec<PointKey> {
         if schedule != Schedule::Gazelle {
             keys.push(key(Strategy::Dense, 0.0, seed, Schedule::Gazelle));
         }
+        keys.push(key(Strategy::Dense, 0.0, seed, Schedule::Coefficients));
     }
     // Every pruned strategy, then the budget-matched dense control, whose
     // twins share the targets' step budgets.
@@ -231,7 +233,8 @@ prune: {strategies: [hybrid], targets: [0.5], seeds: [0],
         assert_eq!(
             names,
             [
-                // Under the spec's schedule and under Gazelle's.
+                // Under the spec's schedule, Gazelle's and coefficients.
+                "dense-0-s0",
                 "dense-0-s0",
                 "dense-0-s0",
                 "hybrid-0.5-e1-s0",
@@ -246,7 +249,7 @@ prune: {strategies: [hybrid], targets: [0.5], seeds: [0],
         let one = spec("[0.5]", "[0]");
         assert!(point_keys(&one).iter().all(|k| k.budget.is_none()));
         // Budgets of one strategy and seed land in different shards.
-        let hybrid: Vec<Vec<u64>> = keys[2..5].iter().map(|k| owner(k, 3)).collect();
+        let hybrid: Vec<Vec<u64>> = keys[3..6].iter().map(|k| owner(k, 3)).collect();
         assert!(hybrid.iter().all(|o| o.len() == 1), "{hybrid:?}");
         assert!(hybrid[0] != hybrid[1], "{hybrid:?}");
     }

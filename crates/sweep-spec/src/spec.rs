@@ -540,6 +540,12 @@ impl Spec {
                 ));
             }
         }
+        if !self.he.schedule.rotates() {
+            return Err(bad(
+                "he.schedule",
+                "coefficients is the dense baseline without rotations, which every sweep measures beside its own schedule; pruning needs a slot schedule: use best or gazelle".into(),
+            ));
+        }
         if let Err(e) = self.checked_scheduler() {
             let field = match e {
                 explore_he_model::Error::BabyStep { .. } => "he.baby_step",
@@ -756,6 +762,14 @@ train: {epochs: 1, lr: 0.1}
             .unwrap_err()
             .to_string();
         assert!(e.contains("fastest") && e.contains("best"), "{e}");
+        let text = format!("{MINIMAL}he: {{schedule: coefficients}}\n");
+        let e = Spec::parse(&text, Path::new("t.yaml"))
+            .unwrap_err()
+            .to_string();
+        assert!(
+            e.contains("he.schedule") && e.contains("use best or gazelle"),
+            "{e}"
+        );
         for (extra, field, words) in [
             (
                 "prune: {gradual: {ramp: 0.5}}",
