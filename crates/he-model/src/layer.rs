@@ -67,19 +67,6 @@ impl LayerLayout {
         }
     }
 
-    /// The plaintext of each input block of a `[c_in, h, w]` input, in
-    /// [`Self::encoding`].
-    pub fn pack_inputs(&self, input: &[i64]) -> Vec<Vec<i64>> {
-        match self {
-            LayerLayout::Slots(l) => (0..l.n_in()).map(|a| l.pack_input(input, a)).collect(),
-            LayerLayout::Coefficients(l) => l
-                .blocks()
-                .into_iter()
-                .map(|b| l.pack_input(input, b))
-                .collect(),
-        }
-    }
-
     /// The layer's `[c_out, out_h, out_w]` output from its decrypted output
     /// blocks (decoded in [`Self::encoding`]; `None`: a block known to be
     /// zero).
@@ -106,9 +93,8 @@ mod tests {
     use crate::layout::LayerSchedule;
     use crate::reference::conv_int;
 
-    /// Under both encodings, the blocks the client packs and the outputs it
-    /// reads back address the same tensors: reading blocks that hold the
-    /// reference at every output position gives the reference.
+    /// Under both encodings, reading output blocks that hold the reference
+    /// at every output position the layout names gives the reference.
     #[test]
     fn both_encodings_read_back_what_their_blocks_hold() {
         let s = shape(4, 3, 6, 3, 2);
@@ -129,7 +115,6 @@ mod tests {
         }
         let layer = LayerLayout::Coefficients(coefficients);
         assert_eq!(layer.read_output(&blocks), want);
-        assert_eq!(layer.pack_inputs(&input).len(), layer.n_in());
 
         let slots = PackingLayout::new(&s, 4096, LayerSchedule::GAZELLE_CONV).unwrap();
         // The slots hold the convolution the packing computes (stride 1
