@@ -554,7 +554,12 @@ mod tests {
             "{} vs {first}",
             rms[0]
         );
-        assert!(rms.iter().all(|r| *r > 0.0));
+        // Zero is a legitimate RMS: at width 0.125 a layer has two channels,
+        // and an init that leaves both negative before a ReLU silences the
+        // next conv's input. The init is not fixed here (burn's seed is one
+        // global RNG, which tests training in parallel reseed), so only what
+        // holds for every init is asserted.
+        assert!(rms.iter().all(|r| r.is_finite() && *r >= 0.0), "{rms:?}");
     }
 
     #[test]
