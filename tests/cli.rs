@@ -129,6 +129,11 @@ fn sweep_counts_resumes_and_checks() {
             "{c}: {values:?}"
         );
     }
+    let moduli = column(&points, "ciphertext_moduli");
+    assert!(
+        coefficients.iter().all(|&i| !moduli[i].contains('P')),
+        "{moduli:?}"
+    );
     let images = column(&points, "infer_images");
     assert!(coefficients.iter().all(|&i| images[i] != "0"), "{images:?}");
     let report = std::fs::read_to_string(out.join("report.md")).unwrap();

@@ -688,11 +688,13 @@ impl Workspace {
         let cost = he::network_cost(&deployed.spec, &q_convs, &deployed.fc.weight, scheduler)?;
         let dense_cost = he::dense_network_cost(&self.net, scheduler)?;
         let p = ctx.params();
+        // The special prime serves key switching; coefficient encoding has none.
+        let special = p.special_bits.filter(|_| scheduler.schedule().rotates());
         let moduli = he::ModulusChoice::holding(
             p.poly_degree,
             p.plaintext_bits,
             cost.depth(),
-            (p.moduli_bits(), p.special_bits),
+            (p.moduli_bits(), special),
             spec.he.noise_margin,
             he::Flooding::OFF,
         )?;
