@@ -72,7 +72,10 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
     if let Some(bits) = args.flooding {
         spec.he.flooding = explore_he::Flooding(bits);
     }
-    let mode = args.keys.unwrap_or(spec.he.keys);
+    if let Some(keys) = args.keys {
+        spec.he.keys = keys;
+    }
+    let mode = spec.he.keys;
     super::set_threads(spec.threads)?;
     let output = args.output.clone().unwrap_or_else(|| spec.output_dir());
     let point = args.point.as_deref().map(parse_point).transpose()?;
@@ -102,15 +105,7 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
     })?;
     let spec = &ws.spec;
     let qnet = QuantizedNet::new(&folded, spec.quant_config(), ws.calibration())?;
-    let deployment = Deployment::new(
-        &qnet,
-        &spec.scheduler(),
-        mode,
-        spec.he.flooding,
-        spec.he.noise_margin,
-        spec.he.plaintext_bits,
-        spec.he.special_prime,
-    )?;
+    let deployment = Deployment::new(&qnet, &spec.scheduler(), &spec.he)?;
     eprintln!(
         "{}: {} layers, keys {} ({} rotations), flooding {}, ciphertext primes {}",
         folded_path.display(),

@@ -636,15 +636,7 @@ impl Workspace {
         if images == 0 {
             return Ok(None);
         }
-        let deployment = explore_he::infer::Deployment::new(
-            qnet,
-            scheduler,
-            he.keys,
-            he.flooding,
-            he.noise_margin,
-            he.plaintext_bits,
-            he.special_prime,
-        )?;
+        let deployment = explore_he::infer::Deployment::new(qnet, scheduler, he)?;
         Ok(Some(explore_he::infer::run(
             &deployment,
             &self.test_data,

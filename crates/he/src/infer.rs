@@ -17,7 +17,7 @@ use serde::Serialize;
 use explore_data::Dataset;
 use explore_he_model::arch::NetSpec;
 use explore_quant::{QuantError, QuantizedNet, Round, conv_int, top1};
-use explore_spec::{KeysMode, Link};
+use explore_spec::{HeSpec, KeysMode, Link};
 use explore_stats::{mean, sample_sd};
 
 use crate::protocol::{Client, ReplyShape, Server};
@@ -82,22 +82,21 @@ pub struct Deployment {
 
 impl Deployment {
     /// The deployment of `qnet` (quantized on the dense network's `spec`)
-    /// under `scheduler`. With [`KeysMode::Live`] the network is compacted
-    /// and packed as its own weights choose (the sweep's counts); with
-    /// [`KeysMode::Dense`] it keeps the dense network's shapes, packing and
-    /// reply shapes, skipping only the zero masks. Parameters: the fewest
-    /// primes that hold the dense network's deepest layer and its flooded
-    /// reply with `margin_bits` to spare, with a special prime for key
-    /// switching if `special_prime` and the schedule rotates.
+    /// under `scheduler`, as `he` (`keys`, `flooding`, `noise_margin`,
+    /// `plaintext_bits`, `special_prime`) says. With [`KeysMode::Live`] the
+    /// network is compacted and packed as its own weights choose (the
+    /// sweep's counts); with [`KeysMode::Dense`] it keeps the dense
+    /// network's shapes, packing and reply shapes, skipping only the zero
+    /// masks. Parameters: the fewest primes that hold the dense network's
+    /// deepest layer and its flooded reply with `noise_margin` to spare,
+    /// with a special prime for key switching if asked for and the schedule
+    /// rotates.
     pub fn new(
         qnet: &QuantizedNet,
         scheduler: &Scheduler,
-        mode: KeysMode,
-        flooding: Flooding,
-        margin_bits: f64,
-        plaintext_bits: Option<u32>,
-        special_prime: bool,
+        he: &HeSpec,
     ) -> Result<Deployment, InferError> {
+        let (mode, flooding, margin_bits) = (he.keys, he.flooding, he.noise_margin);
         let spec: &NetSpec = &qnet.spec;
         let dense = crate::dense_network_cost(spec, scheduler)?;
         let deployed = qnet.deployed();
@@ -111,11 +110,11 @@ impl Deployment {
             scheduler,
         )?;
         let params = HeParamsBuilder::new(scheduler.poly_degree(), &spec.layer_shapes())
-            .plaintext_bits(plaintext_bits)
+            .plaintext_bits(he.plaintext_bits)
             .quantization(qnet.config.weight_bits, qnet.config.activation_bits)
             .fewest_primes(dense.depth(), margin_bits, flooding)
             // Under coefficient encoding nothing switches keys.
-            .special_prime(special_prime && scheduler.schedule().rotates())
+            .special_prime(he.special_prime && scheduler.schedule().rotates())
             .build()?;
         let (net, cost, keys, depths): (_, _, _, Vec<NoiseDepth>) = match mode {
             KeysMode::Live => {
@@ -421,6 +420,17 @@ mod tests {
         explore_he_model::fixtures::scheduler(Schedule::Best, hoisting)
     }
 
+    /// The spec's `he` section with a 10-bit noise margin.
+    fn he(keys: KeysMode, flooding: Flooding, special_prime: bool) -> HeSpec {
+        HeSpec {
+            keys,
+            flooding,
+            special_prime,
+            noise_margin: 10.0,
+            ..HeSpec::default()
+        }
+    }
+
     fn data(n: usize) -> Dataset {
         Dataset {
             kind: DatasetKind::FashionMnist,
@@ -459,7 +469,7 @@ mod tests {
             let s = scheduler(hoisting);
             let net = pruned_resnet(&s);
             let blocks = net.spec.blocks.len();
-            let dep = Deployment::new(&net, &s, mode, flooding, 10.0, None, special).unwrap();
+            let dep = Deployment::new(&net, &s, &he(mode, flooding, special)).unwrap();
             assert_eq!(dep.params.special_bits.is_some(), special);
             let report = run(&dep, &test, 2, |_| {}).unwrap();
             assert_eq!((report.images, report.matches), (2, 2));
@@ -506,16 +516,7 @@ mod tests {
             .step_by(2)
             .for_each(|w| *w = 0.0);
         let net = QuantizedNet::new(&folded, config(8), &images(2, 10)).unwrap();
-        let dep = Deployment::new(
-            &net,
-            &s,
-            KeysMode::Dense,
-            Flooding::DEFAULT,
-            10.0,
-            None,
-            true,
-        )
-        .unwrap();
+        let dep = Deployment::new(&net, &s, &he(KeysMode::Dense, Flooding::DEFAULT, true)).unwrap();
         assert_eq!(dep.params.special_bits, None);
         assert_eq!(dep.keys, KeySet::default());
         let report = run(&dep, &data(2), 2, |_| {}).unwrap();
@@ -547,11 +548,7 @@ mod tests {
         let dep = Deployment::new(
             &net,
             &scheduler(Hoisting::On),
-            KeysMode::Dense,
-            Flooding::DEFAULT,
-            10.0,
-            None,
-            false,
+            &he(KeysMode::Dense, Flooding::DEFAULT, false),
         )
         .unwrap();
         let report = run(&dep, &data(3), 3, |_| {}).unwrap();

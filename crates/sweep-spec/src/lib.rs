@@ -25,7 +25,7 @@ pub use inference::{KeysMode, Link};
 pub use point::{PointKey, Shard, point_keys};
 pub use quant::{BITS, QuantConfig, QuantConfigError};
 pub use recovery::{Finetune, PruneSchedule};
-pub use spec::{DEFAULT_HV_DROP, DEFAULT_MARGIN, ModelSpec, Spec, SpecError};
+pub use spec::{DEFAULT_HV_DROP, DEFAULT_MARGIN, HeSpec, ModelSpec, Spec, SpecError};
 pub use strategy::{GroupWeighting, LassoMethod, Norm, Strategy, TargetMetric};
 pub use training::{Backend, LrSchedule, PhaseKind, TrainConfig};
 
