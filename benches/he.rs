@@ -1,12 +1,14 @@
 //! Encrypted primitives and one dense layer of each shape of ResNet-20 on
-//! CIFAR-10 at N = 8192 with fhe.rs, under both schedules (`best` and
-//! `gazelle`): a rotation (key switch), a row swap, a ct x pt multiply, a
+//! CIFAR-10 at N = 8192 with fhe.rs, under every schedule (`best`,
+//! `gazelle` and the rotation-free `coefficients`): a rotation (key switch), a row swap, a ct x pt multiply, a
 //! ct + ct add, then the stem, a stage-1, stage-2 and stage-3 conv, both
 //! stride-2 convs and shortcuts, and the FC layer, each evaluated as the
 //! executor runs it (and verified once before timing).
 
 use criterion::{Criterion, criterion_group, criterion_main};
-use explore_he::{HeContext, HeParamsBuilder, LayerPlan, Role, Rotation, Schedule};
+use explore_he::{
+    EncryptedLayer, HeContext, HeParamsBuilder, Plan, Role, Rotation, Schedule, Work,
+};
 use explore_he_model::arch::{Arch, DatasetKind, NetSpec};
 
 /// Deterministic values spread over the 8-bit range.
@@ -64,13 +66,11 @@ fn bench(c: &mut Criterion) {
             let role = if name == "fc" { Role::Fc } else { Role::Conv };
             let weights = ramp(shape.weight_len(), 5);
             let input = ramp(shape.c_in * shape.h * shape.w, 9);
-            let (layout, _) = scheduler.layout(shape, role, &weights).expect("layout");
-            let plan = LayerPlan::new(&mut ctx, layout, &weights).expect("plan");
-            let inputs = ctx
-                .encrypt_input(plan.layout(), &input)
-                .expect("encrypt input");
+            let (layout, _) = scheduler.layer(shape, role, &weights).expect("layout");
+            let plan = Plan::new(&mut ctx, layout, &weights, Work::Pruned).expect("plan");
+            let inputs = plan.encrypt(&mut ctx, &input).expect("encrypt input");
             let (outputs, _) = plan.evaluate(&inputs).expect("evaluate");
-            explore_he::verify(&ctx, &plan, &input, &outputs)
+            plan.verify(&ctx, &input, &outputs)
                 .expect("decrypts to the integer reference");
             g.bench_function(format!("{schedule}/{name}"), |b| {
                 b.iter(|| plan.evaluate(&inputs).unwrap())

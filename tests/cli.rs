@@ -343,6 +343,8 @@ fn sweep_counts_resumes_and_checks() {
     );
     assert_eq!(d["keys_mode"], "dense");
     assert_eq!(d["keys"], d["keys_dense"]);
+    // Dense keys default to constant time: the server does the dense work.
+    assert_eq!(d["constant_time"], true);
     assert!(d["bytes_up"].as_f64().unwrap() > 0.0 && d["rounds"] == 20);
     assert!(d["reply_primes"].as_u64().unwrap() < 4, "{d}");
     let live = infer(&[
@@ -358,6 +360,7 @@ fn sweep_counts_resumes_and_checks() {
     assert!(live.status.success(), "{}", text(&live));
     let l = last_json(&live);
     assert_eq!(l["keys"], l["keys_live"]);
+    assert_eq!(l["constant_time"], false);
     assert!(l["keys_live"].as_u64() <= l["keys_dense"].as_u64());
     // Bad input exits 2 naming the flag or file and the fix.
     for (args, wanted) in [
@@ -375,6 +378,17 @@ fn sweep_counts_resumes_and_checks() {
             "he.poly_degree",
         ),
         (vec!["--point", "diagonal"], "STRATEGY/TARGET/SEED"),
+        (
+            vec![
+                "--point",
+                "diagonal/0.6/0",
+                "--keys",
+                "live",
+                "--constant-time",
+                "on",
+            ],
+            "--constant-time",
+        ),
     ] {
         let o = infer(&args);
         assert_eq!(o.status.code(), Some(2), "{args:?}: {}", text(&o));

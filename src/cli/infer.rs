@@ -39,6 +39,11 @@ pub struct Args {
     /// default: the spec's he.keys.
     #[arg(long)]
     keys: Option<KeysMode>,
+    /// on (the server computes every block of the dense network, so its
+    /// time says nothing about the pruning) or off (only the nonzero
+    /// products); default: the spec's he.constant_time.
+    #[arg(long)]
+    constant_time: Option<explore_spec::ConstantTime>,
     /// Statistical security (bits) of the replies' noise flooding, 0 for
     /// none; default: the spec's he.flooding.
     #[arg(long)]
@@ -75,6 +80,12 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
     if let Some(keys) = args.keys {
         spec.he.keys = keys;
     }
+    if let Some(c) = args.constant_time {
+        spec.he.constant_time = Some(c);
+    }
+    if let Err(e) = spec.he.constant_time() {
+        bail!("--keys {} --constant-time: {e}", spec.he.keys);
+    }
     let mode = spec.he.keys;
     super::set_threads(spec.threads)?;
     let output = args.output.clone().unwrap_or_else(|| spec.output_dir());
@@ -107,11 +118,16 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
     let qnet = QuantizedNet::new(&folded, spec.quant_config(), ws.calibration())?;
     let deployment = Deployment::new(&qnet, &spec.scheduler(), &spec.he)?;
     eprintln!(
-        "{}: {} layers, keys {} ({} rotations), flooding {}, ciphertext primes {}",
+        "{}: {} layers, keys {} ({} rotations), constant time {}, flooding {}, ciphertext primes {}",
         folded_path.display(),
         deployment.cost.layers.len(),
         mode,
         deployment.keys.rotations().len(),
+        if deployment.constant_time {
+            "on (the dense network's work)"
+        } else {
+            "off (the time follows the pruning)"
+        },
         if spec.he.flooding.is_on() {
             format!("{} bits", spec.he.flooding.0)
         } else {
@@ -257,6 +273,7 @@ fn json_line(r: &InferReport) -> serde_json::Value {
         "keys": r.keys,
         "key_bytes": r.key_bytes,
         "keys_mode": r.keys_mode,
+        "constant_time": r.constant_time,
         "keys_dense": r.keys_dense,
         "key_bytes_dense": r.key_bytes_dense,
         "keys_live": r.keys_live,

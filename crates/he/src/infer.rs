@@ -17,7 +17,7 @@ use serde::Serialize;
 use explore_data::Dataset;
 use explore_he_model::arch::NetSpec;
 use explore_quant::{QuantError, QuantizedNet, Round, conv_int, top1};
-use explore_spec::{HeSpec, KeysMode, Link};
+use explore_spec::{ConstantTimeError, HeSpec, KeysMode, Link};
 use explore_stats::{mean, sample_sd};
 
 use crate::protocol::{Client, ReplyShape, Server};
@@ -28,6 +28,7 @@ use explore_he_model::schedule::Scheduler;
 
 use crate::error::HeError;
 use crate::params::{HeParams, HeParamsBuilder};
+use crate::plan::Work;
 
 #[derive(Debug, thiserror::Error)]
 pub enum InferError {
@@ -37,6 +38,8 @@ pub enum InferError {
     HeModel(#[from] explore_he_model::Error),
     #[error(transparent)]
     Quant(#[from] QuantError),
+    #[error(transparent)]
+    ConstantTime(#[from] ConstantTimeError),
     #[error(
         "image {image}, layer {layer}: decrypted output {index} is {got}, the integer model computes {expected}"
     )]
@@ -69,6 +72,9 @@ pub enum InferError {
 /// asks for, and how each layer's replies leave.
 pub struct Deployment {
     pub mode: KeysMode,
+    /// Whether the server computes every block of the dense network
+    /// (`he.constant_time`): then `cost` is the dense network's.
+    pub constant_time: bool,
     pub net: QuantizedNet,
     pub cost: HeCost,
     pub keys: KeySet,
@@ -87,7 +93,7 @@ impl Deployment {
     /// network is compacted and packed as its own weights choose (the
     /// sweep's counts); with [`KeysMode::Dense`] it keeps the dense
     /// network's shapes, packing and reply shapes, skipping only the zero
-    /// masks. Parameters: the fewest primes that hold the dense network's
+    /// masks, or none of them under constant time. Parameters: the fewest primes that hold the dense network's
     /// deepest layer and its flooded reply with `noise_margin` to spare,
     /// with a special prime for key switching if asked for and the schedule
     /// rotates.
@@ -97,6 +103,7 @@ impl Deployment {
         he: &HeSpec,
     ) -> Result<Deployment, InferError> {
         let (mode, flooding, margin_bits) = (he.keys, he.flooding, he.noise_margin);
+        let constant_time = he.constant_time()?;
         let spec: &NetSpec = &qnet.spec;
         let dense = crate::dense_network_cost(spec, scheduler)?;
         let deployed = qnet.deployed();
@@ -122,13 +129,19 @@ impl Deployment {
                 (deployed, live.clone(), live.key_set.clone(), depths)
             }
             KeysMode::Dense => {
-                let under = explore_he_model::network::network_cost_under(
-                    spec,
-                    &weights(qnet),
-                    &qnet.fc.weight,
-                    scheduler,
-                    &dense.layouts,
-                )?;
+                // Under constant time the server does the dense network's
+                // work, which is what the client's checks then count.
+                let under = if constant_time {
+                    dense.clone()
+                } else {
+                    explore_he_model::network::network_cost_under(
+                        spec,
+                        &weights(qnet),
+                        &qnet.fc.weight,
+                        scheduler,
+                        &dense.layouts,
+                    )?
+                };
                 let depths = dense.layers.iter().map(|r| r.depth).collect();
                 (qnet.clone(), under, dense.key_set.clone(), depths)
             }
@@ -150,6 +163,7 @@ impl Deployment {
             .collect();
         Ok(Deployment {
             mode,
+            constant_time,
             net,
             cost,
             keys,
@@ -222,6 +236,8 @@ pub struct InferReport {
     pub bytes_down: Spread,
     pub rounds: usize,
     pub keys_mode: KeysMode,
+    /// Whether the server computed every block of the dense network.
+    pub constant_time: bool,
     /// Distinct rotations (Galois elements) the client made keys for.
     pub keys: usize,
     /// Bytes of the one-time upload: the public key and those keys.
@@ -281,6 +297,11 @@ pub fn run(
         dep.server_layers(),
         net.rounds()?,
         dep.mode == KeysMode::Dense,
+        if dep.constant_time {
+            Work::Dense
+        } else {
+            Work::Pruned
+        },
     )?;
     let image_len = data.image_len();
     let reference = net.logits(&data.images[..images * image_len])?;
@@ -317,6 +338,7 @@ pub fn run(
         bytes_down,
         rounds,
         keys_mode: dep.mode,
+        constant_time: dep.constant_time,
         keys: dep.keys.rotations().len(),
         key_bytes: upload.len(),
         keys_dense: dep.dense_keys.rotations().len(),
@@ -415,6 +437,7 @@ mod tests {
     use explore_he_model::arch::DatasetKind;
     use explore_he_model::schedule::{Hoisting, Schedule};
     use explore_quant::fixtures::{config, images, random_net};
+    use explore_spec::ConstantTime;
 
     fn scheduler(hoisting: Hoisting) -> Scheduler {
         explore_he_model::fixtures::scheduler(Schedule::Best, hoisting)
@@ -461,7 +484,8 @@ mod tests {
     fn a_pruned_resnet_runs_as_a_chain_of_rounds_equal_to_the_integer_model() {
         let test = data(2);
         // Dense keys with flooding and a special prime (the default
-        // deployment), then live keys without either, hoisted and not.
+        // deployment but for constant time, so that pruning saves work),
+        // then live keys without either, hoisted and not.
         for (mode, flooding, hoisting, special) in [
             (KeysMode::Dense, Flooding::DEFAULT, Hoisting::On, true),
             (KeysMode::Live, Flooding::OFF, Hoisting::Off, false),
@@ -469,7 +493,12 @@ mod tests {
             let s = scheduler(hoisting);
             let net = pruned_resnet(&s);
             let blocks = net.spec.blocks.len();
-            let dep = Deployment::new(&net, &s, &he(mode, flooding, special)).unwrap();
+            let he = HeSpec {
+                constant_time: Some(ConstantTime::Off),
+                ..he(mode, flooding, special)
+            };
+            let dep = Deployment::new(&net, &s, &he).unwrap();
+            assert!(!dep.constant_time);
             assert_eq!(dep.params.special_bits.is_some(), special);
             let report = run(&dep, &test, 2, |_| {}).unwrap();
             assert_eq!((report.images, report.matches), (2, 2));
@@ -499,6 +528,43 @@ mod tests {
                 }
             }
         }
+    }
+
+    /// Under constant time (the default with dense keys) the server does
+    /// the dense network's work for a pruned one: the counts it must
+    /// execute, layer by layer, are the dense network's, and every image
+    /// runs with its executed counts checked against them round by round;
+    /// without it the same network does less. Live keys refuse it.
+    #[test]
+    fn under_constant_time_a_pruned_network_costs_the_server_what_the_dense_one_does() {
+        let s = scheduler(Hoisting::On);
+        let net = pruned_resnet(&s);
+        let dense = crate::dense_network_cost(&net.spec, &s).unwrap();
+        let default = he(KeysMode::Dense, Flooding::DEFAULT, true);
+        let dep = Deployment::new(&net, &s, &default).unwrap();
+        assert!(dep.constant_time);
+        assert_eq!(dep.cost.layers.len(), dense.layers.len());
+        for (a, b) in dep.cost.layers.iter().zip(&dense.layers) {
+            assert_eq!(a.cost, b.cost, "{}", a.layer);
+        }
+        let report = run(&dep, &data(1), 1, |_| {}).unwrap();
+        assert!(report.constant_time);
+        assert_eq!(report.rotations, dense.total.rotations());
+        let off = HeSpec {
+            constant_time: Some(ConstantTime::Off),
+            ..default.clone()
+        };
+        let pruned = Deployment::new(&net, &s, &off).unwrap();
+        assert!(pruned.cost.total.rotations() < dense.total.rotations());
+        assert!(pruned.cost.total.pmults < dense.total.pmults);
+        let live = HeSpec {
+            constant_time: Some(ConstantTime::On),
+            ..he(KeysMode::Live, Flooding::DEFAULT, true)
+        };
+        assert!(matches!(
+            Deployment::new(&net, &s, &live),
+            Err(InferError::ConstantTime(_))
+        ));
     }
 
     /// The dense baseline under coefficient encoding, deployed with the

@@ -10,7 +10,7 @@ use crate::coefficient::CoefficientPlan;
 use crate::context::HeContext;
 use crate::error::HeError;
 use crate::keys::KeySource;
-use crate::plan::LayerPlan;
+use crate::plan::{LayerPlan, Work};
 use crate::runner::EncryptedLayer;
 use explore_he_model::arch::ConvShape;
 use explore_he_model::cost::LayerCost;
@@ -24,14 +24,17 @@ pub enum Plan {
 
 impl Plan {
     /// Plans `layout` for `weights` (`[c_out, c_in, k, k]`), taking the keys
-    /// a slot packing rotates with from `keys`.
+    /// a slot packing rotates with from `keys`. `work` chooses a slot
+    /// packing's masks; coefficient encoding multiplies every weight
+    /// polynomial whatever its values, so its work is always the dense one.
     pub fn new(
         keys: &mut impl KeySource,
         layout: LayerLayout,
         weights: &[i64],
+        work: Work,
     ) -> Result<Plan, HeError> {
         Ok(match layout {
-            LayerLayout::Slots(l) => Plan::Slots(LayerPlan::new(keys, l, weights)?),
+            LayerLayout::Slots(l) => Plan::Slots(LayerPlan::new(keys, l, weights, work)?),
             LayerLayout::Coefficients(l) => {
                 Plan::Coefficients(CoefficientPlan::new(keys, l, weights)?)
             }

@@ -36,7 +36,7 @@ pub use layout::{Half, LayerSchedule, PackingLayout, PruneGroup, Rotation};
 pub use network::{HeCost, LayerRow, dense_network_cost, network_cost};
 pub use noise::{Flooding, ModulusChoice, NoiseDepth};
 pub use params::{HeParams, HeParamsBuilder};
-pub use plan::LayerPlan;
+pub use plan::{LayerPlan, Work};
 pub use runner::{
     EncryptedLayer, LayerJob, LayerRun, NetworkRun, check_counts, run_layer, run_layers,
     run_network, verify,

@@ -34,6 +34,18 @@ struct GiantSum {
     products: Vec<Product>,
 }
 
+/// Which masks a plan multiplies.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Work {
+    /// Only the nonzero masks: pruning saves their products and the
+    /// rotations only they read, and the layer's time follows its pruning.
+    Pruned,
+    /// Every mask the layout fills when no weight is zero (the dense
+    /// network's), pruned ones multiplied as zeros: the same products,
+    /// rotations and blocks, so the same time, whatever was pruned.
+    Dense,
+}
+
 /// A layer ready to run: masks encoded, keys generated.
 pub struct LayerPlan {
     layout: PackingLayout,
@@ -55,32 +67,38 @@ pub struct LayerPlan {
 }
 
 impl LayerPlan {
-    /// Encodes the nonzero masks of `weights` (`[c_out, c_in, k, k]` integers
-    /// within the parameters' weight bits) under `layout` and takes the
-    /// layer's keys from `keys`; a key it lacks is an error naming the layer.
+    /// Encodes the masks of `weights` (`[c_out, c_in, k, k]` integers
+    /// within the parameters' weight bits) under `layout` that `work` asks
+    /// for, and takes the layer's keys from `keys`; a key it lacks is an
+    /// error naming the layer.
     pub fn new(
         keys: &mut impl KeySource,
         layout: PackingLayout,
         weights: &[i64],
+        work: Work,
     ) -> Result<LayerPlan, HeError> {
         let shape = layout.shape().clone();
         check_weights(&shape, weights, keys.params().weight_bits)?;
-        let masks: Vec<_> = layout.masks(weights).into_iter().collect();
-        let params = keys.params();
+        let mut masks = layout.masks(weights);
         // The executor skips by the values it encodes, not by the cost model.
-        let encoded: Vec<Option<(explore_he_model::layout::MaskKey, Plaintext)>> = masks
-            .into_par_iter()
-            .map(|(key, slots)| {
-                if slots.iter().all(|&v| v == 0) {
-                    Ok(None)
-                } else {
-                    Ok(Some((key, params.encode(&slots)?)))
+        masks.retain(|_, slots| slots.iter().any(|&v| v != 0));
+        if work == Work::Dense {
+            for (key, slots) in layout.masks(&vec![1; weights.len()]) {
+                if slots.iter().any(|&v| v != 0) {
+                    masks.entry(key).or_insert_with(|| vec![0; slots.len()]);
                 }
-            })
+            }
+        }
+        let params = keys.params();
+        let encoded: Vec<(explore_he_model::layout::MaskKey, Plaintext)> = masks
+            .into_iter()
+            .collect::<Vec<_>>()
+            .into_par_iter()
+            .map(|(key, slots)| Ok((key, params.encode(&slots)?)))
             .collect::<Result<_, HeError>>()?;
         let mut giants: Vec<GiantSum> = Vec::new();
         let mut rotations = BTreeSet::new();
-        for (k, pt) in encoded.into_iter().flatten() {
+        for (k, pt) in encoded {
             if layout.input_rotation(k.offset, k.baby).is_some() {
                 rotations.insert((k.a, k.offset, k.baby));
             }
@@ -327,7 +345,7 @@ mod tests {
         for hoist in [true, false] {
             let sched = schedule(false, true, false, 2).hoisted(hoist);
             let layout = PackingLayout::new(&s, 8192, sched).unwrap();
-            let mut plan = LayerPlan::new(&mut ctx, layout, &w).unwrap();
+            let mut plan = LayerPlan::new(&mut ctx, layout, &w, Work::Pruned).unwrap();
             let inputs = ctx.encrypt_input(plan.layout(), &x).unwrap();
             let keys = if plan.own_keys {
                 plan.hoisted.pop_first().map(|(r, _)| r)

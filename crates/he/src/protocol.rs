@@ -32,6 +32,7 @@ use crate::hoist::HoistedKey;
 use crate::keys::KeySource;
 use crate::layer::Plan;
 use crate::params::HeParams;
+use crate::plan::Work;
 use crate::runner::EncryptedLayer as _;
 use explore_he_model::cost::{KeySet, LayerCost};
 use explore_he_model::layer::LayerLayout;
@@ -324,15 +325,18 @@ impl Session<'_> {
 
 impl Server {
     /// Rebuilds the client's keys from `upload` and plans every layer
-    /// (`layout`, integer weights, reply shape), in order; `rounds` lists
-    /// the layers of each round. A layer whose rotations the upload lacks
-    /// is an error naming it.
+    /// (`layout`, integer weights, reply shape), in order, multiplying the
+    /// masks `work` asks for; `rounds` lists the layers of each round. With
+    /// `every_block` a block no weight feeds is returned as an encryption
+    /// of zero rather than left out. A layer whose rotations the upload
+    /// lacks is an error naming it.
     pub fn new(
         params: HeParams,
         upload: &[u8],
         layers: Vec<(LayerLayout, Vec<i64>, ReplyShape)>,
         rounds: Vec<Vec<usize>>,
         every_block: bool,
+        work: Work,
     ) -> Result<Server, HeError> {
         if rounds.is_empty() {
             return Err(wire("a server needs at least one round"));
@@ -377,7 +381,7 @@ impl Server {
             .into_iter()
             .map(|(layout, weights, reply)| {
                 Ok(ServerLayer {
-                    plan: Plan::new(&mut keys, layout, &weights)?,
+                    plan: Plan::new(&mut keys, layout, &weights, work)?,
                     reply,
                 })
             })
@@ -659,6 +663,7 @@ mod tests {
                     vec![(LayerLayout::Slots(layout.clone()), w.to_vec(), reply)],
                     vec![vec![0]],
                     true,
+                    Work::Pruned,
                 )
                 .unwrap()
             };
@@ -768,6 +773,7 @@ mod tests {
             vec![(LayerLayout::Slots(layout), w.clone(), reply)],
             vec![vec![0]],
             false,
+            Work::Pruned,
         )
         .unwrap();
         let x = random(s.c_in * s.h * s.w, 8, 22);
@@ -804,6 +810,7 @@ mod tests {
             vec![layer.clone(), layer.clone()],
             vec![vec![0], vec![1]],
             false,
+            Work::Pruned,
         )
         .unwrap();
         let x = random(32, 8, 4);
@@ -846,14 +853,22 @@ mod tests {
             vec![layer.clone()],
             vec![vec![1]],
             false,
+            Work::Pruned,
         )
         .err()
         .unwrap();
         assert!(matches!(e, HeError::Wire(_)), "{e}");
         let bare = client.upload(&KeySet::default()).unwrap();
-        let e = Server::new(params, &bare, vec![layer], vec![vec![0]], false)
-            .err()
-            .unwrap();
+        let e = Server::new(
+            params,
+            &bare,
+            vec![layer],
+            vec![vec![0]],
+            false,
+            Work::Pruned,
+        )
+        .err()
+        .unwrap();
         assert!(matches!(e, HeError::MissingKey { .. }), "{e}");
     }
 }

@@ -10,7 +10,7 @@ use serde::Serialize;
 use crate::context::HeContext;
 use crate::error::HeError;
 use crate::layer::Plan;
-use crate::plan::LayerPlan;
+use crate::plan::{LayerPlan, Work};
 use explore_he_model::cost::LayerCost;
 use explore_he_model::layer::LayerLayout;
 use explore_he_model::network::HeCost;
@@ -201,7 +201,7 @@ pub fn run_layers<'a>(
     let mut layers = Vec::new();
     for job in jobs {
         let layer = job.layout.name().to_string();
-        let plan = Plan::new(ctx, job.layout, job.weights)?;
+        let plan = Plan::new(ctx, job.layout, job.weights, Work::Pruned)?;
         let run = run_layer(ctx, &plan, job.input, repeats)?;
         check_counts(&run, &layer, job.modeled)?;
         done(&run);
@@ -293,7 +293,7 @@ pub(crate) mod tests {
         w: &[i64],
         x: &[i64],
     ) -> LayerRun {
-        let plan = LayerPlan::new(ctx, layout.clone(), w).unwrap();
+        let plan = LayerPlan::new(ctx, layout.clone(), w, Work::Pruned).unwrap();
         let run = run_layer(ctx, &plan, x, 1).unwrap();
         assert_eq!(
             run.executed,
@@ -398,7 +398,7 @@ pub(crate) mod tests {
         let w = random(s.weight_len(), 8, 1);
         let x = random(4 * 16, 8, 2);
         let layout = PackingLayout::new(&s, 8192, schedule(false, true, false, 2)).unwrap();
-        let plan = LayerPlan::new(&mut ctx, layout, &w).unwrap();
+        let plan = LayerPlan::new(&mut ctx, layout, &w, Work::Pruned).unwrap();
         let inputs = ctx.encrypt_input(plan.layout(), &x).unwrap();
         let (outputs, _) = plan.evaluate(&inputs).unwrap();
         let mut other = x.clone();
@@ -414,7 +414,9 @@ pub(crate) mod tests {
         let mut w = random(s.weight_len(), 8, 3);
         w[0] = 300;
         let layout = PackingLayout::new(&s, 8192, LayerSchedule::GAZELLE_CONV).unwrap();
-        let e = LayerPlan::new(&mut ctx, layout, &w).err().unwrap();
+        let e = LayerPlan::new(&mut ctx, layout, &w, Work::Pruned)
+            .err()
+            .unwrap();
         assert!(matches!(e, HeError::ValueRange { value: 300, .. }), "{e}");
     }
 

@@ -572,8 +572,13 @@ fn inference_table(records: &[PointRecord], points: &[Summary]) -> String {
     let _ = writeln!(
         md,
         "The whole network as a client-server protocol on ciphertexts (`explore infer`, \
-         `he.keys` and `he.flooding` of the spec), mean per inference over the images run \
-         (all of them decrypted to the integer model's logits exactly). Server and client \
+         `he.keys`, `he.constant_time` and `he.flooding` of the spec), mean per inference \
+         over the images run (all of them decrypted to the integer model's logits exactly). \
+         Under `he.constant_time: on` (the default with dense keys) the server computes \
+         every block of the dense network, pruned weights multiplied as zeros, so a pruned \
+         point's server time is the dense network's: that is the price of a time that says \
+         nothing about the pruning, and the HE latency above (only the nonzero products) is \
+         what pruning saves without it. Server and client \
          times are measured on this machine; the link times are **computed** from the \
          measured bytes and rounds ({}; {}), not measured. Not included anywhere: the \
          two-party ReLU of a protocol that hides the activations from the client (garbled \

@@ -1,5 +1,6 @@
 //! How private inference is deployed: which Galois keys the client is asked
-//! for ([`KeysMode`]) and the network links its measured bytes and rounds
+//! for ([`KeysMode`]), whether the server's work follows the pruning
+//! ([`ConstantTime`]), and the network links its measured bytes and rounds
 //! are priced on ([`Link`]); the protocol itself is the `explore-he` crate.
 
 use serde::{Deserialize, Serialize};
@@ -22,6 +23,45 @@ explore_he_model::named_enum!(KeysMode: String, |s| format!("keys mode {s:?}: us
     Dense => "dense",
     Live => "live",
 });
+
+/// Whether the server computes every block the dense network computes
+/// (`he.constant_time`), so that neither its time nor its replies' noise
+/// says which weights it pruned.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum ConstantTime {
+    /// Every product, rotation and block of the dense network, pruned
+    /// weights multiplied as zeros: the time of the dense network.
+    On,
+    /// Only the pruned network's nonzero products: pruning saves time, and
+    /// the time per round reveals each layer's pruning.
+    Off,
+}
+
+explore_he_model::named_enum!(ConstantTime: String, |s| format!("constant time {s:?}: use on or off"), {
+    On => "on",
+    Off => "off",
+});
+
+/// `on` asked for with live keys: the live key set and packing already
+/// reveal the pruning, and there is no dense packing to compute.
+#[derive(Debug, Clone, PartialEq, thiserror::Error)]
+#[error(
+    "constant time is on but the keys are live: live keys and packing reveal the pruning whatever the time; use dense keys, or constant time off"
+)]
+pub struct ConstantTimeError;
+
+impl ConstantTime {
+    /// Whether the server computes the dense network's work: `asked`, else
+    /// on under dense keys and off under live ones.
+    pub fn resolve(asked: Option<ConstantTime>, keys: KeysMode) -> Result<bool, ConstantTimeError> {
+        match (asked, keys) {
+            (Some(ConstantTime::On), KeysMode::Live) => Err(ConstantTimeError),
+            (Some(c), _) => Ok(c == ConstantTime::On),
+            (None, keys) => Ok(keys == KeysMode::Dense),
+        }
+    }
+}
 
 /// A network link, for the time an inference's bytes and rounds would take
 /// on it: computed from the measured bytes and rounds, not measured.

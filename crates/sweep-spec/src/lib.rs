@@ -21,7 +21,7 @@ pub mod strategy;
 pub mod training;
 
 pub use data::DataSpec;
-pub use inference::{KeysMode, Link};
+pub use inference::{ConstantTime, ConstantTimeError, KeysMode, Link};
 pub use point::{PointKey, Shard, point_keys};
 pub use quant::{BITS, QuantConfig, QuantConfigError};
 pub use recovery::{Finetune, PruneSchedule};
@@ -64,6 +64,7 @@ mod tests {
         names_agree(&Strategy::ALL);
         names_agree(&Backend::ALL);
         names_agree(&KeysMode::ALL);
+        names_agree(&ConstantTime::ALL);
         names_agree(&Schedule::ALL);
         names_agree(&Hoisting::ALL);
         names_agree(&Arch::ALL);
@@ -81,6 +82,20 @@ mod tests {
         );
         let e = "some".parse::<KeysMode>().unwrap_err();
         assert!(e.contains("use dense or live"), "{e}");
+    }
+
+    #[test]
+    fn constant_time_defaults_to_the_key_mode_and_refuses_live_keys() {
+        use ConstantTime::{Off, On};
+        assert_eq!(ConstantTime::resolve(None, KeysMode::Dense), Ok(true));
+        assert_eq!(ConstantTime::resolve(None, KeysMode::Live), Ok(false));
+        assert_eq!(ConstantTime::resolve(Some(Off), KeysMode::Dense), Ok(false));
+        assert_eq!(ConstantTime::resolve(Some(Off), KeysMode::Live), Ok(false));
+        assert_eq!(ConstantTime::resolve(Some(On), KeysMode::Dense), Ok(true));
+        assert_eq!(
+            ConstantTime::resolve(Some(On), KeysMode::Live),
+            Err(ConstantTimeError)
+        );
     }
 
     #[test]

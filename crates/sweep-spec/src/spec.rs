@@ -8,7 +8,7 @@ use std::path::{Path, PathBuf};
 use serde::{Deserialize, Serialize};
 
 use crate::data::DataSpec;
-use crate::inference::KeysMode;
+use crate::inference::{ConstantTime, ConstantTimeError, KeysMode};
 use crate::quant::{BITS, QuantConfig};
 use crate::recovery::{Finetune, PruneSchedule};
 use crate::strategy::{GroupWeighting, LassoMethod, Norm, Strategy, TargetMetric};
@@ -263,6 +263,12 @@ pub struct HeSpec {
     /// about the pruning) or `live` (only the pruned network's).
     #[serde(default)]
     pub keys: KeysMode,
+    /// `on`: the server computes every block of the dense network, pruned
+    /// weights as zeros, so its time says nothing about the pruning; `off`:
+    /// only the nonzero products. Default: on under dense keys, off under
+    /// live keys (on is refused with them).
+    #[serde(default)]
+    pub constant_time: Option<ConstantTime>,
     /// Statistical security (bits) of the noise flooding that gives a
     /// server's replies circuit privacy; 0 turns it off.
     #[serde(default = "default_flooding")]
@@ -280,6 +286,14 @@ pub struct HeSpec {
     pub costs: PrimitiveCosts,
 }
 
+impl HeSpec {
+    /// Whether the server computes the dense network's work
+    /// ([`ConstantTime::resolve`] of `constant_time` under `keys`).
+    pub fn constant_time(&self) -> Result<bool, ConstantTimeError> {
+        ConstantTime::resolve(self.constant_time, self.keys)
+    }
+}
+
 impl Default for HeSpec {
     fn default() -> Self {
         HeSpec {
@@ -290,6 +304,7 @@ impl Default for HeSpec {
             noise_margin: default_noise_margin(),
             special_prime: true,
             keys: KeysMode::default(),
+            constant_time: None,
             flooding: default_flooding(),
             plaintext_bits: None,
             weight_bits: default_bits(),
@@ -546,6 +561,9 @@ impl Spec {
                 "coefficients is the dense baseline without rotations, which every sweep measures beside its own schedule; pruning needs a slot schedule: use best or gazelle".into(),
             ));
         }
+        if let Err(e) = self.he.constant_time() {
+            return Err(bad("he.constant_time", e.to_string()));
+        }
         if let Err(e) = self.checked_scheduler() {
             let field = match e {
                 explore_he_model::Error::BabyStep { .. } => "he.baby_step",
@@ -768,6 +786,14 @@ train: {epochs: 1, lr: 0.1}
             .to_string();
         assert!(
             e.contains("he.schedule") && e.contains("use best or gazelle"),
+            "{e}"
+        );
+        let text = format!("{MINIMAL}he: {{keys: live, constant_time: on}}\n");
+        let e = Spec::parse(&text, Path::new("t.yaml"))
+            .unwrap_err()
+            .to_string();
+        assert!(
+            e.contains("he.constant_time") && e.contains("use dense keys, or constant time off"),
             "{e}"
         );
         for (extra, field, words) in [
