@@ -1,0 +1,71 @@
+//! The 128-bit wire label. Under free-XOR a wire's two labels differ by the
+//! garbler's global Δ, so labels only ever meet through XOR; the least
+//! significant bit is the point-and-permute bit that tells the evaluator
+//! which row of a garbled table to use without telling it the wire's value.
+
+use std::ops::{BitXor, BitXorAssign};
+
+use rand::{CryptoRng, Rng};
+
+/// A wire label, or Δ, or a garbled-table entry.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Hash)]
+pub struct Block(pub u128);
+
+impl Block {
+    pub const ZERO: Block = Block(0);
+
+    /// The point-and-permute bit. Δ has it set, so a wire's two labels
+    /// always disagree on it.
+    pub fn lsb(self) -> bool {
+        self.0 & 1 == 1
+    }
+
+    /// A uniformly random block; labels and Δ must come from a
+    /// cryptographically secure generator, which the bound enforces.
+    pub fn random<R: CryptoRng + ?Sized>(rng: &mut R) -> Block {
+        Block(rng.random())
+    }
+
+    /// The block times a bit: itself when `bit` is set, zero otherwise
+    /// (the `p · Δ` and `s · T` terms of half-gates).
+    pub(crate) fn scaled(self, bit: bool) -> Block {
+        if bit { self } else { Block::ZERO }
+    }
+}
+
+impl BitXor for Block {
+    type Output = Block;
+
+    fn bitxor(self, other: Block) -> Block {
+        Block(self.0 ^ other.0)
+    }
+}
+
+impl BitXorAssign for Block {
+    fn bitxor_assign(&mut self, other: Block) {
+        self.0 ^= other.0;
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_permute_bit_of_a_xor_is_the_xor_of_the_permute_bits() {
+        let mut rng = crate::test_rng();
+        for _ in 0..100 {
+            let (a, b) = (Block::random(&mut rng), Block::random(&mut rng));
+            assert_eq!((a ^ b).lsb(), a.lsb() ^ b.lsb());
+        }
+    }
+
+    #[test]
+    fn random_blocks_differ_and_take_both_permute_bits() {
+        let mut rng = crate::test_rng();
+        let blocks: Vec<Block> = (0..64).map(|_| Block::random(&mut rng)).collect();
+        let distinct: std::collections::HashSet<_> = blocks.iter().collect();
+        assert_eq!(distinct.len(), blocks.len());
+        assert!(blocks.iter().any(|b| b.lsb()) && blocks.iter().any(|b| !b.lsb()));
+    }
+}

@@ -1,0 +1,351 @@
+//! Half-gates garbling (Zahur, Rosulek and Evans, Eurocrypt 2015) with
+//! free-XOR: the garbler draws a global Δ with its permute bit set and a
+//! random zero label per input wire; a wire's one label is its zero label
+//! ⊕ Δ. XOR gates XOR labels on both sides. NOT gates are free too: the
+//! garbler flips the output's zero label by Δ and the evaluator keeps the
+//! label it has, so the evaluator's label now stands for the negated value.
+//! Each AND gate is a table of two blocks (TG, TE), one per half-gate,
+//! hashed under tweaks 2k and 2k + 1 for the k-th AND gate.
+
+use rand::CryptoRng;
+
+use crate::circuit::{Circuit, Gate, Wire};
+use crate::{Block, FixedKeyHash, GcError};
+
+/// What the garbler sends: one table per AND gate, and the permute bits of
+/// the output zero labels with which the evaluator decodes.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct GarbledCircuit {
+    tables: Vec<[Block; 2]>,
+    decoding: Vec<bool>,
+}
+
+/// What the garbler keeps: Δ and the zero labels of the input and output
+/// wires. Input labels leave it only through [`Encoding::garbler_labels`]
+/// and the oblivious transfer of the evaluator's labels. Not `Debug`, so
+/// that Δ cannot end up in a log.
+#[derive(Clone)]
+pub struct Encoding {
+    delta: Block,
+    garbler_inputs: Vec<Block>,
+    evaluator_inputs: Vec<Block>,
+    outputs: Vec<Block>,
+}
+
+/// The tweaks of the k-th AND gate's generator and evaluator half-gates.
+fn tweaks(gate: usize) -> (u64, u64) {
+    let gate = gate as u64;
+    (2 * gate, 2 * gate + 1)
+}
+
+/// Garbles `circuit` under a fresh Δ and fresh input labels; never reuse a
+/// garbling for a second evaluation.
+pub fn garble<R: CryptoRng + ?Sized>(circuit: &Circuit, rng: &mut R) -> (GarbledCircuit, Encoding) {
+    let hash = FixedKeyHash::new();
+    let delta = Block(Block::random(rng).0 | 1);
+    let mut zero = vec![Block::ZERO; circuit.wires];
+    let inputs = circuit
+        .garbler_inputs
+        .iter()
+        .chain(&circuit.evaluator_inputs);
+    for wire in inputs {
+        zero[wire.0] = Block::random(rng);
+    }
+    let mut tables = Vec::new();
+    for gate in &circuit.gates {
+        match *gate {
+            Gate::Xor { a, b, out } => zero[out.0] = zero[a.0] ^ zero[b.0],
+            Gate::Not { a, out } => zero[out.0] = zero[a.0] ^ delta,
+            Gate::And { a, b, out } => {
+                let (a0, b0) = (zero[a.0], zero[b.0]);
+                let (pa, pb) = (a0.lsb(), b0.lsb());
+                let (j, k) = tweaks(tables.len());
+                let (ha0, ha1) = (hash.hash(a0, j), hash.hash(a0 ^ delta, j));
+                let (hb0, hb1) = (hash.hash(b0, k), hash.hash(b0 ^ delta, k));
+                let generator = ha0 ^ ha1 ^ delta.scaled(pb);
+                let evaluator = hb0 ^ hb1 ^ a0;
+                let generator_zero = ha0 ^ generator.scaled(pa);
+                let evaluator_zero = hb0 ^ (hb0 ^ hb1).scaled(pb);
+                tables.push([generator, evaluator]);
+                zero[out.0] = generator_zero ^ evaluator_zero;
+            }
+        }
+    }
+    let labels = |wires: &[Wire]| wires.iter().map(|w| zero[w.0]).collect::<Vec<_>>();
+    let outputs = labels(&circuit.outputs);
+    let decoding = outputs.iter().map(|label| label.lsb()).collect();
+    let encoding = Encoding {
+        delta,
+        garbler_inputs: labels(&circuit.garbler_inputs),
+        evaluator_inputs: labels(&circuit.evaluator_inputs),
+        outputs,
+    };
+    (GarbledCircuit { tables, decoding }, encoding)
+}
+
+/// The evaluator's pass: the label of every output wire from the active
+/// labels of the inputs, two hashes per AND gate.
+pub fn evaluate(
+    circuit: &Circuit,
+    garbled: &GarbledCircuit,
+    garbler_labels: &[Block],
+    evaluator_labels: &[Block],
+) -> Result<Vec<Block>, GcError> {
+    circuit.check_inputs(garbler_labels.len(), evaluator_labels.len())?;
+    let expected = circuit.and_gates();
+    if garbled.tables.len() != expected {
+        return Err(GcError::TableCount {
+            expected,
+            got: garbled.tables.len(),
+        });
+    }
+    let hash = FixedKeyHash::new();
+    let mut labels = vec![Block::ZERO; circuit.wires];
+    let inputs = circuit.garbler_inputs.iter().zip(garbler_labels);
+    for (wire, &label) in inputs.chain(circuit.evaluator_inputs.iter().zip(evaluator_labels)) {
+        labels[wire.0] = label;
+    }
+    let mut and_index = 0;
+    for gate in &circuit.gates {
+        match *gate {
+            Gate::Xor { a, b, out } => labels[out.0] = labels[a.0] ^ labels[b.0],
+            Gate::Not { a, out } => labels[out.0] = labels[a.0],
+            Gate::And { a, b, out } => {
+                // In range: the table count was checked against the AND count.
+                let [generator, evaluator] = garbled.tables[and_index];
+                let (wa, wb) = (labels[a.0], labels[b.0]);
+                let (j, k) = tweaks(and_index);
+                and_index += 1;
+                let generator_half = hash.hash(wa, j) ^ generator.scaled(wa.lsb());
+                let evaluator_half = hash.hash(wb, k) ^ (evaluator ^ wa).scaled(wb.lsb());
+                labels[out.0] = generator_half ^ evaluator_half;
+            }
+        }
+    }
+    Ok(circuit.outputs.iter().map(|w| labels[w.0]).collect())
+}
+
+fn check_outputs(expected: usize, got: usize) -> Result<(), GcError> {
+    if expected == got {
+        Ok(())
+    } else {
+        Err(GcError::OutputCount { expected, got })
+    }
+}
+
+impl GarbledCircuit {
+    /// The evaluator's decoding: an output label's permute bit against its
+    /// zero label's.
+    pub fn decode(&self, output_labels: &[Block]) -> Result<Vec<bool>, GcError> {
+        check_outputs(self.decoding.len(), output_labels.len())?;
+        Ok(output_labels
+            .iter()
+            .zip(&self.decoding)
+            .map(|(label, &d)| label.lsb() ^ d)
+            .collect())
+    }
+}
+
+impl Encoding {
+    fn encode(
+        &self,
+        zero: &[Block],
+        bits: &[bool],
+        owner: &'static str,
+    ) -> Result<Vec<Block>, GcError> {
+        if zero.len() != bits.len() {
+            return Err(GcError::InputCount {
+                owner,
+                expected: zero.len(),
+                got: bits.len(),
+            });
+        }
+        Ok(zero
+            .iter()
+            .zip(bits)
+            .map(|(&label, &bit)| label ^ self.delta.scaled(bit))
+            .collect())
+    }
+
+    /// The labels of the garbler's own input bits, sent in the clear.
+    pub fn garbler_labels(&self, bits: &[bool]) -> Result<Vec<Block>, GcError> {
+        self.encode(&self.garbler_inputs, bits, "garbler")
+    }
+
+    /// The labels of the evaluator's input bits: what oblivious transfer
+    /// must deliver without the garbler learning the bits. Calling it with
+    /// the evaluator's bits is only sound where one process plays both
+    /// parties (tests, benchmarks) until this crate has OT.
+    pub fn evaluator_labels(&self, bits: &[bool]) -> Result<Vec<Block>, GcError> {
+        self.encode(&self.evaluator_inputs, bits, "evaluator")
+    }
+
+    /// The garbler's decoding of output labels the evaluator returns,
+    /// for outputs the evaluator must not learn: a label that is neither of
+    /// the wire's two labels cannot come from an honest evaluation.
+    pub fn decode(&self, output_labels: &[Block]) -> Result<Vec<bool>, GcError> {
+        check_outputs(self.outputs.len(), output_labels.len())?;
+        let pairs = output_labels.iter().zip(&self.outputs).enumerate();
+        pairs
+            .map(|(output, (&label, &zero))| {
+                if label == zero {
+                    Ok(false)
+                } else if label == zero ^ self.delta {
+                    Ok(true)
+                } else {
+                    Err(GcError::ForeignLabel { output })
+                }
+            })
+            .collect()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use rand::Rng;
+    use rand::rngs::StdRng;
+
+    use super::*;
+    use crate::Builder;
+
+    const WIDTH: usize = 10;
+
+    /// A circuit of random word operations on two words of each party,
+    /// outputting the last few results.
+    fn random_circuit(rng: &mut impl Rng) -> Circuit {
+        let mut builder = Builder::new();
+        let mut words = vec![
+            builder.garbler_word(WIDTH),
+            builder.garbler_word(WIDTH),
+            builder.evaluator_word(WIDTH),
+            builder.evaluator_word(WIDTH),
+        ];
+        for _ in 0..12 {
+            let a = words[rng.random_range(0..words.len())].clone();
+            let b = words[rng.random_range(0..words.len())].clone();
+            let word = match rng.random_range(0..5) {
+                0 => builder.add_wrapping(&a, &b),
+                1 => builder.sub(&a, &b).0,
+                2 => {
+                    let select = builder.less_than(&a, &b);
+                    builder.mux(select, &a, &b)
+                }
+                3 => builder.mul_const(&a, rng.random_range(1..1 << WIDTH), WIDTH),
+                _ => {
+                    let sum = builder.add(&a, &b);
+                    let shifted = builder.shr_arith(&sum, rng.random_range(0..WIDTH));
+                    builder.resize(&shifted, WIDTH)
+                }
+            };
+            words.push(word);
+        }
+        for word in &words[words.len() - 3..] {
+            builder.output(word);
+        }
+        builder.finish()
+    }
+
+    fn random_bits(rng: &mut impl Rng, count: usize) -> Vec<bool> {
+        (0..count).map(|_| rng.random()).collect()
+    }
+
+    /// Garbles, encodes both parties' random inputs and evaluates: the
+    /// encoding, the plain outputs and the output labels.
+    fn run(
+        circuit: &Circuit,
+        rng: &mut StdRng,
+    ) -> (GarbledCircuit, Encoding, Vec<bool>, Vec<Block>) {
+        let (garbled, encoding) = garble(circuit, rng);
+        let garbler_bits = random_bits(rng, circuit.garbler_inputs());
+        let evaluator_bits = random_bits(rng, circuit.evaluator_inputs());
+        let plain = circuit.eval_plain(&garbler_bits, &evaluator_bits).unwrap();
+        let garbler_labels = encoding.garbler_labels(&garbler_bits).unwrap();
+        let evaluator_labels = encoding.evaluator_labels(&evaluator_bits).unwrap();
+        let labels = evaluate(circuit, &garbled, &garbler_labels, &evaluator_labels).unwrap();
+        (garbled, encoding, plain, labels)
+    }
+
+    #[test]
+    fn garbled_evaluation_matches_plain_evaluation_on_random_circuits() {
+        let mut rng = crate::test_rng();
+        for _ in 0..30 {
+            let circuit = random_circuit(&mut rng);
+            for _ in 0..5 {
+                let (garbled, _, plain, labels) = run(&circuit, &mut rng);
+                assert_eq!(garbled.decode(&labels).unwrap(), plain);
+            }
+        }
+    }
+
+    #[test]
+    fn each_output_label_is_the_zero_label_or_the_zero_label_xor_delta() {
+        let mut rng = crate::test_rng();
+        for _ in 0..10 {
+            let circuit = random_circuit(&mut rng);
+            let (_, encoding, plain, labels) = run(&circuit, &mut rng);
+            for ((&label, &zero), &bit) in labels.iter().zip(&encoding.outputs).zip(&plain) {
+                assert_eq!(label, zero ^ encoding.delta.scaled(bit));
+            }
+            assert_eq!(encoding.decode(&labels).unwrap(), plain);
+        }
+    }
+
+    #[test]
+    fn the_garbler_rejects_an_output_label_that_is_neither_of_its_labels() {
+        let mut rng = crate::test_rng();
+        let circuit = random_circuit(&mut rng);
+        let (_, encoding, _, mut labels) = run(&circuit, &mut rng);
+        labels[3] ^= Block(1 << 40);
+        assert_eq!(
+            encoding.decode(&labels),
+            Err(GcError::ForeignLabel { output: 3 })
+        );
+    }
+
+    #[test]
+    fn garbling_the_same_circuit_twice_draws_a_fresh_delta_and_fresh_labels() {
+        let mut rng = crate::test_rng();
+        let circuit = random_circuit(&mut rng);
+        let (first, first_encoding) = garble(&circuit, &mut rng);
+        let (second, second_encoding) = garble(&circuit, &mut rng);
+        assert!(first_encoding.delta.lsb() && second_encoding.delta.lsb());
+        assert_ne!(first_encoding.delta, second_encoding.delta);
+        assert_ne!(
+            first_encoding.garbler_inputs,
+            second_encoding.garbler_inputs
+        );
+        assert_ne!(
+            first_encoding.evaluator_inputs,
+            second_encoding.evaluator_inputs
+        );
+        assert_ne!(first.tables, second.tables);
+    }
+
+    #[test]
+    fn evaluation_and_decoding_reject_mismatched_counts() {
+        let mut rng = crate::test_rng();
+        let circuit = random_circuit(&mut rng);
+        let (mut garbled, encoding, _, labels) = run(&circuit, &mut rng);
+        let garbler = encoding
+            .garbler_labels(&vec![false; circuit.garbler_inputs()])
+            .unwrap();
+        let evaluator = encoding
+            .evaluator_labels(&vec![true; circuit.evaluator_inputs()])
+            .unwrap();
+        let short = evaluate(&circuit, &garbled, &garbler, &evaluator[1..]);
+        assert!(matches!(
+            short,
+            Err(GcError::InputCount {
+                owner: "evaluator",
+                ..
+            })
+        ));
+        assert!(matches!(
+            encoding.decode(&labels[1..]),
+            Err(GcError::OutputCount { .. })
+        ));
+        garbled.tables.pop();
+        let tables = evaluate(&circuit, &garbled, &garbler, &evaluator);
+        assert!(matches!(tables, Err(GcError::TableCount { .. })));
+    }
+}
