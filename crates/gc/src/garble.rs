@@ -10,6 +10,7 @@
 use rand::CryptoRng;
 
 use crate::circuit::{Circuit, Gate, Wire};
+use crate::ot::{ExtSender, ExtendRequest, ExtendResponse};
 use crate::{Block, FixedKeyHash, GcError};
 
 /// What the garbler sends: one table per AND gate, and the permute bits of
@@ -22,8 +23,8 @@ pub struct GarbledCircuit {
 
 /// What the garbler keeps: Δ and the zero labels of the input and output
 /// wires. Input labels leave it only through [`Encoding::garbler_labels`]
-/// and the oblivious transfer of the evaluator's labels. Not `Debug`, so
-/// that Δ cannot end up in a log.
+/// and [`Encoding::send_evaluator_labels`], the oblivious transfer of the
+/// evaluator's labels. Not `Debug`, so that Δ cannot end up in a log.
 #[derive(Clone)]
 pub struct Encoding {
     delta: Block,
@@ -172,12 +173,39 @@ impl Encoding {
         self.encode(&self.garbler_inputs, bits, "garbler")
     }
 
-    /// The labels of the evaluator's input bits: what oblivious transfer
-    /// must deliver without the garbler learning the bits. Calling it with
-    /// the evaluator's bits is only sound where one process plays both
-    /// parties (tests, benchmarks) until this crate has OT.
-    pub fn evaluator_labels(&self, bits: &[bool]) -> Result<Vec<Block>, GcError> {
+    /// The labels of the evaluator's input bits, handed over directly: the
+    /// tests' shortcut past the oblivious transfer, sound only because one
+    /// process plays both parties.
+    #[cfg(test)]
+    pub(crate) fn evaluator_labels(&self, bits: &[bool]) -> Result<Vec<Block>, GcError> {
         self.encode(&self.evaluator_inputs, bits, "evaluator")
+    }
+
+    /// The garbler's side of the oblivious transfer of the evaluator's
+    /// input labels: answers the evaluator's request, one OT per evaluator
+    /// input wire, with the pairs (zero label, zero label ⊕ Δ), so that the
+    /// evaluator decodes the label of each of its bits and learns neither
+    /// the other labels nor Δ, and the garbler learns none of the bits.
+    /// The OT session may serve many garblings in turn.
+    pub fn send_evaluator_labels(
+        &self,
+        sender: &mut ExtSender,
+        request: &ExtendRequest,
+    ) -> Result<ExtendResponse, GcError> {
+        let expected = self.evaluator_inputs.len();
+        if request.count() != expected {
+            return Err(GcError::InputCount {
+                owner: "evaluator",
+                expected,
+                got: request.count(),
+            });
+        }
+        let pairs: Vec<_> = self
+            .evaluator_inputs
+            .iter()
+            .map(|&zero| (zero, zero ^ self.delta))
+            .collect();
+        Ok(sender.extend(request, &pairs)?)
     }
 
     /// The garbler's decoding of output labels the evaluator returns,

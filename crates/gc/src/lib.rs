@@ -6,21 +6,24 @@
 //! so the client ends with a fresh share and nothing else.
 //!
 //! Security is semi-honest only: free-XOR and half-gates (two blocks per AND
-//! gate) over a fixed-key AES hash. Oblivious transfer of the evaluator's
-//! input labels is NOT in this crate yet: [`Encoding::evaluator_labels`]
-//! hands them over in the clear, which is sound only where one process
-//! plays both parties, as in tests and benchmarks.
+//! gate) over a fixed-key AES hash, and the evaluator's input labels by
+//! oblivious transfer ([`ot`]): once per session pair the client starts
+//! [`ExtReceiver::setup`], the server answers with [`ExtSender::setup`] and
+//! the client completes it with [`ot::ReceiverSetup::finish`]; per garbling the client sends [`ExtReceiver::extend`]'s request for its
+//! bits, the server answers with [`Encoding::send_evaluator_labels`], and
+//! the client's [`PendingExtend::finish`] yields the labels of its bits.
 //!
 //! [`block`] holds the labels, [`hash`] the tweakable hash, [`circuit`] the
 //! gates and their plain evaluation, [`builder`] word-level construction,
-//! [`garble`] garbling, evaluation and decoding, and [`relu`] the share ReLU
-//! circuit with its plain reference.
+//! [`garble`] garbling, evaluation and decoding, [`ot`] the oblivious
+//! transfer, and [`relu`] the share ReLU circuit with its plain reference.
 
 pub mod block;
 pub mod builder;
 pub mod circuit;
 pub mod garble;
 pub mod hash;
+pub mod ot;
 pub mod relu;
 
 pub use block::Block;
@@ -28,6 +31,7 @@ pub use builder::Builder;
 pub use circuit::{Circuit, Wire, from_bits, to_bits};
 pub use garble::{Encoding, GarbledCircuit, evaluate, garble};
 pub use hash::FixedKeyHash;
+pub use ot::{ExtReceiver, ExtSender, ExtendRequest, ExtendResponse, OtError, PendingExtend};
 pub use relu::{ReluParams, share_relu, share_relu_reference};
 
 /// Why labels, bits or parameters do not fit a circuit.
@@ -51,6 +55,8 @@ pub enum GcError {
     ForeignLabel { output: usize },
     #[error("share ReLU parameters: {0}")]
     ReluParams(&'static str),
+    #[error("oblivious transfer: {0}")]
+    Ot(#[from] OtError),
 }
 
 /// The seeded generator of every test, so that a failure reproduces.

@@ -160,7 +160,7 @@ mod tests {
     use rand::Rng;
 
     use super::*;
-    use crate::{evaluate, from_bits, garble};
+    use crate::{ExtendRequest, ExtendResponse, evaluate, from_bits, garble};
 
     /// The y values where the pipeline changes behaviour: zero, the edges
     /// of the signed range, the first y that reaches the clamp, and the
@@ -230,6 +230,64 @@ mod tests {
                 );
             }
         }
+    }
+
+    #[test]
+    fn the_client_obtains_its_labels_by_oblivious_transfer() {
+        let mut rng = crate::test_rng();
+        let (mut server, mut client, _) = crate::ot::iknp::tests::session(&mut rng);
+        let params = ReluParams::new(786_433, 20, 181, 12, 255).unwrap();
+        let circuit = share_relu(&params);
+        // One OT session serves every garbling, each over fresh labels.
+        for sample in 0..40 {
+            let y = match sample % 2 {
+                0 => rng.random_range(0..1u64 << 14),
+                _ => rng.random_range(0..params.modulus),
+            };
+            let a = rng.random_range(0..params.modulus);
+            let b = (y + params.modulus - a) % params.modulus;
+            let mask = rng.random_range(0..params.modulus);
+            let (garbled, encoding) = garble(&circuit, &mut rng);
+
+            let (request, pending) = client.extend(&params.evaluator_bits(a));
+            let request_bytes = request.to_bytes();
+            let request = ExtendRequest::from_bytes(&request_bytes).unwrap();
+            let response = encoding
+                .send_evaluator_labels(&mut server, &request)
+                .unwrap();
+            let response_bytes = response.to_bytes();
+            let response = ExtendResponse::from_bytes(&response_bytes, params.bits).unwrap();
+            let client_labels = pending.finish(&response).unwrap();
+            assert_eq!(
+                client_labels,
+                encoding
+                    .evaluator_labels(&params.evaluator_bits(a))
+                    .unwrap()
+            );
+
+            let server_labels = encoding.garbler_labels(&params.garbler_bits(b, mask));
+            let labels = evaluate(&circuit, &garbled, &server_labels.unwrap(), &client_labels);
+            let share = from_bits(&garbled.decode(&labels.unwrap()).unwrap());
+            assert_eq!(share, share_relu_reference(&params, a, b, mask), "y = {y}");
+            if sample == 0 {
+                eprintln!(
+                    "one share ReLU's client labels ({} bits) by OT: {} B client -> server, {} B server -> client",
+                    params.bits,
+                    request_bytes.len(),
+                    response_bytes.len()
+                );
+            }
+        }
+        let (request, _) = client.extend(&[true; 3]);
+        let (_, encoding) = garble(&circuit, &mut rng);
+        assert!(matches!(
+            encoding.send_evaluator_labels(&mut server, &request),
+            Err(GcError::InputCount {
+                expected: 20,
+                got: 3,
+                ..
+            })
+        ));
     }
 
     #[test]
