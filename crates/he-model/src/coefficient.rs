@@ -80,9 +80,9 @@ impl CoefficientLayout {
                 }
             }
         }
-        best.ok_or_else(|| Error::LayerTooLarge {
+        best.ok_or_else(|| Error::KernelTooLarge {
             layer: shape.name.clone(),
-            footprint: k * k,
+            kernel: k,
             poly_degree: n,
         })
     }
@@ -358,9 +358,8 @@ mod tests {
 
     #[test]
     fn a_window_larger_than_the_ring_is_refused() {
-        assert!(matches!(
-            CoefficientLayout::new(&shape(1, 1, 8, 7, 1), 32),
-            Err(Error::LayerTooLarge { .. })
-        ));
+        let e = CoefficientLayout::new(&shape(1, 1, 8, 7, 1), 32).unwrap_err();
+        assert!(matches!(e, Error::KernelTooLarge { kernel: 7, .. }), "{e}");
+        assert!(e.to_string().contains("7x7 kernel window"), "{e}");
     }
 }

@@ -48,6 +48,15 @@ pub enum Error {
         poly_degree: usize,
     },
     #[error(
+        "layer {layer}: a {kernel}x{kernel} kernel window does not fit the {poly_degree} coefficients of one polynomial: use a ring degree (he.poly_degree, --poly-degree) of at least {}",
+        (kernel * kernel).next_power_of_two().max(4096)
+    )]
+    KernelTooLarge {
+        layer: String,
+        kernel: usize,
+        poly_degree: usize,
+    },
+    #[error(
         "layer {layer}: accumulator bound {bound} needs a plaintext modulus above {}, which {bits} bits cannot give: use plaintext_bits {needed} (or fewer weight/activation bits)",
         2 * bound + 1
     )]
