@@ -8,7 +8,9 @@
 //! `cargo bench -p explore-gc --bench relu`
 
 use criterion::{Criterion, criterion_group, criterion_main};
-use explore_gc::{ExtReceiver, ExtSender, ReluParams, evaluate, from_bits, garble, share_relu};
+use explore_gc::{
+    ExtReceiver, ExtSender, ReluParams, Tweaks, evaluate, from_bits, garble, share_relu,
+};
 
 fn bench(c: &mut Criterion) {
     let mut rng = rand::rng();
@@ -21,7 +23,8 @@ fn bench(c: &mut Criterion) {
     let client_bits = params.evaluator_bits(a);
     let server_bits = params.garbler_bits(b, mask);
 
-    let (garbled, encoding) = garble(&circuit, &mut rng);
+    let mut session = Tweaks::new();
+    let (garbled, encoding) = garble(&circuit, &mut session, &mut rng).expect("tweaks");
     let (request, pending) = client.extend(&client_bits);
     let response = encoding
         .send_evaluator_labels(&mut server, &request)
@@ -47,7 +50,7 @@ fn bench(c: &mut Criterion) {
 
     let mut g = c.benchmark_group("share_relu_t786433");
     g.bench_function("garble", |bench| {
-        bench.iter(|| garble(&circuit, &mut rand::rng()))
+        bench.iter(|| garble(&circuit, &mut session, &mut rand::rng()).unwrap())
     });
     g.bench_function("evaluate", |bench| {
         bench.iter(|| evaluate(&circuit, &garbled, &server_labels, &client_labels).unwrap())

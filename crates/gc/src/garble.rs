@@ -5,7 +5,10 @@
 //! garbler flips the output's zero label by Δ and the evaluator keeps the
 //! label it has, so the evaluator's label now stands for the negated value.
 //! Each AND gate is a table of two blocks (TG, TE), one per half-gate,
-//! hashed under tweaks 2k and 2k + 1 for the k-th AND gate.
+//! hashed under tweaks 2k and 2k + 1 for the k-th AND gate of the session
+//! ([`Tweaks`]): a garbler garbles one circuit per ReLU, and a tweak used
+//! once per session keeps the hash's multi-instance bound from shrinking
+//! with the number of circuits (Guo, Katz, Wang and Yu, S&P 2020).
 
 use rand::CryptoRng;
 
@@ -13,12 +16,44 @@ use crate::circuit::{Circuit, Gate, Wire};
 use crate::ot::{ExtSender, ExtendRequest, ExtendResponse};
 use crate::{Block, FixedKeyHash, GcError};
 
-/// What the garbler sends: one table per AND gate, and the permute bits of
-/// the output zero labels with which the evaluator decodes.
+/// What the garbler sends: the session index of its first AND gate, one
+/// table per AND gate, and the permute bits of the output zero labels with
+/// which the evaluator decodes.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct GarbledCircuit {
+    first_gate: u64,
     tables: Vec<[Block; 2]>,
     decoding: Vec<bool>,
+}
+
+/// The garbler's count of AND gates over a session, from which each
+/// garbling takes its tweaks, so that no two half-gates of the session are
+/// hashed under the same tweak.
+#[derive(Debug, Default)]
+pub struct Tweaks {
+    next_gate: u64,
+}
+
+/// AND gates a session may garble: their tweaks 2k + 1 stay below the top
+/// bit, which the oblivious transfer's tweaks hold.
+const MAX_GATES: u64 = 1 << 62;
+
+impl Tweaks {
+    pub fn new() -> Tweaks {
+        Tweaks::default()
+    }
+
+    /// The first of `gates` fresh gate indices.
+    fn take(&mut self, gates: usize) -> Result<u64, GcError> {
+        let first = self.next_gate;
+        match first.checked_add(gates as u64) {
+            Some(next) if next <= MAX_GATES => {
+                self.next_gate = next;
+                Ok(first)
+            }
+            _ => Err(GcError::TweaksExhausted),
+        }
+    }
 }
 
 /// What the garbler keeps: Δ and the zero labels of the input and output
@@ -33,15 +68,21 @@ pub struct Encoding {
     outputs: Vec<Block>,
 }
 
-/// The tweaks of the k-th AND gate's generator and evaluator half-gates.
-fn tweaks(gate: usize) -> (u64, u64) {
-    let gate = gate as u64;
+/// The tweaks of the session's k-th AND gate's generator and evaluator
+/// half-gates.
+fn tweaks(gate: u64) -> (u64, u64) {
     (2 * gate, 2 * gate + 1)
 }
 
-/// Garbles `circuit` under a fresh Δ and fresh input labels; never reuse a
-/// garbling for a second evaluation.
-pub fn garble<R: CryptoRng + ?Sized>(circuit: &Circuit, rng: &mut R) -> (GarbledCircuit, Encoding) {
+/// Garbles `circuit` under a fresh Δ and fresh input labels, its AND gates
+/// taking the next tweaks of the session; never reuse a garbling for a
+/// second evaluation.
+pub fn garble<R: CryptoRng + ?Sized>(
+    circuit: &Circuit,
+    session: &mut Tweaks,
+    rng: &mut R,
+) -> Result<(GarbledCircuit, Encoding), GcError> {
+    let first_gate = session.take(circuit.and_gates())?;
     let hash = FixedKeyHash::new();
     let delta = Block(Block::random(rng).0 | 1);
     let mut zero = vec![Block::ZERO; circuit.wires];
@@ -60,7 +101,7 @@ pub fn garble<R: CryptoRng + ?Sized>(circuit: &Circuit, rng: &mut R) -> (Garbled
             Gate::And { a, b, out } => {
                 let (a0, b0) = (zero[a.0], zero[b.0]);
                 let (pa, pb) = (a0.lsb(), b0.lsb());
-                let (j, k) = tweaks(tables.len());
+                let (j, k) = tweaks(first_gate + tables.len() as u64);
                 let (ha0, ha1) = (hash.hash(a0, j), hash.hash(a0 ^ delta, j));
                 let (hb0, hb1) = (hash.hash(b0, k), hash.hash(b0 ^ delta, k));
                 let generator = ha0 ^ ha1 ^ delta.scaled(pb);
@@ -81,7 +122,12 @@ pub fn garble<R: CryptoRng + ?Sized>(circuit: &Circuit, rng: &mut R) -> (Garbled
         evaluator_inputs: labels(&circuit.evaluator_inputs),
         outputs,
     };
-    (GarbledCircuit { tables, decoding }, encoding)
+    let garbled = GarbledCircuit {
+        first_gate,
+        tables,
+        decoding,
+    };
+    Ok((garbled, encoding))
 }
 
 /// The evaluator's pass: the label of every output wire from the active
@@ -115,7 +161,7 @@ pub fn evaluate(
                 // In range: the table count was checked against the AND count.
                 let [generator, evaluator] = garbled.tables[and_index];
                 let (wa, wb) = (labels[a.0], labels[b.0]);
-                let (j, k) = tweaks(and_index);
+                let (j, k) = tweaks(garbled.first_gate + and_index as u64);
                 and_index += 1;
                 let generator_half = hash.hash(wa, j) ^ generator.scaled(wa.lsb());
                 let evaluator_half = hash.hash(wb, k) ^ (evaluator ^ wa).scaled(wb.lsb());
@@ -283,7 +329,7 @@ mod tests {
         circuit: &Circuit,
         rng: &mut StdRng,
     ) -> (GarbledCircuit, Encoding, Vec<bool>, Vec<Block>) {
-        let (garbled, encoding) = garble(circuit, rng);
+        let (garbled, encoding) = garble(circuit, &mut Tweaks::new(), rng).unwrap();
         let garbler_bits = random_bits(rng, circuit.garbler_inputs());
         let evaluator_bits = random_bits(rng, circuit.evaluator_inputs());
         let plain = circuit.eval_plain(&garbler_bits, &evaluator_bits).unwrap();
@@ -319,6 +365,35 @@ mod tests {
     }
 
     #[test]
+    fn an_evaluation_under_other_tweaks_decodes_to_garbage_and_sessions_run_out() {
+        let mut rng = crate::test_rng();
+        let circuit = random_circuit(&mut rng);
+        assert!(circuit.and_gates() > 0);
+        let (mut garbled, encoding) = garble(&circuit, &mut Tweaks::new(), &mut rng).unwrap();
+        let garbler = random_bits(&mut rng, circuit.garbler_inputs());
+        let evaluator = random_bits(&mut rng, circuit.evaluator_inputs());
+        let (g, e) = (
+            encoding.garbler_labels(&garbler).unwrap(),
+            encoding.evaluator_labels(&evaluator).unwrap(),
+        );
+        // The evaluator must hash under the garbler's tweaks: shifted by one
+        // gate, an output that goes through an AND gate is no label at all.
+        garbled.first_gate += 1;
+        let labels = evaluate(&circuit, &garbled, &g, &e).unwrap();
+        assert!(matches!(
+            encoding.decode(&labels),
+            Err(GcError::ForeignLabel { .. })
+        ));
+        let mut session = Tweaks {
+            next_gate: MAX_GATES - 1,
+        };
+        assert_eq!(
+            garble(&circuit, &mut session, &mut rng).err(),
+            Some(GcError::TweaksExhausted)
+        );
+    }
+
+    #[test]
     fn the_garbler_rejects_an_output_label_that_is_neither_of_its_labels() {
         let mut rng = crate::test_rng();
         let circuit = random_circuit(&mut rng);
@@ -334,8 +409,14 @@ mod tests {
     fn garbling_the_same_circuit_twice_draws_a_fresh_delta_and_fresh_labels() {
         let mut rng = crate::test_rng();
         let circuit = random_circuit(&mut rng);
-        let (first, first_encoding) = garble(&circuit, &mut rng);
-        let (second, second_encoding) = garble(&circuit, &mut rng);
+        let mut session = Tweaks::new();
+        let (first, first_encoding) = garble(&circuit, &mut session, &mut rng).unwrap();
+        let (second, second_encoding) = garble(&circuit, &mut session, &mut rng).unwrap();
+        // One session: the second garbling's gates take the next tweaks.
+        assert_eq!(
+            (first.first_gate, second.first_gate),
+            (0, circuit.and_gates() as u64)
+        );
         assert!(first_encoding.delta.lsb() && second_encoding.delta.lsb());
         assert_ne!(first_encoding.delta, second_encoding.delta);
         assert_ne!(

@@ -29,7 +29,7 @@ pub mod relu;
 pub use block::Block;
 pub use builder::Builder;
 pub use circuit::{Circuit, Wire, from_bits, to_bits};
-pub use garble::{Encoding, GarbledCircuit, evaluate, garble};
+pub use garble::{Encoding, GarbledCircuit, Tweaks, evaluate, garble};
 pub use hash::FixedKeyHash;
 pub use ot::{ExtReceiver, ExtSender, ExtendRequest, ExtendResponse, OtError, PendingExtend};
 pub use relu::{ReluParams, share_relu, share_relu_reference};
@@ -53,6 +53,10 @@ pub enum GcError {
         "output {output}: the label is neither of the wire's labels, so it is not from an honest evaluation of this garbling"
     )]
     ForeignLabel { output: usize },
+    #[error(
+        "the session has garbled 2^62 AND gates, all its tweaks: start a new session (fresh base OTs and tweaks)"
+    )]
+    TweaksExhausted,
     #[error("share ReLU parameters: {0}")]
     ReluParams(&'static str),
     #[error("oblivious transfer: {0}")]

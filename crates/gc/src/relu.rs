@@ -160,7 +160,7 @@ mod tests {
     use rand::Rng;
 
     use super::*;
-    use crate::{ExtendRequest, ExtendResponse, evaluate, from_bits, garble};
+    use crate::{ExtendRequest, ExtendResponse, Tweaks, evaluate, from_bits, garble};
 
     /// The y values where the pipeline changes behaviour: zero, the edges
     /// of the signed range, the first y that reaches the clamp, and the
@@ -180,6 +180,7 @@ mod tests {
 
     #[test]
     fn garbled_share_relu_matches_plain_evaluation_and_the_reference() {
+        let mut session = Tweaks::new();
         let mut rng = crate::test_rng();
         // A 20-bit NTT-friendly prime (3 · 2^18 + 1) with an int8-style
         // requantization, a 17-bit one with rounding that rarely clamps,
@@ -215,7 +216,7 @@ mod tests {
                 let plain = circuit.eval_plain(&garbler_bits, &evaluator_bits).unwrap();
                 assert_eq!(from_bits(&plain), expected, "plain, y = {y}");
 
-                let (garbled, encoding) = garble(&circuit, &mut rng);
+                let (garbled, encoding) = garble(&circuit, &mut session, &mut rng).unwrap();
                 let labels = evaluate(
                     &circuit,
                     &garbled,
@@ -234,6 +235,7 @@ mod tests {
 
     #[test]
     fn the_client_obtains_its_labels_by_oblivious_transfer() {
+        let mut session = Tweaks::new();
         let mut rng = crate::test_rng();
         let (mut server, mut client, _) = crate::ot::iknp::tests::session(&mut rng);
         let params = ReluParams::new(786_433, 20, 181, 12, 255).unwrap();
@@ -247,7 +249,7 @@ mod tests {
             let a = rng.random_range(0..params.modulus);
             let b = (y + params.modulus - a) % params.modulus;
             let mask = rng.random_range(0..params.modulus);
-            let (garbled, encoding) = garble(&circuit, &mut rng);
+            let (garbled, encoding) = garble(&circuit, &mut session, &mut rng).unwrap();
 
             let (request, pending) = client.extend(&params.evaluator_bits(a));
             let request_bytes = request.to_bytes();
@@ -279,7 +281,7 @@ mod tests {
             }
         }
         let (request, _) = client.extend(&[true; 3]);
-        let (_, encoding) = garble(&circuit, &mut rng);
+        let (_, encoding) = garble(&circuit, &mut session, &mut rng).unwrap();
         assert!(matches!(
             encoding.send_evaluator_labels(&mut server, &request),
             Err(GcError::InputCount {
