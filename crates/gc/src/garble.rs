@@ -58,7 +58,7 @@ impl Tweaks {
 
 /// What the garbler keeps: Δ and the zero labels of the input and output
 /// wires. Input labels leave it only through [`Encoding::garbler_labels`]
-/// and [`Encoding::send_evaluator_labels`], the oblivious transfer of the
+/// and [`send_evaluator_labels`], the oblivious transfer of the
 /// evaluator's labels. Not `Debug`, so that Δ cannot end up in a log.
 #[derive(Clone)]
 pub struct Encoding {
@@ -172,6 +172,38 @@ pub fn evaluate(
     Ok(circuit.outputs.iter().map(|w| labels[w.0]).collect())
 }
 
+/// The garbler's side of the oblivious transfer of the evaluator's input
+/// labels, for any number of garblings at once (a layer's ReLUs): one OT
+/// per evaluator input wire, garbling after garbling, with the pairs (zero
+/// label, zero label ⊕ Δ), so that the evaluator decodes the label of each
+/// of its bits and learns neither the other labels nor any Δ, and the
+/// garbler learns none of the bits. The evaluator's request holds its bits
+/// in the same order. One extension pads to 128 OTs once, not once per
+/// garbling. The OT session serves every batch in turn.
+pub fn send_evaluator_labels(
+    encodings: &[Encoding],
+    sender: &mut ExtSender,
+    request: &ExtendRequest,
+) -> Result<ExtendResponse, GcError> {
+    let expected = encodings.iter().map(|e| e.evaluator_inputs.len()).sum();
+    if request.count() != expected {
+        return Err(GcError::InputCount {
+            owner: "evaluator",
+            expected,
+            got: request.count(),
+        });
+    }
+    let pairs: Vec<_> = encodings
+        .iter()
+        .flat_map(|e| {
+            e.evaluator_inputs
+                .iter()
+                .map(|&zero| (zero, zero ^ e.delta))
+        })
+        .collect();
+    Ok(sender.extend(request, &pairs)?)
+}
+
 fn check_outputs(expected: usize, got: usize) -> Result<(), GcError> {
     if expected == got {
         Ok(())
@@ -225,33 +257,6 @@ impl Encoding {
     #[cfg(test)]
     pub(crate) fn evaluator_labels(&self, bits: &[bool]) -> Result<Vec<Block>, GcError> {
         self.encode(&self.evaluator_inputs, bits, "evaluator")
-    }
-
-    /// The garbler's side of the oblivious transfer of the evaluator's
-    /// input labels: answers the evaluator's request, one OT per evaluator
-    /// input wire, with the pairs (zero label, zero label ⊕ Δ), so that the
-    /// evaluator decodes the label of each of its bits and learns neither
-    /// the other labels nor Δ, and the garbler learns none of the bits.
-    /// The OT session may serve many garblings in turn.
-    pub fn send_evaluator_labels(
-        &self,
-        sender: &mut ExtSender,
-        request: &ExtendRequest,
-    ) -> Result<ExtendResponse, GcError> {
-        let expected = self.evaluator_inputs.len();
-        if request.count() != expected {
-            return Err(GcError::InputCount {
-                owner: "evaluator",
-                expected,
-                got: request.count(),
-            });
-        }
-        let pairs: Vec<_> = self
-            .evaluator_inputs
-            .iter()
-            .map(|&zero| (zero, zero ^ self.delta))
-            .collect();
-        Ok(sender.extend(request, &pairs)?)
     }
 
     /// The garbler's decoding of output labels the evaluator returns,

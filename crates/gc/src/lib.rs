@@ -10,7 +10,7 @@
 //! oblivious transfer ([`ot`]): once per session pair the client starts
 //! [`ExtReceiver::setup`], the server answers with [`ExtSender::setup`] and
 //! the client completes it with [`ot::ReceiverSetup::finish`]; per garbling the client sends [`ExtReceiver::extend`]'s request for its
-//! bits, the server answers with [`Encoding::send_evaluator_labels`], and
+//! bits, the server answers with [`send_evaluator_labels`], and
 //! the client's [`PendingExtend::finish`] yields the labels of its bits.
 //!
 //! [`block`] holds the labels, [`hash`] the tweakable hash, [`circuit`] the
@@ -29,7 +29,7 @@ pub mod relu;
 pub use block::Block;
 pub use builder::Builder;
 pub use circuit::{Circuit, Wire, from_bits, to_bits};
-pub use garble::{Encoding, GarbledCircuit, Tweaks, evaluate, garble};
+pub use garble::{Encoding, GarbledCircuit, Tweaks, evaluate, garble, send_evaluator_labels};
 pub use hash::FixedKeyHash;
 pub use ot::{ExtReceiver, ExtSender, ExtendRequest, ExtendResponse, OtError, PendingExtend};
 pub use relu::{ReluParams, share_relu, share_relu_reference};

@@ -160,7 +160,9 @@ mod tests {
     use rand::Rng;
 
     use super::*;
-    use crate::{ExtendRequest, ExtendResponse, Tweaks, evaluate, from_bits, garble};
+    use crate::{
+        ExtendRequest, ExtendResponse, Tweaks, evaluate, from_bits, garble, send_evaluator_labels,
+    };
 
     /// The y values where the pipeline changes behaviour: zero, the edges
     /// of the signed range, the first y that reaches the clamp, and the
@@ -234,46 +236,65 @@ mod tests {
     }
 
     #[test]
-    fn the_client_obtains_its_labels_by_oblivious_transfer() {
+    fn the_client_obtains_a_layers_labels_by_one_oblivious_transfer() {
         let mut session = Tweaks::new();
         let mut rng = crate::test_rng();
         let (mut server, mut client, _) = crate::ot::iknp::tests::session(&mut rng);
         let params = ReluParams::new(786_433, 20, 181, 12, 255).unwrap();
         let circuit = share_relu(&params);
-        // One OT session serves every garbling, each over fresh labels.
-        for sample in 0..40 {
-            let y = match sample % 2 {
-                0 => rng.random_range(0..1u64 << 14),
-                _ => rng.random_range(0..params.modulus),
-            };
-            let a = rng.random_range(0..params.modulus);
-            let b = (y + params.modulus - a) % params.modulus;
-            let mask = rng.random_range(0..params.modulus);
-            let (garbled, encoding) = garble(&circuit, &mut session, &mut rng).unwrap();
-
-            let (request, pending) = client.extend(&params.evaluator_bits(a));
+        let t = params.modulus;
+        // A layer of 40 ReLUs, half of them at small positive values.
+        let shares: Vec<(u64, u64, u64)> = (0..40)
+            .map(|i| {
+                let y = match i % 2 {
+                    0 => rng.random_range(0..1u64 << 14),
+                    _ => rng.random_range(0..t),
+                };
+                let a = rng.random_range(0..t);
+                (a, (y + t - a) % t, rng.random_range(0..t))
+            })
+            .collect();
+        let (garbled, encodings): (Vec<_>, Vec<_>) = shares
+            .iter()
+            .map(|_| garble(&circuit, &mut session, &mut rng).unwrap())
+            .unzip();
+        // One OT session, one extension for the whole layer.
+        for round in 0..2 {
+            let bits: Vec<bool> = shares
+                .iter()
+                .flat_map(|&(a, _, _)| params.evaluator_bits(a))
+                .collect();
+            let (request, pending) = client.extend(&bits);
             let request_bytes = request.to_bytes();
             let request = ExtendRequest::from_bytes(&request_bytes).unwrap();
-            let response = encoding
-                .send_evaluator_labels(&mut server, &request)
-                .unwrap();
+            let response = send_evaluator_labels(&encodings, &mut server, &request).unwrap();
             let response_bytes = response.to_bytes();
-            let response = ExtendResponse::from_bytes(&response_bytes, params.bits).unwrap();
-            let client_labels = pending.finish(&response).unwrap();
-            assert_eq!(
-                client_labels,
-                encoding
-                    .evaluator_labels(&params.evaluator_bits(a))
-                    .unwrap()
-            );
-
-            let server_labels = encoding.garbler_labels(&params.garbler_bits(b, mask));
-            let labels = evaluate(&circuit, &garbled, &server_labels.unwrap(), &client_labels);
-            let share = from_bits(&garbled.decode(&labels.unwrap()).unwrap());
-            assert_eq!(share, share_relu_reference(&params, a, b, mask), "y = {y}");
-            if sample == 0 {
+            let response = ExtendResponse::from_bytes(&response_bytes, bits.len()).unwrap();
+            let labels = pending.finish(&response).unwrap();
+            for (i, (&(a, b, mask), client_labels)) in
+                shares.iter().zip(labels.chunks(params.bits)).enumerate()
+            {
+                let encoding = &encodings[i];
+                assert_eq!(
+                    client_labels,
+                    encoding
+                        .evaluator_labels(&params.evaluator_bits(a))
+                        .unwrap()
+                );
+                let server_labels = encoding.garbler_labels(&params.garbler_bits(b, mask));
+                let outputs = evaluate(
+                    &circuit,
+                    &garbled[i],
+                    &server_labels.unwrap(),
+                    client_labels,
+                );
+                let share = from_bits(&garbled[i].decode(&outputs.unwrap()).unwrap());
+                assert_eq!(share, share_relu_reference(&params, a, b, mask), "ReLU {i}");
+            }
+            if round == 0 {
                 eprintln!(
-                    "one share ReLU's client labels ({} bits) by OT: {} B client -> server, {} B server -> client",
+                    "{} share ReLUs' client labels ({} bits each) by one OT extension: {} B client -> server, {} B server -> client",
+                    shares.len(),
                     params.bits,
                     request_bytes.len(),
                     response_bytes.len()
@@ -281,9 +302,8 @@ mod tests {
             }
         }
         let (request, _) = client.extend(&[true; 3]);
-        let (_, encoding) = garble(&circuit, &mut session, &mut rng).unwrap();
         assert!(matches!(
-            encoding.send_evaluator_labels(&mut server, &request),
+            send_evaluator_labels(&encodings[..1], &mut server, &request),
             Err(GcError::InputCount {
                 expected: 20,
                 got: 3,
