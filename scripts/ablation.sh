@@ -6,6 +6,12 @@
 #
 #   bash scripts/ablation.sh                # the recipe ablation (sweeps/ablation/)
 #   bash scripts/ablation.sh sweeps/lasso   # the group-Lasso arms on hybrid
+#   bash scripts/ablation.sh sweeps/lasso --seeds 0   # a part: flags go to every sweep
+#
+# Like scripts/long_sweep.sh it runs over sessions: each row resumes from
+# reports/<directory>/<row>/ (what is in results/ already wins) and saves
+# back into it after its sweep (scripts/save_partial.sh); commit
+# reports/<directory>/ after each part.
 #
 # A row that differs from sweeps/fashion-mnist.yaml in the penalty alone
 # (`lambda`, `weighting`; the strategies, seeds and timing counts do not
@@ -63,10 +69,13 @@ share() {
 }
 
 specs=${1:-sweeps/ablation}
+shift $(($# > 0 ? 1 : 0))
 for spec in "$specs"/*.yaml; do
   row=$(basename "$spec" .yaml)
   out=results/$(basename "$specs")/$row
+  keep=reports/$(basename "$specs")/$row
   mkdir -p "$out"
+  if [ -d "$keep" ]; then cp -rn "$keep/." "$out/"; fi
   for dense in "$main"/dense-*/; do
     adopt "$dense" "$out"
   done
@@ -84,7 +93,10 @@ for spec in "$specs"/*.yaml; do
       share "$out" 'dense-0' 'dense-matched-*'
     fi
   fi
-  "$explore" sweep "$spec" --output "$out" >&2
+  "$explore" sweep "$spec" --output "$out" "$@" >&2
+  bash scripts/save_partial.sh "$out" "$keep"
+  # The dense models are the main sweep's, adopted afresh on every run.
+  rm -rf "$keep"/dense-*/
 done
 echo "| row | strategy | target | validation, integer (%) | twin, validation (%) | test, float (%) | test, integer (%) | rotations | dense rotations | steps | train (s) |"
 echo "| --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- |"
