@@ -93,10 +93,10 @@ impl Deployment {
     /// network is compacted and packed as its own weights choose (the
     /// sweep's counts); with [`KeysMode::Dense`] it keeps the dense
     /// network's shapes, packing and reply shapes, skipping only the zero
-    /// masks, or none of them under constant time. Parameters: the fewest primes that hold the dense network's
-    /// deepest layer and its flooded reply with `noise_margin` to spare,
-    /// with a special prime for key switching if asked for and the schedule
-    /// rotates.
+    /// masks, or none of them under constant time. Parameters: the fewest
+    /// primes that hold the dense network's deepest layer and its flooded
+    /// reply with `noise_margin` to spare, with a special prime for key
+    /// switching if asked for and the schedule rotates.
     pub fn new(
         qnet: &QuantizedNet,
         scheduler: &Scheduler,

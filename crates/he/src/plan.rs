@@ -81,10 +81,11 @@ impl LayerPlan {
         check_weights(&shape, weights, keys.params().weight_bits)?;
         let mut masks = layout.masks(weights);
         // The executor skips by the values it encodes, not by the cost model.
-        masks.retain(|_, slots| slots.iter().any(|&v| v != 0));
+        let filled = |slots: &[i64]| slots.iter().any(|&v| v != 0);
+        masks.retain(|_, slots| filled(slots));
         if work == Work::Dense {
             for (key, slots) in layout.masks(&vec![1; weights.len()]) {
-                if slots.iter().any(|&v| v != 0) {
+                if filled(&slots) {
                     masks.entry(key).or_insert_with(|| vec![0; slots.len()]);
                 }
             }
