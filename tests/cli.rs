@@ -225,6 +225,58 @@ fn sweep_counts_resumes_and_checks() {
     assert!(unchanged.status.success());
     assert_eq!(column(&points, "strategy").len(), 18);
 
+    // A schedule added to a finished point keeps the outcomes its rows
+    // report. As if seed 0's dense model had been measured on another CPU
+    // (one test image the other way, in its file and its rows), and the
+    // coefficient schedule were new: the resume measures that schedule but
+    // reports the point's outcomes, and leaves the file as it was.
+    let dense_outcomes = out.join("points/dense-0-s0/outcomes.json");
+    let mut file: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(&dense_outcomes).unwrap()).unwrap();
+    let bits = file["test"]["bits"].as_str().unwrap().to_string();
+    let first = u8::from_str_radix(&bits[..2], 16).unwrap();
+    let (flipped, delta) = (first ^ 1, if first & 1 == 1 { -1 } else { 1 });
+    file["test"]["bits"] = format!("{flipped:02x}{}", &bits[2..]).into();
+    let correct = file["test"]["correct"].as_i64().unwrap() + delta;
+    file["test"]["correct"] = correct.into();
+    let moved = correct as f64 / file["test"]["images"].as_f64().unwrap();
+    let doctored_file = serde_json::to_string_pretty(&file).unwrap();
+    std::fs::write(&dense_outcomes, &doctored_file).unwrap();
+    let rows = std::fs::read_to_string(&points).unwrap();
+    let header: Vec<&str> = rows.lines().next().unwrap().split(',').collect();
+    let at = |name: &str| header.iter().position(|h| *h == name).unwrap();
+    let kept: Vec<String> = rows
+        .lines()
+        .filter_map(|l| {
+            let mut c: Vec<String> = l.split(',').map(String::from).collect();
+            if c[at("strategy")] != "dense" || c[at("seed")] != "0" {
+                return Some(l.to_string());
+            }
+            c[at("accuracy_quantized")] = moved.to_string();
+            (c[at("schedule")] != "coefficients").then(|| c.join(","))
+        })
+        .collect();
+    std::fs::write(&points, kept.join("\n") + "\n").unwrap();
+    let added = explore(&["sweep", spec, "--resume"]);
+    assert!(added.status.success(), "{}", text(&added));
+    assert_eq!(column(&points, "strategy").len(), 18);
+    assert_eq!(
+        std::fs::read_to_string(&dense_outcomes).unwrap(),
+        doctored_file
+    );
+    let schedules = column(&points, "schedule");
+    let (seeds, strategies) = (column(&points, "seed"), column(&points, "strategy"));
+    let accuracies = column(&points, "accuracy_quantized");
+    let coefficient_row = (0..schedules.len())
+        .find(|&i| schedules[i] == "coefficients" && seeds[i] == "0" && strategies[i] == "dense")
+        .unwrap();
+    assert_eq!(
+        accuracies[coefficient_row].parse::<f64>().unwrap(),
+        moved,
+        "{}",
+        text(&added)
+    );
+
     // The front passes against itself, paired on the same test images and
     // calibrated on the three seeds' noise profile beside it.
     let front = out.join("front.csv");

@@ -50,7 +50,13 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
     progress.finish_and_clear();
     let mut ctx = ws.he_context()?;
     let measured = ctx.measure_primitives(5)?;
-    let result = ws.measure_point(&trained, &key.scheduler(&ws.spec), &mut ctx, &measured)?;
+    let result = ws.measure_point(
+        &trained,
+        &key.scheduler(&ws.spec),
+        &mut ctx,
+        &measured,
+        None,
+    )?;
 
     // Pruning may change the cheapest schedule of a layer: both are shown.
     println!(

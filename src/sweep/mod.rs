@@ -175,10 +175,27 @@ pub fn run(
                 };
                 overall.inc(1);
                 current.set_message(format!("{}: encrypted inference", key.dir_name()));
-                let result =
-                    ws.measure_point(&trained, &key.scheduler(&ws.spec), &mut ctx, &measured)?;
+                // A dense point measured under another schedule already
+                // (a schedule added to a finished sweep).
+                let reported = done.iter().find(|r| {
+                    PointKey {
+                        schedule: key.schedule,
+                        ..r.key()
+                    } == key
+                });
+                let result = ws.measure_point(
+                    &trained,
+                    &key.scheduler(&ws.spec),
+                    &mut ctx,
+                    &measured,
+                    reported,
+                )?;
                 points::append(&points_path, &result.record)?;
-                outputs::write_layer_costs(&ws.store, &result)?;
+                // The point directory's per-layer rows are the spec's
+                // schedule's, whatever other schedules measured it.
+                if key.schedule == ws.spec.he.schedule {
+                    outputs::write_layer_costs(&ws.store, &result)?;
+                }
                 done.push(result.record);
                 overall.inc(1);
             }

@@ -645,21 +645,26 @@ impl Workspace {
         )?))
     }
 
-    /// The measuring half of a point under `scheduler`: quantize, remove
-    /// the internal channels that carry nothing, count on the integer
-    /// weights, and run every layer on real ciphertexts for `he.images` test
-    /// images, each decrypted and verified; the executor's counts must equal
-    /// the cost model's, layer by layer; then the whole network end to end.
-    pub fn measure_point(
+    /// The integer model's per-image outcomes of a trained point, on the
+    /// validation and test images (per image, so that points can be
+    /// compared on the same images). They do not depend on the schedule, so
+    /// a point that a row already `reported` (under another schedule) keeps
+    /// that row's outcomes: re-measured after a resume on another CPU, where
+    /// burn's kernels round differently, an image can move, and the table
+    /// would disagree with its own files.
+    fn outcomes(
         &self,
         trained: &TrainedPoint,
-        scheduler: &Scheduler,
-        ctx: &mut HeContext,
-        measured: &PrimitiveCosts,
-    ) -> Result<PointResult, SweepError> {
-        let spec = &self.spec;
-        let qnet = QuantizedNet::new(&trained.folded, spec.quant_config(), self.calibration())?;
-        // Per image, so that points can be compared on the same images.
+        qnet: &QuantizedNet,
+        reported: Option<&PointRecord>,
+    ) -> Result<Outcomes, SweepError> {
+        let path = Outcomes::path(&trained.dir);
+        if let Some(row) = reported
+            && let Some(known) = Outcomes::read(&path)?
+        {
+            known.check_against(row, &path)?;
+            return Ok(known);
+        }
         let outcomes = Outcomes {
             validation: Correct::new(
                 qnet.correct(&self.val_data.images, &self.val_data.labels)?,
@@ -670,7 +675,27 @@ impl Workspace {
                 self.test_data.fingerprint(),
             ),
         };
-        outcomes.write(&Outcomes::path(&trained.dir))?;
+        outcomes.write(&path)?;
+        Ok(outcomes)
+    }
+
+    /// The measuring half of a point under `scheduler`: quantize, remove
+    /// the internal channels that carry nothing, count on the integer
+    /// weights, and run every layer on real ciphertexts for `he.images` test
+    /// images, each decrypted and verified; the executor's counts must equal
+    /// the cost model's, layer by layer; then the whole network end to end.
+    /// `reported` is a row the point already has under another schedule.
+    pub fn measure_point(
+        &self,
+        trained: &TrainedPoint,
+        scheduler: &Scheduler,
+        ctx: &mut HeContext,
+        measured: &PrimitiveCosts,
+        reported: Option<&PointRecord>,
+    ) -> Result<PointResult, SweepError> {
+        let spec = &self.spec;
+        let qnet = QuantizedNet::new(&trained.folded, spec.quant_config(), self.calibration())?;
+        let outcomes = self.outcomes(trained, &qnet, reported)?;
         let accuracy_quantized = outcomes.test.accuracy();
         // Counted on the integer weights the executor runs (quantization
         // keeps the float sparsity pattern, so `explore count` on the saved
