@@ -11,7 +11,7 @@ use burn::tensor::{Tensor, TensorData};
 use explore_data::{self as data, DataSpec, Dataset, Split};
 use explore_he::Schedule;
 use explore_he_model::arch::*;
-use explore_quant::{QuantConfig, QuantizedNet};
+use explore_quant::{QuantConfig, QuantizedNet, Requantization};
 use explore_train::model::FakeQuant;
 use explore_train::model::ResNet;
 use explore_train::prune::{
@@ -200,6 +200,7 @@ fn proximal_lasso_gradual_pruning_and_qat_keep_what_they_prune() {
         activation_bits: 8,
         per_channel: true,
         percentile: 99.99,
+        requantization: Requantization::Fixed,
     };
     let calibration = &train_data.images[..64 * 28 * 28];
     let qnet = QuantizedNet::new(&tuned.fold(), config, calibration).unwrap();

@@ -59,6 +59,13 @@ impl SpecLock {
                 obj.remove(key);
             }
         }
+        // Sweeps locked before the setting existed ran f64 between layers:
+        // their locks match `float` and differ from `fixed`.
+        if v["he"]["requantization"] == "float"
+            && let Some(he) = v["he"].as_object_mut()
+        {
+            he.remove("requantization");
+        }
         SpecLock(v)
     }
 

@@ -52,5 +52,6 @@ pub fn config(bits: u32) -> QuantConfig {
         activation_bits: bits,
         per_channel: true,
         percentile: 100.0,
+        requantization: crate::Requantization::Fixed,
     }
 }

@@ -2,8 +2,10 @@
 //! layer to `weight_bits`, each layer's input to `activation_bits` with a
 //! scale calibrated on a few images), and its forward pass. Every conv and
 //! the FC layer run as exact integer products through [`conv_int`], the same
-//! function the HE executor verifies its decryptions against; rescaling,
-//! bias, ReLU, residual sums and pooling run in f64 between them. The
+//! function the HE executor verifies its decryptions against. Between them
+//! the model rescales, adds biases, applies ReLU, sums residuals and pools
+//! under its [`Requantization`]: in integers only (`fixed`, per output
+//! channel a multiplier and shift, [`fixed`]), or in f64 (`float`). The
 //! forward pass takes its linear layers round by round from a [`Linear`],
 //! so the same code computes them in the clear or has a server compute them
 //! on ciphertexts while the client does the rest.
@@ -14,8 +16,13 @@ use explore_he_model::arch::{Compaction, ConvShape, FoldedNet, NetSpec};
 pub use explore_he_model::reference::{conv_int, max_magnitude};
 pub use explore_spec::quant::{BITS, QuantConfig, QuantConfigError};
 
+mod between;
+pub mod fixed;
 #[cfg(any(test, feature = "fixtures"))]
 pub mod fixtures;
+
+pub use between::Requantization;
+use between::{FixedSteps, FloatSteps, Reader, Shortcut, Steps};
 
 #[derive(Debug, thiserror::Error, PartialEq)]
 pub enum QuantError {
@@ -184,10 +191,6 @@ pub fn top1(logits: &[f64]) -> usize {
         .unwrap_or(0)
 }
 
-/// Called with (layer index, that layer's inputs over the batch); layer
-/// `convs.len()` is the FC layer.
-type ScaleOf<'a> = dyn FnMut(usize, &[Vec<f64>]) -> f64 + 'a;
-
 /// The linear layers of one round of a forward pass: each layer's index
 /// (`convs.len()` is the FC layer) with its quantized inputs over the batch.
 /// A block's first conv and its shortcut read the same input and share a
@@ -248,15 +251,18 @@ impl QuantizedNet {
             fc,
             config,
         };
+        // Calibrated on real values between layers (under either
+        // requantization): fixed point then rescales between these scales.
         let batch = net.images(calibration)?;
         let mut scales = vec![1.0; net.convs.len() + 1];
         let plain = net.clone();
+        let mut calibrate_layer = |l: usize, xs: &[Vec<f64>]| {
+            scales[l] = calibrate(xs, config.percentile, config.activation_bits);
+            scales[l]
+        };
         let _: Result<_, std::convert::Infallible> = plain.forward(
             batch,
-            &mut |l, xs| {
-                scales[l] = calibrate(xs, config.percentile, config.activation_bits);
-                scales[l]
-            },
+            &mut FloatSteps::new(&plain, &mut calibrate_layer),
             &mut |round| Ok(plain.in_the_clear(round)),
         );
         for (layer, s) in net.convs.iter_mut().chain([&mut net.fc]).zip(scales) {
@@ -296,105 +302,80 @@ impl QuantizedNet {
             .collect()
     }
 
-    /// One round over the batch: quantize each layer's inputs with its
-    /// scale, get the integer accumulators from `linear`, dequantize (per
-    /// output channel) and add the bias.
-    fn apply<E>(
+    /// One round over the batch: each layer's integer inputs, and the
+    /// accumulators `linear` returns for them.
+    fn round<S: Steps, E>(
         &self,
-        layers: &[(usize, &[Vec<f64>])],
-        scale_of: &mut ScaleOf,
+        steps: &mut S,
+        layers: &[(usize, &[S::Act])],
         linear: &mut Linear<E>,
-    ) -> Result<Vec<Vec<Vec<f64>>>, E> {
-        let mut scales = Vec::with_capacity(layers.len());
+    ) -> Result<Vec<Vec<Vec<i64>>>, E> {
         let round: Vec<(usize, Vec<Vec<i64>>)> = layers
             .iter()
-            .map(|&(l, xs)| {
-                let scale = scale_of(l, xs);
-                scales.push(scale);
-                let q = xs
-                    .iter()
-                    .map(|x| quantize(x, scale, self.config.activation_bits))
-                    .collect();
-                (l, q)
-            })
+            .map(|&(l, xs)| (l, steps.quantize(l, xs)))
             .collect();
-        let accumulators = linear(&round)?;
-        Ok(layers
-            .iter()
-            .zip(scales)
-            .zip(accumulators)
-            .map(|((&(l, _), scale), acc)| {
-                let layer = self.layer(l);
-                let hw = layer.shape.out_h() * layer.shape.out_w();
-                acc.into_par_iter()
-                    .map(|acc| {
-                        acc.into_iter()
-                            .enumerate()
-                            .map(|(j, a)| {
-                                let o = j / hw;
-                                a as f64 * scale * layer.weight_scale[o] + layer.bias[o]
-                            })
-                            .collect()
-                    })
-                    .collect()
-            })
-            .collect())
+        linear(&round)
     }
 
     /// The ResNet forward pass over a batch, its linear layers from
-    /// `linear`, round by round; returns logits.
-    pub fn forward<E>(
+    /// `linear` round by round, the arithmetic between them from `steps`;
+    /// returns logits.
+    fn forward<S: Steps, E>(
         &self,
         batch: Vec<Vec<f64>>,
-        scale_of: &mut ScaleOf,
+        steps: &mut S,
         linear: &mut Linear<E>,
     ) -> Result<Vec<Vec<f64>>, E> {
-        let relu = |xs: Vec<Vec<f64>>| -> Vec<Vec<f64>> {
-            xs.into_iter()
-                .map(|x| x.into_iter().map(|v| v.max(0.0)).collect())
-                .collect()
+        let one = |out: Vec<Vec<Vec<i64>>>| out.into_iter().next().expect("one layer");
+        let blocks = &self.spec.blocks;
+        // Who reads block i's input: its first conv, or after the last
+        // block the pooling.
+        let reader = |i: usize| {
+            blocks
+                .get(i)
+                .map_or(Reader::Pool, |b| Reader::Layer(b.conv1))
         };
-        let one = |out: Vec<Vec<Vec<f64>>>| out.into_iter().next().expect("one layer");
-        let mut x = relu(one(self.apply(&[(0, &batch)], scale_of, linear)?));
-        for b in &self.spec.blocks {
-            let (h, short) = match b.shortcut {
+        let image: Vec<S::Act> = batch.into_iter().map(|x| steps.input(x)).collect();
+        let acc = one(self.round(steps, &[(0, &image)], linear)?);
+        let mut x = steps.output(0, acc, None, reader(0));
+        for (i, b) in blocks.iter().enumerate() {
+            let (acc, shortcut) = match b.shortcut {
                 Some(s) => {
-                    let mut out = self.apply(&[(b.conv1, &x), (s, &x)], scale_of, linear)?;
+                    let mut out = self.round(steps, &[(b.conv1, &x), (s, &x)], linear)?;
                     let short = out.pop().expect("the shortcut");
-                    (relu(one(out)), short)
+                    (one(out), Shortcut::Conv(s, short))
                 }
-                None => (
-                    relu(one(self.apply(&[(b.conv1, &x)], scale_of, linear)?)),
-                    x,
-                ),
+                None => {
+                    let acc = one(self.round(steps, &[(b.conv1, &x)], linear)?);
+                    (
+                        acc,
+                        Shortcut::Identity {
+                            input_of: b.conv1,
+                            x,
+                        },
+                    )
+                }
             };
-            let y = one(self.apply(&[(b.conv2, &h)], scale_of, linear)?);
-            x = y
-                .into_iter()
-                .zip(short)
-                .map(|(a, s)| a.iter().zip(s).map(|(a, s)| (a + s).max(0.0)).collect())
-                .collect();
+            let h = steps.output(b.conv1, acc, None, Reader::Layer(b.conv2));
+            let acc = one(self.round(steps, &[(b.conv2, &h)], linear)?);
+            x = steps.output(b.conv2, acc, Some(shortcut), reader(i + 1));
         }
-        let c = self.spec.fc.in_features;
-        let pooled: Vec<Vec<f64>> = x
-            .iter()
-            .map(|v| {
-                let hw = v.len() / c;
-                v.chunks(hw)
-                    .map(|ch| ch.iter().sum::<f64>() / hw as f64)
-                    .collect()
-            })
-            .collect();
-        Ok(one(self.apply(
-            &[(self.convs.len(), &pooled)],
-            scale_of,
-            linear,
-        )?))
+        let pooled = steps.pool(x, self.spec.fc.in_features);
+        let fc = self.convs.len();
+        let acc = one(self.round(steps, &[(fc, &pooled)], linear)?);
+        Ok(steps.logits(acc))
     }
 
-    /// The calibrated input scale of each layer, as a forward pass asks.
-    pub fn calibrated(&self) -> impl FnMut(usize, &[Vec<f64>]) -> f64 + '_ {
-        |l: usize, _: &[Vec<f64>]| self.layer(l).input_scale
+    /// The forward pass at the calibrated scales, under the model's
+    /// requantization.
+    fn run<E>(&self, batch: Vec<Vec<f64>>, linear: &mut Linear<E>) -> Result<Vec<Vec<f64>>, E> {
+        match self.config.requantization {
+            Requantization::Fixed => self.forward(batch, &mut FixedSteps { net: self }, linear),
+            Requantization::Float => {
+                let mut calibrated = |l: usize, _: &[Vec<f64>]| self.layer(l).input_scale;
+                self.forward(batch, &mut FloatSteps::new(self, &mut calibrated), linear)
+            }
+        }
     }
 
     /// The forward pass of one image (`c*h*w`, normalized) with its linear
@@ -413,16 +394,14 @@ impl QuantizedNet {
             .into());
         }
         let batch = self.images(image)?;
-        let mut logits = self.forward(batch, &mut self.calibrated(), linear)?;
+        let mut logits = self.run(batch, linear)?;
         Ok(logits.pop().expect("one image"))
     }
 
     /// Logits of each image in `images` (`n*c*h*w`, normalized).
     pub fn logits(&self, images: &[f32]) -> Result<Vec<Vec<f64>>, QuantError> {
         let batch = self.images(images)?;
-        self.forward(batch, &mut self.calibrated(), &mut |round| {
-            Ok(self.in_the_clear(round))
-        })
+        self.run(batch, &mut |round| Ok(self.in_the_clear(round)))
     }
 
     /// Top-1 accuracy of the integer model, in batches of 64 images.
@@ -590,6 +569,81 @@ mod tests {
                 "{x} vs {y} (spread {spread})"
             );
         }
+    }
+
+    #[test]
+    fn the_fixed_point_model_tracks_the_float_one() {
+        // The same network and calibration: fixed point rounds each
+        // output once (halves up) where float keeps it real, and carries
+        // the identity shortcuts at their 8-bit grid; the logits stay close
+        // and the scales are the same.
+        let folded = random_net(2);
+        let calib = images(4, 2);
+        let fixed = QuantizedNet::new(&folded, config(8), &calib).unwrap();
+        let float_config = QuantConfig {
+            requantization: Requantization::Float,
+            ..config(8)
+        };
+        let float = QuantizedNet::new(&folded, float_config, &calib).unwrap();
+        assert_eq!(
+            fixed
+                .convs
+                .iter()
+                .map(|l| l.input_scale)
+                .collect::<Vec<_>>(),
+            float
+                .convs
+                .iter()
+                .map(|l| l.input_scale)
+                .collect::<Vec<_>>()
+        );
+        let test = images(8, 9);
+        let (a, b) = (fixed.logits(&test).unwrap(), float.logits(&test).unwrap());
+        let spread = b.iter().flatten().fold(0.0f64, |m, v| m.max(v.abs()));
+        for (x, y) in a.iter().flatten().zip(b.iter().flatten()) {
+            assert!((x - y).abs() < 0.1 * spread, "{x} vs {y} (spread {spread})");
+        }
+        assert_ne!(a, b, "fixed point rounds where float does not");
+    }
+
+    #[test]
+    fn a_fixed_point_residual_output_is_the_rounded_real_one() {
+        // An identity block: the next block's input is
+        // relu(acc2 * s_h * w_o + b_o + x * s_x) / s_next, rounded and
+        // clamped; the integer multipliers may move a value that lies
+        // within 2^-6 of a half (each 16-bit multiplier is within 2^-16 of
+        // its factor), nothing more.
+        let q = QuantizedNet::new(&random_net(3), config(8), &images(4, 2)).unwrap();
+        let (b, next) = (q.spec.blocks[1], q.spec.blocks[2]);
+        assert!(b.shortcut.is_none());
+        let mut moved = 0;
+        let mut total = 0;
+        for seed in 0..3 {
+            let inputs = q.layer_inputs(&images(1, 20 + seed)).unwrap();
+            let (x, h, out) = (&inputs[b.conv1], &inputs[b.conv2], &inputs[next.conv1]);
+            let conv2 = q.layer(b.conv2);
+            let acc = conv_int(&conv2.shape, h, &conv2.weight);
+            let hw = conv2.shape.out_h() * conv2.shape.out_w();
+            let s_next = q.layer(next.conv1).input_scale;
+            for (j, &a) in acc.iter().enumerate() {
+                let o = j / hw;
+                let real = a as f64 * conv2.input_scale * conv2.weight_scale[o]
+                    + conv2.bias[o]
+                    + x[j] as f64 * q.layer(b.conv1).input_scale;
+                let want = (real / s_next).max(0.0);
+                let rounded = (want + 0.5).floor().min(127.0) as i64;
+                total += 1;
+                if out[j] != rounded {
+                    moved += 1;
+                    assert!(
+                        (want - want.floor() - 0.5).abs() < 1.0 / 64.0,
+                        "{} for {want}",
+                        out[j]
+                    );
+                }
+            }
+        }
+        assert!(total > 1000 && moved * 100 < total, "{moved} of {total}");
     }
 
     #[test]

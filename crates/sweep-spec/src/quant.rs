@@ -18,6 +18,29 @@ pub enum QuantConfigError {
 /// The bit widths a quantized value may have.
 pub const BITS: std::ops::RangeInclusive<u32> = 2..=16;
 
+/// How the integer model rescales between its linear layers
+/// (`he.requantization`).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Requantization {
+    /// Integers only: per output channel an integer multiplier and a shift
+    /// (rounding halves up), the bias at the shifted scale, ReLU, and a
+    /// clamp to the next layer's range; a residual sum adds its two terms
+    /// at the next layer's scale before one rounding; pooling sums, then
+    /// rescales. What a two-party protocol computes on shares.
+    #[default]
+    Fixed,
+    /// Rescaling, bias, ReLU, residual sums and pooling in f64, the identity
+    /// shortcuts at full precision: the model the sweeps before fixed point
+    /// measured, which only a client that sees every layer's output can run.
+    Float,
+}
+
+explore_he_model::named_enum!(Requantization: String, |s| format!("requantization {s:?}: use fixed or float"), {
+    Fixed => "fixed",
+    Float => "float",
+});
+
 /// How a float network becomes the integer one the HE executor runs.
 #[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
 pub struct QuantConfig {
@@ -29,6 +52,7 @@ pub struct QuantConfig {
     /// calibration images to the largest level (100: the maximum); larger
     /// outliers saturate.
     pub percentile: f64,
+    pub requantization: Requantization,
 }
 
 impl QuantConfig {

@@ -9,7 +9,7 @@ use serde::{Deserialize, Serialize};
 
 use crate::data::DataSpec;
 use crate::inference::{ConstantTime, ConstantTimeError, KeysMode};
-use crate::quant::{BITS, QuantConfig};
+use crate::quant::{BITS, QuantConfig, Requantization};
 use crate::recovery::{Finetune, PruneSchedule};
 use crate::strategy::{GroupWeighting, LassoMethod, Norm, Strategy, TargetMetric};
 use crate::training::{Backend, TrainConfig};
@@ -258,6 +258,11 @@ pub struct HeSpec {
     /// (100: the maximum).
     #[serde(default = "default_percentile")]
     pub calibration_percentile: f64,
+    /// `fixed` (integer multipliers and shifts between layers, as a
+    /// two-party protocol computes) or `float` (f64 between layers, the
+    /// model of sweeps locked before fixed point).
+    #[serde(default)]
+    pub requantization: Requantization,
     /// Which Galois keys a client of private inference is asked for:
     /// `dense` (the dense network's, with its packing: they say nothing
     /// about the pruning) or `live` (only the pruned network's).
@@ -311,6 +316,7 @@ impl Default for HeSpec {
             activation_bits: default_bits(),
             per_channel: true,
             calibration_percentile: default_percentile(),
+            requantization: Requantization::default(),
             images: 1,
             infer_images: 1,
             repeats: 1,
@@ -662,6 +668,7 @@ impl Spec {
             activation_bits: self.he.activation_bits,
             per_channel: self.he.per_channel,
             percentile: self.he.calibration_percentile,
+            requantization: self.he.requantization,
         }
     }
 

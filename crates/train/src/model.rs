@@ -91,6 +91,7 @@ pub struct FakeQuant {
     pub weight_bits: u32,
     pub activation_bits: u32,
     pub per_channel: bool,
+    pub requantization: explore_quant::Requantization,
 }
 
 impl FakeQuant {
@@ -106,6 +107,25 @@ impl FakeQuant {
             weight_bits: net.config.weight_bits,
             activation_bits: net.config.activation_bits,
             per_channel: net.config.per_channel,
+            requantization: net.config.requantization,
+        }
+    }
+
+    /// What the integer model carries across a block boundary, where
+    /// `reader` reads it (a block's first conv, or `None`: the pooling).
+    /// In fixed point a block's input is one integer tensor, at its first
+    /// conv's input scale, which the identity shortcut adds as it is; the
+    /// last block's output is rounded at the FC layer's input scale
+    /// before pooling. In float both stay real.
+    fn boundary(&self, x: Tensor<4>, reader: Option<usize>) -> Tensor<4> {
+        match (self.requantization, reader) {
+            (explore_quant::Requantization::Float, _) => x,
+            (explore_quant::Requantization::Fixed, Some(l)) => self.inputs(x, self.input_scales[l]),
+            (explore_quant::Requantization::Fixed, None) => {
+                let scale = *self.input_scales.last().expect("the FC layer's scale");
+                let q = x.clone().div_scalar(scale).round().mul_scalar(scale);
+                x.clone() + (q - x).detach()
+            }
         }
     }
 
@@ -175,19 +195,28 @@ impl ResNet {
 
     /// `[n, c, h, w]` images to `[n, classes]` logits.
     pub fn forward(&self, x: Tensor<4>) -> Tensor<2> {
-        self.forward_with(x, |i, x| self.convs[i].forward(x), |p| self.fc.forward(p))
+        self.forward_with(
+            x,
+            |i, x| self.convs[i].forward(x),
+            |x, _| x,
+            |p| self.fc.forward(p),
+        )
     }
 
-    /// The network's structure with each conv(+BN) layer and the classifier
-    /// supplied: `conv(i, x)` computes conv `i` of `spec.convs` on `x`.
+    /// The network's structure with each conv(+BN) layer, the block
+    /// boundaries and the classifier supplied: `conv(i, x)` computes conv
+    /// `i` of `spec.convs` on `x`; `boundary(x, reader)` is what crosses
+    /// into a block (`reader` its first conv) or into the pooling (`None`).
     fn forward_with(
         &self,
         x: Tensor<4>,
         conv: impl Fn(usize, Tensor<4>) -> Tensor<4>,
+        boundary: impl Fn(Tensor<4>, Option<usize>) -> Tensor<4>,
         fc: impl Fn(Tensor<2>) -> Tensor<2>,
     ) -> Tensor<2> {
         let mut x = relu(conv(0, x));
         for block in &self.spec.blocks {
+            x = boundary(x, Some(block.conv1));
             let residual = match block.shortcut {
                 Some(s) => conv(s, x.clone()),
                 None => x.clone(),
@@ -195,6 +224,7 @@ impl ResNet {
             let y = relu(conv(block.conv1, x));
             x = relu(conv(block.conv2, y) + residual);
         }
+        let x = boundary(x, None);
         let [n, c, _, _] = x.dims();
         fc(x.mean_dim(3).mean_dim(2).reshape([n, c]))
     }
@@ -232,7 +262,7 @@ impl ResNet {
                 None => y,
             }
         };
-        self.forward_with(x, conv, fc)
+        self.forward_with(x, conv, |x, reader| fq.boundary(x, reader), fc)
     }
 
     /// The root mean square of each conv layer's input over the images `x`
@@ -246,7 +276,7 @@ impl ResNet {
             rms.borrow_mut()[i] = mean_square.sqrt();
             model.convs[i].forward(x)
         };
-        let _ = model.forward_with(x, conv, |p| model.fc.forward(p));
+        let _ = model.forward_with(x, conv, |x, _| x, |p| model.fc.forward(p));
         rms.into_inner()
     }
 
@@ -516,26 +546,29 @@ mod tests {
         let valid = model.valid();
         let device = valid.fc.weight.device();
         let (images, x) = input(6, &spec, &device);
-        let config = QuantConfig {
-            weight_bits: 8,
-            activation_bits: 8,
-            per_channel: true,
-            percentile: 99.0,
-        };
-        let qnet = QuantizedNet::new(&model.fold(), config, &images).unwrap();
-        let fake = to_vec(valid.forward_fake_quant(x, &FakeQuant::of(&qnet)));
-        let exact: Vec<f64> = qnet
-            .logits(&images)
-            .unwrap()
-            .into_iter()
-            .flatten()
-            .collect();
-        let spread = exact.iter().fold(0.0f64, |m, v| m.max(v.abs()));
-        for (a, b) in fake.iter().zip(&exact) {
-            assert!(
-                (*a as f64 - b).abs() < 1e-3 * spread,
-                "{a} vs {b} (spread {spread})"
-            );
+        for requantization in explore_quant::Requantization::ALL {
+            let config = QuantConfig {
+                weight_bits: 8,
+                activation_bits: 8,
+                per_channel: true,
+                percentile: 99.0,
+                requantization,
+            };
+            let qnet = QuantizedNet::new(&model.fold(), config, &images).unwrap();
+            let fake = to_vec(valid.forward_fake_quant(x.clone(), &FakeQuant::of(&qnet)));
+            let exact: Vec<f64> = qnet
+                .logits(&images)
+                .unwrap()
+                .into_iter()
+                .flatten()
+                .collect();
+            let spread = exact.iter().fold(0.0f64, |m, v| m.max(v.abs()));
+            for (a, b) in fake.iter().zip(&exact) {
+                assert!(
+                    (*a as f64 - b).abs() < 1e-3 * spread,
+                    "{requantization}: {a} vs {b} (spread {spread})"
+                );
+            }
         }
     }
 
