@@ -9,20 +9,27 @@
 
 use criterion::{Criterion, criterion_group, criterion_main};
 use explore_gc::{
-    ExtReceiver, ExtSender, ReluParams, Tweaks, evaluate, from_bits, garble, send_evaluator_labels,
-    share_relu,
+    ExtReceiver, ExtSender, ReluParams, Term, Tweaks, evaluate, from_bits, garble,
+    send_evaluator_labels, share_relu,
 };
 
 fn bench(c: &mut Criterion) {
     let mut rng = rand::rng();
-    let params = ReluParams::new(786_433, 20, 181, 12, 255).expect("valid parameters");
+    // The step after a block's first conv: the accumulator at a 16-bit
+    // multiplier, a bias, round, ReLU, clamp to 8 bits.
+    let acc = Term {
+        multiplier: 41_943,
+        bound: (786_433 - 1) / 2,
+    };
+    let params = ReluParams::new(786_433, 20, acc, None, -5_242_880, 22, Some(127))
+        .expect("valid parameters");
     let circuit = share_relu(&params);
     let (setup, offer) = ExtReceiver::setup(&mut rng);
     let (mut server, answer) = ExtSender::setup(&mut rng, &offer);
     let mut client = setup.finish(&answer).expect("base OTs");
     let (a, b, mask) = (123_456, 700_000, 42);
-    let client_bits = params.evaluator_bits(a);
-    let server_bits = params.garbler_bits(b, mask);
+    let client_bits = params.evaluator_bits(&[a]);
+    let server_bits = params.garbler_bits(&[b], mask);
 
     let mut session = Tweaks::new();
     let (garbled, encoding) = garble(&circuit, &mut session, &mut rng).expect("tweaks");
@@ -35,7 +42,7 @@ fn bench(c: &mut Criterion) {
     let share = from_bits(&garbled.decode(&outputs).expect("decoding"));
     assert_eq!(
         share,
-        explore_gc::share_relu_reference(&params, a, b, mask),
+        explore_gc::share_relu_reference(&params, &[a], &[b], mask),
         "the garbled ReLU agrees with its reference"
     );
     eprintln!(

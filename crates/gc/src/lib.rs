@@ -32,7 +32,7 @@ pub use circuit::{Circuit, Wire, from_bits, to_bits};
 pub use garble::{Encoding, GarbledCircuit, Tweaks, evaluate, garble, send_evaluator_labels};
 pub use hash::FixedKeyHash;
 pub use ot::{ExtReceiver, ExtSender, ExtendRequest, ExtendResponse, OtError, PendingExtend};
-pub use relu::{ReluParams, share_relu, share_relu_reference};
+pub use relu::{ReluParams, Term, share_relu, share_relu_reference};
 
 /// Why labels, bits or parameters do not fit a circuit.
 #[derive(Debug, thiserror::Error, PartialEq, Eq)]

@@ -1,75 +1,109 @@
-//! The share ReLU of model-private inference. After a linear layer the
-//! client holds `a` and the server `b`, additive shares mod an odd t of the
-//! layer's output y = (a + b) mod t, read as signed: y > (t − 1)/2 stands
-//! for y − t < 0. The circuit reconstructs y, applies ReLU, requantizes a
-//! nonnegative y as an integer pipeline would, z = min((y · multiplier +
-//! 2^(shift−1)) >> shift, clamp) (round half up; no rounding term when shift
-//! is 0), and outputs (z + r) mod t for a fresh mask r of the server's. The
-//! client, who evaluates, learns a uniform share and nothing else; the
-//! server's share of z is t − r.
+//! The share ReLU of model-private inference, the integer model's step
+//! between linear layers (explore-quant's `fixed::Step`) on shares. After a
+//! linear layer the client holds `a` and the server `b`, additive shares mod
+//! an odd t of the layer's accumulator y = (a + b) mod t, read as signed:
+//! y > (t − 1)/2 stands for y − t < 0. A residual block's second conv adds a
+//! second term, the shortcut, shared the same way. The circuit reconstructs
+//! each term, multiplies it by its public multiplier, adds the public bias,
+//! rounds the sum by a shift (halves up), applies ReLU, clamps, and outputs
+//! (z + r) mod t for a fresh mask r of the server's:
 //!
-//! Inputs: the evaluator's `a`, then the garbler's `b` and `r`, each `bits`
-//! bits little-endian and in [0, t); the output is `bits` bits.
+//!   z = min(max(⌊(y·m + s·m_s + bias + 2^(shift−1)) / 2^shift⌋, 0), clamp)
+//!
+//! (no rounding term when shift is 0). The client, who evaluates, learns a
+//! uniform share and nothing else; the server's share of z is t − r.
+//!
+//! Inputs: the evaluator's share of each term, then the garbler's share of
+//! each term and its mask, each `bits` bits little-endian and in [0, t);
+//! the output is `bits` bits. Each term's value must lie within its
+//! stated bound (the integer model's bounds guarantee it): the circuit
+//! computes on as few bits as those bounds need.
 
 use crate::GcError;
 use crate::builder::Builder;
 use crate::circuit::{Circuit, Wire, to_bits};
+
+/// One term of the step: a shared value, read as signed, whose magnitude
+/// is at most `bound`, times the public `multiplier`.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Term {
+    pub multiplier: u64,
+    pub bound: u64,
+}
 
 /// Checked parameters of [`share_relu`].
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct ReluParams {
     modulus: u64,
     bits: usize,
-    multiplier: u64,
+    acc: Term,
+    short: Option<Term>,
+    bias: i64,
     shift: u32,
-    clamp: u64,
+    clamp: Option<u64>,
+    /// Two's complement bits that hold every sum the terms can reach.
+    width: usize,
 }
 
 /// The number of bits of `value`.
-fn bit_len(value: u64) -> usize {
-    (u64::BITS - value.leading_zeros()) as usize
+fn bit_len(value: u128) -> usize {
+    (u128::BITS - value.leading_zeros()) as usize
 }
 
 impl ReluParams {
     /// The modulus must be odd and below 2^bits (bits ≤ 63, so sums of two
-    /// shares fit a u64); the clamp below the modulus, so z is a residue;
-    /// and y · multiplier plus the rounding term must fit 64 bits for every
-    /// nonnegative y.
+    /// shares fit a u64); each term's bound at most (t − 1)/2; every sum
+    /// the terms, bias and rounding can reach must fit 64 bits as two's
+    /// complement; and every output, the clamp or the largest unclamped
+    /// one, at most (t − 1)/2, so that the next step reads it as
+    /// nonnegative.
     pub fn new(
         modulus: u64,
         bits: usize,
-        multiplier: u64,
+        acc: Term,
+        short: Option<Term>,
+        bias: i64,
         shift: u32,
-        clamp: u64,
+        clamp: Option<u64>,
     ) -> Result<Self, GcError> {
-        let params = ReluParams {
-            modulus,
-            bits,
-            multiplier,
-            shift,
-            clamp,
-        };
         let reject = |why| Err(GcError::ReluParams(why));
         if modulus < 3 || modulus.is_multiple_of(2) {
             return reject("the modulus must be odd and at least 3");
         }
-        if bits > 63 || bit_len(modulus) > bits {
+        if bits > 63 || bit_len(modulus.into()) > bits {
             return reject("the modulus must be below 2^bits, bits at most 63");
         }
         if shift >= u64::BITS {
             return reject("the shift must be below 64");
         }
-        if clamp >= modulus {
-            return reject("the clamp must be below the modulus");
+        let half = (modulus - 1) / 2;
+        if [Some(acc), short].iter().flatten().any(|t| t.bound > half) {
+            return reject("a term's bound must be at most (t - 1)/2");
         }
-        let scaled = params.half().checked_mul(multiplier);
-        if scaled
-            .and_then(|v| v.checked_add(params.rounding()))
-            .is_none()
-        {
-            return reject("(t - 1)/2 times the multiplier must fit 64 bits");
+        let rounding = if shift == 0 { 0 } else { 1u128 << (shift - 1) };
+        let term = |t: Term| u128::from(t.bound) * u128::from(t.multiplier);
+        let largest =
+            term(acc) + short.map_or(0, term) + u128::from(bias.unsigned_abs()) + rounding;
+        let width = bit_len(largest) + 1;
+        if width > 64 {
+            return reject("the terms' largest sum must fit 64 bits as two's complement");
         }
-        Ok(params)
+        let top = clamp.map_or(largest >> shift, u128::from);
+        if top > u128::from(half) {
+            return reject(
+                "the clamp, or without one the largest output, must be at most (t - 1)/2",
+            );
+        }
+        Ok(ReluParams {
+            modulus,
+            bits,
+            acc,
+            short,
+            bias,
+            shift,
+            clamp,
+            width,
+        })
     }
 
     /// The largest y read as nonnegative.
@@ -77,22 +111,25 @@ impl ReluParams {
         (self.modulus - 1) / 2
     }
 
-    fn rounding(&self) -> u64 {
-        if self.shift == 0 {
-            0
-        } else {
-            1 << (self.shift - 1)
-        }
+    fn terms(&self) -> usize {
+        1 + usize::from(self.short.is_some())
     }
 
-    /// The evaluator's input bits: its share.
-    pub fn evaluator_bits(&self, share: u64) -> Vec<bool> {
-        to_bits(share, self.bits)
+    /// The evaluator's input bits: its share of each term (the accumulator,
+    /// then the shortcut if there is one).
+    pub fn evaluator_bits(&self, shares: &[u64]) -> Vec<bool> {
+        debug_assert_eq!(shares.len(), self.terms());
+        shares.iter().flat_map(|&s| to_bits(s, self.bits)).collect()
     }
 
-    /// The garbler's input bits: its share, then its mask.
-    pub fn garbler_bits(&self, share: u64, mask: u64) -> Vec<bool> {
-        [to_bits(share, self.bits), to_bits(mask, self.bits)].concat()
+    /// The garbler's input bits: its share of each term, then its mask.
+    pub fn garbler_bits(&self, shares: &[u64], mask: u64) -> Vec<bool> {
+        debug_assert_eq!(shares.len(), self.terms());
+        shares
+            .iter()
+            .chain([&mask])
+            .flat_map(|&s| to_bits(s, self.bits))
+            .collect()
     }
 }
 
@@ -107,52 +144,110 @@ fn add_mod(builder: &mut Builder, a: &[Wire], b: &[Wire], params: &ReluParams) -
     builder.mux(below, &sum, &reduced)
 }
 
+/// A term reconstructed from its shares, read as signed, times its
+/// multiplier: two's complement on the step's width.
+fn product(
+    builder: &mut Builder,
+    client: &[Wire],
+    server: &[Wire],
+    term: Term,
+    params: &ReluParams,
+) -> Vec<Wire> {
+    let y = add_mod(builder, client, server, params);
+    let half = builder.constant(params.half(), params.bits);
+    let negative = builder.less_than(&half, &y);
+    // |value| ≤ bound: k bits of two's complement hold it, and on k bits
+    // y − t is y + (2^k − t mod 2^k), the constant gated by the sign (free:
+    // a constant bit ANDed with a wire is the wire or zero).
+    let k = bit_len(term.bound.into()) + 1;
+    let low = builder.resize(&y, k);
+    let correction = (1u128 << k) - u128::from(params.modulus) % (1u128 << k);
+    let correction = builder.constant((correction % (1u128 << k)) as u64, k);
+    let correction = builder.mux(negative, &correction, &[]);
+    let value = builder.add_wrapping(&low, &correction);
+    let sign = value[k - 1];
+    let extended: Vec<Wire> = (0..params.width)
+        .map(|i| value.get(i).copied().unwrap_or(sign))
+        .collect();
+    builder.mul_const(&extended, term.multiplier, params.width)
+}
+
 /// The share ReLU circuit (see the module documentation).
 pub fn share_relu(params: &ReluParams) -> Circuit {
     let mut builder = Builder::new();
-    let client = builder.evaluator_word(params.bits);
-    let server = builder.garbler_word(params.bits);
+    let clients: Vec<Vec<Wire>> = (0..params.terms())
+        .map(|_| builder.evaluator_word(params.bits))
+        .collect();
+    let servers: Vec<Vec<Wire>> = (0..params.terms())
+        .map(|_| builder.garbler_word(params.bits))
+        .collect();
     let mask = builder.garbler_word(params.bits);
 
-    let y = add_mod(&mut builder, &client, &server, params);
-    let half = builder.constant(params.half(), params.bits);
-    let negative = builder.less_than(&half, &y);
-    // A nonnegative y fits the bits of (t − 1)/2; where a negative y
-    // overflows them the ReLU discards the result anyway.
-    let magnitude = builder.resize(&y, bit_len(params.half()));
-    let width = bit_len(params.half() * params.multiplier + params.rounding());
-    let scaled = builder.mul_const(&magnitude, params.multiplier, width);
-    let rounding = builder.constant(params.rounding(), width);
-    let rounded = builder.add_wrapping(&scaled, &rounding);
-    let quotient = &rounded[(params.shift as usize).min(width)..];
-    let clamp = builder.constant(params.clamp, bit_len(params.clamp));
-    let above = builder.less_than(&clamp, quotient);
-    // Whichever is chosen is at most the clamp: the mux skips the bits above.
-    let quotient = builder.resize(quotient, clamp.len());
-    let clamped = builder.mux(above, &clamp, &quotient);
-    // The empty word is zero: the ReLU of a negative y.
-    let activation = builder.mux(negative, &[], &clamped);
+    let width = params.width;
+    let mut sum = product(&mut builder, &clients[0], &servers[0], params.acc, params);
+    if let Some(short) = params.short {
+        let term = product(&mut builder, &clients[1], &servers[1], short, params);
+        sum = builder.add_wrapping(&sum, &term);
+    }
+    // The bias and the rounding term, one constant on the width.
+    let rounding = if params.shift == 0 {
+        0
+    } else {
+        1i128 << (params.shift - 1)
+    };
+    let offset = (i128::from(params.bias) + rounding).rem_euclid(1i128 << width);
+    let offset = builder.constant(offset as u64, width);
+    let sum = builder.add_wrapping(&sum, &offset);
+    let negative = sum[width - 1];
+    // Below the sign bit, a nonnegative sum's quotient.
+    let quotient = &sum[(params.shift as usize).min(width - 1)..width - 1];
+    let bounded = match params.clamp {
+        Some(clamp) => {
+            let clamp = builder.constant(clamp, bit_len(clamp.into()));
+            let above = builder.less_than(&clamp, quotient);
+            // Whichever is chosen is at most the clamp: the mux skips the
+            // bits above.
+            let quotient = builder.resize(quotient, clamp.len());
+            builder.mux(above, &clamp, &quotient)
+        }
+        None => quotient.to_vec(),
+    };
+    // The empty word is zero: the ReLU of a negative sum.
+    let activation = builder.mux(negative, &[], &bounded);
+    let activation = builder.resize(&activation, params.bits);
 
     let share = add_mod(&mut builder, &activation, &mask, params);
     builder.output(&share);
     builder.finish()
 }
 
-/// What [`share_relu`] computes, on plain integers in [0, t). Written
-/// independently of the circuit's helpers so that a slip in one shows as a
-/// mismatch: y is negative when y ≥ t − y, and rounding half up is
-/// ⌊(2·y·multiplier + 2^shift) / 2^(shift+1)⌋.
-pub fn share_relu_reference(params: &ReluParams, client: u64, server: u64, mask: u64) -> u64 {
-    let t = params.modulus;
-    let y = (client + server) % t;
-    let z = if y >= t - y {
-        0
-    } else {
-        let doubled = 2 * u128::from(y) * u128::from(params.multiplier) + (1 << params.shift);
-        // Fits: the parameters bound y · multiplier + rounding by 2^64.
-        ((doubled >> (params.shift + 1)) as u64).min(params.clamp)
+/// What [`share_relu`] computes, on plain integers: each term's shares
+/// summed mod t and read as signed, the weighted sum with the bias rounded
+/// by floor division of a doubled value (halves up), ReLU, the clamp, the
+/// mask. Written independently of the circuit's helpers so that a slip in
+/// one shows as a mismatch.
+pub fn share_relu_reference(params: &ReluParams, client: &[u64], server: &[u64], mask: u64) -> u64 {
+    let t = u128::from(params.modulus);
+    let signed = |a: u64, b: u64| {
+        let y = (u128::from(a) + u128::from(b)) % t;
+        if 2 * y > t {
+            y as i128 - t as i128
+        } else {
+            y as i128
+        }
     };
-    (z + mask) % t
+    let terms = [Some(params.acc), params.short];
+    let sum: i128 = terms
+        .iter()
+        .flatten()
+        .zip(client.iter().zip(server))
+        .map(|(term, (&a, &b))| signed(a, b) * i128::from(term.multiplier))
+        .sum::<i128>()
+        + i128::from(params.bias);
+    let scale = 1i128 << params.shift;
+    let z = (2 * sum + scale).div_euclid(2 * scale).max(0);
+    let z = params.clamp.map_or(z, |c| z.min(i128::from(c)));
+    ((z as u128 + u128::from(mask)) % t) as u64
 }
 
 #[cfg(test)]
@@ -164,59 +259,106 @@ mod tests {
         ExtendRequest, ExtendResponse, Tweaks, evaluate, from_bits, garble, send_evaluator_labels,
     };
 
-    /// The y values where the pipeline changes behaviour: zero, the edges
-    /// of the signed range, the first y that reaches the clamp, and the
-    /// first whose rounding is a tie.
-    fn edge_values(params: &ReluParams) -> Vec<u64> {
-        let (t, half) = (params.modulus, params.half());
-        let reference = |y| share_relu_reference(params, y, 0, 0);
-        let clamped = (0..=half).find(|&y| reference(y) == params.clamp);
-        let scale = 1u64 << params.shift;
-        let tie =
-            (0..=half).find(|&y| params.shift > 0 && 2 * (y * params.multiplier % scale) == scale);
-        let mut edges = vec![0, 1, half - 1, half, half + 1, t - 1];
-        edges.extend(clamped.into_iter().flat_map(|y| [y.saturating_sub(1), y]));
-        edges.extend(tie);
-        edges
+    /// A 20-bit NTT-friendly prime (3 · 2^18 + 1), the plaintext modulus of
+    /// ResNet-20 at 8-bit weights and activations.
+    const T: u64 = 786_433;
+    const HALF: u64 = (T - 1) / 2;
+
+    /// The integer model's kinds of step at t = 786433: after a block's
+    /// first conv (one term, a negative bias, clamped to 8 bits); after its
+    /// second conv with the identity shortcut (the block's 8-bit input at a
+    /// larger factor); with a conv shortcut, unclamped before pooling; and
+    /// a step without a shift.
+    fn steps() -> Vec<ReluParams> {
+        let whole = |m| Term {
+            multiplier: m,
+            bound: HALF,
+        };
+        let cases = [
+            (whole(41_943), None, -5_242_880, 22, Some(127)),
+            (
+                Term {
+                    multiplier: 45_000,
+                    bound: 1 << 17,
+                },
+                Some(Term {
+                    multiplier: 3_000_000,
+                    bound: 127,
+                }),
+                1_000_000,
+                22,
+                Some(127),
+            ),
+            (whole(50_000), Some(whole(40_000)), 12_345, 24, None),
+            (whole(1), None, 0, 0, Some(127)),
+        ];
+        cases
+            .into_iter()
+            .map(|(acc, short, bias, shift, clamp)| {
+                ReluParams::new(T, 20, acc, short, bias, shift, clamp).unwrap()
+            })
+            .collect()
+    }
+
+    /// Values of a term within its bound: the edges, a tie of the rounding
+    /// where one exists among small values, values of two small sizes and
+    /// uniform ones.
+    fn values(params: &ReluParams, term: Term, rng: &mut impl Rng) -> Vec<i64> {
+        let b = term.bound as i64;
+        let mut v = vec![0, 1, -1, b, -b];
+        let scale = 1i64 << params.shift;
+        v.extend((-4096..4096).find(|&x| {
+            params.shift > 0
+                && (x * term.multiplier as i64 + params.bias).rem_euclid(scale) == scale / 2
+        }));
+        v.extend((0..90).map(|i| match i % 3 {
+            0 => rng.random_range(-(b.min(1 << 8))..=b.min(1 << 8)),
+            1 => rng.random_range(-(b.min(1 << 12))..=b.min(1 << 12)),
+            _ => rng.random_range(-b..=b),
+        }));
+        v
+    }
+
+    /// Shares of `v` mod t.
+    fn share(v: i64, rng: &mut impl Rng) -> (u64, u64) {
+        let y = v.rem_euclid(T as i64) as u64;
+        let a = rng.random_range(0..T);
+        (a, (y + T - a) % T)
     }
 
     #[test]
     fn garbled_share_relu_matches_plain_evaluation_and_the_reference() {
         let mut session = Tweaks::new();
         let mut rng = crate::test_rng();
-        // A 20-bit NTT-friendly prime (3 · 2^18 + 1) with an int8-style
-        // requantization, a 17-bit one with rounding that rarely clamps,
-        // and one without a shift.
-        let cases = [
-            (786_433, 20, 181, 12, 255),
-            (65_537, 17, 3, 1, 60_000),
-            (65_537, 17, 1, 0, 127),
-        ];
-        for (modulus, bits, multiplier, shift, clamp) in cases {
-            let params = ReluParams::new(modulus, bits, multiplier, shift, clamp).unwrap();
+        for params in steps() {
             let circuit = share_relu(&params);
             eprintln!(
-                "share_relu t={modulus} bits={bits}: {} AND gates",
+                "share_relu {:?} {:?}: {} AND gates",
+                params.acc,
+                params.short,
                 circuit.and_gates()
             );
-            // Uniform y rarely lands below the clamp point, so a third of
-            // the samples come from small y.
-            let mut ys = edge_values(&params);
-            ys.extend((0..150).map(|i| match i % 3 {
-                0 => rng.random_range(0..1u64 << 14).min(modulus - 1),
-                _ => rng.random_range(0..modulus),
-            }));
-            for y in ys {
-                let client = rng.random_range(0..modulus);
-                let server = (y + modulus - client) % modulus;
-                let mask = rng.random_range(0..modulus);
-                let expected = share_relu_reference(&params, client, server, mask);
+            let accs = values(&params, params.acc, &mut rng);
+            let shorts = match params.short {
+                Some(s) => values(&params, s, &mut rng),
+                None => vec![0; accs.len()],
+            };
+            let mut outputs = std::collections::BTreeSet::new();
+            for (&acc, &short) in accs.iter().zip(&shorts) {
+                let ((a, b), (c, d)) = (share(acc, &mut rng), share(short, &mut rng));
+                let (client, server) = match params.short {
+                    Some(_) => (vec![a, c], vec![b, d]),
+                    None => (vec![a], vec![b]),
+                };
+                let mask = rng.random_range(0..T);
+                let expected = share_relu_reference(&params, &client, &server, mask);
+                outputs.insert((expected + T - mask) % T);
                 let (garbler_bits, evaluator_bits) = (
-                    params.garbler_bits(server, mask),
-                    params.evaluator_bits(client),
+                    params.garbler_bits(&server, mask),
+                    params.evaluator_bits(&client),
                 );
                 let plain = circuit.eval_plain(&garbler_bits, &evaluator_bits).unwrap();
-                assert_eq!(from_bits(&plain), expected, "plain, y = {y}");
+                assert_eq!(from_bits(&plain), expected, "plain, {acc} {short}");
 
                 let (garbled, encoding) = garble(&circuit, &mut session, &mut rng).unwrap();
                 let labels = evaluate(
@@ -229,9 +371,38 @@ mod tests {
                 assert_eq!(
                     from_bits(&garbled.decode(&labels).unwrap()),
                     expected,
-                    "garbled, y = {y}"
+                    "garbled, {acc} {short}"
                 );
             }
+            // The samples reach zero (ReLU), the clamp where there is one,
+            // and values between.
+            assert!(outputs.contains(&0), "{outputs:?}");
+            if let Some(clamp) = params.clamp {
+                assert!(outputs.contains(&clamp), "{outputs:?}");
+            }
+            assert!(outputs.len() > 3, "{outputs:?}");
+        }
+    }
+
+    #[test]
+    fn the_reference_rounds_halves_up_and_reads_shares_as_signed() {
+        let p = ReluParams::new(
+            T,
+            20,
+            Term {
+                multiplier: 1,
+                bound: HALF,
+            },
+            None,
+            0,
+            2,
+            Some(100),
+        )
+        .unwrap();
+        // 6/4 = 1.5 -> 2; 5/4 -> 1; 10/4 = 2.5 -> 3; 2^20-ish wraps to negative.
+        for (y, z) in [(6, 2), (5, 1), (10, 3), (T - 6, 0), (2_000, 100)] {
+            assert_eq!(share_relu_reference(&p, &[y], &[0], 0), z, "{y}");
+            assert_eq!(share_relu_reference(&p, &[0], &[y], 7), z + 7, "{y}");
         }
     }
 
@@ -240,18 +411,17 @@ mod tests {
         let mut session = Tweaks::new();
         let mut rng = crate::test_rng();
         let (mut server, mut client, _) = crate::ot::iknp::tests::session(&mut rng);
-        let params = ReluParams::new(786_433, 20, 181, 12, 255).unwrap();
+        let params = steps()[0];
         let circuit = share_relu(&params);
-        let t = params.modulus;
-        // A layer of 40 ReLUs, half of them at small positive values.
+        // A layer of 40 ReLUs, half of them at small values.
         let shares: Vec<(u64, u64, u64)> = (0..40)
             .map(|i| {
-                let y = match i % 2 {
-                    0 => rng.random_range(0..1u64 << 14),
-                    _ => rng.random_range(0..t),
+                let v = match i % 2 {
+                    0 => rng.random_range(-(1i64 << 14)..1 << 14),
+                    _ => rng.random_range(-(HALF as i64)..=HALF as i64),
                 };
-                let a = rng.random_range(0..t);
-                (a, (y + t - a) % t, rng.random_range(0..t))
+                let (a, b) = share(v, &mut rng);
+                (a, b, rng.random_range(0..T))
             })
             .collect();
         let (garbled, encodings): (Vec<_>, Vec<_>) = shares
@@ -262,7 +432,7 @@ mod tests {
         for round in 0..2 {
             let bits: Vec<bool> = shares
                 .iter()
-                .flat_map(|&(a, _, _)| params.evaluator_bits(a))
+                .flat_map(|&(a, _, _)| params.evaluator_bits(&[a]))
                 .collect();
             let (request, pending) = client.extend(&bits);
             let request_bytes = request.to_bytes();
@@ -278,10 +448,10 @@ mod tests {
                 assert_eq!(
                     client_labels,
                     encoding
-                        .evaluator_labels(&params.evaluator_bits(a))
+                        .evaluator_labels(&params.evaluator_bits(&[a]))
                         .unwrap()
                 );
-                let server_labels = encoding.garbler_labels(&params.garbler_bits(b, mask));
+                let server_labels = encoding.garbler_labels(&params.garbler_bits(&[b], mask));
                 let outputs = evaluate(
                     &circuit,
                     &garbled[i],
@@ -289,7 +459,11 @@ mod tests {
                     client_labels,
                 );
                 let share = from_bits(&garbled[i].decode(&outputs.unwrap()).unwrap());
-                assert_eq!(share, share_relu_reference(&params, a, b, mask), "ReLU {i}");
+                assert_eq!(
+                    share,
+                    share_relu_reference(&params, &[a], &[b], mask),
+                    "ReLU {i}"
+                );
             }
             if round == 0 {
                 eprintln!(
@@ -314,18 +488,37 @@ mod tests {
 
     #[test]
     fn parameters_that_break_the_circuit_are_rejected() {
+        let one = |m| Term {
+            multiplier: m,
+            bound: 100,
+        };
         let rejected = [
-            (65_536, 17, 1, 0, 127),
-            (65_537, 16, 1, 0, 127),
-            (65_537, 17, 1, 64, 127),
-            (65_537, 17, 1, 0, 65_537),
-            (65_537, 17, u64::MAX, 0, 127),
+            (65_536, 17, one(1), None, 0, 0, Some(127)),
+            (65_537, 16, one(1), None, 0, 0, Some(127)),
+            (65_537, 17, one(1), None, 0, 64, Some(127)),
+            // The clamp would read as negative in the next step.
+            (65_537, 17, one(1), None, 0, 0, Some(40_000)),
+            // Unclamped, the largest output would too.
+            (65_537, 17, one(1000), None, 0, 0, None),
+            (
+                65_537,
+                17,
+                Term {
+                    multiplier: 1,
+                    bound: 40_000,
+                },
+                None,
+                0,
+                0,
+                Some(127),
+            ),
+            (65_537, 17, one(u64::MAX), None, 0, 0, Some(127)),
         ];
-        for (modulus, bits, multiplier, shift, clamp) in rejected {
-            let result = ReluParams::new(modulus, bits, multiplier, shift, clamp);
+        for (modulus, bits, acc, short, bias, shift, clamp) in rejected {
+            let result = ReluParams::new(modulus, bits, acc, short, bias, shift, clamp);
             assert!(
                 matches!(result, Err(GcError::ReluParams(_))),
-                "{modulus} {bits} {multiplier} {shift} {clamp}"
+                "{modulus} {bits} {acc:?} {shift} {clamp:?}"
             );
         }
     }
