@@ -69,8 +69,8 @@ pub(crate) type ScaleOf<'a> = dyn FnMut(usize, &[Vec<f64>]) -> f64 + 'a;
 /// Real values between layers; each layer's input scale from `scale_of`
 /// (the calibrated scales, or a calibration that sets them).
 pub(crate) struct FloatSteps<'a, 'b> {
-    pub net: &'a QuantizedNet,
-    pub scale_of: &'a mut ScaleOf<'b>,
+    net: &'a QuantizedNet,
+    scale_of: &'a mut ScaleOf<'b>,
     /// The scale each layer's input was quantized with.
     used: Vec<f64>,
 }
