@@ -253,6 +253,8 @@ fn sweep_counts_resumes_and_checks() {
                 return Some(l.to_string());
             }
             c[at("accuracy_quantized")] = moved.to_string();
+            // The float accuracy too, as if trained.json had been rewritten.
+            c[at("accuracy")] = "0.123".into();
             (c[at("schedule")] != "coefficients").then(|| c.join(","))
         })
         .collect();
@@ -270,6 +272,8 @@ fn sweep_counts_resumes_and_checks() {
     let coefficient_row = (0..schedules.len())
         .find(|&i| schedules[i] == "coefficients" && seeds[i] == "0" && strategies[i] == "dense")
         .unwrap();
+    let float = column(&points, "accuracy")[coefficient_row].parse::<f64>();
+    assert_eq!(float, Ok(0.123));
     assert_eq!(
         accuracies[coefficient_row].parse::<f64>().unwrap(),
         moved,

@@ -742,7 +742,9 @@ impl Workspace {
             target: key.target,
             budget: key.budget.unwrap_or(0) as u64,
             seed: key.seed,
-            accuracy: trained.summary.accuracy,
+            // The float model's accuracy does not depend on the schedule
+            // either: a row that reports the point already keeps its value.
+            accuracy: reported.map_or(trained.summary.accuracy, |r| r.accuracy),
             accuracy_quantized,
             test_images: self.test_data.len() as u64,
             val_accuracy: outcomes.validation.accuracy(),

@@ -351,7 +351,7 @@ fn speedups(
                         |s: &Summary| table_of.steps(s).map_or("-".into(), |x| format!("{x:.0}"));
                     row.extend([
                         format!("{}", p.target),
-                        p.seeds.len().to_string(),
+                        seeds_cell(p, &vs_twin),
                         paired_cell(vs_twin.validation, margin, false),
                         pct(p.accuracy.mean),
                         paired_cell(vs_twin.test, margin, true),
@@ -395,6 +395,8 @@ fn speedups(
                     Cost::Latency.format(Cost::Latency.of(c))
                 )
             });
+        let vs_twin = table_of.versus(p, twin);
+        let seeds = vs_twin.test.map_or(0, |d| d.seeds);
         Some(format!(
             "{} at target {} needs {:.2}x fewer rotations than its budget-matched dense twin \
              under the {schedule} schedule, at a paired test difference of {} ({} {}, {} test \
@@ -402,9 +404,9 @@ fn speedups(
             p.strategy,
             p.target,
             reference / Cost::Rotations.of(p),
-            paired_cell(table_of.versus(p, twin).test, m, true),
-            p.seeds.len(),
-            if p.seeds.len() == 1 { "seed" } else { "seeds" },
+            paired_cell(vs_twin.test, m, true),
+            seeds_cell(p, &vs_twin),
+            if seeds == 1 { "seed" } else { "seeds" },
             p.test_images,
         ))
     };
@@ -643,7 +645,7 @@ fn paired_table(points: &[Summary], table_of: &paired::Table, margin: f64) -> St
             vec![
                 p.strategy.name().to_string(),
                 format!("{}", p.target),
-                p.seeds.len().to_string(),
+                seeds_cell(p, &vs_twin),
                 format!(
                     "{} / {} / {}",
                     steps(p),
@@ -679,8 +681,20 @@ fn paired_table(points: &[Summary], table_of: &paired::Table, margin: f64) -> St
     md + "\n"
 }
 
+/// The seeds a comparison rests on: those where both sides have outcomes
+/// on the same images ("4 of 5" when the point has seeds without a pair).
+fn seeds_cell(p: &Summary, vs: &paired::Versus) -> String {
+    let paired = vs.test.or(vs.validation).map_or(0, |d| d.seeds);
+    if paired == p.seeds.len() {
+        paired.to_string()
+    } else {
+        format!("{paired} of {}", p.seeds.len())
+    }
+}
+
 /// A paired difference in points: `-0.21 [-0.60, +0.18], equivalent within
 /// ±0.50` (with the interval), or `-0.21 (90 % CI ...)`-free short form.
+
 fn paired_cell(p: Option<stats::Paired>, margin: f64, interval: bool) -> String {
     let Some(p) = p else {
         return "n/a".into();
@@ -1054,6 +1068,29 @@ mod tests {
             row_of(s, "rotations", "channel").contains("none equivalent"),
             "{s}"
         );
+    }
+
+    #[test]
+    fn a_points_seed_count_is_of_the_seeds_that_pair_with_its_twin() {
+        let (mut points, _) = paired_sweep();
+        // Seed 1 has a dense model and diagonal 0.5, but no twin yet.
+        for (strategy, target) in [(Strategy::Dense, 0.0), (Strategy::Diagonal, 0.5)] {
+            let mut r = record(strategy, target, 0.9, 1000);
+            (r.seed, r.val_images, r.val_accuracy) = (1, 1000, 0.9);
+            points.push(r);
+        }
+        let outcomes: Vec<_> = points.iter().map(outcomes_of).collect();
+        let md = render_paired(&points, &outcomes);
+        let s = section(&md, "## Paired differences");
+        let seeds = |target: &str| {
+            s.lines()
+                .map(|l| l.split('|').map(str::trim).collect::<Vec<_>>())
+                .find(|cells| cells.get(1..3) == Some(&["diagonal", target][..]))
+                .unwrap_or_else(|| panic!("no diagonal {target} in\n{s}"))[3]
+                .to_string()
+        };
+        assert_eq!(seeds("0.5"), "1 of 2", "{s}");
+        assert_eq!(seeds("0.9"), "1", "{s}");
     }
 
     fn row_of<'a>(s: &'a str, cost: &str, strategy: &str) -> &'a str {
