@@ -9,57 +9,80 @@
 //! carries integers only: each activation at the input scale of the layer
 //! that reads it, every rescaling a [`Rescale`] per output channel with the
 //! bias at its shift, one rounding (halves up) per output, then ReLU and
-//! the reader's clamp.
+//! the reader's clamp. The steps themselves are the net's
+//! ([`QuantizedNet::steps`]), so that a two-party evaluation on shares
+//! implements [`Steps`] with the same arithmetic.
 
 use rayon::prelude::*;
 
-use crate::fixed::{Rescale, Step, at_shift};
-use crate::{QuantizedNet, max_level, quantize};
+use crate::{QuantizedNet, quantize};
 
 pub use explore_spec::quant::Requantization;
 
 /// The layer whose input an activation is, or the pooling before the FC
 /// layer (at the FC layer's input scale, but not clamped: pooling
 /// averages, then clamps).
-#[derive(Debug, Clone, Copy)]
-pub(crate) enum Reader {
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Reader {
     Layer(usize),
     Pool,
 }
 
-/// A residual block's second term: its shortcut conv's accumulators, or
-/// the block's input itself (`input_of` the block's first conv).
-pub(crate) enum Shortcut<A> {
-    Conv(usize, Vec<Vec<i64>>),
+/// Where a residual block's second term comes from: its shortcut conv's
+/// accumulators, or the block's input itself (`input_of` the block's
+/// first conv, whose input scale it is at).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ShortcutKind {
+    Conv(usize),
+    Identity { input_of: usize },
+}
+
+/// A residual block's second term with its values over the batch: the
+/// shortcut conv's accumulators, or the block's input activations.
+pub enum Shortcut<A, I> {
+    Conv(usize, Vec<I>),
     Identity { input_of: usize, x: Vec<A> },
 }
 
+impl<A, I> Shortcut<A, I> {
+    pub fn kind(&self) -> ShortcutKind {
+        match *self {
+            Shortcut::Conv(s, _) => ShortcutKind::Conv(s),
+            Shortcut::Identity { input_of, .. } => ShortcutKind::Identity { input_of },
+        }
+    }
+}
+
 /// The arithmetic between linear layers, over a batch. `Act` is one
-/// image's activation between two layers.
-pub(crate) trait Steps {
+/// image's activation between two layers, `Int` one image's integer input
+/// or accumulators of a linear layer (`Vec<i64>` in the clear; shares in a
+/// two-party evaluation). `E` is the error of the forward pass it serves
+/// (the arithmetic in the clear never fails; a two-party step can).
+pub trait Steps<E> {
     type Act: Clone + Send + Sync;
+    type Int: Clone + Send + Sync;
 
     /// A normalized image as the first layer's activation.
-    fn input(&self, image: Vec<f64>) -> Self::Act;
+    fn input(&mut self, image: Vec<f64>) -> Result<Self::Act, E>;
 
     /// The integer inputs of layer `l`.
-    fn quantize(&mut self, l: usize, xs: &[Self::Act]) -> Vec<Vec<i64>>;
+    fn quantize(&mut self, l: usize, xs: &[Self::Act]) -> Result<Vec<Self::Int>, E>;
 
     /// Layer `l`'s accumulators (`[c_out, h, w]` per image) plus a block's
     /// `shortcut`, through ReLU, as what `reader` reads.
     fn output(
-        &self,
+        &mut self,
         l: usize,
-        acc: Vec<Vec<i64>>,
-        shortcut: Option<Shortcut<Self::Act>>,
+        acc: Vec<Self::Int>,
+        shortcut: Option<Shortcut<Self::Act, Self::Int>>,
         reader: Reader,
-    ) -> Vec<Self::Act>;
+    ) -> Result<Vec<Self::Act>, E>;
 
     /// The mean of each of `channels` channels.
-    fn pool(&self, xs: Vec<Self::Act>, channels: usize) -> Vec<Self::Act>;
+    fn pool(&mut self, xs: Vec<Self::Act>, channels: usize) -> Result<Vec<Self::Act>, E>;
 
     /// The FC layer's accumulators as logits.
-    fn logits(&self, acc: Vec<Vec<i64>>) -> Vec<Vec<f64>>;
+    fn logits(&mut self, acc: Vec<Self::Int>) -> Result<Vec<Vec<f64>>, E>;
 }
 
 /// Called with (layer index, that layer's real inputs over the batch):
@@ -103,27 +126,28 @@ impl<'a, 'b> FloatSteps<'a, 'b> {
     }
 }
 
-impl Steps for FloatSteps<'_, '_> {
+impl<E> Steps<E> for FloatSteps<'_, '_> {
     type Act = Vec<f64>;
+    type Int = Vec<i64>;
 
-    fn input(&self, image: Vec<f64>) -> Vec<f64> {
-        image
+    fn input(&mut self, image: Vec<f64>) -> Result<Vec<f64>, E> {
+        Ok(image)
     }
 
-    fn quantize(&mut self, l: usize, xs: &[Vec<f64>]) -> Vec<Vec<i64>> {
+    fn quantize(&mut self, l: usize, xs: &[Vec<f64>]) -> Result<Vec<Vec<i64>>, E> {
         let scale = (self.scale_of)(l, xs);
         self.used[l] = scale;
         let bits = self.net.config.activation_bits;
-        xs.iter().map(|x| quantize(x, scale, bits)).collect()
+        Ok(xs.iter().map(|x| quantize(x, scale, bits)).collect())
     }
 
     fn output(
-        &self,
+        &mut self,
         l: usize,
         acc: Vec<Vec<i64>>,
-        shortcut: Option<Shortcut<Vec<f64>>>,
+        shortcut: Option<Shortcut<Vec<f64>, Vec<i64>>>,
         _: Reader,
-    ) -> Vec<Vec<f64>> {
+    ) -> Result<Vec<Vec<f64>>, E> {
         let mut y = self.real(l, acc);
         let short = match shortcut {
             None => None,
@@ -136,91 +160,62 @@ impl Steps for FloatSteps<'_, '_> {
             }
         }
         y.iter_mut().flatten().for_each(|v| *v = v.max(0.0));
-        y
+        Ok(y)
     }
 
-    fn pool(&self, xs: Vec<Vec<f64>>, channels: usize) -> Vec<Vec<f64>> {
-        xs.iter()
+    fn pool(&mut self, xs: Vec<Vec<f64>>, channels: usize) -> Result<Vec<Vec<f64>>, E> {
+        Ok(xs
+            .iter()
             .map(|v| {
                 let hw = v.len() / channels;
                 v.chunks(hw)
                     .map(|ch| ch.iter().sum::<f64>() / hw as f64)
                     .collect()
             })
-            .collect()
+            .collect())
     }
 
-    fn logits(&self, acc: Vec<Vec<i64>>) -> Vec<Vec<f64>> {
-        self.real(self.net.convs.len(), acc)
+    fn logits(&mut self, acc: Vec<Vec<i64>>) -> Result<Vec<Vec<f64>>, E> {
+        Ok(self.real(self.net.convs.len(), acc))
     }
 }
 
 /// Integers between layers: every activation already at the input scale of
-/// the layer that reads it.
+/// the layer that reads it, each step the net's [`Step`](crate::fixed::Step).
 pub(crate) struct FixedSteps<'a> {
     pub net: &'a QuantizedNet,
 }
 
-impl FixedSteps<'_> {
-    fn max_level(&self) -> i64 {
-        max_level(self.net.config.activation_bits) as i64
-    }
-}
-
-impl Steps for FixedSteps<'_> {
+impl<E> Steps<E> for FixedSteps<'_> {
     type Act = Vec<i64>;
+    type Int = Vec<i64>;
 
-    fn input(&self, image: Vec<f64>) -> Vec<i64> {
-        let first = self.net.layer(0);
-        quantize(&image, first.input_scale, self.net.config.activation_bits)
+    fn input(&mut self, image: Vec<f64>) -> Result<Vec<i64>, E> {
+        Ok(self.net.input(&image))
     }
 
-    fn quantize(&mut self, _: usize, xs: &[Vec<i64>]) -> Vec<Vec<i64>> {
-        xs.to_vec()
+    fn quantize(&mut self, _: usize, xs: &[Vec<i64>]) -> Result<Vec<Vec<i64>>, E> {
+        Ok(xs.to_vec())
     }
 
     fn output(
-        &self,
+        &mut self,
         l: usize,
         acc: Vec<Vec<i64>>,
-        shortcut: Option<Shortcut<Vec<i64>>>,
+        shortcut: Option<Shortcut<Vec<i64>, Vec<i64>>>,
         reader: Reader,
-    ) -> Vec<Vec<i64>> {
-        let net = self.net;
-        let layer = net.layer(l);
-        let (target, clamp) = match reader {
-            Reader::Layer(k) => (net.layer(k).input_scale, Some(self.max_level())),
-            Reader::Pool => (net.fc.input_scale, None),
-        };
-        // Per output channel: each term's real factor onto the target
-        // scale, the biases (a shortcut conv's too) in target units.
-        let steps: Vec<Step> = (0..layer.shape.c_out)
-            .map(|o| {
-                let own = layer.input_scale * layer.weight_scale[o] / target;
-                let (short, bias) = match &shortcut {
-                    None => (None, layer.bias[o]),
-                    Some(Shortcut::Conv(s, _)) => {
-                        let s = net.layer(*s);
-                        (
-                            Some(s.input_scale * s.weight_scale[o] / target),
-                            layer.bias[o] + s.bias[o],
-                        )
-                    }
-                    Some(Shortcut::Identity { input_of, .. }) => (
-                        Some(net.layer(*input_of).input_scale / target),
-                        layer.bias[o],
-                    ),
-                };
-                Step::new(own, short, bias / target, clamp)
-            })
-            .collect();
-        let hw = layer.shape.out_h() * layer.shape.out_w();
+    ) -> Result<Vec<Vec<i64>>, E> {
+        let steps = self
+            .net
+            .steps(l, shortcut.as_ref().map(Shortcut::kind), reader);
+        let hw = self.net.layer(l).shape.out_h() * self.net.layer(l).shape.out_w();
         let shorts: Vec<Option<Vec<i64>>> = match shortcut {
             None => vec![None; acc.len()],
             Some(Shortcut::Conv(_, s)) => s.into_iter().map(Some).collect(),
             Some(Shortcut::Identity { x, .. }) => x.into_iter().map(Some).collect(),
         };
-        acc.into_par_iter()
+        Ok(acc
+            .into_par_iter()
             .zip(shorts)
             .map(|(acc, short)| {
                 acc.iter()
@@ -228,44 +223,27 @@ impl Steps for FixedSteps<'_> {
                     .map(|(j, &a)| steps[j / hw].apply(a, short.as_ref().map_or(0, |s| s[j])))
                     .collect()
             })
-            .collect()
+            .collect())
     }
 
-    fn pool(&self, xs: Vec<Vec<i64>>, channels: usize) -> Vec<Vec<i64>> {
-        let m = self.max_level();
-        xs.iter()
-            .map(|v| {
-                let hw = v.len() / channels;
-                let mean = Rescale::of(1.0 / hw as f64);
-                v.chunks(hw)
-                    .map(|ch| mean.apply(ch.iter().sum()).clamp(-m, m))
-                    .collect()
-            })
-            .collect()
-    }
-
-    fn logits(&self, acc: Vec<Vec<i64>>) -> Vec<Vec<f64>> {
-        let fc = &self.net.fc;
-        // Each logit exactly: (acc * multiplier + bias) / 2^shift.
-        let channels: Vec<(Rescale, i64)> = fc
-            .weight_scale
+    fn pool(&mut self, xs: Vec<Vec<i64>>, channels: usize) -> Result<Vec<Vec<i64>>, E> {
+        let hw = xs.first().map_or(1, |v| v.len() / channels);
+        let step = self.net.pool_step(hw);
+        Ok(xs
             .iter()
-            .zip(&fc.bias)
-            .map(|(&w, &b)| {
-                let r = Rescale::of(fc.input_scale * w);
-                (r, at_shift(b, r.shift))
-            })
-            .collect();
-        acc.into_iter()
-            .map(|acc| {
-                acc.iter()
-                    .zip(&channels)
-                    .map(|(&a, (r, b))| {
-                        (a as i128 * r.multiplier as i128 + *b as i128) as f64
-                            / (1u64 << r.shift) as f64
-                    })
+            .map(|v| {
+                v.chunks(hw)
+                    .map(|ch| step.apply(ch.iter().sum(), 0))
                     .collect()
             })
-            .collect()
+            .collect())
+    }
+
+    fn logits(&mut self, acc: Vec<Vec<i64>>) -> Result<Vec<Vec<f64>>, E> {
+        let logits = self.net.logit_steps();
+        Ok(acc
+            .into_iter()
+            .map(|acc| acc.iter().zip(&logits).map(|(&a, l)| l.apply(a)).collect())
+            .collect())
     }
 }

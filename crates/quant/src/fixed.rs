@@ -103,6 +103,17 @@ impl Step {
         }
     }
 
+    /// The largest output when the accumulator and the shortcut term lie
+    /// within ±`acc_bound` and ±`short_bound`: the clamp, or the rounded
+    /// largest sum.
+    pub fn bound(&self, acc_bound: u64, short_bound: u64) -> u64 {
+        let largest = acc_bound as i128 * self.acc_multiplier as i128
+            + short_bound as i128 * self.short_multiplier as i128
+            + self.bias as i128;
+        let y = round_shift(largest, self.shift).max(0) as u64;
+        self.clamp.map_or(y, |m| y.min(m as u64))
+    }
+
     /// The step of one accumulator and its shortcut term (0 without one).
     pub fn apply(&self, acc: i64, short: i64) -> i64 {
         let v = acc as i128 * self.acc_multiplier as i128
@@ -209,5 +220,23 @@ mod tests {
         // Without a clamp (before pooling) the value stays as large as it is.
         let open = Step::new(0.01, None, 0.0, None);
         assert_eq!(open.apply(100_000, 12345), 1000);
+    }
+
+    #[test]
+    fn a_steps_bound_is_its_largest_output() {
+        for step in [
+            Step::new(0.01, Some(0.5), -1.25, Some(127)),
+            Step::new(0.013, Some(0.7), 0.4, None),
+            Step::new(0.25, None, 3.0, None),
+        ] {
+            let (a, s) = (20_000u64, 127u64);
+            let largest = (-(a as i64)..=a as i64)
+                .step_by(7)
+                .chain([a as i64])
+                .flat_map(|acc| [-(s as i64), 0, s as i64].map(|short| step.apply(acc, short)))
+                .max()
+                .unwrap();
+            assert_eq!(step.bound(a, s), largest as u64, "{step:?}");
+        }
     }
 }

@@ -20,9 +20,11 @@ mod between;
 pub mod fixed;
 #[cfg(any(test, feature = "fixtures"))]
 pub mod fixtures;
+mod steps;
 
-pub use between::Requantization;
-use between::{FixedSteps, FloatSteps, Reader, Shortcut, Steps};
+use between::{FixedSteps, FloatSteps};
+pub use between::{Reader, Requantization, Shortcut, ShortcutKind, Steps};
+pub use steps::LogitStep;
 
 #[derive(Debug, thiserror::Error, PartialEq)]
 pub enum QuantError {
@@ -192,15 +194,16 @@ pub fn top1(logits: &[f64]) -> usize {
 }
 
 /// The linear layers of one round of a forward pass: each layer's index
-/// (`convs.len()` is the FC layer) with its quantized inputs over the batch.
+/// (`convs.len()` is the FC layer) with its quantized inputs over the batch
+/// (`I`, one image's: integers in the clear, or shares of them).
 /// A block's first conv and its shortcut read the same input and share a
 /// round; every other layer has its own.
-pub type Round = [(usize, Vec<Vec<i64>>)];
+pub type Round<I = Vec<i64>> = [(usize, Vec<I>)];
 
 /// How a forward pass gets the integer accumulators of a round's layers
 /// (each layer's outputs over the batch, `[c_out, out_h, out_w]` per image):
 /// computed in the clear, or by a server on ciphertexts.
-pub type Linear<'a, E> = dyn FnMut(&Round) -> Result<Vec<Vec<Vec<i64>>>, E> + 'a;
+pub type Linear<'a, E, I = Vec<i64>> = dyn FnMut(&Round<I>) -> Result<Vec<Vec<I>>, E> + 'a;
 
 impl QuantizedNet {
     /// Quantizes `folded` under `config`, calibrating each layer's input
@@ -268,6 +271,15 @@ impl QuantizedNet {
         for (layer, s) in net.convs.iter_mut().chain([&mut net.fc]).zip(scales) {
             layer.input_scale = s;
         }
+        // A shortcut conv reads the block's input, which the integer model
+        // quantizes once, at the block's first conv's scale. Calibration
+        // finds the same value for both from the same inputs; this makes
+        // them one by construction.
+        for b in &net.spec.blocks {
+            if let Some(s) = b.shortcut {
+                net.convs[s].input_scale = net.convs[b.conv1].input_scale;
+            }
+        }
         Ok(net)
     }
 
@@ -304,29 +316,29 @@ impl QuantizedNet {
 
     /// One round over the batch: each layer's integer inputs, and the
     /// accumulators `linear` returns for them.
-    fn round<S: Steps, E>(
+    fn round<S: Steps<E>, E>(
         &self,
         steps: &mut S,
         layers: &[(usize, &[S::Act])],
-        linear: &mut Linear<E>,
-    ) -> Result<Vec<Vec<Vec<i64>>>, E> {
-        let round: Vec<(usize, Vec<Vec<i64>>)> = layers
+        linear: &mut Linear<E, S::Int>,
+    ) -> Result<Vec<Vec<S::Int>>, E> {
+        let round = layers
             .iter()
-            .map(|&(l, xs)| (l, steps.quantize(l, xs)))
-            .collect();
+            .map(|&(l, xs)| Ok((l, steps.quantize(l, xs)?)))
+            .collect::<Result<Vec<_>, E>>()?;
         linear(&round)
     }
 
     /// The ResNet forward pass over a batch, its linear layers from
     /// `linear` round by round, the arithmetic between them from `steps`;
     /// returns logits.
-    fn forward<S: Steps, E>(
+    fn forward<S: Steps<E>, E>(
         &self,
         batch: Vec<Vec<f64>>,
         steps: &mut S,
-        linear: &mut Linear<E>,
+        linear: &mut Linear<E, S::Int>,
     ) -> Result<Vec<Vec<f64>>, E> {
-        let one = |out: Vec<Vec<Vec<i64>>>| out.into_iter().next().expect("one layer");
+        let one = |out: Vec<Vec<S::Int>>| out.into_iter().next().expect("one layer");
         let blocks = &self.spec.blocks;
         // Who reads block i's input: its first conv, or after the last
         // block the pooling.
@@ -335,9 +347,12 @@ impl QuantizedNet {
                 .get(i)
                 .map_or(Reader::Pool, |b| Reader::Layer(b.conv1))
         };
-        let image: Vec<S::Act> = batch.into_iter().map(|x| steps.input(x)).collect();
+        let image = batch
+            .into_iter()
+            .map(|x| steps.input(x))
+            .collect::<Result<Vec<_>, E>>()?;
         let acc = one(self.round(steps, &[(0, &image)], linear)?);
-        let mut x = steps.output(0, acc, None, reader(0));
+        let mut x = steps.output(0, acc, None, reader(0))?;
         for (i, b) in blocks.iter().enumerate() {
             let (acc, shortcut) = match b.shortcut {
                 Some(s) => {
@@ -356,14 +371,14 @@ impl QuantizedNet {
                     )
                 }
             };
-            let h = steps.output(b.conv1, acc, None, Reader::Layer(b.conv2));
+            let h = steps.output(b.conv1, acc, None, Reader::Layer(b.conv2))?;
             let acc = one(self.round(steps, &[(b.conv2, &h)], linear)?);
-            x = steps.output(b.conv2, acc, Some(shortcut), reader(i + 1));
+            x = steps.output(b.conv2, acc, Some(shortcut), reader(i + 1))?;
         }
-        let pooled = steps.pool(x, self.spec.fc.in_features);
+        let pooled = steps.pool(x, self.spec.fc.in_features)?;
         let fc = self.convs.len();
         let acc = one(self.round(steps, &[(fc, &pooled)], linear)?);
-        Ok(steps.logits(acc))
+        steps.logits(acc)
     }
 
     /// The forward pass at the calibrated scales, under the model's
@@ -376,6 +391,23 @@ impl QuantizedNet {
                 self.forward(batch, &mut FloatSteps::new(self, &mut calibrated), linear)
             }
         }
+    }
+
+    /// The forward pass over `images` (`n*c*h*w`, normalized) with the
+    /// arithmetic between linear layers from `steps` (which must compute
+    /// the net's own steps, [`QuantizedNet::steps`]: a two-party
+    /// evaluation on shares) and the linear layers from `linear`.
+    pub fn logits_on<S: Steps<E>, E>(
+        &self,
+        images: &[f32],
+        steps: &mut S,
+        linear: &mut Linear<E, S::Int>,
+    ) -> Result<Vec<Vec<f64>>, E>
+    where
+        E: From<QuantError>,
+    {
+        let batch = self.images(images)?;
+        self.forward(batch, steps, linear)
     }
 
     /// The forward pass of one image (`c*h*w`, normalized) with its linear

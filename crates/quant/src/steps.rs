@@ -1,0 +1,128 @@
+//! The integer model's steps between linear layers, as data: per output
+//! channel of a layer the [`Step`] that turns its accumulator (and a
+//! residual block's shortcut term) into what the next layer reads, the
+//! step of pooling, the logits' rescaling, and the bounds of every term.
+//! The model's forward pass applies them in the clear; a two-party
+//! evaluation builds its circuits from the same values, so that both
+//! compute one function.
+
+use crate::between::{Reader, ShortcutKind};
+use crate::fixed::{Rescale, Step, at_shift};
+use crate::{QuantizedLayer, QuantizedNet, max_level, quantize};
+
+/// One logit from the FC layer's accumulator, exactly:
+/// `(acc * multiplier + bias) / 2^shift`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct LogitStep {
+    pub rescale: Rescale,
+    /// In units of 2^-shift.
+    pub bias: i64,
+}
+
+impl LogitStep {
+    pub fn apply(&self, acc: i64) -> f64 {
+        (acc as i128 * self.rescale.multiplier as i128 + self.bias as i128) as f64
+            / (1u64 << self.rescale.shift) as f64
+    }
+}
+
+impl QuantizedLayer {
+    /// The largest |accumulator| of each output channel when every input
+    /// lies within ±`input_level`: the channel's sum of |weights| times it.
+    pub fn accumulator_bounds(&self, input_level: u64) -> Vec<u64> {
+        let per = self.weight.len() / self.shape.c_out.max(1);
+        self.weight
+            .chunks(per.max(1))
+            .map(|w| w.iter().map(|v| v.unsigned_abs()).sum::<u64>() * input_level)
+            .collect()
+    }
+}
+
+impl QuantizedNet {
+    /// The largest activation level: every layer's input lies within
+    /// ±this (the image by quantization, the rest by the steps' clamps).
+    pub fn max_level(&self) -> u64 {
+        max_level(self.config.activation_bits) as u64
+    }
+
+    /// A normalized image as the first layer's integer input.
+    pub fn input(&self, image: &[f64]) -> Vec<i64> {
+        quantize(
+            image,
+            self.layer(0).input_scale,
+            self.config.activation_bits,
+        )
+    }
+
+    /// Layer `l`'s step per output channel, with a block's `shortcut`,
+    /// onto the scale of what `reader` reads: each term's real factor and
+    /// the biases (a shortcut conv's too) in the reader's units; clamped
+    /// to the activation range unless pooling reads it.
+    pub fn steps(&self, l: usize, shortcut: Option<ShortcutKind>, reader: Reader) -> Vec<Step> {
+        let layer = self.layer(l);
+        let (target, clamp) = match reader {
+            Reader::Layer(k) => (self.layer(k).input_scale, Some(self.max_level() as i64)),
+            Reader::Pool => (self.fc.input_scale, None),
+        };
+        (0..layer.shape.c_out)
+            .map(|o| {
+                let own = layer.input_scale * layer.weight_scale[o] / target;
+                let (short, bias) = match shortcut {
+                    None => (None, layer.bias[o]),
+                    Some(ShortcutKind::Conv(s)) => {
+                        let s = self.layer(s);
+                        (
+                            Some(s.input_scale * s.weight_scale[o] / target),
+                            layer.bias[o] + s.bias[o],
+                        )
+                    }
+                    Some(ShortcutKind::Identity { input_of }) => (
+                        Some(self.layer(input_of).input_scale / target),
+                        layer.bias[o],
+                    ),
+                };
+                Step::new(own, short, bias / target, clamp)
+            })
+            .collect()
+    }
+
+    /// The bounds of the terms of layer `l`'s steps, per output channel:
+    /// its accumulators', and the shortcut's (a conv's accumulators, or
+    /// the block's input, within the activation range).
+    pub fn term_bounds(
+        &self,
+        l: usize,
+        shortcut: Option<ShortcutKind>,
+    ) -> (Vec<u64>, Option<Vec<u64>>) {
+        let level = self.max_level();
+        let own = self.layer(l).accumulator_bounds(level);
+        let short = shortcut.map(|kind| match kind {
+            ShortcutKind::Conv(s) => self.layer(s).accumulator_bounds(level),
+            ShortcutKind::Identity { .. } => vec![level; own.len()],
+        });
+        (own, short)
+    }
+
+    /// Pooling's step on a channel's sum over `hw` positions: the mean,
+    /// rounded, clamped to the activation range (the sum is of ReLU
+    /// outputs, so never negative).
+    pub fn pool_step(&self, hw: usize) -> Step {
+        Step::new(1.0 / hw as f64, None, 0.0, Some(self.max_level() as i64))
+    }
+
+    /// Each logit's rescaling of the FC layer's accumulator.
+    pub fn logit_steps(&self) -> Vec<LogitStep> {
+        let fc = &self.fc;
+        fc.weight_scale
+            .iter()
+            .zip(&fc.bias)
+            .map(|(&w, &b)| {
+                let rescale = Rescale::of(fc.input_scale * w);
+                LogitStep {
+                    rescale,
+                    bias: at_shift(b, rescale.shift),
+                }
+            })
+            .collect()
+    }
+}
