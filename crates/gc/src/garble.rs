@@ -29,25 +29,48 @@ pub struct GarbledCircuit {
 /// The garbler's count of AND gates over a session, from which each
 /// garbling takes its tweaks, so that no two half-gates of the session are
 /// hashed under the same tweak.
-#[derive(Debug, Default)]
+#[derive(Debug)]
 pub struct Tweaks {
     next_gate: u64,
+    /// One past the last gate index this session (or reserved part of
+    /// one) may take.
+    end: u64,
 }
 
 /// AND gates a session may garble: their tweaks 2k + 1 stay below the top
 /// bit, which the oblivious transfer's tweaks hold.
 const MAX_GATES: u64 = 1 << 62;
 
+impl Default for Tweaks {
+    fn default() -> Tweaks {
+        Tweaks {
+            next_gate: 0,
+            end: MAX_GATES,
+        }
+    }
+}
+
 impl Tweaks {
     pub fn new() -> Tweaks {
         Tweaks::default()
+    }
+
+    /// The next `gates` gate indices as a part of the session on their
+    /// own, so that a garbling can run on another thread: no tweak of the
+    /// part is taken by the session again.
+    pub fn reserve(&mut self, gates: usize) -> Result<Tweaks, GcError> {
+        let first = self.take(gates)?;
+        Ok(Tweaks {
+            next_gate: first,
+            end: first + gates as u64,
+        })
     }
 
     /// The first of `gates` fresh gate indices.
     fn take(&mut self, gates: usize) -> Result<u64, GcError> {
         let first = self.next_gate;
         match first.checked_add(gates as u64) {
-            Some(next) if next <= MAX_GATES => {
+            Some(next) if next <= self.end => {
                 self.next_gate = next;
                 Ok(first)
             }
@@ -213,6 +236,12 @@ fn check_outputs(expected: usize, got: usize) -> Result<(), GcError> {
 }
 
 impl GarbledCircuit {
+    /// The bytes the garbler sends: two blocks per AND gate and a bit per
+    /// output.
+    pub fn bytes(&self) -> usize {
+        self.tables.len() * 2 * size_of::<Block>() + self.decoding.len().div_ceil(8)
+    }
+
     /// The evaluator's decoding: an output label's permute bit against its
     /// zero label's.
     pub fn decode(&self, output_labels: &[Block]) -> Result<Vec<bool>, GcError> {
@@ -391,11 +420,24 @@ mod tests {
         ));
         let mut session = Tweaks {
             next_gate: MAX_GATES - 1,
+            end: MAX_GATES,
         };
         assert_eq!(
             garble(&circuit, &mut session, &mut rng).err(),
             Some(GcError::TweaksExhausted)
         );
+        // A reserved part holds exactly its gates, and the session goes on
+        // after them.
+        let mut session = Tweaks::new();
+        let mut part = session.reserve(circuit.and_gates()).unwrap();
+        let (garbled, _) = garble(&circuit, &mut part, &mut rng).unwrap();
+        assert_eq!(garbled.first_gate, 0);
+        assert_eq!(
+            garble(&circuit, &mut part, &mut rng).err(),
+            Some(GcError::TweaksExhausted)
+        );
+        let (next, _) = garble(&circuit, &mut session, &mut rng).unwrap();
+        assert_eq!(next.first_gate, circuit.and_gates() as u64);
     }
 
     #[test]

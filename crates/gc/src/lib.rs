@@ -16,13 +16,15 @@
 //! [`block`] holds the labels, [`hash`] the tweakable hash, [`circuit`] the
 //! gates and their plain evaluation, [`builder`] word-level construction,
 //! [`garble`] garbling, evaluation and decoding, [`ot`] the oblivious
-//! transfer, and [`relu`] the share ReLU circuit with its plain reference.
+//! transfer, [`relu`] the share ReLU circuit and [`mean`] pooling's share
+//! mean, each with its plain reference.
 
 pub mod block;
 pub mod builder;
 pub mod circuit;
 pub mod garble;
 pub mod hash;
+pub mod mean;
 pub mod ot;
 pub mod relu;
 
@@ -31,6 +33,7 @@ pub use builder::Builder;
 pub use circuit::{Circuit, Wire, from_bits, to_bits};
 pub use garble::{Encoding, GarbledCircuit, Tweaks, evaluate, garble, send_evaluator_labels};
 pub use hash::FixedKeyHash;
+pub use mean::{MeanParams, share_mean, share_mean_reference};
 pub use ot::{ExtReceiver, ExtSender, ExtendRequest, ExtendResponse, OtError, PendingExtend};
 pub use relu::{ReluParams, Term, share_relu, share_relu_reference};
 

@@ -46,7 +46,7 @@ pub struct ReluParams {
 }
 
 /// The number of bits of `value`.
-fn bit_len(value: u128) -> usize {
+pub(crate) fn bit_len(value: u128) -> usize {
     (u128::BITS - value.leading_zeros()) as usize
 }
 
@@ -133,14 +133,21 @@ impl ReluParams {
     }
 }
 
-/// (a + b) mod t for a, b in [0, t): the sum, less t unless that borrows.
-fn add_mod(builder: &mut Builder, a: &[Wire], b: &[Wire], params: &ReluParams) -> Vec<Wire> {
+/// (a + b) mod t for a, b in [0, t) of `bits` bits: the sum, less t unless
+/// that borrows.
+pub(crate) fn add_mod(
+    builder: &mut Builder,
+    a: &[Wire],
+    b: &[Wire],
+    modulus: u64,
+    bits: usize,
+) -> Vec<Wire> {
     let sum = builder.add(a, b);
-    let modulus = builder.constant(params.modulus, sum.len());
-    let (reduced, below) = builder.sub(&sum, &modulus);
+    let t = builder.constant(modulus, sum.len());
+    let (reduced, below) = builder.sub(&sum, &t);
     // Whichever is chosen is below t < 2^bits: the mux skips the top bit.
-    let sum = builder.resize(&sum, params.bits);
-    let reduced = builder.resize(&reduced, params.bits);
+    let sum = builder.resize(&sum, bits);
+    let reduced = builder.resize(&reduced, bits);
     builder.mux(below, &sum, &reduced)
 }
 
@@ -153,7 +160,7 @@ fn product(
     term: Term,
     params: &ReluParams,
 ) -> Vec<Wire> {
-    let y = add_mod(builder, client, server, params);
+    let y = add_mod(builder, client, server, params.modulus, params.bits);
     let half = builder.constant(params.half(), params.bits);
     let negative = builder.less_than(&half, &y);
     // |value| ≤ bound: k bits of two's complement hold it, and on k bits
@@ -216,7 +223,13 @@ pub fn share_relu(params: &ReluParams) -> Circuit {
     let activation = builder.mux(negative, &[], &bounded);
     let activation = builder.resize(&activation, params.bits);
 
-    let share = add_mod(&mut builder, &activation, &mask, params);
+    let share = add_mod(
+        &mut builder,
+        &activation,
+        &mask,
+        params.modulus,
+        params.bits,
+    );
     builder.output(&share);
     builder.finish()
 }
