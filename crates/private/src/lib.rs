@@ -1,0 +1,41 @@
+//! The nonlinear half of model-private inference. Between two linear
+//! layers the client and the server hold additive shares mod the BFV
+//! plaintext modulus t of a layer's accumulators; each output then goes
+//! through the integer model's own step (explore-quant's
+//! [`Step`](explore_quant::fixed::Step): rescale, bias, round, ReLU, clamp)
+//! as a share-ReLU garbled circuit that the server garbles and the client
+//! evaluates, so that both end with fresh shares of the next layer's input
+//! and neither learns an activation.
+//!
+//! [`plan`] maps the integer model's steps and their bounds to checked
+//! circuit parameters; [`shared`] evaluates a forward pass on shares,
+//! implementing explore-quant's [`Steps`](explore_quant::Steps) so that
+//! the order of the rounds stays the integer model's.
+
+pub mod plan;
+pub mod shared;
+
+pub use plan::{ChannelCircuit, MeanCircuit, Modulus, ShareCircuit};
+pub use shared::{SharedSteps, Shares, Traffic};
+
+/// Why a step cannot run on shares.
+#[derive(Debug, thiserror::Error, PartialEq)]
+pub enum PrivateError {
+    #[error(
+        "layer {layer}, channel {channel}: its step does not fit a share circuit at t = {modulus} ({source}): choose a larger plaintext modulus (he.plaintext_bits)"
+    )]
+    Step {
+        layer: String,
+        channel: usize,
+        modulus: u64,
+        source: explore_gc::GcError,
+    },
+    #[error(
+        "the plaintext modulus must be an odd prime of at most 62 bits, got {0}: pick it with PlaintextModulus::for_layers"
+    )]
+    Modulus(u64),
+    #[error(transparent)]
+    Gc(#[from] explore_gc::GcError),
+    #[error(transparent)]
+    Quant(#[from] explore_quant::QuantError),
+}
