@@ -30,7 +30,7 @@ use explore_spec::{ModelSpec, Spec};
 /// output, threads, how the report words its claims, the strategies, targets and seeds it asks for (adding
 /// points to a finished sweep is what resuming is for), how many images
 /// and repeats time each point, and how private inference is deployed
-/// (`he.keys`, `he.constant_time`, `he.flooding`: they shape only the end-to-end measurement,
+/// (`he.protocol`, `he.keys`, `he.constant_time`, `he.flooding`: they shape only the end-to-end measurement,
 /// not what is trained or counted), and the key switching
 /// (`he.special_prime`: it changes the primes and times, which each point
 /// records, not the counts).
@@ -50,6 +50,7 @@ impl SpecLock {
             ("he", "images"),
             ("he", "repeats"),
             ("he", "infer_images"),
+            ("he", "protocol"),
             ("he", "keys"),
             ("he", "constant_time"),
             ("he", "flooding"),

@@ -59,6 +59,20 @@ impl LayerLayout {
         }
     }
 
+    /// The values of each input block as the layer packs a `[c_in, h, w]`
+    /// input: one per input ciphertext. Placement only, so it is linear:
+    /// the packings of two shares add up to the packing of their sum.
+    pub fn pack_input(&self, input: &[i64]) -> Vec<Vec<i64>> {
+        match self {
+            LayerLayout::Slots(l) => (0..l.n_in()).map(|a| l.pack_input(input, a)).collect(),
+            LayerLayout::Coefficients(l) => l
+                .blocks()
+                .into_iter()
+                .map(|b| l.pack_input(input, b))
+                .collect(),
+        }
+    }
+
     /// The output ciphertexts the server returns.
     pub fn n_out(&self) -> usize {
         match self {

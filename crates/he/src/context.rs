@@ -106,6 +106,25 @@ impl HeContext {
         self.encrypt_all(blocks)
     }
 
+    /// Encrypts a two-party client's share of a layer's `[c_in, h, w]`
+    /// input, residues in `[0, t)` (uniform, so no activation range
+    /// applies), as `layout` packs inputs; the server adds its own share
+    /// to the ciphertexts in plaintext.
+    pub fn encrypt_share(
+        &mut self,
+        layout: &LayerLayout,
+        share: &[u64],
+    ) -> Result<Vec<Ciphertext>, HeError> {
+        let share =
+            crate::params::check_share(layout.shape(), share, self.params.plaintext_modulus)?;
+        let blocks = layout
+            .pack_input(&share)
+            .iter()
+            .map(|b| self.params.encode_in(layout.encoding(), b))
+            .collect::<Result<Vec<_>, HeError>>()?;
+        self.encrypt_all(blocks)
+    }
+
     /// Encrypts a layer's input under whichever encoding its layout has.
     pub fn encrypt_layer(
         &mut self,

@@ -24,6 +24,14 @@ pub enum HeError {
         bits: u32,
     },
     #[error(
+        "layer {layer}: share value {value} is not a residue mod the plaintext modulus {modulus}: reduce shares into [0, t)"
+    )]
+    ShareRange {
+        layer: String,
+        value: u64,
+        modulus: u64,
+    },
+    #[error(
         "layer {layer}: the executor ran {executed} but the cost model counts {modeled}: the executor and the cost model disagree"
     )]
     CountMismatch {

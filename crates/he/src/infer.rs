@@ -1,13 +1,18 @@
 //! Private inference end to end: the whole integer network (convs,
 //! residual blocks, FC) run as a client-server protocol on ciphertexts, one
 //! round per linear layer (a block's first conv and its shortcut share one),
-//! over test images. The client does everything between the linear layers
-//! exactly as the integer model does (requantization, ReLU, residual sums,
-//! pooling); the server computes the linear layers. Each round's decrypted
-//! outputs are checked against the exact integer convolution, the server's
-//! executed counts against the cost model, and each image's logits against
-//! the integer model's; any difference is an error naming the image and the
-//! layer. Time, bytes and rounds are measured per inference; the time on a
+//! over test images. The server computes the linear layers. Under the
+//! two-party [`Protocol`] (the default) each reply is masked, so client and
+//! server hold additive shares of every layer's output, and the steps
+//! between linear layers (requantization, ReLU, residual sums, pooling)
+//! run on shares as garbled circuits (explore-private); under client-aided
+//! the client decrypts exact outputs and computes those steps itself, as
+//! the integer model does. Each round's outputs (the shares added up, in
+//! the harness) are checked against the exact integer convolution, the
+//! server's executed counts against the cost model, and each image's
+//! logits against the integer model's; any difference is an error naming
+//! the image and the layer. Time, bytes and rounds are measured per
+//! inference, the HE layers and the two-party steps apart; the time on a
 //! network link is computed from them ([`Link`]).
 
 use std::time::Instant;
@@ -16,11 +21,12 @@ use serde::Serialize;
 
 use explore_data::Dataset;
 use explore_he_model::arch::NetSpec;
+use explore_private::{Modulus, PrivateError, SharedSteps, Shares, Traffic};
 use explore_quant::{QuantError, QuantizedNet, Round, conv_int, top1};
-use explore_spec::{ConstantTimeError, HeSpec, KeysMode, Link};
+use explore_spec::{ConstantTimeError, HeSpec, KeysMode, Link, Protocol};
 use explore_stats::{mean, sample_sd};
 
-use crate::protocol::{Client, ReplyShape, Server};
+use crate::protocol::{Client, Executed, ReplyShape, Server};
 use explore_he_model::cost::KeySet;
 use explore_he_model::network::{HeCost, network_cost};
 use explore_he_model::noise::{Flooding, NoiseDepth};
@@ -40,6 +46,8 @@ pub enum InferError {
     Quant(#[from] QuantError),
     #[error(transparent)]
     ConstantTime(#[from] ConstantTimeError),
+    #[error(transparent)]
+    Private(#[from] PrivateError),
     #[error(
         "image {image}, layer {layer}: decrypted output {index} is {got}, the integer model computes {expected}"
     )]
@@ -71,6 +79,7 @@ pub enum InferError {
 /// network it computes, the packing (and cost) of each layer, the keys it
 /// asks for, and how each layer's replies leave.
 pub struct Deployment {
+    pub protocol: Protocol,
     pub mode: KeysMode,
     /// Whether the server computes every block of the dense network
     /// (`he.constant_time`): then `cost` is the dense network's.
@@ -162,6 +171,7 @@ impl Deployment {
             })
             .collect();
         Ok(Deployment {
+            protocol: he.protocol,
             mode,
             constant_time,
             net,
@@ -194,8 +204,9 @@ impl Deployment {
     }
 }
 
-/// One encrypted inference: its party times (ms), bytes each way, rounds,
-/// and the smallest noise budget a reply had left.
+/// One encrypted inference: the HE layers' party times (ms), bytes each
+/// way and rounds, the smallest noise budget a reply had left, and under
+/// the two-party protocol what its steps on shares cost.
 #[derive(Debug, Clone, Copy, PartialEq, Serialize)]
 pub struct Inference {
     pub server_ms: f64,
@@ -205,6 +216,20 @@ pub struct Inference {
     pub rounds: usize,
     pub noise_budget_bits: i64,
     pub correct: bool,
+    pub nonlinear: Option<Traffic>,
+}
+
+impl Inference {
+    /// Bytes and rounds of the whole inference: the HE layers', and the
+    /// two-party steps' (offline and online).
+    fn totals(&self) -> (f64, f64, f64) {
+        let gc = self.nonlinear.unwrap_or_default();
+        (
+            (self.bytes_up + gc.online_client_bytes) as f64,
+            (self.bytes_down + gc.online_server_bytes + gc.offline_bytes) as f64,
+            (self.rounds + gc.rounds) as f64,
+        )
+    }
 }
 
 /// A mean and a standard deviation over the images.
@@ -224,9 +249,24 @@ impl Spread {
     }
 }
 
+/// The two-party steps of the run (per inference; times as a spread over
+/// the images).
+#[derive(Debug, Clone, Serialize)]
+pub struct NonlinearReport {
+    pub relus: usize,
+    pub and_gates: usize,
+    /// Base OTs and garbled tables: independent of the input.
+    pub offline_bytes: Spread,
+    pub online_bytes: Spread,
+    pub rounds: usize,
+    pub server_ms: Spread,
+    pub client_ms: Spread,
+}
+
 /// The whole run: what `explore infer` prints and the sweep records.
 #[derive(Debug, Clone, Serialize)]
 pub struct InferReport {
+    pub protocol: Protocol,
     pub images: usize,
     pub matches: usize,
     pub accuracy: f64,
@@ -257,6 +297,10 @@ pub struct InferReport {
     /// Bytes of one fresh ciphertext at the full modulus, for comparison.
     pub full_ciphertext_bytes: usize,
     pub noise_budget_bits: i64,
+    /// The steps between linear layers on shares (the two-party protocol).
+    pub nonlinear: Option<NonlinearReport>,
+    /// Computed from the bytes and rounds of the HE layers and the
+    /// two-party steps together (not measured on a link).
     pub lan_ms: f64,
     pub wan_ms: f64,
 }
@@ -302,6 +346,7 @@ pub fn run(
         } else {
             Work::Pruned
         },
+        dep.protocol,
     )?;
     let image_len = data.image_len();
     let reference = net.logits(&data.images[..images * image_len])?;
@@ -320,6 +365,22 @@ pub fn run(
     let bytes_up = spread(|r| r.bytes_up as f64);
     let bytes_down = spread(|r| r.bytes_down as f64);
     let rounds = runs[0].rounds;
+    let nonlinear = runs[0].nonlinear.map(|first| {
+        let gc = |f: fn(&Traffic) -> f64| {
+            Spread::of(runs.iter().filter_map(|r| r.nonlinear.as_ref()).map(f))
+        };
+        NonlinearReport {
+            relus: first.relus,
+            and_gates: first.and_gates,
+            offline_bytes: gc(|g| g.offline_bytes as f64),
+            online_bytes: gc(|g| (g.online_client_bytes + g.online_server_bytes) as f64),
+            rounds: first.rounds,
+            server_ms: gc(|g| g.server_ms),
+            client_ms: gc(|g| g.client_ms),
+        }
+    });
+    let total = |f: fn((f64, f64, f64)) -> f64| Spread::of(runs.iter().map(|r| f(r.totals()))).mean;
+    let (up, down, all_rounds) = (total(|t| t.0), total(|t| t.1), total(|t| t.2));
     let p = &dep.params;
     let full_ciphertext_bytes = {
         let mut ctx = crate::context::HeContext::new(p.clone());
@@ -327,13 +388,14 @@ pub fn run(
         ctx.encrypt(&[0])?.to_bytes().len()
     };
     Ok(InferReport {
+        protocol: dep.protocol,
         images,
         matches: runs.len(),
         accuracy: runs.iter().filter(|r| r.correct).count() as f64 / images as f64,
         server_ms: spread(|r| r.server_ms),
         client_ms: spread(|r| r.client_ms),
-        lan_ms: Link::LAN.time_ms(bytes_up.mean, bytes_down.mean, rounds as f64),
-        wan_ms: Link::WAN.time_ms(bytes_up.mean, bytes_down.mean, rounds as f64),
+        lan_ms: Link::LAN.time_ms(up, down, all_rounds),
+        wan_ms: Link::WAN.time_ms(up, down, all_rounds),
         bytes_up,
         bytes_down,
         rounds,
@@ -358,12 +420,27 @@ pub fn run(
         reply_primes: dep.replies.iter().map(|r| r.primes).min().unwrap_or(0),
         full_ciphertext_bytes,
         noise_budget_bits: runs.iter().map(|r| r.noise_budget_bits).min().unwrap_or(0),
+        nonlinear,
     })
 }
 
+/// What one inference's HE rounds measured: the server's time, the
+/// harness's checks (timed apart, counted to neither party), bytes, rounds
+/// and the smallest noise budget a reply kept.
+struct Rounds {
+    server_ms: f64,
+    checks_ms: f64,
+    bytes_up: usize,
+    bytes_down: usize,
+    rounds: usize,
+    budget: i64,
+}
+
+fn ms(since: Instant) -> f64 {
+    since.elapsed().as_secs_f64() * 1e3
+}
+
 /// One image through the chain: its logits and what the inference cost.
-/// The harness's own checks (the reference convolutions) are timed apart
-/// and count to neither party.
 fn one_image(
     dep: &Deployment,
     client: &mut Client,
@@ -372,63 +449,157 @@ fn one_image(
     i: usize,
 ) -> Result<(Vec<f64>, Inference), InferError> {
     let net = &dep.net;
-    let (mut server_ms, mut checks_ms) = (0.0, 0.0);
-    let (mut bytes_up, mut bytes_down, mut rounds) = (0, 0, 0);
-    let mut budget = i64::MAX;
+    let mut m = Rounds {
+        server_ms: 0.0,
+        checks_ms: 0.0,
+        bytes_up: 0,
+        bytes_down: 0,
+        rounds: 0,
+        budget: i64::MAX,
+    };
     let start = Instant::now();
     let mut session = server.session();
-    let logits = net.logits_with(image, &mut |round: &Round| {
-        let inputs: Vec<(usize, &[i64])> =
-            round.iter().map(|(l, q)| (*l, q[0].as_slice())).collect();
-        let query = client.query(rounds, &inputs)?;
-        let t = Instant::now();
-        let (reply, executed) = session.answer(&query)?;
-        server_ms += t.elapsed().as_secs_f64() * 1e3;
-        let answers = client.read(&reply)?;
-        let t = Instant::now();
-        for (((l, q), answer), (_, cost)) in round.iter().zip(&answers).zip(&executed) {
-            let layer = net.layer(*l);
-            let modeled = &dep.cost.layers[*l].cost;
-            if cost != modeled {
-                return Err(InferError::Counts {
-                    image: i,
-                    layer: layer.shape.name.clone(),
-                    executed: format!("{cost:?}"),
-                    modeled: format!("{modeled:?}"),
-                });
-            }
-            let expected = conv_int(&layer.shape, &q[0], &layer.weight);
-            if let Some(index) = (0..expected.len()).find(|&j| expected[j] != answer.output[j]) {
-                return Err(InferError::Mismatch {
-                    image: i,
-                    layer: layer.shape.name.clone(),
-                    index,
-                    got: answer.output[index],
-                    expected: expected[index],
-                });
-            }
+    let (logits, nonlinear) = match dep.protocol {
+        Protocol::ClientAided => {
+            let logits = net.logits_with(image, &mut |round: &Round| -> Result<_, InferError> {
+                let inputs: Vec<(usize, &[i64])> =
+                    round.iter().map(|(l, q)| (*l, q[0].as_slice())).collect();
+                let query = client.query(m.rounds, &inputs)?;
+                let clock = Instant::now();
+                let (reply, executed) = session.answer(&query)?;
+                m.server_ms += ms(clock);
+                let outputs: Vec<Vec<i64>> =
+                    client.read(&reply)?.into_iter().map(|a| a.output).collect();
+                let exact: Vec<(usize, &[i64])> =
+                    round.iter().map(|(l, q)| (*l, q[0].as_slice())).collect();
+                check_round(
+                    dep,
+                    client,
+                    &mut m,
+                    i,
+                    (&exact, &outputs),
+                    (&executed, &reply),
+                )?;
+                m.bytes_up += query.len();
+                Ok(outputs.into_iter().map(|o| vec![o]).collect())
+            })?;
+            (logits, None)
         }
-        let budgets = client.reply_budgets(&reply)?;
-        budget = budgets.into_iter().fold(budget, i64::min);
-        checks_ms += t.elapsed().as_secs_f64() * 1e3;
-        bytes_up += query.len();
-        bytes_down += reply.len();
-        rounds += 1;
-        Ok(answers.into_iter().map(|a| vec![a.output]).collect())
-    })?;
-    let total_ms = start.elapsed().as_secs_f64() * 1e3;
+        Protocol::TwoParty => {
+            let modulus = Modulus::new(dep.params.plaintext_modulus)?;
+            let mut steps = SharedSteps::new(net, modulus, &mut rand::rng())?;
+            let mut logits =
+                net.logits_on(image, &mut steps, &mut |round: &Round<Shares>| -> Result<
+                    Vec<Vec<Shares>>,
+                    InferError,
+                > {
+                    let mine: Vec<(usize, &[u64])> = round
+                        .iter()
+                        .map(|(l, x)| (*l, x[0].client.as_slice()))
+                        .collect();
+                    let query = client.query_shares(m.rounds, &mine)?;
+                    let theirs: Vec<&[u64]> =
+                        round.iter().map(|(_, x)| x[0].server.as_slice()).collect();
+                    let clock = Instant::now();
+                    let reply = session.answer_shares(&query, &theirs)?;
+                    m.server_ms += ms(clock);
+                    let outputs: Vec<Shares> = client
+                        .read(&reply.bytes)?
+                        .into_iter()
+                        .zip(reply.shares)
+                        .map(|(a, server)| Shares {
+                            client: a.output.iter().map(|&v| modulus.reduce(v)).collect(),
+                            server,
+                        })
+                        .collect();
+                    // The harness adds the shares up for its checks.
+                    let clock = Instant::now();
+                    let inputs: Vec<Vec<i64>> =
+                        round.iter().map(|(_, x)| x[0].reveal(modulus)).collect();
+                    let exact: Vec<(usize, &[i64])> = round
+                        .iter()
+                        .zip(&inputs)
+                        .map(|((l, _), x)| (*l, x.as_slice()))
+                        .collect();
+                    let revealed: Vec<Vec<i64>> =
+                        outputs.iter().map(|o| o.reveal(modulus)).collect();
+                    m.checks_ms += ms(clock);
+                    check_round(
+                        dep,
+                        client,
+                        &mut m,
+                        i,
+                        (&exact, &revealed),
+                        (&reply.executed, &reply.bytes),
+                    )?;
+                    m.bytes_up += query.len();
+                    Ok(outputs.into_iter().map(|o| vec![o]).collect())
+                })?;
+            (logits.pop().expect("one image"), Some(steps.traffic))
+        }
+    };
+    let total_ms = ms(start);
+    let gc_ms = nonlinear.map_or(0.0, |g| g.server_ms + g.client_ms);
     Ok((
         logits,
         Inference {
-            server_ms,
-            client_ms: total_ms - server_ms - checks_ms,
-            bytes_up,
-            bytes_down,
-            rounds,
-            noise_budget_bits: budget,
+            server_ms: m.server_ms,
+            client_ms: total_ms - m.server_ms - m.checks_ms - gc_ms,
+            bytes_up: m.bytes_up,
+            bytes_down: m.bytes_down,
+            rounds: m.rounds,
+            noise_budget_bits: m.budget,
             correct: false,
+            nonlinear,
         },
     ))
+}
+
+/// Each layer of a round with its exact integer input.
+type LayerInputs<'a> = [(usize, &'a [i64])];
+
+/// The harness's checks of one round, timed apart: the server's executed
+/// counts against the cost model, each layer's output (`outputs`, the
+/// shares added up under the two-party protocol) against the exact
+/// convolution of its input (`inputs`), and the reply's noise budgets; then
+/// the round's reply is counted.
+fn check_round(
+    dep: &Deployment,
+    client: &Client,
+    m: &mut Rounds,
+    i: usize,
+    (inputs, outputs): (&LayerInputs, &[Vec<i64>]),
+    (executed, reply): (&Executed, &[u8]),
+) -> Result<(), InferError> {
+    let clock = Instant::now();
+    for (((l, x), output), (_, cost)) in inputs.iter().zip(outputs).zip(executed) {
+        let layer = dep.net.layer(*l);
+        let modeled = &dep.cost.layers[*l].cost;
+        if cost != modeled {
+            return Err(InferError::Counts {
+                image: i,
+                layer: layer.shape.name.clone(),
+                executed: format!("{cost:?}"),
+                modeled: format!("{modeled:?}"),
+            });
+        }
+        let expected = conv_int(&layer.shape, x, &layer.weight);
+        if let Some(index) = (0..expected.len()).find(|&j| expected[j] != output[j]) {
+            return Err(InferError::Mismatch {
+                image: i,
+                layer: layer.shape.name.clone(),
+                index,
+                got: output[index],
+                expected: expected[index],
+            });
+        }
+    }
+    let budgets = client.reply_budgets(reply)?;
+    m.budget = budgets.into_iter().fold(m.budget, i64::min);
+    m.checks_ms += ms(clock);
+    m.bytes_down += reply.len();
+    m.rounds += 1;
+    Ok(())
 }
 
 #[cfg(test)]

@@ -211,6 +211,19 @@ impl HeParams {
         self.encode_as(coefficients, fhe::bfv::Encoding::poly())
     }
 
+    /// Encodes `values` as slots or as coefficients, as a layer's
+    /// `encoding` lays them out.
+    pub fn encode_in(
+        &self,
+        encoding: explore_he_model::layer::Encoding,
+        values: &[i64],
+    ) -> Result<fhe::bfv::Plaintext, HeError> {
+        match encoding {
+            explore_he_model::layer::Encoding::Slots => self.encode(values),
+            explore_he_model::layer::Encoding::Coefficients => self.encode_coefficients(values),
+        }
+    }
+
     fn encode_as(
         &self,
         values: &[i64],
@@ -292,6 +305,31 @@ pub(crate) fn check_input(
         });
     }
     check_range(&shape.name, input, bits)
+}
+
+/// A share of a `[c_in, h, w]` input for `shape` as the integers the
+/// packing places: refuses the wrong length or a residue not below `t`.
+pub(crate) fn check_share(
+    shape: &explore_he_model::arch::ConvShape,
+    share: &[u64],
+    t: u64,
+) -> Result<Vec<i64>, HeError> {
+    let expected = shape.c_in * shape.h * shape.w;
+    if share.len() != expected {
+        return Err(HeError::InputLength {
+            layer: shape.name.clone(),
+            expected,
+            got: share.len(),
+        });
+    }
+    match share.iter().find(|&&v| v >= t) {
+        Some(&value) => Err(HeError::ShareRange {
+            layer: shape.name.clone(),
+            value,
+            modulus: t,
+        }),
+        None => Ok(share.iter().map(|&v| v as i64).collect()),
+    }
 }
 
 /// Refuses a value beyond the `bits`-bit range the plaintext modulus was

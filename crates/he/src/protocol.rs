@@ -7,6 +7,16 @@
 //! flooded for circuit privacy (when [`explore_he_model::noise::Flooding`] is on), then switched
 //! down to the fewest primes that still decrypt it.
 //!
+//! Under the two-party [`Protocol`] the client encrypts its additive share
+//! of each layer's input, the server adds its own share in plaintext, and
+//! before sealing adds a fresh uniform mask r mod t to every slot (or
+//! coefficient) of every output block, the partial-sum and unused ones
+//! included, returning an encryption of r where the model computes no
+//! block: what the client decrypts is its share of the layer's output, and
+//! the server keeps the other, -r as the layout reads it. Under
+//! client-aided the client decrypts the exact outputs (and so learns the
+//! model); it remains as a baseline.
+//!
 //! The server answers only within a [`Session`]: one per inference, which
 //! takes each round of the network once, in order, and only with exactly
 //! that round's layers, so a client cannot query a layer at will, replay a
@@ -37,6 +47,7 @@ use crate::runner::EncryptedLayer as _;
 use explore_he_model::cost::{KeySet, LayerCost};
 use explore_he_model::layer::LayerLayout;
 use explore_he_model::layout::Rotation;
+use explore_spec::Protocol;
 
 /// How the replies of one layer leave the server: the bound of the
 /// flooding noise (`None`: not flooded) and the primes kept.
@@ -159,23 +170,49 @@ impl Client {
     }
 
     /// Round `index`'s query: each layer's integer input, encrypted block by
-    /// block in that layer's packing.
+    /// block in that layer's packing (the client-aided protocol).
     pub fn query(&mut self, index: usize, round: &[(usize, &[i64])]) -> Result<Vec<u8>, HeError> {
+        let mut layers = Vec::with_capacity(round.len());
+        for &(layer, input) in round {
+            let layout = self.layout(layer)?.clone();
+            let cts = self.ctx.encrypt_layer(&layout, input)?;
+            layers.push((layer, cts));
+        }
+        Ok(Self::write_query(index, &layers))
+    }
+
+    /// Round `index`'s query under the two-party protocol: the client's
+    /// share of each layer's input, residues mod t, encrypted the same way.
+    pub fn query_shares(
+        &mut self,
+        index: usize,
+        round: &[(usize, &[u64])],
+    ) -> Result<Vec<u8>, HeError> {
+        let mut layers = Vec::with_capacity(round.len());
+        for &(layer, share) in round {
+            let layout = self.layout(layer)?.clone();
+            layers.push((layer, self.ctx.encrypt_share(&layout, share)?));
+        }
+        Ok(Self::write_query(index, &layers))
+    }
+
+    fn layout(&self, layer: usize) -> Result<&LayerLayout, HeError> {
+        self.layouts
+            .get(layer)
+            .ok_or_else(|| wire(format!("layer {layer} is not published")))
+    }
+
+    fn write_query(index: usize, layers: &[(usize, Vec<Ciphertext>)]) -> Vec<u8> {
         let mut w = Writer::default();
         w.count(index);
-        w.count(round.len());
-        for &(layer, input) in round {
-            let layout = self
-                .layouts
-                .get(layer)
-                .ok_or_else(|| wire(format!("layer {layer} is not published")))?;
-            let cts = self.ctx.encrypt_layer(layout, input)?;
-            w.count(layer);
+        w.count(layers.len());
+        for (layer, cts) in layers {
+            w.count(*layer);
             w.count(cts.len());
             let bytes: Vec<Vec<u8>> = cts.par_iter().map(|ct| ct.to_bytes()).collect();
             bytes.iter().for_each(|b| w.part(b));
         }
-        Ok(w.0)
+        w.0
     }
 
     /// Splits a reply into its layers' ciphertext bytes, checking each
@@ -280,6 +317,7 @@ impl KeySource for UploadedKeys {
 /// One layer as the server holds it: its plan (encoded weights and keys)
 /// and how its replies leave.
 struct ServerLayer {
+    layout: LayerLayout,
     plan: Plan,
     reply: ReplyShape,
 }
@@ -293,12 +331,23 @@ pub struct Server {
     rounds: Vec<Vec<usize>>,
     /// Reply with every output block, an encryption of zero where the
     /// model computes none, so the reply's shape says nothing about which
-    /// weights are zero.
+    /// weights are zero (always, under the two-party protocol).
     every_block: bool,
+    protocol: Protocol,
 }
 
 /// What the server did for one round: per layer, its executed operations.
 pub type Executed = Vec<(usize, LayerCost)>;
+
+/// The server's answer to one round.
+pub struct Reply {
+    pub bytes: Vec<u8>,
+    pub executed: Executed,
+    /// Under the two-party protocol, the server's share of each layer's
+    /// output (`[c_out, out_h, out_w]` residues mod t), which it keeps;
+    /// empty under client-aided.
+    pub shares: Vec<Vec<u64>>,
+}
 
 /// One inference's state on the server: the round it answers next.
 pub struct Session<'s> {
@@ -307,19 +356,45 @@ pub struct Session<'s> {
 }
 
 impl Session<'_> {
-    /// Answers the next round's query, and only it: a query for another
-    /// round (replayed, skipped or past the last), for other layers, or
-    /// malformed is an error naming the round, and the session still
-    /// expects the same round.
+    /// Answers the next round's query, and only it, under the client-aided
+    /// protocol: a query for another round (replayed, skipped or past the
+    /// last), for other layers, or malformed is an error naming the round,
+    /// and the session still expects the same round.
     pub fn answer(&mut self, query: &[u8]) -> Result<(Vec<u8>, Executed), HeError> {
-        let rounds = self.server.rounds.len();
+        let reply = self.next_round(query, None)?;
+        Ok((reply.bytes, reply.executed))
+    }
+
+    /// Answers the next round's query under the two-party protocol, the
+    /// server holding `own`, its share of each of the round's layers'
+    /// inputs (residues mod t), as [`Session::answer`] does otherwise.
+    pub fn answer_shares(&mut self, query: &[u8], own: &[&[u64]]) -> Result<Reply, HeError> {
+        self.next_round(query, Some(own))
+    }
+
+    fn next_round(&mut self, query: &[u8], own: Option<&[&[u64]]>) -> Result<Reply, HeError> {
+        let server = self.server;
+        let rounds = server.rounds.len();
         if self.next == rounds {
             let why = format!("the session has answered all {rounds} rounds");
-            return Err(self.server.refused(why));
+            return Err(server.refused(why));
         }
-        let answered = self.server.answer(query, self.next)?;
+        match (server.protocol, own.is_some()) {
+            (Protocol::TwoParty, false) => {
+                return Err(wire(
+                    "this server runs the two-party protocol: answer with its input shares",
+                ));
+            }
+            (Protocol::ClientAided, true) => {
+                return Err(wire(
+                    "this server runs the client-aided protocol: it holds no shares",
+                ));
+            }
+            _ => {}
+        }
+        let reply = server.answer(query, self.next, own)?;
         self.next += 1;
-        Ok(answered)
+        Ok(reply)
     }
 }
 
@@ -327,9 +402,9 @@ impl Server {
     /// Rebuilds the client's keys from `upload` and plans every layer
     /// (`layout`, integer weights, reply shape), in order, multiplying the
     /// masks `work` asks for; `rounds` lists the layers of each round. With
-    /// `every_block` a block no weight feeds is returned as an encryption
-    /// of zero rather than left out. A layer whose rotations the upload
-    /// lacks is an error naming it.
+    /// `every_block` (implied by the two-party `protocol`) a block no
+    /// weight feeds is returned as an encryption of zero rather than left
+    /// out. A layer whose rotations the upload lacks is an error naming it.
     pub fn new(
         params: HeParams,
         upload: &[u8],
@@ -337,6 +412,7 @@ impl Server {
         rounds: Vec<Vec<usize>>,
         every_block: bool,
         work: Work,
+        protocol: Protocol,
     ) -> Result<Server, HeError> {
         if rounds.is_empty() {
             return Err(wire("a server needs at least one round"));
@@ -381,7 +457,8 @@ impl Server {
             .into_iter()
             .map(|(layout, weights, reply)| {
                 Ok(ServerLayer {
-                    plan: Plan::new(&mut keys, layout, &weights, work)?,
+                    plan: Plan::new(&mut keys, layout.clone(), &weights, work)?,
+                    layout,
                     reply,
                 })
             })
@@ -391,7 +468,8 @@ impl Server {
             pk,
             layers,
             rounds,
-            every_block,
+            every_block: every_block || protocol == Protocol::TwoParty,
+            protocol,
         })
     }
 
@@ -472,20 +550,41 @@ impl Server {
     }
 
     /// Answers round `index`'s query: every layer of the round evaluated on
-    /// its ciphertexts, each output sealed. Returns the reply and the
-    /// operations executed per layer.
-    fn answer(&self, query: &[u8], index: usize) -> Result<(Vec<u8>, Executed), HeError> {
+    /// its ciphertexts (after adding the server's input share `own`, if
+    /// two-party), its outputs masked (if two-party) and sealed. Returns
+    /// the reply, the operations executed per layer and the server's
+    /// output shares.
+    fn answer(&self, query: &[u8], index: usize, own: Option<&[&[u64]]>) -> Result<Reply, HeError> {
         let par = &self.params.bfv;
         let round = self.parse(query, index, &self.rounds[index])?;
+        if let Some(own) = own.filter(|own| own.len() != round.len()) {
+            return Err(wire(format!(
+                "round {index}: {} server shares for {} layers",
+                own.len(),
+                round.len()
+            )));
+        }
         let mut w = Writer::default();
         let mut executed = Vec::with_capacity(round.len());
+        let mut shares = Vec::new();
         w.count(round.len());
-        for (layer, held, parts) in round {
-            let inputs: Vec<Ciphertext> = parts
+        for (k, (layer, held, parts)) in round.into_iter().enumerate() {
+            let mut inputs: Vec<Ciphertext> = parts
                 .par_iter()
                 .map(|b| Ok(Ciphertext::from_bytes(b, par)?))
                 .collect::<Result<_, HeError>>()?;
+            if let Some(own) = own {
+                inputs = self.add_share(&held.layout, inputs, own[k])?;
+            }
             let (outputs, cost) = held.plan.evaluate(&inputs)?;
+            let outputs = match own {
+                Some(_) => {
+                    let (masked, share) = self.mask(&held.layout, outputs)?;
+                    shares.push(share);
+                    masked
+                }
+                None => outputs,
+            };
             let sealed: Vec<Option<Vec<u8>>> = outputs
                 .into_par_iter()
                 .map(|ct| self.seal(ct, held.reply, &mut rand::rng()))
@@ -503,7 +602,63 @@ impl Server {
             }
             executed.push((layer, cost));
         }
-        Ok((w.0, executed))
+        Ok(Reply {
+            bytes: w.0,
+            executed,
+            shares,
+        })
+    }
+
+    /// The client's encrypted input share plus the server's own, packed
+    /// the same way: ciphertexts of the layer's input.
+    fn add_share(
+        &self,
+        layout: &LayerLayout,
+        inputs: Vec<Ciphertext>,
+        own: &[u64],
+    ) -> Result<Vec<Ciphertext>, HeError> {
+        let t = self.params.plaintext_modulus;
+        let share = crate::params::check_share(layout.shape(), own, t)?;
+        let blocks = layout.pack_input(&share);
+        inputs
+            .into_par_iter()
+            .zip(blocks)
+            .map(|(ct, block)| Ok(&ct + &self.params.encode_in(layout.encoding(), &block)?))
+            .collect()
+    }
+
+    /// Every output block plus a fresh uniform mask mod t in each slot (an
+    /// encryption of the mask where the model computes no block), and the
+    /// server's share of the layer's output: minus the masks, read as the
+    /// client reads its blocks.
+    fn mask(
+        &self,
+        layout: &LayerLayout,
+        outputs: Vec<Option<Ciphertext>>,
+    ) -> Result<(Vec<Option<Ciphertext>>, Vec<u64>), HeError> {
+        use rand::Rng as _;
+        let t = self.params.plaintext_modulus;
+        let n = self.params.poly_degree;
+        let masks: Vec<Vec<i64>> = {
+            let mut rng = rand::rng();
+            (0..outputs.len())
+                .map(|_| (0..n).map(|_| rng.random_range(0..t) as i64).collect())
+                .collect()
+        };
+        let masked = outputs
+            .into_par_iter()
+            .zip(&masks)
+            .map(|(ct, r)| {
+                let r = self.params.encode_in(layout.encoding(), r)?;
+                Ok(Some(match ct {
+                    Some(ct) => &ct + &r,
+                    None => self.pk.try_encrypt(&r, &mut rand::rng())?,
+                }))
+            })
+            .collect::<Result<Vec<_>, HeError>>()?;
+        let read = layout.read_output(&masks.into_iter().map(Some).collect::<Vec<_>>());
+        let share = read.iter().map(|&r| (t - r as u64) % t).collect();
+        Ok((masked, share))
     }
 
     /// One output block as it leaves: with flooding, plus a fresh
@@ -664,6 +819,7 @@ mod tests {
                     vec![vec![0]],
                     true,
                     Work::Pruned,
+                    Protocol::ClientAided,
                 )
                 .unwrap()
             };
@@ -774,6 +930,7 @@ mod tests {
             vec![vec![0]],
             false,
             Work::Pruned,
+            Protocol::ClientAided,
         )
         .unwrap();
         let x = random(s.c_in * s.h * s.w, 8, 22);
@@ -781,6 +938,157 @@ mod tests {
         let (answer, _) = server.session().answer(&query).unwrap();
         let y = client.read(&answer).unwrap().remove(0).output;
         assert_eq!(solve_for_weights(&s, &x, &y), w);
+    }
+
+    /// A two-party server for one layer under `layout` with weights `w`,
+    /// and its client.
+    fn two_party(layout: LayerLayout, w: &[i64], flood_bits: Option<u32>) -> (Client, Server) {
+        let s = layout.shape().clone();
+        let params = HeParamsBuilder::new(8192, std::slice::from_ref(&s))
+            .build()
+            .unwrap();
+        let mut client = Client::new(params.clone(), vec![layout.clone()]);
+        let keys = match &layout {
+            LayerLayout::Slots(l) => conv_cost(l, w).key_set,
+            LayerLayout::Coefficients(_) => KeySet::default(),
+        };
+        let upload = client.upload(&keys).unwrap();
+        let reply = ReplyShape {
+            flood_bits,
+            primes: params.moduli_bits().len(),
+        };
+        let server = Server::new(
+            params,
+            &upload,
+            vec![(layout, w.to_vec(), reply)],
+            vec![vec![0]],
+            false,
+            Work::Pruned,
+            Protocol::TwoParty,
+        )
+        .unwrap();
+        (client, server)
+    }
+
+    /// Additive shares mod t of `x`: the first uniform.
+    fn share(x: &[i64], t: u64, seed: u64) -> (Vec<u64>, Vec<u64>) {
+        use rand::{Rng, SeedableRng};
+        let mut rng = rand::rngs::StdRng::seed_from_u64(seed);
+        let a: Vec<u64> = x.iter().map(|_| rng.random_range(0..t)).collect();
+        let b = x
+            .iter()
+            .zip(&a)
+            .map(|(&v, &a)| (v - a as i64).rem_euclid(t as i64) as u64)
+            .collect();
+        (a, b)
+    }
+
+    /// Under the two-party protocol, on shares of the input, the client's
+    /// decrypted share and the server's kept share add up to the exact
+    /// convolution mod t, under slot packings (strided with phases, and a
+    /// pruned layer whose zero blocks become encryptions of the mask) and
+    /// under coefficient encoding; and neither share alone is the output.
+    #[test]
+    fn masked_replies_are_shares_of_the_exact_convolution() {
+        let strided = shape(4, 8, 8, 3, 2);
+        let plain = shape(3, 4, 6, 3, 1);
+        let mut pruned = random(plain.weight_len(), 8, 31);
+        // Output channels 2 and 3 computed from nothing.
+        pruned[2 * 27..].iter_mut().for_each(|v| *v = 0);
+        let cases = [
+            (
+                LayerLayout::Slots(
+                    PackingLayout::new(&strided, 8192, LayerSchedule::GAZELLE_CONV).unwrap(),
+                ),
+                random(strided.weight_len(), 8, 32),
+            ),
+            (
+                LayerLayout::Slots(
+                    PackingLayout::new(&plain, 8192, LayerSchedule::GAZELLE_CONV).unwrap(),
+                ),
+                pruned,
+            ),
+            (
+                LayerLayout::Coefficients(
+                    explore_he_model::coefficient::CoefficientLayout::new(&plain, 8192).unwrap(),
+                ),
+                random(plain.weight_len(), 8, 33),
+            ),
+        ];
+        for (i, (layout, w)) in cases.into_iter().enumerate() {
+            let s = layout.shape().clone();
+            let (mut client, server) = two_party(layout, &w, Some(40));
+            let t = server.params.plaintext_modulus;
+            let x = random(s.c_in * s.h * s.w, 8, 40 + i as u64);
+            let (mine, theirs) = share(&x, t, 50 + i as u64);
+            let query = client.query_shares(0, &[(0, &mine)]).unwrap();
+            let reply = server.session().answer_shares(&query, &[&theirs]).unwrap();
+            let got = client.read(&reply.bytes).unwrap().remove(0).output;
+            let want = conv_int(&s, &x, &w);
+            let sum: Vec<i64> = got
+                .iter()
+                .zip(&reply.shares[0])
+                .map(|(&c, &r)| {
+                    let v = (c.rem_euclid(t as i64) as u64 + r) % t;
+                    if v > t / 2 {
+                        v as i64 - t as i64
+                    } else {
+                        v as i64
+                    }
+                })
+                .collect();
+            assert_eq!(sum, want, "case {i}");
+            let matches = got.iter().zip(&want).filter(|(a, b)| a == b).count();
+            assert!(
+                matches * 100 < want.len(),
+                "case {i}: {matches} outputs in the clear"
+            );
+            assert_eq!(reply.executed.len(), 1);
+        }
+    }
+
+    /// The attack of the client-aided test above, under the two-party
+    /// protocol: the client's own input share and what it decrypts give
+    /// weights that are not the model's.
+    #[test]
+    fn under_the_two_party_protocol_the_same_attack_fails() {
+        let s = shape(3, 16, 32, 3, 1);
+        let layout = PackingLayout::new(&s, 8192, LayerSchedule::GAZELLE_CONV).unwrap();
+        let mut w = random(s.weight_len(), 8, 21);
+        w.iter_mut().step_by(5).for_each(|v| *v = 0);
+        let (mut client, server) = two_party(LayerLayout::Slots(layout), &w, None);
+        let t = server.params.plaintext_modulus;
+        let x = random(s.c_in * s.h * s.w, 8, 22);
+        // The client's best case: its share is the whole input (the server's
+        // is zero), as for the network's first layer.
+        let mine: Vec<u64> = x.iter().map(|&v| v.rem_euclid(t as i64) as u64).collect();
+        let query = client.query_shares(0, &[(0, &mine)]).unwrap();
+        let zero = vec![0u64; x.len()];
+        let reply = server.session().answer_shares(&query, &[&zero]).unwrap();
+        let y = client.read(&reply.bytes).unwrap().remove(0).output;
+        let guess = solve_for_weights(&s, &x, &y);
+        let right = guess.iter().zip(&w).filter(|(a, b)| a == b).count();
+        assert!(
+            right * 10 < w.len(),
+            "{right} of {} weights recovered",
+            w.len()
+        );
+    }
+
+    /// A two-party server refuses a query without its shares, and a
+    /// client-aided one a query with them.
+    #[test]
+    fn each_protocol_refuses_the_others_answer() {
+        let s = shape(2, 2, 4, 3, 1);
+        let layout = PackingLayout::new(&s, 8192, LayerSchedule::GAZELLE_CONV).unwrap();
+        let w = random(s.weight_len(), 8, 3);
+        let (mut client, server) = two_party(LayerLayout::Slots(layout), &w, None);
+        let x = random(32, 8, 4);
+        let query = client.query(0, &[(0, &x)]).unwrap();
+        let e = server.session().answer(&query).err().unwrap();
+        assert!(e.to_string().contains("two-party"), "{e}");
+        let e = server.session().answer_shares(&query, &[]).err().unwrap();
+        assert!(e.to_string().contains("server shares"), "{e}");
     }
 
     /// A session answers each round once, in order, with exactly its
@@ -811,6 +1119,7 @@ mod tests {
             vec![vec![0], vec![1]],
             false,
             Work::Pruned,
+            Protocol::ClientAided,
         )
         .unwrap();
         let x = random(32, 8, 4);
@@ -854,6 +1163,7 @@ mod tests {
             vec![vec![1]],
             false,
             Work::Pruned,
+            Protocol::ClientAided,
         )
         .err()
         .unwrap();
@@ -866,6 +1176,7 @@ mod tests {
             vec![vec![0]],
             false,
             Work::Pruned,
+            Protocol::ClientAided,
         )
         .err()
         .unwrap();

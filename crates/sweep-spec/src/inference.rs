@@ -1,7 +1,8 @@
-//! How private inference is deployed: which Galois keys the client is asked
-//! for ([`KeysMode`]), whether the server's work follows the pruning
-//! ([`ConstantTime`]), and the network links its measured bytes and rounds
-//! are priced on ([`Link`]); the protocol itself is the `explore-he` crate.
+//! How private inference is deployed: what the client learns per layer
+//! ([`Protocol`]), which Galois keys it is asked for ([`KeysMode`]),
+//! whether the server's work follows the pruning ([`ConstantTime`]), and
+//! the network links its measured bytes and rounds are priced on
+//! ([`Link`]); the protocol itself is the `explore-he` crate.
 
 use serde::{Deserialize, Serialize};
 
@@ -24,6 +25,27 @@ explore_he_model::named_enum!(KeysMode: String, |s| format!("keys mode {s:?}: us
     Live => "live",
 });
 
+/// What the client decrypts after each linear layer (`he.protocol`).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum Protocol {
+    /// The server adds a fresh uniform mask mod t to every slot of every
+    /// reply and keeps its negation: the client decrypts an additive share,
+    /// and ReLU and requantization run on shares as garbled circuits.
+    /// Neither party sees an activation; the client learns the logits.
+    #[default]
+    TwoParty,
+    /// The client decrypts each linear layer's exact output and computes
+    /// everything between layers itself: one inference gives it every
+    /// weight of the model. A baseline only.
+    ClientAided,
+}
+
+explore_he_model::named_enum!(Protocol: String, |s| format!("protocol {s:?}: use two-party or client-aided"), {
+    TwoParty => "two-party",
+    ClientAided => "client-aided",
+});
+
 /// Whether the server computes every block the dense network computes
 /// (`he.constant_time`), so that neither its time nor its replies' noise
 /// says which weights it pruned.
@@ -43,22 +65,38 @@ explore_he_model::named_enum!(ConstantTime: String, |s| format!("constant time {
     Off => "off",
 });
 
-/// `on` asked for with live keys: the live key set and packing already
-/// reveal the pruning, and there is no dense packing to compute.
+/// `on` asked for where hiding the pruning from the time means nothing.
 #[derive(Debug, Clone, PartialEq, thiserror::Error)]
-#[error(
-    "constant time is on but the keys are live: live keys and packing reveal the pruning whatever the time; use dense keys, or constant time off"
-)]
-pub struct ConstantTimeError;
+pub enum ConstantTimeError {
+    /// The live key set and packing already reveal the pruning, and there
+    /// is no dense packing to compute.
+    #[error(
+        "constant time is on but the keys are live: live keys and packing reveal the pruning whatever the time; use dense keys, or constant time off"
+    )]
+    LiveKeys,
+    /// The client-aided client decrypts every layer's exact output, from
+    /// which it solves for the weights themselves.
+    #[error(
+        "constant time is on but the protocol is client-aided, which reveals the whole model to the client; use the two-party protocol, or constant time off"
+    )]
+    ClientAided,
+}
 
 impl ConstantTime {
     /// Whether the server computes the dense network's work: `asked`, else
-    /// on under dense keys and off under live ones.
-    pub fn resolve(asked: Option<ConstantTime>, keys: KeysMode) -> Result<bool, ConstantTimeError> {
-        match (asked, keys) {
-            (Some(ConstantTime::On), KeysMode::Live) => Err(ConstantTimeError),
-            (Some(c), _) => Ok(c == ConstantTime::On),
-            (None, keys) => Ok(keys == KeysMode::Dense),
+    /// on under dense keys with the two-party protocol, off otherwise.
+    pub fn resolve(
+        asked: Option<ConstantTime>,
+        keys: KeysMode,
+        protocol: Protocol,
+    ) -> Result<bool, ConstantTimeError> {
+        match (asked, keys, protocol) {
+            (Some(ConstantTime::On), KeysMode::Live, _) => Err(ConstantTimeError::LiveKeys),
+            (Some(ConstantTime::On), _, Protocol::ClientAided) => {
+                Err(ConstantTimeError::ClientAided)
+            }
+            (Some(c), _, _) => Ok(c == ConstantTime::On),
+            (None, keys, protocol) => Ok(keys == KeysMode::Dense && protocol == Protocol::TwoParty),
         }
     }
 }

@@ -21,7 +21,7 @@ pub mod strategy;
 pub mod training;
 
 pub use data::DataSpec;
-pub use inference::{ConstantTime, ConstantTimeError, KeysMode, Link};
+pub use inference::{ConstantTime, ConstantTimeError, KeysMode, Link, Protocol};
 pub use point::{PointKey, Shard, point_keys};
 pub use quant::{BITS, QuantConfig, QuantConfigError};
 pub use recovery::{Finetune, PruneSchedule};
@@ -85,17 +85,28 @@ mod tests {
     }
 
     #[test]
-    fn constant_time_defaults_to_the_key_mode_and_refuses_live_keys() {
+    fn constant_time_defaults_to_the_key_mode_and_refuses_live_keys_and_client_aid() {
         use ConstantTime::{Off, On};
-        assert_eq!(ConstantTime::resolve(None, KeysMode::Dense), Ok(true));
-        assert_eq!(ConstantTime::resolve(None, KeysMode::Live), Ok(false));
-        assert_eq!(ConstantTime::resolve(Some(Off), KeysMode::Dense), Ok(false));
-        assert_eq!(ConstantTime::resolve(Some(Off), KeysMode::Live), Ok(false));
-        assert_eq!(ConstantTime::resolve(Some(On), KeysMode::Dense), Ok(true));
+        use KeysMode::{Dense, Live};
+        use Protocol::{ClientAided, TwoParty};
+        let resolve = ConstantTime::resolve;
+        assert_eq!(resolve(None, Dense, TwoParty), Ok(true));
+        assert_eq!(resolve(None, Live, TwoParty), Ok(false));
+        assert_eq!(resolve(None, Dense, ClientAided), Ok(false));
+        assert_eq!(resolve(Some(Off), Dense, TwoParty), Ok(false));
+        assert_eq!(resolve(Some(Off), Live, ClientAided), Ok(false));
+        assert_eq!(resolve(Some(On), Dense, TwoParty), Ok(true));
         assert_eq!(
-            ConstantTime::resolve(Some(On), KeysMode::Live),
-            Err(ConstantTimeError)
+            resolve(Some(On), Live, TwoParty),
+            Err(ConstantTimeError::LiveKeys)
         );
+        assert_eq!(
+            resolve(Some(On), Dense, ClientAided),
+            Err(ConstantTimeError::ClientAided)
+        );
+        let e = "aided".parse::<Protocol>().unwrap_err();
+        assert!(e.contains("use two-party or client-aided"), "{e}");
+        assert_eq!("client-aided".parse(), Ok(ClientAided));
     }
 
     #[test]

@@ -8,7 +8,7 @@ use std::path::{Path, PathBuf};
 use serde::{Deserialize, Serialize};
 
 use crate::data::DataSpec;
-use crate::inference::{ConstantTime, ConstantTimeError, KeysMode};
+use crate::inference::{ConstantTime, ConstantTimeError, KeysMode, Protocol};
 use crate::quant::{BITS, QuantConfig, Requantization};
 use crate::recovery::{Finetune, PruneSchedule};
 use crate::strategy::{GroupWeighting, LassoMethod, Norm, Strategy, TargetMetric};
@@ -263,6 +263,12 @@ pub struct HeSpec {
     /// model of sweeps locked before fixed point).
     #[serde(default)]
     pub requantization: Requantization,
+    /// What the client of private inference decrypts per layer:
+    /// `two-party` (masked shares; ReLUs as garbled circuits: the model
+    /// stays private) or `client-aided` (exact outputs: the client learns
+    /// the model; a baseline).
+    #[serde(default)]
+    pub protocol: Protocol,
     /// Which Galois keys a client of private inference is asked for:
     /// `dense` (the dense network's, with its packing: they say nothing
     /// about the pruning) or `live` (only the pruned network's).
@@ -270,8 +276,9 @@ pub struct HeSpec {
     pub keys: KeysMode,
     /// `on`: the server computes every block of the dense network, pruned
     /// weights as zeros, so its time says nothing about the pruning; `off`:
-    /// only the nonzero products. Default: on under dense keys, off under
-    /// live keys (on is refused with them).
+    /// only the nonzero products. Default: on under dense keys with the
+    /// two-party protocol, else off (on is refused with live keys and with
+    /// the client-aided protocol).
     #[serde(default)]
     pub constant_time: Option<ConstantTime>,
     /// Statistical security (bits) of the noise flooding that gives a
@@ -293,9 +300,10 @@ pub struct HeSpec {
 
 impl HeSpec {
     /// Whether the server computes the dense network's work
-    /// ([`ConstantTime::resolve`] of `constant_time` under `keys`).
+    /// ([`ConstantTime::resolve`] of `constant_time` under `keys` and
+    /// `protocol`).
     pub fn constant_time(&self) -> Result<bool, ConstantTimeError> {
-        ConstantTime::resolve(self.constant_time, self.keys)
+        ConstantTime::resolve(self.constant_time, self.keys, self.protocol)
     }
 }
 
@@ -308,6 +316,7 @@ impl Default for HeSpec {
             hoisting: Hoisting::default(),
             noise_margin: default_noise_margin(),
             special_prime: true,
+            protocol: Protocol::default(),
             keys: KeysMode::default(),
             constant_time: None,
             flooding: default_flooding(),
@@ -801,6 +810,14 @@ train: {epochs: 1, lr: 0.1}
             .to_string();
         assert!(
             e.contains("he.constant_time") && e.contains("use dense keys, or constant time off"),
+            "{e}"
+        );
+        let text = format!("{MINIMAL}he: {{protocol: client-aided, constant_time: on}}\n");
+        let e = Spec::parse(&text, Path::new("t.yaml"))
+            .unwrap_err()
+            .to_string();
+        assert!(
+            e.contains("he.constant_time") && e.contains("use the two-party protocol"),
             "{e}"
         );
         for (extra, field, words) in [
