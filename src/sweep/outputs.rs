@@ -159,6 +159,7 @@ fn inference_time_plot(
                 label: s.label(),
                 server_ms: e.server_ms,
                 client_ms: e.client_ms,
+                gc_ms: e.gc_ms,
                 link_ms: e.link_ms(&Link::LAN),
             })
         })

@@ -730,6 +730,7 @@ impl Workspace {
             noise_budget = noise_budget.min(run.noise_budget_bits());
         }
         let e2e = self.infer(&qnet, scheduler)?;
+        let gc = e2e.as_ref().and_then(|r| r.nonlinear.as_ref());
         let key = trained.key;
         let (pruned, recovered) = (trained.summary.pruned, trained.summary.recovered);
         let record = PointRecord {
@@ -777,6 +778,11 @@ impl Workspace {
             pruned_val_accuracy: pruned.and_then(|a| a.validation).unwrap_or(f64::NAN),
             recovered_accuracy: recovered.map_or(f64::NAN, |a| a.test),
             recovered_val_accuracy: recovered.and_then(|a| a.validation).unwrap_or(f64::NAN),
+            relus: gc.map_or(0, |g| g.relus as u64),
+            gc_ms: gc.map_or(f64::NAN, |g| g.server_ms.mean + g.client_ms.mean),
+            gc_offline_bytes: gc.map_or(0, |g| g.offline_bytes.mean.round() as u64),
+            gc_online_bytes: gc.map_or(0, |g| g.online_bytes.mean.round() as u64),
+            gc_rounds: gc.map_or(0, |g| g.rounds as u64),
         };
         Ok(PointResult {
             record,

@@ -650,12 +650,15 @@ struct InferenceTime<'a> {
     rows: &'a [InferenceSplit],
 }
 
-/// One network's split of an inference's time (ms).
+/// One network's split of an inference's time (ms): the HE layers'
+/// server and client parts, the two-party steps between them (0 under
+/// client-aided), and the link.
 #[derive(Debug, Clone, PartialEq)]
 pub struct InferenceSplit {
     pub label: String,
     pub server_ms: f64,
     pub client_ms: f64,
+    pub gc_ms: f64,
     pub link_ms: f64,
 }
 
@@ -669,7 +672,7 @@ impl Figure for InferenceTime<'_> {
         root: &DrawingArea<DB, Shift>,
     ) -> Result<(), DrawingAreaErrorKind<DB::ErrorType>> {
         let n = self.rows.len() as i32;
-        let total = |r: &InferenceSplit| r.server_ms + r.client_ms + r.link_ms;
+        let total = |r: &InferenceSplit| r.server_ms + r.client_ms + r.gc_ms + r.link_ms;
         let max = self.rows.iter().map(total).fold(1.0, f64::max);
         let labels: Vec<String> = self.rows.iter().map(|r| r.label.clone()).collect();
         // The right half is kept free for the legend, which must never
@@ -683,18 +686,24 @@ impl Figure for InferenceTime<'_> {
         )?;
         // Each segment's name, colour and span along the bar.
         type Segment = (&'static str, RGBColor, fn(&InferenceSplit) -> (f64, f64));
-        let parts: [Segment; 3] = [
+        let parts: [Segment; 4] = [
             ("server HE (measured)", RGBColor(31, 119, 180), |r| {
                 (0.0, r.server_ms)
             }),
-            ("client (measured)", RGBColor(255, 127, 14), |r| {
+            ("client HE (measured)", RGBColor(255, 127, 14), |r| {
                 (r.server_ms, r.server_ms + r.client_ms)
             }),
+            (
+                "two-party steps, both parties (measured)",
+                RGBColor(44, 160, 44),
+                |r| {
+                    let at = r.server_ms + r.client_ms;
+                    (at, at + r.gc_ms)
+                },
+            ),
             ("", RGBColor(160, 160, 160), |r| {
-                (
-                    r.server_ms + r.client_ms,
-                    r.server_ms + r.client_ms + r.link_ms,
-                )
+                let at = r.server_ms + r.client_ms + r.gc_ms;
+                (at, at + r.link_ms)
             }),
         ];
         for (name, color, span) in parts {
@@ -749,19 +758,29 @@ mod tests {
                 label: "dense".into(),
                 server_ms: 800.0,
                 client_ms: 200.0,
+                gc_ms: 5000.0,
                 link_ms: 90.0,
             },
             InferenceSplit {
                 label: "hybrid 0.8".into(),
                 server_ms: 300.0,
                 client_ms: 190.0,
+                gc_ms: 5000.0,
                 link_ms: 80.0,
             },
         ];
         let (png, svg) = (dir.join("time.png"), dir.join("time.svg"));
         inference_time(&rows, "Where an inference's time goes", "LAN", &png, &svg).unwrap();
         assert_png(&png);
-        assert_svg(&svg, &["hybrid 0.8", "server HE (measured)", "LAN"]);
+        assert_svg(
+            &svg,
+            &[
+                "hybrid 0.8",
+                "server HE (measured)",
+                "two-party steps",
+                "LAN",
+            ],
+        );
         assert!(inference_time(&[], "t", "LAN", &png, &svg).is_err());
     }
 

@@ -106,6 +106,16 @@ pub struct PointRecord {
     /// `accuracy_quantized` and `val_accuracy`, what quantization costs.
     pub recovered_accuracy: f64,
     pub recovered_val_accuracy: f64,
+    /// The chain's steps between linear layers on shares, under the
+    /// two-party protocol: ReLUs per inference (pooled channels included),
+    /// both parties' mean ms, bytes offline (base OTs, garbled tables) and
+    /// online, and rounds. 0 and NaN where they did not run (client-aided,
+    /// or a table from before).
+    pub relus: u64,
+    pub gc_ms: f64,
+    pub gc_offline_bytes: u64,
+    pub gc_online_bytes: u64,
+    pub gc_rounds: u64,
 }
 
 /// The directory name of a row's trained model in a sweep's `points/`
@@ -163,7 +173,7 @@ macro_rules! column {
 
 /// The schema of `points.csv`, in column order: the one place a column is
 /// named, written and parsed.
-const SCHEMA: [ColumnDef; 42] = [
+const SCHEMA: [ColumnDef; 47] = [
     column!(sweep, text),
     column!(model, text),
     column!(dataset, text),
@@ -210,6 +220,12 @@ const SCHEMA: [ColumnDef; 42] = [
     column!(pruned_val_accuracy, fraction_or_nan, Some("NaN")),
     column!(recovered_accuracy, fraction_or_nan, Some("NaN")),
     column!(recovered_val_accuracy, fraction_or_nan, Some("NaN")),
+    // Added with the two-party protocol: older tables ran client-aided.
+    column!(relus, count, Some("0")),
+    column!(gc_ms, float, Some("NaN")),
+    column!(gc_offline_bytes, count, Some("0")),
+    column!(gc_online_bytes, count, Some("0")),
+    column!(gc_rounds, count, Some("0")),
 ];
 
 /// Columns added with the validation split and step budgets: a table
@@ -537,6 +553,11 @@ pub(crate) mod tests {
             pruned_val_accuracy: accuracy * 0.79,
             recovered_accuracy: accuracy * 0.999,
             recovered_val_accuracy: accuracy * 0.998,
+            relus: 36_080,
+            gc_ms: 4_900.0,
+            gc_offline_bytes: 700_000_000,
+            gc_online_bytes: 92_000_000,
+            gc_rounds: 21,
         }
     }
 
@@ -574,13 +595,14 @@ pub(crate) mod tests {
         let records = vec![record(Strategy::Hybrid, 0.5, 0.8, 100)];
         write(&path, &records).unwrap();
         // The six end-to-end columns and the image-set fingerprint come
-        // before the seven of recovery budgets: cut all fourteen off.
+        // before the seven of recovery budgets and the five of the
+        // two-party protocol: cut all nineteen off.
         let text = std::fs::read_to_string(&path).unwrap();
         let old: Vec<String> = text
             .lines()
             .map(|l| {
                 l.split(',')
-                    .take(SCHEMA.len() - 14)
+                    .take(SCHEMA.len() - 19)
                     .collect::<Vec<_>>()
                     .join(",")
             })
@@ -605,12 +627,14 @@ pub(crate) mod tests {
         with_budget.budget = 4;
         assert_eq!(with_budget.key().dir_name(), "hybrid-0.5-e4-s0");
         write(&path, &[with_budget]).unwrap();
+        // The seven columns of budgets, then the five of the two-party
+        // protocol.
         let text = std::fs::read_to_string(&path).unwrap();
         let old: Vec<String> = text
             .lines()
             .map(|l| {
                 l.split(',')
-                    .take(SCHEMA.len() - 7)
+                    .take(SCHEMA.len() - 12)
                     .collect::<Vec<_>>()
                     .join(",")
             })
@@ -628,6 +652,39 @@ pub(crate) mod tests {
         ] {
             assert!(a.is_nan(), "{:?}", back[0]);
         }
+    }
+
+    #[test]
+    fn a_table_from_before_the_two_party_protocol_reads_as_client_aided() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("points.csv");
+        let records = vec![record(Strategy::Hybrid, 0.5, 0.8, 100)];
+        write(&path, &records).unwrap();
+        let text = std::fs::read_to_string(&path).unwrap();
+        let old: Vec<String> = text
+            .lines()
+            .map(|l| {
+                l.split(',')
+                    .take(SCHEMA.len() - 5)
+                    .collect::<Vec<_>>()
+                    .join(",")
+            })
+            .collect();
+        std::fs::write(&path, old.join("\n") + "\n").unwrap();
+        let back = read(&path).unwrap();
+        let gc = &back[0];
+        assert_eq!(
+            (
+                gc.relus,
+                gc.gc_offline_bytes,
+                gc.gc_online_bytes,
+                gc.gc_rounds
+            ),
+            (0, 0, 0, 0)
+        );
+        assert!(gc.gc_ms.is_nan());
+        assert_eq!(gc.rounds, records[0].rounds);
+        assert_eq!(gc.recovery_steps, records[0].recovery_steps);
     }
 
     #[test]

@@ -509,6 +509,12 @@ pub struct EndToEnd {
     pub bytes_up: f64,
     pub bytes_down: f64,
     pub rounds: f64,
+    /// The two-party steps between layers (0 under client-aided): ReLUs,
+    /// both parties' ms, bytes and rounds.
+    pub relus: f64,
+    pub gc_ms: f64,
+    pub gc_bytes: f64,
+    pub gc_rounds: f64,
 }
 
 impl EndToEnd {
@@ -533,12 +539,28 @@ impl EndToEnd {
             bytes_up: mean(|p| p.bytes_up as f64)?,
             bytes_down: mean(|p| p.bytes_down as f64)?,
             rounds: mean(|p| p.rounds as f64)?,
+            relus: mean(|p| p.relus as f64)?,
+            // Client-aided rows ran no two-party steps: 0 ms of them.
+            gc_ms: mean(|p| if p.gc_ms.is_nan() { 0.0 } else { p.gc_ms })?,
+            gc_bytes: mean(|p| (p.gc_offline_bytes + p.gc_online_bytes) as f64)?,
+            gc_rounds: mean(|p| p.gc_rounds as f64)?,
         })
     }
 
-    /// Communication time on `link`, computed from the bytes and rounds.
+    /// Communication time on `link`, computed from the bytes and rounds of
+    /// the HE layers and the two-party steps.
     pub fn link_ms(&self, link: &explore_spec::Link) -> f64 {
-        link.time_ms(self.bytes_up, self.bytes_down, self.rounds)
+        link.time_ms(
+            self.bytes_up,
+            self.bytes_down + self.gc_bytes,
+            self.rounds + self.gc_rounds,
+        )
+    }
+
+    /// The measured time of both parties, the two-party steps included
+    /// (without a link).
+    pub fn compute_ms(&self) -> f64 {
+        self.server_ms + self.client_ms + self.gc_ms
     }
 }
 
@@ -560,11 +582,18 @@ fn inference_table(records: &[PointRecord], points: &[Summary]) -> String {
             e.images.to_string(),
             format!("{:.0}", e.server_ms),
             format!("{:.0}", e.client_ms),
+            if e.relus > 0.0 {
+                format!("{:.0} ({:.0} ReLUs)", e.gc_ms, e.relus)
+            } else {
+                "client-aided".into()
+            },
+            format!("{:.0}", e.compute_ms()),
             format!("{:.0}", e.link_ms(&Link::LAN)),
             format!("{:.0}", e.link_ms(&Link::WAN)),
             mb(e.bytes_up),
             mb(e.bytes_down),
-            format!("{:.0}", e.rounds),
+            mb(e.gc_bytes),
+            format!("{:.0} + {:.0}", e.rounds, e.gc_rounds),
         ]);
     }
     if rows.is_empty() {
@@ -573,19 +602,21 @@ fn inference_table(records: &[PointRecord], points: &[Summary]) -> String {
     let mut md = String::from("## End-to-end private inference\n\n");
     let _ = writeln!(
         md,
-        "The whole network as a client-server protocol on ciphertexts (`explore infer`, \
-         `he.keys`, `he.constant_time` and `he.flooding` of the spec), mean per inference \
-         over the images run (all of them decrypted to the integer model's logits exactly). \
-         Under `he.constant_time: on` (the default with dense keys) the server computes \
-         every block of the dense network, pruned weights multiplied as zeros, so a pruned \
-         point's server time is the dense network's: that is the price of a time that says \
-         nothing about the pruning, and the HE latency above (only the nonzero products) is \
-         what pruning saves without it. Server and client \
-         times are measured on this machine; the link times are **computed** from the \
-         measured bytes and rounds ({}; {}), not measured. Not included anywhere: the \
-         two-party ReLU of a protocol that hides the activations from the client (garbled \
-         circuits or oblivious transfer, as in Gazelle); in this client-aided protocol the \
-         client sees every layer's activations.\n",
+        "The whole network as private inference (`explore infer`, `he.protocol`, `he.keys`, \
+         `he.constant_time` and `he.flooding` of the spec), mean per inference over the \
+         images run (all of them computed to the integer model's logits exactly). Under the \
+         two-party protocol the client decrypts only masked shares, and every step between \
+         linear layers (requantization, ReLU, residual sums, pooling) runs on shares as \
+         garbled circuits; its columns count both parties' measured time, its bytes \
+         (offline: base OTs and garbled tables; online: oblivious transfers and labels) and \
+         its rounds. Pruning removes no ReLU, so that part costs a pruned point what it costs \
+         the dense model. Under `he.constant_time: on` (the default with dense keys) the \
+         server computes every block of the dense network, pruned weights multiplied as \
+         zeros, so a pruned point's HE server time is the dense network's: that is the price \
+         of a time that says nothing about the pruning, and the HE latency above (only the \
+         nonzero products) is what pruning saves without it. Times are measured on this \
+         machine with both parties on it; the link times are **computed** from all the \
+         measured bytes and rounds ({}; {}), not measured.\n",
         Link::LAN.name,
         Link::WAN.name
     );
@@ -593,13 +624,16 @@ fn inference_table(records: &[PointRecord], points: &[Summary]) -> String {
         &[
             "point",
             "images",
-            "server ms",
-            "client ms",
+            "HE server ms",
+            "HE client ms",
+            "two-party steps ms",
+            "compute ms",
             "LAN ms (computed)",
             "WAN ms (computed)",
-            "MB up",
-            "MB down",
-            "rounds",
+            "HE MB up",
+            "HE MB down",
+            "two-party MB",
+            "rounds (HE + two-party)",
         ],
         &rows,
     );
