@@ -9,7 +9,7 @@
 
 use criterion::{Criterion, criterion_group, criterion_main};
 use explore_gc::{
-    ExtReceiver, ExtSender, ReluParams, Term, Tweaks, evaluate, from_bits, garble,
+    ExtReceiver, ExtSender, ReluParams, ShareInputs, Term, Tweaks, evaluate, from_bits, garble,
     send_evaluator_labels, share_relu,
 };
 

@@ -37,6 +37,38 @@ pub use mean::{MeanParams, share_mean, share_mean_reference};
 pub use ot::{ExtReceiver, ExtSender, ExtendRequest, ExtendResponse, OtError, PendingExtend};
 pub use relu::{ReluParams, Term, share_relu, share_relu_reference};
 
+/// The parameters of a circuit on additive shares mod t, which lay out its
+/// inputs: the evaluator's share of each of its `values`, then the
+/// garbler's share of each and its mask, `share_bits` bits each,
+/// little-endian.
+pub trait ShareInputs {
+    /// The bits of one share (those of t).
+    fn share_bits(&self) -> usize;
+    /// How many shared values the circuit reads.
+    fn values(&self) -> usize;
+    /// The circuit these parameters describe.
+    fn circuit(&self) -> Circuit;
+
+    /// The evaluator's input bits: its share of each value.
+    fn evaluator_bits(&self, shares: &[u64]) -> Vec<bool> {
+        debug_assert_eq!(shares.len(), self.values());
+        shares
+            .iter()
+            .flat_map(|&s| to_bits(s, self.share_bits()))
+            .collect()
+    }
+
+    /// The garbler's input bits: its share of each value, then its mask.
+    fn garbler_bits(&self, shares: &[u64], mask: u64) -> Vec<bool> {
+        debug_assert_eq!(shares.len(), self.values());
+        shares
+            .iter()
+            .chain([&mask])
+            .flat_map(|&s| to_bits(s, self.share_bits()))
+            .collect()
+    }
+}
+
 /// Why labels, bits or parameters do not fit a circuit.
 #[derive(Debug, thiserror::Error, PartialEq, Eq)]
 pub enum GcError {
@@ -64,6 +96,29 @@ pub enum GcError {
     ReluParams(&'static str),
     #[error("oblivious transfer: {0}")]
     Ot(#[from] OtError),
+}
+
+/// What a circuit computes on these inputs, in the clear and garbled under
+/// `session` (the tests' check that the two agree): the plain output and
+/// the garbled one, decoded.
+#[cfg(test)]
+pub(crate) fn plain_and_garbled(
+    circuit: &Circuit,
+    garbler: &[bool],
+    evaluator: &[bool],
+    session: &mut Tweaks,
+    rng: &mut rand::rngs::StdRng,
+) -> (u64, u64) {
+    let plain = from_bits(&circuit.eval_plain(garbler, evaluator).unwrap());
+    let (garbled, encoding) = garble(circuit, session, rng).unwrap();
+    let labels = evaluate(
+        circuit,
+        &garbled,
+        &encoding.garbler_labels(garbler).unwrap(),
+        &encoding.evaluator_labels(evaluator).unwrap(),
+    )
+    .unwrap();
+    (plain, from_bits(&garbled.decode(&labels).unwrap()))
 }
 
 /// The seeded generator of every test, so that a failure reproduces.

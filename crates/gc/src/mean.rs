@@ -14,10 +14,10 @@
 //! Inputs: the evaluator's share of each value, then the garbler's share
 //! of each value and its mask, `bits` bits little-endian each, in [0, t).
 
-use crate::GcError;
 use crate::builder::Builder;
-use crate::circuit::{Circuit, to_bits};
-use crate::relu::{add_mod, bit_len};
+use crate::circuit::Circuit;
+use crate::relu::{add_mod, bit_len, check_modulus};
+use crate::{GcError, ShareInputs};
 
 /// Checked parameters of [`share_mean`].
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -51,19 +51,10 @@ impl MeanParams {
         clamp: u64,
     ) -> Result<Self, GcError> {
         let reject = |why| Err(GcError::ReluParams(why));
-        if modulus < 3 || modulus.is_multiple_of(2) {
-            return reject("the modulus must be odd and at least 3");
-        }
-        if bits > 63 || bit_len(modulus.into()) > bits {
-            return reject("the modulus must be below 2^bits, bits at most 63");
-        }
+        let half = check_modulus(modulus, bits, shift)?;
         if count == 0 {
             return reject("a mean needs at least one value");
         }
-        if shift >= u64::BITS {
-            return reject("the shift must be below 64");
-        }
-        let half = (modulus - 1) / 2;
         if bound > half {
             return reject("a value's bound must be at most (t - 1)/2");
         }
@@ -92,21 +83,18 @@ impl MeanParams {
             width: width.max(1),
         })
     }
+}
 
-    /// The evaluator's input bits: its share of each value.
-    pub fn evaluator_bits(&self, shares: &[u64]) -> Vec<bool> {
-        debug_assert_eq!(shares.len(), self.count);
-        shares.iter().flat_map(|&s| to_bits(s, self.bits)).collect()
+/// Its shared values are the channel's values.
+impl ShareInputs for MeanParams {
+    fn share_bits(&self) -> usize {
+        self.bits
     }
-
-    /// The garbler's input bits: its share of each value, then its mask.
-    pub fn garbler_bits(&self, shares: &[u64], mask: u64) -> Vec<bool> {
-        debug_assert_eq!(shares.len(), self.count);
-        shares
-            .iter()
-            .chain([&mask])
-            .flat_map(|&s| to_bits(s, self.bits))
-            .collect()
+    fn values(&self) -> usize {
+        self.count
+    }
+    fn circuit(&self) -> Circuit {
+        share_mean(self)
     }
 }
 
@@ -171,7 +159,7 @@ mod tests {
     use rand::Rng;
 
     use super::*;
-    use crate::{Tweaks, evaluate, from_bits, garble};
+    use crate::Tweaks;
 
     const T: u64 = 786_433;
 
@@ -219,16 +207,9 @@ mod tests {
             outputs.insert(z);
             let g = params.garbler_bits(&server, mask);
             let e = params.evaluator_bits(&client);
-            assert_eq!(from_bits(&circuit.eval_plain(&g, &e).unwrap()), expected);
-            let (garbled, encoding) = garble(&circuit, &mut session, &mut rng).unwrap();
-            let labels = evaluate(
-                &circuit,
-                &garbled,
-                &encoding.garbler_labels(&g).unwrap(),
-                &encoding.evaluator_labels(&e).unwrap(),
-            )
-            .unwrap();
-            assert_eq!(from_bits(&garbled.decode(&labels).unwrap()), expected);
+            let (plain, garbled) =
+                crate::plain_and_garbled(&circuit, &g, &e, &mut session, &mut rng);
+            assert_eq!((plain, garbled), (expected, expected));
         }
         // Clamped, small and between.
         assert!(

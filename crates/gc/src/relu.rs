@@ -19,9 +19,9 @@
 //! stated bound (the integer model's bounds guarantee it): the circuit
 //! computes on as few bits as those bounds need.
 
-use crate::GcError;
 use crate::builder::Builder;
-use crate::circuit::{Circuit, Wire, to_bits};
+use crate::circuit::{Circuit, Wire};
+use crate::{GcError, ShareInputs};
 
 /// One term of the step: a shared value, read as signed, whose magnitude
 /// is at most `bound`, times the public `multiplier`.
@@ -43,6 +43,23 @@ pub struct ReluParams {
     clamp: Option<u64>,
     /// Two's complement bits that hold every sum the terms can reach.
     width: usize,
+}
+
+/// The rules every circuit on shares mod t keeps: t odd and below 2^bits
+/// (bits ≤ 63, so two shares' sum fits a u64), a shift below 64. Returns
+/// (t − 1)/2, the largest value read as nonnegative.
+pub(crate) fn check_modulus(modulus: u64, bits: usize, shift: u32) -> Result<u64, GcError> {
+    let reject = |why| Err(GcError::ReluParams(why));
+    if modulus < 3 || modulus.is_multiple_of(2) {
+        return reject("the modulus must be odd and at least 3");
+    }
+    if bits > 63 || bit_len(modulus.into()) > bits {
+        return reject("the modulus must be below 2^bits, bits at most 63");
+    }
+    if shift >= u64::BITS {
+        return reject("the shift must be below 64");
+    }
+    Ok((modulus - 1) / 2)
 }
 
 /// The number of bits of `value`.
@@ -67,16 +84,7 @@ impl ReluParams {
         clamp: Option<u64>,
     ) -> Result<Self, GcError> {
         let reject = |why| Err(GcError::ReluParams(why));
-        if modulus < 3 || modulus.is_multiple_of(2) {
-            return reject("the modulus must be odd and at least 3");
-        }
-        if bits > 63 || bit_len(modulus.into()) > bits {
-            return reject("the modulus must be below 2^bits, bits at most 63");
-        }
-        if shift >= u64::BITS {
-            return reject("the shift must be below 64");
-        }
-        let half = (modulus - 1) / 2;
+        let half = check_modulus(modulus, bits, shift)?;
         if [Some(acc), short].iter().flatten().any(|t| t.bound > half) {
             return reject("a term's bound must be at most (t - 1)/2");
         }
@@ -114,22 +122,18 @@ impl ReluParams {
     fn terms(&self) -> usize {
         1 + usize::from(self.short.is_some())
     }
+}
 
-    /// The evaluator's input bits: its share of each term (the accumulator,
-    /// then the shortcut if there is one).
-    pub fn evaluator_bits(&self, shares: &[u64]) -> Vec<bool> {
-        debug_assert_eq!(shares.len(), self.terms());
-        shares.iter().flat_map(|&s| to_bits(s, self.bits)).collect()
+/// Its shared values are the accumulator, then the shortcut if any.
+impl ShareInputs for ReluParams {
+    fn share_bits(&self) -> usize {
+        self.bits
     }
-
-    /// The garbler's input bits: its share of each term, then its mask.
-    pub fn garbler_bits(&self, shares: &[u64], mask: u64) -> Vec<bool> {
-        debug_assert_eq!(shares.len(), self.terms());
-        shares
-            .iter()
-            .chain([&mask])
-            .flat_map(|&s| to_bits(s, self.bits))
-            .collect()
+    fn values(&self) -> usize {
+        self.terms()
+    }
+    fn circuit(&self) -> Circuit {
+        share_relu(self)
     }
 }
 
@@ -370,22 +374,15 @@ mod tests {
                     params.garbler_bits(&server, mask),
                     params.evaluator_bits(&client),
                 );
-                let plain = circuit.eval_plain(&garbler_bits, &evaluator_bits).unwrap();
-                assert_eq!(from_bits(&plain), expected, "plain, {acc} {short}");
-
-                let (garbled, encoding) = garble(&circuit, &mut session, &mut rng).unwrap();
-                let labels = evaluate(
+                let (plain, garbled) = crate::plain_and_garbled(
                     &circuit,
-                    &garbled,
-                    &encoding.garbler_labels(&garbler_bits).unwrap(),
-                    &encoding.evaluator_labels(&evaluator_bits).unwrap(),
-                )
-                .unwrap();
-                assert_eq!(
-                    from_bits(&garbled.decode(&labels).unwrap()),
-                    expected,
-                    "garbled, {acc} {short}"
+                    &garbler_bits,
+                    &evaluator_bits,
+                    &mut session,
+                    &mut rng,
                 );
+                assert_eq!(plain, expected, "plain, {acc} {short}");
+                assert_eq!(garbled, expected, "garbled, {acc} {short}");
             }
             // The samples reach zero (ReLU), the clamp where there is one,
             // and values between.

@@ -10,12 +10,14 @@
 //! [`plan`] maps the integer model's steps and their bounds to checked
 //! circuit parameters; [`shared`] evaluates a forward pass on shares,
 //! implementing explore-quant's [`Steps`](explore_quant::Steps) so that
-//! the order of the rounds stays the integer model's.
+//! the order of the rounds stays the integer model's; [`dealer`] supplies
+//! linear layers on shares in the clear, to measure this half alone.
 
+pub mod dealer;
 pub mod plan;
 pub mod shared;
 
-pub use plan::{ChannelCircuit, MeanCircuit, Modulus, ShareCircuit};
+pub use plan::{ChannelCircuit, Garbling, MeanCircuit, Modulus};
 pub use shared::{SharedSteps, Shares, Traffic};
 
 /// Why a step cannot run on shares.

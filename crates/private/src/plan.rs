@@ -5,7 +5,7 @@
 //! range), and one [`MeanCircuit`] per pooled channel; all checked against
 //! the plaintext modulus so that no shared value wraps.
 
-use explore_gc::{Circuit, GcError, MeanParams, ReluParams, Term, share_mean, share_relu};
+use explore_gc::{Circuit, GcError, MeanParams, ReluParams, ShareInputs, Term};
 use explore_quant::fixed::Step;
 
 use crate::PrivateError;
@@ -47,13 +47,29 @@ impl Modulus {
     }
 }
 
-/// One output channel's step as a circuit, with the parameters that say
-/// how its inputs are laid out.
+/// A circuit on shares, built once for many garblings, with the
+/// parameters that lay out its inputs.
 #[derive(Debug, Clone)]
-pub struct ChannelCircuit {
-    pub params: ReluParams,
+pub struct Garbling<P> {
+    pub params: P,
     pub circuit: Circuit,
 }
+
+impl<P: ShareInputs> Garbling<P> {
+    fn of(params: P) -> Garbling<P> {
+        Garbling {
+            circuit: params.circuit(),
+            params,
+        }
+    }
+}
+
+/// One output channel's step as a share ReLU.
+pub type ChannelCircuit = Garbling<ReluParams>;
+
+/// Pooling's step on one channel: the channel's values summed inside the
+/// circuit (their shares' sum could wrap mod t), then the mean's step.
+pub type MeanCircuit = Garbling<MeanParams>;
 
 impl ChannelCircuit {
     /// The circuit of `step` when its accumulator lies within
@@ -77,7 +93,7 @@ impl ChannelCircuit {
             .map(|b| term(step.short_multiplier, b))
             .transpose()?;
         let clamp = step.clamp.map(|c| c.max(0) as u64);
-        let params = ReluParams::new(
+        Ok(Garbling::of(ReluParams::new(
             modulus.t,
             modulus.bits,
             acc,
@@ -85,40 +101,8 @@ impl ChannelCircuit {
             step.bias,
             step.shift,
             clamp,
-        )?;
-        Ok(ChannelCircuit {
-            circuit: share_relu(&params),
-            params,
-        })
+        )?))
     }
-}
-
-/// A circuit on shares: its inputs from each party's shares (and the
-/// server's mask).
-pub trait ShareCircuit {
-    fn circuit(&self) -> &Circuit;
-    fn evaluator_bits(&self, client: &[u64]) -> Vec<bool>;
-    fn garbler_bits(&self, server: &[u64], mask: u64) -> Vec<bool>;
-}
-
-impl ShareCircuit for ChannelCircuit {
-    fn circuit(&self) -> &Circuit {
-        &self.circuit
-    }
-    fn evaluator_bits(&self, client: &[u64]) -> Vec<bool> {
-        self.params.evaluator_bits(client)
-    }
-    fn garbler_bits(&self, server: &[u64], mask: u64) -> Vec<bool> {
-        self.params.garbler_bits(server, mask)
-    }
-}
-
-/// Pooling's step on one channel as a circuit: the channel's values summed
-/// inside it (their shares' sum could wrap mod t), then the mean's step.
-#[derive(Debug, Clone)]
-pub struct MeanCircuit {
-    pub params: MeanParams,
-    pub circuit: Circuit,
 }
 
 impl MeanCircuit {
@@ -137,7 +121,7 @@ impl MeanCircuit {
                 "a mean's step has a nonnegative multiplier, no bias and a clamp",
             ));
         };
-        let params = MeanParams::new(
+        Ok(Garbling::of(MeanParams::new(
             modulus.t,
             modulus.bits,
             count,
@@ -145,23 +129,7 @@ impl MeanCircuit {
             multiplier,
             step.shift,
             clamp.max(0) as u64,
-        )?;
-        Ok(MeanCircuit {
-            circuit: share_mean(&params),
-            params,
-        })
-    }
-}
-
-impl ShareCircuit for MeanCircuit {
-    fn circuit(&self) -> &Circuit {
-        &self.circuit
-    }
-    fn evaluator_bits(&self, client: &[u64]) -> Vec<bool> {
-        self.params.evaluator_bits(client)
-    }
-    fn garbler_bits(&self, server: &[u64], mask: u64) -> Vec<bool> {
-        self.params.garbler_bits(server, mask)
+        )?))
     }
 }
 

@@ -1,7 +1,8 @@
 //! A forward pass of the integer model on additive shares: the client and
 //! the server each hold a share mod t of every linear layer's input and
 //! accumulators, and every step between linear layers runs as one garbled
-//! share-ReLU per output value. [`SharedSteps`] implements explore-quant's
+//! circuit per output value: a share ReLU per channel's output, a share
+//! mean per pooled channel. [`SharedSteps`] implements explore-quant's
 //! [`Steps`], so the forward pass (and its order of rounds) is the integer
 //! model's own; the caller supplies the linear layers on shares.
 //!
@@ -20,7 +21,7 @@
 use explore_gc::ot::base::{self, KAPPA};
 use explore_gc::{
     Block, Encoding, ExtReceiver, ExtSender, ExtendRequest, ExtendResponse, GarbledCircuit,
-    GcError, Tweaks, evaluate, from_bits, garble, send_evaluator_labels,
+    GcError, ShareInputs, Tweaks, evaluate, from_bits, garble, send_evaluator_labels,
 };
 use explore_quant::{QuantizedNet, Reader, Shortcut, Steps};
 use rand::rngs::StdRng;
@@ -28,7 +29,7 @@ use rand::{CryptoRng, Rng, SeedableRng};
 use rayon::prelude::*;
 
 use crate::PrivateError;
-use crate::plan::{ChannelCircuit, MeanCircuit, Modulus, ShareCircuit};
+use crate::plan::{ChannelCircuit, Garbling, MeanCircuit, Modulus};
 
 /// One circuit's inputs: each party's shares, in the circuit's order.
 struct Inputs {
@@ -150,10 +151,10 @@ impl<'a> SharedSteps<'a> {
     /// One garbled circuit per output value of one image: `job(j)` gives
     /// value j's circuit and its inputs, the client's shares and the
     /// server's. Returns the new shares.
-    fn garbled<'c, C: ShareCircuit + Sync + 'c>(
+    fn garbled<'c, P: ShareInputs + Sync + 'c>(
         &mut self,
         n: usize,
-        job: impl Fn(usize) -> (&'c C, Inputs) + Sync,
+        job: impl Fn(usize) -> (&'c Garbling<P>, Inputs) + Sync,
     ) -> Result<Shares, PrivateError> {
         let t = self.modulus.t;
         let circuit = |j: usize| job(j).0;
@@ -167,21 +168,23 @@ impl<'a> SharedSteps<'a> {
         let masks: Vec<u64> = (0..n).map(|_| self.server_rng.random_range(0..t)).collect();
         let jobs = (0..n)
             .map(|j| {
-                let tweaks = self.tweaks.reserve(circuit(j).circuit().and_gates())?;
+                let tweaks = self.tweaks.reserve(circuit(j).circuit.and_gates())?;
                 Ok((tweaks, StdRng::from_rng(&mut self.server_rng)))
             })
             .collect::<Result<Vec<_>, GcError>>()?;
         let (garbled, encodings): (Vec<GarbledCircuit>, Vec<Encoding>) = jobs
             .into_par_iter()
             .enumerate()
-            .map(|(j, (mut tweaks, mut rng))| garble(circuit(j).circuit(), &mut tweaks, &mut rng))
+            .map(|(j, (mut tweaks, mut rng))| garble(&circuit(j).circuit, &mut tweaks, &mut rng))
             .collect::<Result<Vec<_>, GcError>>()?
             .into_iter()
             .unzip();
         let garbler_labels = encodings
             .par_iter()
             .enumerate()
-            .map(|(j, e)| e.garbler_labels(&circuit(j).garbler_bits(&side(j, true), masks[j])))
+            .map(|(j, e)| {
+                e.garbler_labels(&circuit(j).params.garbler_bits(&side(j, true), masks[j]))
+            })
             .collect::<Result<Vec<_>, GcError>>()?;
 
         let mut server_ms = ms(clock);
@@ -189,12 +192,12 @@ impl<'a> SharedSteps<'a> {
         // Client: the labels of its bits by one OT extension.
         let clock = std::time::Instant::now();
         let bits: Vec<bool> = (0..n)
-            .flat_map(|j| circuit(j).evaluator_bits(&side(j, false)))
+            .flat_map(|j| circuit(j).params.evaluator_bits(&side(j, false)))
             .collect();
         let offsets: Vec<usize> = (0..n)
             .scan(0, |at, j| {
                 let start = *at;
-                *at += circuit(j).circuit().evaluator_inputs();
+                *at += circuit(j).circuit.evaluator_inputs();
                 Some(start)
             })
             .collect();
@@ -221,7 +224,7 @@ impl<'a> SharedSteps<'a> {
             .zip(&garbler_labels)
             .enumerate()
             .map(|(j, (g, own))| {
-                let c = circuit(j).circuit();
+                let c = &circuit(j).circuit;
                 let theirs = &labels[offsets[j]..offsets[j] + c.evaluator_inputs()];
                 let outputs = evaluate(c, g, own, theirs)?;
                 Ok(from_bits(&g.decode(&outputs)?))
@@ -234,7 +237,7 @@ impl<'a> SharedSteps<'a> {
         traffic.client_ms += client_ms;
         traffic.relus += n;
         traffic.and_gates += (0..n)
-            .map(|j| circuit(j).circuit().and_gates())
+            .map(|j| circuit(j).circuit.and_gates())
             .sum::<usize>();
         traffic.offline_bytes += garbled.iter().map(GarbledCircuit::bytes).sum::<usize>();
         traffic.online_client_bytes += request.len();

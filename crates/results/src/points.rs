@@ -588,27 +588,31 @@ pub(crate) mod tests {
         assert!(back[1].latency_measured_ms.is_nan());
     }
 
-    #[test]
-    fn a_table_from_before_end_to_end_inference_reads_as_not_run() {
+    /// `records` written as a table that lacks the last `dropped` columns,
+    /// then read back.
+    fn read_without_last(records: &[PointRecord], dropped: usize) -> Vec<PointRecord> {
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path().join("points.csv");
-        let records = vec![record(Strategy::Hybrid, 0.5, 0.8, 100)];
-        write(&path, &records).unwrap();
-        // The six end-to-end columns and the image-set fingerprint come
-        // before the seven of recovery budgets and the five of the
-        // two-party protocol: cut all nineteen off.
+        write(&path, records).unwrap();
         let text = std::fs::read_to_string(&path).unwrap();
         let old: Vec<String> = text
             .lines()
             .map(|l| {
-                l.split(',')
-                    .take(SCHEMA.len() - 19)
-                    .collect::<Vec<_>>()
-                    .join(",")
+                let cells: Vec<&str> = l.split(',').collect();
+                cells[..SCHEMA.len() - dropped].join(",")
             })
             .collect();
         std::fs::write(&path, old.join("\n") + "\n").unwrap();
-        let back = read(&path).unwrap();
+        read(&path).unwrap()
+    }
+
+    #[test]
+    fn a_table_from_before_end_to_end_inference_reads_as_not_run() {
+        let records = vec![record(Strategy::Hybrid, 0.5, 0.8, 100)];
+        // The six end-to-end columns and the image-set fingerprint come
+        // before the seven of recovery budgets and the five of the
+        // two-party protocol: cut all nineteen off.
+        let back = read_without_last(&records, 19);
         assert_eq!(
             (back[0].infer_images, back[0].rounds, back[0].bytes_up),
             (0, 0, 0)
@@ -621,26 +625,12 @@ pub(crate) mod tests {
 
     #[test]
     fn a_table_from_before_budgets_reads_one_budget_and_nothing_unmeasured() {
-        let dir = tempfile::tempdir().unwrap();
-        let path = dir.path().join("points.csv");
         let mut with_budget = record(Strategy::Hybrid, 0.5, 0.8, 100);
         with_budget.budget = 4;
         assert_eq!(with_budget.key().dir_name(), "hybrid-0.5-e4-s0");
-        write(&path, &[with_budget]).unwrap();
         // The seven columns of budgets, then the five of the two-party
         // protocol.
-        let text = std::fs::read_to_string(&path).unwrap();
-        let old: Vec<String> = text
-            .lines()
-            .map(|l| {
-                l.split(',')
-                    .take(SCHEMA.len() - 12)
-                    .collect::<Vec<_>>()
-                    .join(",")
-            })
-            .collect();
-        std::fs::write(&path, old.join("\n") + "\n").unwrap();
-        let back = read(&path).unwrap();
+        let back = read_without_last(&[with_budget], 12);
         assert_eq!(back[0].key().budget, None);
         assert_eq!(back[0].key().dir_name(), "hybrid-0.5-s0");
         assert_eq!((back[0].recovery_epochs, back[0].recovery_steps), (0, 0));
@@ -656,22 +646,8 @@ pub(crate) mod tests {
 
     #[test]
     fn a_table_from_before_the_two_party_protocol_reads_as_client_aided() {
-        let dir = tempfile::tempdir().unwrap();
-        let path = dir.path().join("points.csv");
         let records = vec![record(Strategy::Hybrid, 0.5, 0.8, 100)];
-        write(&path, &records).unwrap();
-        let text = std::fs::read_to_string(&path).unwrap();
-        let old: Vec<String> = text
-            .lines()
-            .map(|l| {
-                l.split(',')
-                    .take(SCHEMA.len() - 5)
-                    .collect::<Vec<_>>()
-                    .join(",")
-            })
-            .collect();
-        std::fs::write(&path, old.join("\n") + "\n").unwrap();
-        let back = read(&path).unwrap();
+        let back = read_without_last(&records, 5);
         let gc = &back[0];
         assert_eq!(
             (
