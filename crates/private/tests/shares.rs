@@ -1,8 +1,8 @@
 //! A forward pass on shares, every step between linear layers a garbled
-//! share ReLU, against the integer model in the clear. The linear layers
-//! come from a dealer that re-shares each accumulator under a fresh mask,
-//! as the server's masked HE replies do: these tests check the nonlinear
-//! half, not the HE layers.
+//! circuit, against the integer model in the clear. The linear layers come
+//! from a dealer that re-shares each accumulator under a fresh mask, as the
+//! server's masked HE replies do: these tests check the nonlinear half, not
+//! the HE layers (explore-he's infer tests run both).
 
 use explore_he_model::arch::ConvShape;
 use explore_he_model::plaintext::PlaintextModulus;
@@ -32,22 +32,14 @@ fn modulus(net: &QuantizedNet) -> Modulus {
     Modulus::new(p.t).unwrap()
 }
 
-/// A round's accumulators, fresh shares of the exact convolutions of the
-/// shared inputs.
+/// The dealer's linear layers, as the forward pass takes them.
 fn dealer(
     net: &QuantizedNet,
     modulus: Modulus,
     rng: &mut StdRng,
     round: &Round<Shares>,
 ) -> Result<Vec<Vec<Shares>>, PrivateError> {
-    Ok(round
-        .iter()
-        .map(|(l, xs)| {
-            let plain: Vec<Vec<i64>> = xs.iter().map(|x| x.reveal(modulus)).collect();
-            let acc = net.in_the_clear(&[(*l, plain)]).pop().unwrap();
-            acc.iter().map(|a| Shares::split(a, modulus, rng)).collect()
-        })
-        .collect())
+    Ok(explore_private::dealer::linear(net, modulus, rng, round))
 }
 
 #[test]

@@ -12,6 +12,11 @@ use crate::QuantConfig;
 /// A ResNet-20 at width 0.25 on 28x28 inputs with random folded weights.
 pub fn random_net(seed: u64) -> FoldedNet {
     let spec = NetSpec::new(Arch::ResNet20, DatasetKind::FashionMnist, 0.25).unwrap();
+    random_folded(spec, seed)
+}
+
+/// `spec` with random folded weights (He-scaled) and biases.
+pub fn random_folded(spec: NetSpec, seed: u64) -> FoldedNet {
     let mut rng = StdRng::seed_from_u64(seed);
     let mut v = |n: usize, s: f32| {
         (0..n)
@@ -38,10 +43,13 @@ pub fn random_net(seed: u64) -> FoldedNet {
 
 /// `n` random normalized 1x28x28 images.
 pub fn images(n: usize, seed: u64) -> Vec<f32> {
+    images_of(n, 28 * 28, seed)
+}
+
+/// `n` random normalized images of `len` values each.
+pub fn images_of(n: usize, len: usize, seed: u64) -> Vec<f32> {
     let mut rng = StdRng::seed_from_u64(seed);
-    (0..n * 28 * 28)
-        .map(|_| rng.random_range(-1.0..2.0))
-        .collect()
+    (0..n * len).map(|_| rng.random_range(-1.0..2.0)).collect()
 }
 
 /// 8-bit weights and activations, per-channel scales, the max as the
