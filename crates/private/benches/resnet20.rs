@@ -12,8 +12,7 @@
 
 use std::time::Instant;
 
-use explore_he_model::arch::{Arch, ConvShape, DatasetKind, NetSpec};
-use explore_he_model::plaintext::PlaintextModulus;
+use explore_he_model::arch::{Arch, DatasetKind, NetSpec};
 use explore_private::{Modulus, PrivateError, SharedSteps, Shares, dealer};
 use explore_quant::{QuantizedNet, Round, fixtures};
 use rand::SeedableRng;
@@ -41,14 +40,8 @@ fn main() {
             &fixtures::images_of(8, c * h * w, 1),
         )
         .expect("quantized");
-        let shapes: Vec<ConvShape> = net
-            .convs
-            .iter()
-            .chain([&net.fc])
-            .map(|l| l.shape.clone())
-            .collect();
-        let t = PlaintextModulus::for_layers(8192, None, 8, 8, &shapes).expect("a plaintext prime");
-        let modulus = Modulus::new(t.t).expect("an odd prime");
+        let t = fixtures::plaintext_modulus(&net);
+        let modulus = Modulus::new(t).expect("an odd prime");
         let image = fixtures::images_of(1, c * h * w, 7);
         let mut rng = StdRng::from_os_rng();
         let mut dealer_rng = StdRng::seed_from_u64(12);
@@ -65,8 +58,8 @@ fn main() {
         let mb = |b: usize| b as f64 / 1e6;
         println!(
             "{name}, t = {} ({} bits): {} ReLUs, {} AND gates ({:.0} per ReLU); offline {:.1} MB, online {:.1} MB up + {:.1} MB down; {} rounds; server {:.1} s, client {:.1} s ({:.1} s with the dealer); logits equal the integer model's",
-            t.t,
-            t.bits,
+            t,
+            modulus.bits,
             g.relus,
             g.and_gates,
             g.and_gates as f64 / g.relus as f64,

@@ -4,8 +4,6 @@
 //! server's masked HE replies do: these tests check the nonlinear half, not
 //! the HE layers (explore-he's infer tests run both).
 
-use explore_he_model::arch::ConvShape;
-use explore_he_model::plaintext::PlaintextModulus;
 use explore_private::{Modulus, PrivateError, SharedSteps, Shares};
 use explore_quant::{QuantizedNet, Reader, Round, Steps, fixtures};
 use rand::SeedableRng;
@@ -22,14 +20,7 @@ fn net() -> QuantizedNet {
 
 /// The plaintext modulus the HE layers would use for this net.
 fn modulus(net: &QuantizedNet) -> Modulus {
-    let shapes: Vec<ConvShape> = net
-        .convs
-        .iter()
-        .chain([&net.fc])
-        .map(|l| l.shape.clone())
-        .collect();
-    let p = PlaintextModulus::for_layers(8192, None, 8, 8, &shapes).unwrap();
-    Modulus::new(p.t).unwrap()
+    Modulus::new(fixtures::plaintext_modulus(net)).unwrap()
 }
 
 /// The dealer's linear layers, as the forward pass takes them.

@@ -52,6 +52,20 @@ pub fn images_of(n: usize, len: usize, seed: u64) -> Vec<f32> {
     (0..n * len).map(|_| rng.random_range(-1.0..2.0)).collect()
 }
 
+/// The plaintext prime the HE layers take for `net` at N = 8192 (the
+/// narrowest that holds every layer's accumulators at 8 bits).
+pub fn plaintext_modulus(net: &crate::QuantizedNet) -> u64 {
+    explore_he_model::plaintext::PlaintextModulus::for_layers(
+        8192,
+        None,
+        8,
+        8,
+        &net.spec.layer_shapes(),
+    )
+    .expect("a plaintext prime")
+    .t
+}
+
 /// 8-bit weights and activations, per-channel scales, the max as the
 /// activation range.
 pub fn config(bits: u32) -> QuantConfig {
