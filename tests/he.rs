@@ -53,6 +53,35 @@ fn count(args: &[&str]) -> std::process::Output {
         .unwrap()
 }
 
+/// `--special-prime` takes on or off (it was parsed as a flag, so either
+/// value was refused); off drops the special prime and needs a third
+/// ciphertext prime for dense ResNet-20.
+#[test]
+fn count_takes_special_prime_on_and_off() {
+    let primes = |value: &str| {
+        let out = count(&[
+            "--model",
+            "resnet20",
+            "--dataset",
+            "cifar10",
+            "--special-prime",
+            value,
+        ]);
+        assert!(
+            out.status.success(),
+            "{value}: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        let text = String::from_utf8_lossy(&out.stdout).to_string();
+        text.lines()
+            .find(|l| l.starts_with("ciphertext primes"))
+            .unwrap_or_else(|| panic!("{text}"))
+            .to_string()
+    };
+    assert!(primes("on").contains("54+54+P55"), "{}", primes("on"));
+    assert!(primes("off").contains("54+54+55 "), "{}", primes("off"));
+}
+
 #[test]
 fn count_reads_a_checkpoint_and_rejects_another_network() {
     let spec = NetSpec::new(Arch::ResNet20, DatasetKind::FashionMnist, 0.25).unwrap();

@@ -103,9 +103,12 @@ pub struct NetworkArgs {
     /// on (key switching with a special prime: keys at QP, a rotation adds
     /// little noise, so fewer ciphertext primes hold the network) or off
     /// (fhe.rs's key switching over the ciphertext primes alone).
+    // A bool field is a flag to clap unless its action says it takes a
+    // value: without `Set`, `--special-prime off` was refused.
     #[arg(
         long,
         default_value = "on",
+        action = clap::ArgAction::Set,
         value_parser = clap::builder::TypedValueParser::map(
             clap::builder::PossibleValuesParser::new(["on", "off"]),
             |v| v == "on"
