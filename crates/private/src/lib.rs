@@ -41,3 +41,11 @@ pub enum PrivateError {
     #[error(transparent)]
     Quant(#[from] explore_quant::QuantError),
 }
+
+/// An oblivious-transfer message that fails to parse or finish is the
+/// garbling layer's error.
+impl From<explore_gc::OtError> for PrivateError {
+    fn from(e: explore_gc::OtError) -> Self {
+        PrivateError::Gc(e.into())
+    }
+}

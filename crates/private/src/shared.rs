@@ -120,15 +120,11 @@ impl<'a> SharedSteps<'a> {
         modulus: Modulus,
         rng: &mut R,
     ) -> Result<SharedSteps<'a>, PrivateError> {
-        let ot = |e| PrivateError::Gc(GcError::Ot(e));
         let (setup, message) = ExtReceiver::setup(rng);
         let message = message.to_bytes();
-        let (sender, reply) =
-            ExtSender::setup(rng, &base::SenderMessage::from_bytes(&message).map_err(ot)?);
+        let (sender, reply) = ExtSender::setup(rng, &base::SenderMessage::from_bytes(&message)?);
         let reply = reply.to_bytes();
-        let receiver = setup
-            .finish(&base::ReceiverMessage::from_bytes(&reply, KAPPA).map_err(ot)?)
-            .map_err(ot)?;
+        let receiver = setup.finish(&base::ReceiverMessage::from_bytes(&reply, KAPPA)?)?;
         Ok(SharedSteps {
             net,
             modulus,
@@ -157,22 +153,20 @@ impl<'a> SharedSteps<'a> {
         job: impl Fn(usize) -> (&'c Garbling<P>, Inputs) + Sync,
     ) -> Result<Shares, PrivateError> {
         let t = self.modulus.t;
-        let circuit = |j: usize| job(j).0;
-        let side = |j: usize, server: bool| -> Vec<u64> {
-            let (_, inputs) = job(j);
-            if server { inputs.server } else { inputs.client }
-        };
+        // Each value's circuit and inputs, built once.
+        let jobs: Vec<(&Garbling<P>, Inputs)> = (0..n).map(job).collect();
+        let circuit = |j: usize| jobs[j].0;
 
         let clock = std::time::Instant::now();
         // Server: masks, and each garbling on its own tweaks and stream.
         let masks: Vec<u64> = (0..n).map(|_| self.server_rng.random_range(0..t)).collect();
-        let jobs = (0..n)
+        let streams = (0..n)
             .map(|j| {
                 let tweaks = self.tweaks.reserve(circuit(j).circuit.and_gates())?;
                 Ok((tweaks, StdRng::from_rng(&mut self.server_rng)))
             })
             .collect::<Result<Vec<_>, GcError>>()?;
-        let (garbled, encodings): (Vec<GarbledCircuit>, Vec<Encoding>) = jobs
+        let (garbled, encodings): (Vec<GarbledCircuit>, Vec<Encoding>) = streams
             .into_par_iter()
             .enumerate()
             .map(|(j, (mut tweaks, mut rng))| garble(&circuit(j).circuit, &mut tweaks, &mut rng))
@@ -183,7 +177,7 @@ impl<'a> SharedSteps<'a> {
             .par_iter()
             .enumerate()
             .map(|(j, e)| {
-                e.garbler_labels(&circuit(j).params.garbler_bits(&side(j, true), masks[j]))
+                e.garbler_labels(&circuit(j).params.garbler_bits(&jobs[j].1.server, masks[j]))
             })
             .collect::<Result<Vec<_>, GcError>>()?;
 
@@ -192,7 +186,7 @@ impl<'a> SharedSteps<'a> {
         // Client: the labels of its bits by one OT extension.
         let clock = std::time::Instant::now();
         let bits: Vec<bool> = (0..n)
-            .flat_map(|j| circuit(j).params.evaluator_bits(&side(j, false)))
+            .flat_map(|j| circuit(j).params.evaluator_bits(&jobs[j].1.client))
             .collect();
         let offsets: Vec<usize> = (0..n)
             .scan(0, |at, j| {
@@ -201,7 +195,6 @@ impl<'a> SharedSteps<'a> {
                 Some(start)
             })
             .collect();
-        let ot = |e| PrivateError::Gc(GcError::Ot(e));
         let (request, pending) = self.receiver.extend(&bits);
         let request = request.to_bytes();
         let mut client_ms = ms(clock);
@@ -209,14 +202,12 @@ impl<'a> SharedSteps<'a> {
         let response = send_evaluator_labels(
             &encodings,
             &mut self.sender,
-            &ExtendRequest::from_bytes(&request).map_err(ot)?,
+            &ExtendRequest::from_bytes(&request)?,
         )?;
         let response = response.to_bytes();
         server_ms += ms(clock);
         let clock = std::time::Instant::now();
-        let labels = pending
-            .finish(&ExtendResponse::from_bytes(&response, bits.len()).map_err(ot)?)
-            .map_err(ot)?;
+        let labels = pending.finish(&ExtendResponse::from_bytes(&response, bits.len())?)?;
 
         // Client: evaluates and decodes its new share.
         let client = garbled
