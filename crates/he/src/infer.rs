@@ -470,14 +470,12 @@ fn one_image(
                 m.server_ms += ms(clock);
                 let outputs: Vec<Vec<i64>> =
                     client.read(&reply)?.into_iter().map(|a| a.output).collect();
-                let exact: Vec<(usize, &[i64])> =
-                    round.iter().map(|(l, q)| (*l, q[0].as_slice())).collect();
                 check_round(
                     dep,
                     client,
                     &mut m,
                     i,
-                    (&exact, &outputs),
+                    (&inputs, &outputs),
                     (&executed, &reply),
                 )?;
                 m.bytes_up += query.len();
@@ -790,6 +788,20 @@ mod tests {
         .unwrap();
         let report = run(&dep, &data(3), 3, |_| {}).unwrap();
         assert_eq!((report.matches, report.rounds), (3, 2));
+        // conv0's outputs and the pooled channels on shares, then the reveal.
+        let relus = net.convs[0].shape.c_out * 28 * 28 + net.fc.shape.c_in;
+        let gc = report.nonlinear.as_ref().expect("two-party by default");
+        assert_eq!((gc.relus, gc.rounds), (relus, 3));
+        // The client-aided baseline computes the same logits with no steps
+        // on shares.
+        let aided = HeSpec {
+            protocol: Protocol::ClientAided,
+            ..he(KeysMode::Dense, Flooding::DEFAULT, false)
+        };
+        let dep_aided = Deployment::new(&net, &scheduler(Hoisting::On), &aided).unwrap();
+        let report = run(&dep_aided, &data(3), 3, |_| {}).unwrap();
+        assert_eq!((report.matches, report.rounds), (3, 2));
+        assert!(report.nonlinear.is_none());
         assert!(matches!(
             run(&dep, &data(3), 4, |_| {}),
             Err(InferError::Images {
