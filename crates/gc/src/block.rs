@@ -7,6 +7,8 @@ use std::ops::{BitXor, BitXorAssign};
 
 use rand::{CryptoRng, Rng};
 
+use crate::GcError;
+
 /// A wire label, or Δ, or a garbled-table entry.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Hash)]
 pub struct Block(pub u128);
@@ -33,6 +35,38 @@ impl Block {
     }
 }
 
+/// Labels as bytes, 16 little-endian bytes each: what the garbler sends
+/// of its own inputs' labels.
+pub fn blocks_to_bytes(blocks: &[Block]) -> Vec<u8> {
+    blocks.iter().flat_map(|b| b.0.to_le_bytes()).collect()
+}
+
+/// `count` labels from the front of `bytes`, and the bytes after them; too
+/// few bytes is an error naming `message`.
+pub fn blocks_from_bytes<'b>(
+    bytes: &'b [u8],
+    count: usize,
+    message: &'static str,
+) -> Result<(Vec<Block>, &'b [u8]), GcError> {
+    let len = count * BLOCK_BYTES;
+    if bytes.len() < len {
+        return Err(GcError::Message {
+            message,
+            expected: len,
+            got: bytes.len(),
+        });
+    }
+    let (head, rest) = bytes.split_at(len);
+    let blocks = head
+        .chunks_exact(BLOCK_BYTES)
+        .map(|c| Block(u128::from_le_bytes(c.try_into().expect("16 bytes"))))
+        .collect();
+    Ok((blocks, rest))
+}
+
+/// The bytes of a block on the wire.
+pub const BLOCK_BYTES: usize = size_of::<Block>();
+
 impl BitXor for Block {
     type Output = Block;
 
@@ -50,6 +84,24 @@ impl BitXorAssign for Block {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn labels_cross_as_bytes_and_a_short_message_is_refused() {
+        let mut rng = crate::test_rng();
+        let blocks: Vec<Block> = (0..5).map(|_| Block::random(&mut rng)).collect();
+        let mut bytes = blocks_to_bytes(&blocks);
+        bytes.push(7);
+        let (back, rest) = blocks_from_bytes(&bytes, 5, "labels").unwrap();
+        assert_eq!((back, rest), (blocks, &[7u8][..]));
+        assert_eq!(
+            blocks_from_bytes(&bytes[..40], 3, "labels"),
+            Err(GcError::Message {
+                message: "labels",
+                expected: 48,
+                got: 40
+            })
+        );
+    }
 
     #[test]
     fn the_permute_bit_of_a_xor_is_the_xor_of_the_permute_bits() {

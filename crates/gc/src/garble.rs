@@ -12,6 +12,7 @@
 
 use rand::CryptoRng;
 
+use crate::block::{BLOCK_BYTES, blocks_from_bytes, blocks_to_bytes};
 use crate::circuit::{Circuit, Gate, Wire};
 use crate::ot::{ExtSender, ExtendRequest, ExtendResponse};
 use crate::{Block, FixedKeyHash, GcError};
@@ -237,9 +238,57 @@ fn check_outputs(expected: usize, got: usize) -> Result<(), GcError> {
 
 impl GarbledCircuit {
     /// The bytes the garbler sends: two blocks per AND gate and a bit per
-    /// output.
+    /// output (the first gate's index is counted by neither party: a
+    /// receiver that tracks the session's tweaks knows it).
     pub fn bytes(&self) -> usize {
-        self.tables.len() * 2 * size_of::<Block>() + self.decoding.len().div_ceil(8)
+        self.tables.len() * 2 * BLOCK_BYTES + self.decoding.len().div_ceil(8)
+    }
+
+    /// The garbling as sent: its first gate's index, its tables, its
+    /// decoding bits packed little-endian.
+    pub fn to_bytes(&self) -> Vec<u8> {
+        let mut bytes = Vec::with_capacity(8 + self.bytes());
+        bytes.extend(self.first_gate.to_le_bytes());
+        let tables: Vec<Block> = self.tables.iter().flatten().copied().collect();
+        bytes.extend(blocks_to_bytes(&tables));
+        bytes.extend(self.decoding.chunks(8).map(|bits| {
+            bits.iter()
+                .enumerate()
+                .fold(0u8, |byte, (i, &b)| byte | (u8::from(b) << i))
+        }));
+        bytes
+    }
+
+    /// A garbling of `circuit` from the front of `bytes`, and the bytes
+    /// after it.
+    pub fn from_bytes<'b>(
+        bytes: &'b [u8],
+        circuit: &Circuit,
+    ) -> Result<(GarbledCircuit, &'b [u8]), GcError> {
+        const MESSAGE: &str = "garbled circuit";
+        let outputs = circuit.outputs.len();
+        let expected = 8 + circuit.and_gates() * 2 * BLOCK_BYTES + outputs.div_ceil(8);
+        if bytes.len() < expected {
+            return Err(GcError::Message {
+                message: MESSAGE,
+                expected,
+                got: bytes.len(),
+            });
+        }
+        let first_gate = u64::from_le_bytes(bytes[..8].try_into().expect("8 bytes"));
+        let (tables, rest) = blocks_from_bytes(&bytes[8..], 2 * circuit.and_gates(), MESSAGE)?;
+        let (packed, rest) = rest.split_at(outputs.div_ceil(8));
+        let decoding = (0..outputs)
+            .map(|i| packed[i / 8] >> (i % 8) & 1 == 1)
+            .collect();
+        Ok((
+            GarbledCircuit {
+                first_gate,
+                tables: tables.chunks_exact(2).map(|t| [t[0], t[1]]).collect(),
+                decoding,
+            },
+            rest,
+        ))
     }
 
     /// The evaluator's decoding: an output label's permute bit against its
@@ -382,6 +431,25 @@ mod tests {
                 let (garbled, _, plain, labels) = run(&circuit, &mut rng);
                 assert_eq!(garbled.decode(&labels).unwrap(), plain);
             }
+        }
+    }
+
+    #[test]
+    fn a_garbling_crosses_as_bytes_whole_and_a_truncated_one_is_refused() {
+        let mut rng = crate::test_rng();
+        for _ in 0..10 {
+            let circuit = random_circuit(&mut rng);
+            let (garbled, ..) = run(&circuit, &mut rng);
+            let mut bytes = garbled.to_bytes();
+            assert_eq!(bytes.len(), 8 + garbled.bytes());
+            bytes.extend([1, 2]);
+            let (back, rest) = GarbledCircuit::from_bytes(&bytes, &circuit).unwrap();
+            assert_eq!((&back, rest), (&garbled, &[1u8, 2][..]));
+            let short = &bytes[..bytes.len() - 3];
+            assert!(matches!(
+                GarbledCircuit::from_bytes(short, &circuit),
+                Err(GcError::Message { .. })
+            ));
         }
     }
 

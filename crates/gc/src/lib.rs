@@ -28,7 +28,7 @@ pub mod mean;
 pub mod ot;
 pub mod relu;
 
-pub use block::Block;
+pub use block::{BLOCK_BYTES, Block, blocks_from_bytes, blocks_to_bytes};
 pub use builder::Builder;
 pub use circuit::{Circuit, Wire, from_bits, to_bits};
 pub use garble::{Encoding, GarbledCircuit, Tweaks, evaluate, garble, send_evaluator_labels};
@@ -92,6 +92,14 @@ pub enum GcError {
         "the session has garbled 2^62 AND gates, all its tweaks: start a new session (fresh base OTs and tweaks)"
     )]
     TweaksExhausted,
+    #[error(
+        "{message}: {got} bytes, at least {expected} expected: the message is malformed or truncated"
+    )]
+    Message {
+        message: &'static str,
+        expected: usize,
+        got: usize,
+    },
     #[error("share ReLU parameters: {0}")]
     ReluParams(&'static str),
     #[error("oblivious transfer: {0}")]
