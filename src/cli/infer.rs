@@ -39,6 +39,11 @@ pub struct Args {
     /// outputs and so learns the model); default: the spec's he.protocol.
     #[arg(long)]
     protocol: Option<explore_spec::Protocol>,
+    /// What carries the messages between the client's and the server's
+    /// threads: memory (an in-process channel) or loopback (a TCP socket
+    /// on 127.0.0.1, whose time per inference is then measured).
+    #[arg(long, default_value_t = explore_spec::Network::Memory)]
+    network: explore_spec::Network,
     /// dense (the dense network's keys and packing: nothing about the
     /// pruning leaks) or live (only the keys the pruned network uses);
     /// default: the spec's he.keys.
@@ -161,7 +166,13 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
             .expect("a valid template"),
         ),
     );
-    let report = infer::run(&deployment, &ws.test_data, args.images, |_| progress.inc(1))?;
+    let report = infer::run(
+        &deployment,
+        &ws.test_data,
+        args.images,
+        args.network,
+        |_| progress.inc(1),
+    )?;
     progress.finish_and_clear();
     print_summary(&report);
     println!("{}", serde_json::to_string(&json_line(&report))?);
@@ -258,6 +269,15 @@ fn print_summary(r: &InferReport) {
         mb(r.key_bytes_live as f64),
         mb(r.server_weight_bytes as f64),
     );
+    eprintln!(
+        "measured: {:.0} ± {:.0} ms per inference end to end, both parties' threads on this machine over {}",
+        r.wall_ms.mean,
+        r.wall_ms.sd,
+        match r.network {
+            explore_spec::Network::Memory => "an in-process channel",
+            explore_spec::Network::Loopback => "a loopback TCP socket",
+        }
+    );
     for (link, ms) in [(Link::LAN, r.lan_ms), (Link::WAN, r.wan_ms)] {
         eprintln!(
             "computed, not measured: {} adds {:.0} ms of communication per inference",
@@ -312,6 +332,9 @@ fn json_line(r: &InferReport) -> serde_json::Value {
         "full_ciphertext_bytes": r.full_ciphertext_bytes,
         "noise_budget_bits": r.noise_budget_bits,
         "protocol": r.protocol,
+        "network": r.network,
+        "wall_ms": r.wall_ms.mean,
+        "wall_ms_sd": r.wall_ms.sd,
         "relus": r.nonlinear.as_ref().map(|g| g.relus),
         "and_gates": r.nonlinear.as_ref().map(|g| g.and_gates),
         "gc_server_ms": r.nonlinear.as_ref().map(|g| g.server_ms.mean),

@@ -641,6 +641,7 @@ impl Workspace {
             &deployment,
             &self.test_data,
             images,
+            explore_spec::Network::Memory,
             |_| {},
         )?))
     }

@@ -21,8 +21,10 @@ use serde::Serialize;
 
 use explore_data::Dataset;
 use explore_he_model::arch::NetSpec;
-use explore_private::{Modulus, PrivateError, SharedSteps, Shares, Traffic};
-use explore_quant::{QuantError, QuantizedNet, Round, conv_int, top1};
+use explore_private::{
+    Channel, ClientSteps, Modulus, Network, Plan, PrivateError, ServerSteps, Traffic, two_parties,
+};
+use explore_quant::{QuantError, QuantizedNet, Round, conv_int, logits_on, top1};
 use explore_spec::{ConstantTimeError, HeSpec, KeysMode, Link, Protocol};
 use explore_stats::{mean, sample_sd};
 
@@ -211,6 +213,9 @@ impl Deployment {
 pub struct Inference {
     pub server_ms: f64,
     pub client_ms: f64,
+    /// The client's wall time from its first message to its logits, over
+    /// the network the run used: measured, the parties' waits included.
+    pub wall_ms: f64,
     pub bytes_up: usize,
     pub bytes_down: usize,
     pub rounds: usize,
@@ -267,6 +272,10 @@ pub struct NonlinearReport {
 #[derive(Debug, Clone, Serialize)]
 pub struct InferReport {
     pub protocol: Protocol,
+    /// What carried the parties' messages.
+    pub network: Network,
+    /// Each inference's measured wall time over that network.
+    pub wall_ms: Spread,
     pub images: usize,
     pub matches: usize,
     pub accuracy: f64,
@@ -307,12 +316,14 @@ pub struct InferReport {
 
 /// Runs `images` (indices into `data`) through the encrypted chain of
 /// `dep`, one after another (so each inference's time is its own; blocks,
-/// giant sums and ciphertexts within an inference run in parallel), with
-/// `done` called after each image.
+/// giant sums and ciphertexts within an inference run in parallel), the
+/// client and the server in two threads over `network`, with `done`
+/// called after each image.
 pub fn run(
     dep: &Deployment,
     data: &Dataset,
     images: usize,
+    network: Network,
     mut done: impl FnMut(&Inference),
 ) -> Result<InferReport, InferError> {
     if images == 0 || images > data.len() {
@@ -348,11 +359,24 @@ pub fn run(
         },
         dep.protocol,
     )?;
+    // The circuits between layers, built once for every image.
+    let plan = match dep.protocol {
+        Protocol::TwoParty => Some(Plan::new(net, Modulus::new(dep.params.plaintext_modulus)?)?),
+        Protocol::ClientAided => None,
+    };
     let image_len = data.image_len();
     let reference = net.logits(&data.images[..images * image_len])?;
     let mut runs = Vec::with_capacity(images);
     for (i, expected) in reference.iter().enumerate() {
-        let run = one_image(dep, &mut client, &server, data.image(i), i)?;
+        let run = one_image(
+            dep,
+            network,
+            &mut client,
+            &server,
+            plan.as_ref(),
+            data.image(i),
+            i,
+        )?;
         let (logits, mut inference) = run;
         if logits != *expected {
             return Err(InferError::Logits { image: i });
@@ -389,6 +413,8 @@ pub fn run(
     };
     Ok(InferReport {
         protocol: dep.protocol,
+        network,
+        wall_ms: spread(|r| r.wall_ms),
         images,
         matches: runs.len(),
         accuracy: runs.iter().filter(|r| r.correct).count() as f64 / images as f64,
@@ -424,153 +450,317 @@ pub fn run(
     })
 }
 
-/// What one inference's HE rounds measured: the server's time, the
-/// harness's checks (timed apart, counted to neither party), bytes, rounds
-/// and the smallest noise budget a reply kept.
-struct Rounds {
-    server_ms: f64,
-    checks_ms: f64,
-    bytes_up: usize,
-    bytes_down: usize,
-    rounds: usize,
-    budget: i64,
-}
-
 fn ms(since: Instant) -> f64 {
     since.elapsed().as_secs_f64() * 1e3
 }
 
-/// One image through the chain: its logits and what the inference cost.
+/// One round as one party saw it: its inputs and outputs of each layer of
+/// the round (its shares mod t under the two-party protocol; under
+/// client-aided the client's exact values, the server's empty), and on
+/// the server what it executed.
+struct Seen {
+    layers: Vec<usize>,
+    inputs: Vec<Vec<i64>>,
+    outputs: Vec<Vec<i64>>,
+    executed: Executed,
+}
+
+/// The client's half of one inference.
+struct ClientRun {
+    logits: Vec<f64>,
+    seen: Vec<Seen>,
+    bytes_up: usize,
+    bytes_down: usize,
+    budget: i64,
+    /// Its own checks (noise budgets), timed apart and counted to no party.
+    checks_ms: f64,
+    /// From its first message to its logits, checks left out.
+    wall_ms: f64,
+    /// Time spent waiting on the channel.
+    waited_ms: f64,
+    traffic: Traffic,
+}
+
+/// The server's half of one inference.
+struct ServerRun {
+    seen: Vec<Seen>,
+    /// Its HE layers' time.
+    he_ms: f64,
+    traffic: Traffic,
+}
+
+fn as_signed(values: &[u64]) -> Vec<i64> {
+    values.iter().map(|&v| v as i64).collect()
+}
+
+/// One image through the chain, client and server in two threads over
+/// `network`: its logits and what the inference cost. The harness then
+/// adds up what each party saw and checks every round.
 fn one_image(
     dep: &Deployment,
+    network: Network,
     client: &mut Client,
     server: &Server,
+    plan: Option<&Plan>,
     image: &[f32],
     i: usize,
 ) -> Result<(Vec<f64>, Inference), InferError> {
     let net = &dep.net;
-    let mut m = Rounds {
-        server_ms: 0.0,
-        checks_ms: 0.0,
-        bytes_up: 0,
-        bytes_down: 0,
-        rounds: 0,
-        budget: i64::MAX,
-    };
-    let start = Instant::now();
-    let mut session = server.session();
-    let (logits, nonlinear) = match dep.protocol {
-        Protocol::ClientAided => {
-            let logits = net.logits_with(image, &mut |round: &Round| -> Result<_, InferError> {
-                let inputs: Vec<(usize, &[i64])> =
-                    round.iter().map(|(l, q)| (*l, q[0].as_slice())).collect();
-                let query = client.query(m.rounds, &inputs)?;
-                let clock = Instant::now();
-                let (reply, executed) = session.answer(&query)?;
-                m.server_ms += ms(clock);
-                let outputs: Vec<Vec<i64>> =
-                    client.read(&reply)?.into_iter().map(|a| a.output).collect();
-                check_round(
-                    dep,
-                    client,
-                    &mut m,
-                    i,
-                    (&inputs, &outputs),
-                    (&executed, &reply),
-                )?;
-                m.bytes_up += query.len();
-                Ok(outputs.into_iter().map(|o| vec![o]).collect())
-            })?;
-            (logits, None)
-        }
-        Protocol::TwoParty => {
-            let modulus = Modulus::new(dep.params.plaintext_modulus)?;
-            let mut steps = SharedSteps::new(net, modulus, &mut rand::rng())?;
-            let mut logits =
-                net.logits_on(image, &mut steps, &mut |round: &Round<Shares>| -> Result<
-                    Vec<Vec<Shares>>,
-                    InferError,
-                > {
-                    let mine: Vec<(usize, &[u64])> = round
-                        .iter()
-                        .map(|(l, x)| (*l, x[0].client.as_slice()))
-                        .collect();
-                    let query = client.query_shares(m.rounds, &mine)?;
-                    let theirs: Vec<&[u64]> =
-                        round.iter().map(|(_, x)| x[0].server.as_slice()).collect();
+    let (c, s): (ClientRun, ServerRun) = match plan {
+        None => two_parties(
+            network,
+            |channel| client_aided(net, client, channel, image),
+            |channel| {
+                let mut session = server.session();
+                let mut run = ServerRun {
+                    seen: Vec::new(),
+                    he_ms: 0.0,
+                    traffic: Traffic::default(),
+                };
+                for _ in 0..server.rounds() {
+                    let query = channel.recv()?;
                     let clock = Instant::now();
-                    let reply = session.answer_shares(&query, &theirs)?;
-                    m.server_ms += ms(clock);
-                    let outputs: Vec<Shares> = client
-                        .read(&reply.bytes)?
-                        .into_iter()
-                        .zip(reply.shares)
-                        .map(|(a, server)| Shares {
-                            client: a.output.iter().map(|&v| modulus.reduce(v)).collect(),
-                            server,
-                        })
-                        .collect();
-                    // The harness adds the shares up for its checks.
-                    let clock = Instant::now();
-                    let inputs: Vec<Vec<i64>> =
-                        round.iter().map(|(_, x)| x[0].reveal(modulus)).collect();
-                    let exact: Vec<(usize, &[i64])> = round
-                        .iter()
-                        .zip(&inputs)
-                        .map(|((l, _), x)| (*l, x.as_slice()))
-                        .collect();
-                    let revealed: Vec<Vec<i64>> =
-                        outputs.iter().map(|o| o.reveal(modulus)).collect();
-                    m.checks_ms += ms(clock);
-                    check_round(
-                        dep,
-                        client,
-                        &mut m,
-                        i,
-                        (&exact, &revealed),
-                        (&reply.executed, &reply.bytes),
-                    )?;
-                    m.bytes_up += query.len();
-                    Ok(outputs.into_iter().map(|o| vec![o]).collect())
-                })?;
-            (logits.pop().expect("one image"), Some(steps.traffic))
-        }
+                    let (reply, executed) = session.answer(&query)?;
+                    run.he_ms += ms(clock);
+                    channel.send(&reply)?;
+                    run.seen.push(Seen {
+                        layers: executed.iter().map(|(l, _)| *l).collect(),
+                        inputs: Vec::new(),
+                        outputs: Vec::new(),
+                        executed,
+                    });
+                }
+                Ok(run)
+            },
+        )?,
+        Some(plan) => two_parties(
+            network,
+            |channel| two_party_client(plan, client, channel, image),
+            |channel| two_party_server(plan, server, channel, image.len()),
+        )?,
     };
-    let total_ms = ms(start);
-    let gc_ms = nonlinear.map_or(0.0, |g| g.server_ms + g.client_ms);
+    if c.seen.len() != s.seen.len() {
+        return Err(InferError::Counts {
+            image: i,
+            layer: "every round".into(),
+            executed: format!("{} rounds", s.seen.len()),
+            modeled: format!("{} rounds asked for", c.seen.len()),
+        });
+    }
+    let modulus = plan.map(|p| p.modulus);
+    for (mine, theirs) in c.seen.iter().zip(&s.seen) {
+        // The harness adds the shares up for its checks.
+        let join = |a: &[Vec<i64>], b: &[Vec<i64>]| -> Vec<Vec<i64>> {
+            match modulus {
+                None => a.to_vec(),
+                Some(m) => a
+                    .iter()
+                    .zip(b)
+                    .map(|(a, b)| {
+                        a.iter()
+                            .zip(b)
+                            .map(|(&x, &y)| m.signed(m.add(x as u64, y as u64)))
+                            .collect()
+                    })
+                    .collect(),
+            }
+        };
+        let inputs = join(&mine.inputs, &theirs.inputs);
+        let outputs = join(&mine.outputs, &theirs.outputs);
+        check_round(dep, i, &mine.layers, (&inputs, &outputs), &theirs.executed)?;
+    }
+    let nonlinear = plan.map(|_| c.traffic.plus(s.traffic));
+    let gc_client_ms = nonlinear.map_or(0.0, |g| g.client_ms);
     Ok((
-        logits,
+        c.logits,
         Inference {
-            server_ms: m.server_ms,
-            client_ms: total_ms - m.server_ms - m.checks_ms - gc_ms,
-            bytes_up: m.bytes_up,
-            bytes_down: m.bytes_down,
-            rounds: m.rounds,
-            noise_budget_bits: m.budget,
+            server_ms: s.he_ms,
+            client_ms: c.wall_ms - c.waited_ms - gc_client_ms,
+            wall_ms: c.wall_ms,
+            bytes_up: c.bytes_up,
+            bytes_down: c.bytes_down,
+            rounds: c.seen.len(),
+            noise_budget_bits: c.budget,
             correct: false,
             nonlinear,
         },
     ))
 }
 
-/// Each layer of a round with its exact integer input.
-type LayerInputs<'a> = [(usize, &'a [i64])];
+impl ClientRun {
+    fn new() -> ClientRun {
+        ClientRun {
+            logits: Vec::new(),
+            seen: Vec::new(),
+            bytes_up: 0,
+            bytes_down: 0,
+            budget: i64::MAX,
+            checks_ms: 0.0,
+            wall_ms: 0.0,
+            waited_ms: 0.0,
+            traffic: Traffic::default(),
+        }
+    }
 
-/// The harness's checks of one round, timed apart: the server's executed
-/// counts against the cost model, each layer's output (`outputs`, the
+    /// Sends a round's query and returns the reply's answers, with its
+    /// noise budgets taken (timed apart).
+    fn round(
+        &mut self,
+        client: &Client,
+        channel: &Channel,
+        query: &[u8],
+    ) -> Result<Vec<Vec<i64>>, InferError> {
+        channel.send(query)?;
+        self.bytes_up += query.len();
+        let reply = channel.recv()?;
+        self.bytes_down += reply.len();
+        let outputs = client.read(&reply)?.into_iter().map(|a| a.output).collect();
+        let clock = Instant::now();
+        let budgets = client.reply_budgets(&reply)?;
+        self.budget = budgets.into_iter().fold(self.budget, i64::min);
+        self.checks_ms += ms(clock);
+        Ok(outputs)
+    }
+
+    fn finish(mut self, start: Instant, channel: &Channel, logits: Vec<f64>) -> ClientRun {
+        self.wall_ms = ms(start) - self.checks_ms;
+        self.waited_ms = channel.waited().as_secs_f64() * 1e3;
+        self.logits = logits;
+        self
+    }
+}
+
+/// The client under client-aided: it decrypts each layer's exact outputs
+/// and runs the integer model's steps itself.
+fn client_aided(
+    net: &QuantizedNet,
+    client: &mut Client,
+    channel: &Channel,
+    image: &[f32],
+) -> Result<ClientRun, InferError> {
+    let start = Instant::now();
+    let mut run = ClientRun::new();
+    let logits = net.logits_with(image, &mut |round: &Round| -> Result<_, InferError> {
+        let inputs: Vec<(usize, &[i64])> =
+            round.iter().map(|(l, q)| (*l, q[0].as_slice())).collect();
+        let query = client.query(run.seen.len(), &inputs)?;
+        let outputs = run.round(client, channel, &query)?;
+        run.seen.push(Seen {
+            layers: inputs.iter().map(|(l, _)| *l).collect(),
+            inputs: inputs.iter().map(|(_, x)| x.to_vec()).collect(),
+            outputs: outputs.clone(),
+            executed: Vec::new(),
+        });
+        Ok(outputs.into_iter().map(|o| vec![o]).collect())
+    })?;
+    Ok(run.finish(start, channel, logits))
+}
+
+/// The client under the two-party protocol: it encrypts its input shares,
+/// decrypts masked replies into its output shares, and evaluates the
+/// steps between layers as garbled circuits.
+fn two_party_client(
+    plan: &Plan,
+    client: &mut Client,
+    channel: &Channel,
+    image: &[f32],
+) -> Result<ClientRun, InferError> {
+    let start = Instant::now();
+    let modulus = plan.modulus;
+    let mut run = ClientRun::new();
+    let mut steps = ClientSteps::connect(plan, channel, &mut rand::rng())?;
+    let mut logits = logits_on(&plan.spec, image, &mut steps, &mut |round: &Round<
+        Vec<u64>,
+    >|
+     -> Result<
+        Vec<Vec<Vec<u64>>>,
+        InferError,
+    > {
+        let mine: Vec<(usize, &[u64])> = round.iter().map(|(l, x)| (*l, x[0].as_slice())).collect();
+        let query = client.query_shares(run.seen.len(), &mine)?;
+        let outputs: Vec<Vec<u64>> = run
+            .round(client, channel, &query)?
+            .into_iter()
+            .map(|o| o.iter().map(|&v| modulus.reduce(v)).collect())
+            .collect();
+        run.seen.push(Seen {
+            layers: mine.iter().map(|(l, _)| *l).collect(),
+            inputs: mine.iter().map(|(_, x)| as_signed(x)).collect(),
+            outputs: outputs.iter().map(|o| as_signed(o)).collect(),
+            executed: Vec::new(),
+        });
+        Ok(outputs.into_iter().map(|o| vec![o]).collect())
+    })?;
+    run.traffic = steps.traffic();
+    let logits = logits.pop().expect("one image");
+    Ok(run.finish(start, channel, logits))
+}
+
+/// The server under the two-party protocol: it adds its input shares to
+/// the client's encrypted ones, masks every reply, and garbles the steps
+/// between layers. Its share of the image is zero: it sees no pixel.
+fn two_party_server(
+    plan: &Plan,
+    server: &Server,
+    channel: &Channel,
+    image_len: usize,
+) -> Result<ServerRun, InferError> {
+    let mut session = server.session();
+    let mut steps = ServerSteps::connect(plan, channel, &mut rand::rng())?;
+    let mut run = ServerRun {
+        seen: Vec::new(),
+        he_ms: 0.0,
+        traffic: Traffic::default(),
+    };
+    let zeros = vec![0.0; image_len];
+    logits_on(&plan.spec, &zeros, &mut steps, &mut |round: &Round<
+        Vec<u64>,
+    >|
+     -> Result<
+        Vec<Vec<Vec<u64>>>,
+        InferError,
+    > {
+        let own: Vec<&[u64]> = round.iter().map(|(_, x)| x[0].as_slice()).collect();
+        let query = channel.recv()?;
+        let clock = Instant::now();
+        let reply = session.answer_shares(&query, &own)?;
+        run.he_ms += ms(clock);
+        channel.send(&reply.bytes)?;
+        run.seen.push(Seen {
+            layers: round.iter().map(|(l, _)| *l).collect(),
+            inputs: own.iter().map(|x| as_signed(x)).collect(),
+            outputs: reply.shares.iter().map(|o| as_signed(o)).collect(),
+            executed: reply.executed,
+        });
+        Ok(reply.shares.into_iter().map(|o| vec![o]).collect())
+    })?;
+    run.traffic = steps.traffic();
+    Ok(run)
+}
+
+/// The harness's checks of one round of image `i`: the server's executed
+/// counts against the cost model, and each layer's output (`outputs`, the
 /// shares added up under the two-party protocol) against the exact
-/// convolution of its input (`inputs`), and the reply's noise budgets; then
-/// the round's reply is counted.
+/// convolution of its input (`inputs`).
 fn check_round(
     dep: &Deployment,
-    client: &Client,
-    m: &mut Rounds,
     i: usize,
-    (inputs, outputs): (&LayerInputs, &[Vec<i64>]),
-    (executed, reply): (&Executed, &[u8]),
+    layers: &[usize],
+    (inputs, outputs): (&[Vec<i64>], &[Vec<i64>]),
+    executed: &Executed,
 ) -> Result<(), InferError> {
-    let clock = Instant::now();
-    for (((l, x), output), (_, cost)) in inputs.iter().zip(outputs).zip(executed) {
+    if executed.iter().map(|(l, _)| *l).ne(layers.iter().copied()) {
+        return Err(InferError::Counts {
+            image: i,
+            layer: format!("{layers:?}"),
+            executed: format!(
+                "layers {:?}",
+                executed.iter().map(|(l, _)| l).collect::<Vec<_>>()
+            ),
+            modeled: format!("layers {layers:?}"),
+        });
+    }
+    for (((l, x), output), (_, cost)) in layers.iter().zip(inputs).zip(outputs).zip(executed) {
         let layer = dep.net.layer(*l);
         let modeled = &dep.cost.layers[*l].cost;
         if cost != modeled {
@@ -592,11 +782,6 @@ fn check_round(
             });
         }
     }
-    let budgets = client.reply_budgets(reply)?;
-    m.budget = budgets.into_iter().fold(m.budget, i64::min);
-    m.checks_ms += ms(clock);
-    m.bytes_down += reply.len();
-    m.rounds += 1;
     Ok(())
 }
 
@@ -669,7 +854,7 @@ mod tests {
             let dep = Deployment::new(&net, &s, &he).unwrap();
             assert!(!dep.constant_time);
             assert_eq!(dep.params.special_bits.is_some(), special);
-            let report = run(&dep, &test, 2, |_| {}).unwrap();
+            let report = run(&dep, &test, 2, Network::Memory, |_| {}).unwrap();
             assert_eq!((report.images, report.matches), (2, 2));
             // conv0, two rounds per block (conv1 with its shortcut), the FC.
             assert_eq!(report.rounds, 2 + 2 * blocks);
@@ -716,7 +901,7 @@ mod tests {
         for (a, b) in dep.cost.layers.iter().zip(&dense.layers) {
             assert_eq!(a.cost, b.cost, "{}", a.layer);
         }
-        let report = run(&dep, &data(1), 1, |_| {}).unwrap();
+        let report = run(&dep, &data(1), 1, Network::Memory, |_| {}).unwrap();
         assert!(report.constant_time);
         assert_eq!(report.rotations, dense.total.rotations());
         let off = HeSpec {
@@ -754,7 +939,7 @@ mod tests {
         let dep = Deployment::new(&net, &s, &he(KeysMode::Dense, Flooding::DEFAULT, true)).unwrap();
         assert_eq!(dep.params.special_bits, None);
         assert_eq!(dep.keys, KeySet::default());
-        let report = run(&dep, &data(2), 2, |_| {}).unwrap();
+        let report = run(&dep, &data(2), 2, Network::Memory, |_| {}).unwrap();
         assert_eq!((report.images, report.matches), (2, 2));
         assert_eq!(
             (report.rotations, report.keys, report.keys_dense),
@@ -786,8 +971,11 @@ mod tests {
             &he(KeysMode::Dense, Flooding::DEFAULT, false),
         )
         .unwrap();
-        let report = run(&dep, &data(3), 3, |_| {}).unwrap();
+        // Over a real socket: the parties' threads exchange bytes only.
+        let report = run(&dep, &data(3), 3, Network::Loopback, |_| {}).unwrap();
         assert_eq!((report.matches, report.rounds), (3, 2));
+        assert_eq!(report.network, Network::Loopback);
+        assert!(report.wall_ms.mean > report.server_ms.mean + report.client_ms.mean);
         // conv0's outputs and the pooled channels on shares, then the reveal.
         let relus = net.convs[0].shape.c_out * 28 * 28 + net.fc.shape.c_in;
         let gc = report.nonlinear.as_ref().expect("two-party by default");
@@ -799,11 +987,11 @@ mod tests {
             ..he(KeysMode::Dense, Flooding::DEFAULT, false)
         };
         let dep_aided = Deployment::new(&net, &scheduler(Hoisting::On), &aided).unwrap();
-        let report = run(&dep_aided, &data(3), 3, |_| {}).unwrap();
+        let report = run(&dep_aided, &data(3), 3, Network::Loopback, |_| {}).unwrap();
         assert_eq!((report.matches, report.rounds), (3, 2));
         assert!(report.nonlinear.is_none());
         assert!(matches!(
-            run(&dep, &data(3), 4, |_| {}),
+            run(&dep, &data(3), 4, Network::Memory, |_| {}),
             Err(InferError::Images {
                 asked: 4,
                 available: 3

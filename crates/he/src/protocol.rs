@@ -484,6 +484,11 @@ impl Server {
     /// A fresh session for one inference, expecting round 0. Its state is
     /// the next round; dropping it (a client that stops early) frees it and
     /// touches nothing else.
+    /// The rounds of every session.
+    pub fn rounds(&self) -> usize {
+        self.rounds.len()
+    }
+
     pub fn session(&self) -> Session<'_> {
         Session {
             server: self,

@@ -8,17 +8,22 @@
 //! and neither learns an activation.
 //!
 //! [`plan`] maps the integer model's steps and their bounds to checked
-//! circuit parameters; [`shared`] evaluates a forward pass on shares,
-//! implementing explore-quant's [`Steps`](explore_quant::Steps) so that
-//! the order of the rounds stays the integer model's; [`dealer`] supplies
-//! linear layers on shares in the clear, to measure this half alone.
+//! circuit parameters, for a whole network; [`channel`] carries the parties'
+//! messages as bytes, in memory or over a loopback socket, with each party
+//! in its own thread; [`shared`] is each party's half of a forward pass on
+//! shares, implementing explore-quant's [`Steps`](explore_quant::Steps) so
+//! that the order of the rounds stays the integer model's; [`dealer`]
+//! supplies linear layers on shares in the clear, to measure this half
+//! alone.
 
+pub mod channel;
 pub mod dealer;
 pub mod plan;
 pub mod shared;
 
-pub use plan::{ChannelCircuit, Garbling, MeanCircuit, Modulus};
-pub use shared::{SharedSteps, Shares, Traffic};
+pub use channel::{Channel, Network, two_parties};
+pub use plan::{ChannelCircuit, Garbling, MeanCircuit, Modulus, Plan};
+pub use shared::{ClientSteps, PartySteps, ServerSteps, Shares, Traffic};
 
 /// Why a step cannot run on shares.
 #[derive(Debug, thiserror::Error, PartialEq)]
@@ -36,6 +41,10 @@ pub enum PrivateError {
         "the plaintext modulus must be an odd prime of at most 62 bits, got {0}: pick it with PlaintextModulus::for_layers"
     )]
     Modulus(u64),
+    #[error("the channel between the parties: {0}")]
+    Channel(String),
+    #[error("malformed message: {0}")]
+    Message(String),
     #[error(transparent)]
     Gc(#[from] explore_gc::GcError),
     #[error(transparent)]

@@ -3,10 +3,16 @@
 //! [`Step`] and the bounds of its terms (the accumulator's from the
 //! channel's weights, the shortcut's from its conv or the activation
 //! range), and one [`MeanCircuit`] per pooled channel; all checked against
-//! the plaintext modulus so that no shared value wraps.
+//! the plaintext modulus so that no shared value wraps. A [`Plan`] holds
+//! them for a whole network, with what else both parties need and neither
+//! has to compute from the weights.
 
 use explore_gc::{Circuit, GcError, MeanParams, ReluParams, ShareInputs, Term};
+use explore_he_model::arch::NetSpec;
 use explore_quant::fixed::Step;
+use explore_quant::{
+    InputStep, LogitStep, QuantizedNet, Reader, Round, Shortcut, Steps, logits_on,
+};
 
 use crate::PrivateError;
 
@@ -44,6 +50,210 @@ impl Modulus {
     /// (a + b) mod t.
     pub fn add(&self, a: u64, b: u64) -> u64 {
         (a + b) % self.t
+    }
+
+    /// (-a) mod t: the share that cancels a mask a.
+    pub fn neg(&self, a: u64) -> u64 {
+        (self.t - a % self.t) % self.t
+    }
+
+    /// The bytes of one residue on the wire.
+    fn word(&self) -> usize {
+        self.bits.div_ceil(8)
+    }
+
+    /// Residues as sent: each in the fewest little-endian bytes t needs.
+    pub fn to_bytes(&self, residues: &[u64]) -> Vec<u8> {
+        let word = self.word();
+        residues
+            .iter()
+            .flat_map(|r| r.to_le_bytes().into_iter().take(word))
+            .collect()
+    }
+
+    /// Residues from `bytes`, each checked below t; `message` names the
+    /// message in the error.
+    pub fn from_bytes(&self, bytes: &[u8], message: &str) -> Result<Vec<u64>, PrivateError> {
+        let word = self.word();
+        if !bytes.len().is_multiple_of(word) {
+            return Err(PrivateError::Message(format!(
+                "{message}: {} bytes is not a whole number of {word}-byte residues",
+                bytes.len()
+            )));
+        }
+        bytes
+            .chunks_exact(word)
+            .map(|c| {
+                let mut le = [0u8; 8];
+                le[..word].copy_from_slice(c);
+                let r = u64::from_le_bytes(le);
+                if r < self.t {
+                    Ok(r)
+                } else {
+                    Err(PrivateError::Message(format!(
+                        "{message}: residue {r} is not below t = {}",
+                        self.t
+                    )))
+                }
+            })
+            .collect()
+    }
+}
+
+/// Everything between the linear layers of one network that both parties
+/// hold: the architecture (the order of the rounds), the image's
+/// quantization, each layer's channel circuits, pooling's circuits and the
+/// logits' rescaling. It holds no weight; the circuits' constants (each
+/// channel's rescaling and bias) are public to both parties, as the
+/// circuits a garbler and an evaluator agree on are.
+#[derive(Debug, Clone)]
+pub struct Plan {
+    pub modulus: Modulus,
+    pub spec: NetSpec,
+    pub input: InputStep,
+    /// Per layer index, the circuits of the step that reads its
+    /// accumulators, one per output channel (none for a shortcut conv,
+    /// whose accumulators its block's second step reads, or the FC layer).
+    layers: Vec<Vec<ChannelCircuit>>,
+    /// One per pooled channel.
+    pool: Vec<MeanCircuit>,
+    pub logits: Vec<LogitStep>,
+}
+
+impl Plan {
+    /// The plan of `net` at `modulus`: its forward pass is walked once
+    /// with the steps recorded, so each layer's circuits are built for the
+    /// shortcut and reader the pass gives it. A step whose bounds would
+    /// wrap mod t is an error naming the layer and channel.
+    pub fn new(net: &QuantizedNet, modulus: Modulus) -> Result<Plan, PrivateError> {
+        let mut recorder = Recorder {
+            net,
+            plan: Plan {
+                modulus,
+                spec: net.spec.clone(),
+                input: net.input_step(),
+                layers: vec![Vec::new(); net.convs.len() + 1],
+                pool: Vec::new(),
+                logits: net.logit_steps(),
+            },
+            pooled_bound: Vec::new(),
+        };
+        let (c, h, w) = net.spec.dataset.input_shape();
+        logits_on(
+            &net.spec,
+            &vec![0.0; c * h * w],
+            &mut recorder,
+            &mut |round: &Round<usize>| {
+                Ok(round
+                    .iter()
+                    .map(|(l, xs)| {
+                        let shape = &net.layer(*l).shape;
+                        vec![shape.c_out * shape.out_h() * shape.out_w(); xs.len()]
+                    })
+                    .collect())
+            },
+        )?;
+        Ok(recorder.plan)
+    }
+
+    /// The circuits of the step that reads layer `l`'s accumulators.
+    pub fn layer(&self, l: usize) -> &[ChannelCircuit] {
+        &self.layers[l]
+    }
+
+    /// Pooling's circuit per channel.
+    pub fn pool(&self) -> &[MeanCircuit] {
+        &self.pool
+    }
+}
+
+/// The forward pass with values replaced by their counts per image,
+/// building each step's circuits as the pass reaches it.
+struct Recorder<'a> {
+    net: &'a QuantizedNet,
+    plan: Plan,
+    /// Per channel, the largest value the last block passes to pooling.
+    pooled_bound: Vec<u64>,
+}
+
+impl Recorder<'_> {
+    /// Each channel's circuit, or the error naming `layer` and the channel.
+    fn circuits<C>(
+        &self,
+        layer: &str,
+        channels: impl Iterator<Item = Result<C, GcError>>,
+    ) -> Result<Vec<C>, PrivateError> {
+        channels
+            .enumerate()
+            .map(|(channel, c)| {
+                c.map_err(|source| PrivateError::Step {
+                    layer: layer.to_string(),
+                    channel,
+                    modulus: self.plan.modulus.t,
+                    source,
+                })
+            })
+            .collect()
+    }
+}
+
+impl Steps<PrivateError> for Recorder<'_> {
+    type Act = usize;
+    type Int = usize;
+
+    fn input(&mut self, image: Vec<f64>) -> Result<usize, PrivateError> {
+        Ok(image.len())
+    }
+
+    fn quantize(&mut self, _: usize, xs: &[usize]) -> Result<Vec<usize>, PrivateError> {
+        Ok(xs.to_vec())
+    }
+
+    fn output(
+        &mut self,
+        l: usize,
+        acc: Vec<usize>,
+        shortcut: Option<Shortcut<usize, usize>>,
+        reader: Reader,
+    ) -> Result<Vec<usize>, PrivateError> {
+        let net = self.net;
+        let modulus = self.plan.modulus;
+        let kind = shortcut.as_ref().map(Shortcut::kind);
+        let (acc_bounds, short_bounds) = net.term_bounds(l, kind);
+        let short_bound = |o: usize| short_bounds.as_ref().map(|b| b[o]);
+        let steps = net.steps(l, kind, reader);
+        self.plan.layers[l] = self.circuits(
+            &net.layer(l).shape.name,
+            steps
+                .iter()
+                .enumerate()
+                .map(|(o, step)| ChannelCircuit::new(step, acc_bounds[o], short_bound(o), modulus)),
+        )?;
+        if reader == Reader::Pool {
+            self.pooled_bound = steps
+                .iter()
+                .enumerate()
+                .map(|(o, s)| s.bound(acc_bounds[o], short_bound(o).unwrap_or(0)))
+                .collect();
+        }
+        Ok(acc)
+    }
+
+    fn pool(&mut self, xs: Vec<usize>, channels: usize) -> Result<Vec<usize>, PrivateError> {
+        let hw = xs.first().map_or(1, |&n| n / channels);
+        let step = self.net.pool_step(hw);
+        let modulus = self.plan.modulus;
+        self.plan.pool = self.circuits(
+            "pooling",
+            self.pooled_bound
+                .iter()
+                .map(|&b| MeanCircuit::new(&step, hw, b, modulus)),
+        )?;
+        Ok(vec![channels; xs.len()])
+    }
+
+    fn logits(&mut self, acc: Vec<usize>) -> Result<Vec<Vec<f64>>, PrivateError> {
+        Ok(acc.iter().map(|&n| vec![0.0; n]).collect())
     }
 }
 

@@ -1,41 +1,38 @@
-//! A forward pass of the integer model on additive shares: the client and
-//! the server each hold a share mod t of every linear layer's input and
-//! accumulators, and every step between linear layers runs as one garbled
-//! circuit per output value: a share ReLU per channel's output, a share
-//! mean per pooled channel. [`SharedSteps`] implements explore-quant's
-//! [`Steps`], so the forward pass (and its order of rounds) is the integer
-//! model's own; the caller supplies the linear layers on shares.
+//! A forward pass of the integer model on additive shares, one half per
+//! party: the client and the server each hold a share mod t of every
+//! linear layer's input and accumulators, and every step between linear
+//! layers runs as one garbled circuit per output value (a share ReLU per
+//! channel's output, a share mean per pooled channel) that the server
+//! garbles and the client evaluates. Both halves implement explore-quant's
+//! [`Steps`], so each party runs the integer model's own forward pass (the
+//! client from the architecture alone, [`Plan`]); the caller supplies the
+//! linear layers on shares.
 //!
-//! Both parties run in this process, each touching only its own state: the
-//! server its shares, masks, garblings and OT sender; the client its shares,
-//! OT receiver and what it is sent. Every OT message crosses as bytes
-//! (`to_bytes`, then `from_bytes`), and [`Traffic`] counts what each party
-//! sends. Per layer: the server draws a fresh mask r per output and garbles
-//! each output's circuit on its own reserved tweaks and CSPRNG stream (in
-//! parallel); the client obtains the labels of its bits by one OT
-//! extension, evaluates, and decodes (z + r) mod t, its new share; the
-//! server's is (t - r) mod t. After the FC layer the server sends its
-//! shares and the client reconstructs the accumulators, the inference's
-//! output, and rescales them into logits.
+//! The parties share no memory: each holds its own end of a [`Channel`] and
+//! every message crosses it as bytes. Once per session the client starts
+//! the base OTs and the server answers. Per garbled layer the client
+//! sends its OT extension request for its share bits; the server, having
+//! drawn a fresh mask r per output and garbled each output's circuit on its
+//! own reserved tweaks and CSPRNG stream (in parallel), answers with the
+//! garbled tables, the labels of its own bits and the OT reply; the client
+//! evaluates and decodes (z + r) mod t, its new share, while the server's
+//! is -r mod t. After the FC layer the server sends its shares and the
+//! client reconstructs the accumulators, the inference's output, and
+//! rescales them into logits.
 
 use explore_gc::ot::base::{self, KAPPA};
 use explore_gc::{
-    Block, Encoding, ExtReceiver, ExtSender, ExtendRequest, ExtendResponse, GarbledCircuit,
-    GcError, ShareInputs, Tweaks, evaluate, from_bits, garble, send_evaluator_labels,
+    ExtReceiver, ExtSender, ExtendRequest, ExtendResponse, GarbledCircuit, GcError, ShareInputs,
+    Tweaks, blocks_from_bytes, blocks_to_bytes, evaluate, from_bits, garble, send_evaluator_labels,
 };
-use explore_quant::{QuantizedNet, Reader, Shortcut, Steps};
+use explore_quant::{Reader, Shortcut, Steps};
 use rand::rngs::StdRng;
 use rand::{CryptoRng, Rng, SeedableRng};
 use rayon::prelude::*;
 
 use crate::PrivateError;
-use crate::plan::{ChannelCircuit, Garbling, MeanCircuit, Modulus};
-
-/// One circuit's inputs: each party's shares, in the circuit's order.
-struct Inputs {
-    client: Vec<u64>,
-    server: Vec<u64>,
-}
+use crate::channel::Channel;
+use crate::plan::{Garbling, Modulus, Plan};
 
 /// Additive shares mod t of one image's values: client + server = value.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -73,7 +70,8 @@ impl Shares {
 /// What the two-party steps of one session cost: share ReLUs, AND gates,
 /// bytes each way, round trips, and each party's measured time. Offline is
 /// what does not depend on the input (the base OTs, the garbled tables,
-/// which a server can send ahead); online the rest.
+/// which a server can send ahead); online the rest. Each party counts what
+/// it sends and its own time; [`Traffic::plus`] joins the two halves.
 #[derive(Debug, Clone, Copy, Default, PartialEq, serde::Serialize)]
 pub struct Traffic {
     pub relus: usize,
@@ -82,7 +80,8 @@ pub struct Traffic {
     pub online_client_bytes: usize,
     pub online_server_bytes: usize,
     /// Messages the client waits for: one per garbled layer (its OT
-    /// request, answered with the labels), and the output's reveal.
+    /// request, answered with the tables, labels and OT reply), and the
+    /// output's reveal.
     pub rounds: usize,
     /// The server's garbling, masks, labels and OT replies.
     pub server_ms: f64,
@@ -90,223 +89,382 @@ pub struct Traffic {
     pub client_ms: f64,
 }
 
-/// The steps between linear layers, evaluated on shares by both parties
-/// (see the module documentation).
-pub struct SharedSteps<'a> {
-    net: &'a QuantizedNet,
-    modulus: Modulus,
-    /// The server's CSPRNG: masks and the seeds of its garblings.
-    server_rng: StdRng,
-    tweaks: Tweaks,
-    sender: ExtSender,
-    receiver: ExtReceiver,
-    /// Per channel, the largest value the last block passes to pooling.
-    pooled_bound: Vec<u64>,
-    pub traffic: Traffic,
+impl Traffic {
+    /// Both parties' counts together.
+    pub fn plus(self, other: Traffic) -> Traffic {
+        Traffic {
+            relus: self.relus + other.relus,
+            and_gates: self.and_gates + other.and_gates,
+            offline_bytes: self.offline_bytes + other.offline_bytes,
+            online_client_bytes: self.online_client_bytes + other.online_client_bytes,
+            online_server_bytes: self.online_server_bytes + other.online_server_bytes,
+            rounds: self.rounds + other.rounds,
+            server_ms: self.server_ms + other.server_ms,
+            client_ms: self.client_ms + other.client_ms,
+        }
+    }
 }
 
 fn ms(since: std::time::Instant) -> f64 {
     since.elapsed().as_secs_f64() * 1e3
 }
 
-/// The bytes of a wire label.
-const LABEL_BYTES: usize = size_of::<Block>();
+/// One circuit per output value of a garbled layer, with the party's own
+/// share of each of the values it reads.
+type Jobs<'c, P> = Vec<(&'c Garbling<P>, Vec<u64>)>;
 
-impl<'a> SharedSteps<'a> {
-    /// A session: the base OTs between client and server, then the
-    /// extension that serves every layer. `rng` must be a CSPRNG.
-    pub fn new<R: CryptoRng + ?Sized>(
-        net: &'a QuantizedNet,
+/// One party's side of the steps: how a layer of circuits runs, how an
+/// image enters and how the logits leave.
+pub trait Role {
+    /// The party's new share of each job's output.
+    fn garbled<P: ShareInputs + Sync>(
+        &mut self,
+        channel: &Channel,
         modulus: Modulus,
+        jobs: Jobs<'_, P>,
+    ) -> Result<Vec<u64>, PrivateError>;
+
+    /// The party's share of the first layer's input.
+    fn input(&self, plan: &Plan, image: &[f64]) -> Vec<u64>;
+
+    /// The FC accumulators' shares as logits (the client's) or nothing
+    /// (the server's).
+    fn logits(
+        &mut self,
+        channel: &Channel,
+        plan: &Plan,
+        acc: &[u64],
+    ) -> Result<Vec<f64>, PrivateError>;
+
+    fn traffic(&mut self) -> &mut Traffic;
+}
+
+/// The server's role: it garbles with its own CSPRNG and tweaks, and
+/// sends the evaluator's labels by OT extension.
+pub struct Garbler {
+    rng: StdRng,
+    tweaks: Tweaks,
+    sender: ExtSender,
+    traffic: Traffic,
+}
+
+/// The client's role: it receives its labels by OT extension and
+/// evaluates.
+pub struct Evaluator {
+    receiver: ExtReceiver,
+    traffic: Traffic,
+}
+
+/// One party's half of the steps between linear layers, on its shares,
+/// over its end of the channel.
+pub struct PartySteps<'a, R> {
+    plan: &'a Plan,
+    channel: &'a Channel,
+    role: R,
+}
+
+pub type ServerSteps<'a> = PartySteps<'a, Garbler>;
+pub type ClientSteps<'a> = PartySteps<'a, Evaluator>;
+
+impl<R: Role> PartySteps<'_, R> {
+    /// What this party's steps have cost so far (its own half).
+    pub fn traffic(&mut self) -> Traffic {
+        *self.role.traffic()
+    }
+}
+
+impl<'a> ServerSteps<'a> {
+    /// The server's half of a session: it answers the client's base OTs,
+    /// which set up the extension that serves every layer. `rng` must be a
+    /// CSPRNG.
+    pub fn connect<R: CryptoRng + ?Sized>(
+        plan: &'a Plan,
+        channel: &'a Channel,
         rng: &mut R,
-    ) -> Result<SharedSteps<'a>, PrivateError> {
-        let (setup, message) = ExtReceiver::setup(rng);
-        let message = message.to_bytes();
+    ) -> Result<ServerSteps<'a>, PrivateError> {
+        let message = channel.recv()?;
+        let clock = std::time::Instant::now();
         let (sender, reply) = ExtSender::setup(rng, &base::SenderMessage::from_bytes(&message)?);
         let reply = reply.to_bytes();
-        let receiver = setup.finish(&base::ReceiverMessage::from_bytes(&reply, KAPPA)?)?;
-        Ok(SharedSteps {
-            net,
-            modulus,
-            server_rng: {
-                let mut seed = [0u8; 32];
-                rng.fill_bytes(&mut seed);
-                StdRng::from_seed(seed)
-            },
-            tweaks: Tweaks::new(),
-            sender,
-            receiver,
-            pooled_bound: Vec::new(),
-            traffic: Traffic {
-                offline_bytes: message.len() + reply.len(),
-                ..Traffic::default()
+        let mut seed = [0u8; 32];
+        rng.fill_bytes(&mut seed);
+        let server_ms = ms(clock);
+        channel.send(&reply)?;
+        Ok(PartySteps {
+            plan,
+            channel,
+            role: Garbler {
+                rng: StdRng::from_seed(seed),
+                tweaks: Tweaks::new(),
+                sender,
+                traffic: Traffic {
+                    offline_bytes: reply.len(),
+                    server_ms,
+                    ..Traffic::default()
+                },
             },
         })
     }
+}
 
-    /// One garbled circuit per output value of one image: `job(j)` gives
-    /// value j's circuit and its inputs, the client's shares and the
-    /// server's. Returns the new shares.
-    fn garbled<'c, P: ShareInputs + Sync + 'c>(
-        &mut self,
-        n: usize,
-        job: impl Fn(usize) -> (&'c Garbling<P>, Inputs) + Sync,
-    ) -> Result<Shares, PrivateError> {
-        let t = self.modulus.t;
-        // Each value's circuit and inputs, built once.
-        let jobs: Vec<(&Garbling<P>, Inputs)> = (0..n).map(job).collect();
-        let circuit = |j: usize| jobs[j].0;
-
+impl<'a> ClientSteps<'a> {
+    /// The client's half of a session: it starts the base OTs. `rng` must
+    /// be a CSPRNG.
+    pub fn connect<R: CryptoRng + ?Sized>(
+        plan: &'a Plan,
+        channel: &'a Channel,
+        rng: &mut R,
+    ) -> Result<ClientSteps<'a>, PrivateError> {
         let clock = std::time::Instant::now();
-        // Server: masks, and each garbling on its own tweaks and stream.
-        let masks: Vec<u64> = (0..n).map(|_| self.server_rng.random_range(0..t)).collect();
-        let streams = (0..n)
-            .map(|j| {
-                let tweaks = self.tweaks.reserve(circuit(j).circuit.and_gates())?;
-                Ok((tweaks, StdRng::from_rng(&mut self.server_rng)))
+        let (setup, message) = ExtReceiver::setup(rng);
+        let message = message.to_bytes();
+        let mut client_ms = ms(clock);
+        channel.send(&message)?;
+        let reply = channel.recv()?;
+        let clock = std::time::Instant::now();
+        let receiver = setup.finish(&base::ReceiverMessage::from_bytes(&reply, KAPPA)?)?;
+        client_ms += ms(clock);
+        Ok(PartySteps {
+            plan,
+            channel,
+            role: Evaluator {
+                receiver,
+                traffic: Traffic {
+                    offline_bytes: message.len(),
+                    client_ms,
+                    ..Traffic::default()
+                },
+            },
+        })
+    }
+}
+
+impl Role for Garbler {
+    fn garbled<P: ShareInputs + Sync>(
+        &mut self,
+        channel: &Channel,
+        modulus: Modulus,
+        jobs: Jobs<'_, P>,
+    ) -> Result<Vec<u64>, PrivateError> {
+        let n = jobs.len();
+        let clock = std::time::Instant::now();
+        let masks: Vec<u64> = (0..n)
+            .map(|_| self.rng.random_range(0..modulus.t))
+            .collect();
+        // Each garbling on its own tweaks and stream, so they run in
+        // parallel.
+        let streams = jobs
+            .iter()
+            .map(|(g, _)| {
+                let tweaks = self.tweaks.reserve(g.circuit.and_gates())?;
+                Ok((tweaks, StdRng::from_rng(&mut self.rng)))
             })
             .collect::<Result<Vec<_>, GcError>>()?;
-        let (garbled, encodings): (Vec<GarbledCircuit>, Vec<Encoding>) = streams
+        let (garbled, encodings): (Vec<GarbledCircuit>, Vec<_>) = streams
             .into_par_iter()
-            .enumerate()
-            .map(|(j, (mut tweaks, mut rng))| garble(&circuit(j).circuit, &mut tweaks, &mut rng))
+            .zip(&jobs)
+            .map(|((mut tweaks, mut rng), (g, _))| garble(&g.circuit, &mut tweaks, &mut rng))
             .collect::<Result<Vec<_>, GcError>>()?
             .into_iter()
             .unzip();
-        let garbler_labels = encodings
+        let mut message: Vec<u8> = garbled.iter().flat_map(GarbledCircuit::to_bytes).collect();
+        let tables = message.len();
+        let own = encodings
             .par_iter()
-            .enumerate()
-            .map(|(j, e)| {
-                e.garbler_labels(&circuit(j).params.garbler_bits(&jobs[j].1.server, masks[j]))
-            })
+            .zip(&jobs)
+            .zip(&masks)
+            .map(|((e, (g, shares)), &mask)| e.garbler_labels(&g.params.garbler_bits(shares, mask)))
             .collect::<Result<Vec<_>, GcError>>()?;
-
+        own.iter()
+            .for_each(|labels| message.extend(blocks_to_bytes(labels)));
         let mut server_ms = ms(clock);
 
-        // Client: the labels of its bits by one OT extension.
-        let clock = std::time::Instant::now();
-        let bits: Vec<bool> = (0..n)
-            .flat_map(|j| circuit(j).params.evaluator_bits(&jobs[j].1.client))
-            .collect();
-        let offsets: Vec<usize> = (0..n)
-            .scan(0, |at, j| {
-                let start = *at;
-                *at += circuit(j).circuit.evaluator_inputs();
-                Some(start)
-            })
-            .collect();
-        let (request, pending) = self.receiver.extend(&bits);
-        let request = request.to_bytes();
-        let mut client_ms = ms(clock);
+        let request = channel.recv()?;
         let clock = std::time::Instant::now();
         let response = send_evaluator_labels(
             &encodings,
             &mut self.sender,
             &ExtendRequest::from_bytes(&request)?,
         )?;
-        let response = response.to_bytes();
+        message.extend(response.to_bytes());
         server_ms += ms(clock);
-        let clock = std::time::Instant::now();
-        let labels = pending.finish(&ExtendResponse::from_bytes(&response, bits.len())?)?;
-
-        // Client: evaluates and decodes its new share.
-        let client = garbled
-            .par_iter()
-            .zip(&garbler_labels)
-            .enumerate()
-            .map(|(j, (g, own))| {
-                let c = &circuit(j).circuit;
-                let theirs = &labels[offsets[j]..offsets[j] + c.evaluator_inputs()];
-                let outputs = evaluate(c, g, own, theirs)?;
-                Ok(from_bits(&g.decode(&outputs)?))
-            })
-            .collect::<Result<Vec<u64>, GcError>>()?;
-        client_ms += ms(clock);
+        channel.send(&message)?;
 
         let traffic = &mut self.traffic;
         traffic.server_ms += server_ms;
-        traffic.client_ms += client_ms;
         traffic.relus += n;
-        traffic.and_gates += (0..n)
-            .map(|j| circuit(j).circuit.and_gates())
+        traffic.and_gates += jobs
+            .iter()
+            .map(|(g, _)| g.circuit.and_gates())
             .sum::<usize>();
-        traffic.offline_bytes += garbled.iter().map(GarbledCircuit::bytes).sum::<usize>();
-        traffic.online_client_bytes += request.len();
-        traffic.online_server_bytes +=
-            response.len() + garbler_labels.iter().map(Vec::len).sum::<usize>() * LABEL_BYTES;
+        traffic.offline_bytes += tables;
+        traffic.online_server_bytes += message.len() - tables;
         traffic.rounds += 1;
-        Ok(Shares {
-            client,
-            server: masks.iter().map(|&r| (t - r) % t).collect(),
-        })
+        Ok(masks.iter().map(|&r| modulus.neg(r)).collect())
     }
 
-    /// Each channel's circuit, or the error naming `layer` and the channel.
-    fn circuits<C>(
-        &self,
-        layer: &str,
-        channels: impl Iterator<Item = Result<C, GcError>>,
-    ) -> Result<Vec<C>, PrivateError> {
-        channels
-            .enumerate()
-            .map(|(channel, c)| {
-                c.map_err(|source| PrivateError::Step {
-                    layer: layer.to_string(),
-                    channel,
-                    modulus: self.modulus.t,
-                    source,
-                })
+    /// The server's share of the image is zero.
+    fn input(&self, _: &Plan, image: &[f64]) -> Vec<u64> {
+        vec![0; image.len()]
+    }
+
+    /// Sends its shares; it learns no logit.
+    fn logits(
+        &mut self,
+        channel: &Channel,
+        plan: &Plan,
+        acc: &[u64],
+    ) -> Result<Vec<f64>, PrivateError> {
+        let message = plan.modulus.to_bytes(acc);
+        channel.send(&message)?;
+        self.traffic.online_server_bytes += message.len();
+        self.traffic.rounds += 1;
+        Ok(Vec::new())
+    }
+
+    fn traffic(&mut self) -> &mut Traffic {
+        &mut self.traffic
+    }
+}
+
+impl Role for Evaluator {
+    fn garbled<P: ShareInputs + Sync>(
+        &mut self,
+        channel: &Channel,
+        modulus: Modulus,
+        jobs: Jobs<'_, P>,
+    ) -> Result<Vec<u64>, PrivateError> {
+        let clock = std::time::Instant::now();
+        let bits: Vec<bool> = jobs
+            .iter()
+            .flat_map(|(g, shares)| g.params.evaluator_bits(shares))
+            .collect();
+        let (request, pending) = self.receiver.extend(&bits);
+        let request = request.to_bytes();
+        let mut client_ms = ms(clock);
+        channel.send(&request)?;
+        self.traffic.online_client_bytes += request.len();
+
+        let message = channel.recv()?;
+        let clock = std::time::Instant::now();
+        let mut rest = message.as_slice();
+        let mut garbled = Vec::with_capacity(jobs.len());
+        for (g, _) in &jobs {
+            let (one, after) = GarbledCircuit::from_bytes(rest, &g.circuit)?;
+            garbled.push(one);
+            rest = after;
+        }
+        let mut theirs = Vec::with_capacity(jobs.len());
+        for (g, _) in &jobs {
+            let (labels, after) =
+                blocks_from_bytes(rest, g.circuit.garbler_inputs(), "garbler labels")?;
+            theirs.push(labels);
+            rest = after;
+        }
+        let labels = pending.finish(&ExtendResponse::from_bytes(rest, bits.len())?)?;
+        let offsets: Vec<usize> = jobs
+            .iter()
+            .scan(0, |at, (g, _)| {
+                let start = *at;
+                *at += g.circuit.evaluator_inputs();
+                Some(start)
             })
+            .collect();
+        let shares = garbled
+            .par_iter()
+            .zip(&theirs)
+            .zip(&jobs)
+            .zip(&offsets)
+            .map(|(((garbling, theirs), (g, _)), &at)| {
+                let c = &g.circuit;
+                let mine = &labels[at..at + c.evaluator_inputs()];
+                let outputs = evaluate(c, garbling, theirs, mine)?;
+                Ok(from_bits(&garbling.decode(&outputs)?))
+            })
+            .collect::<Result<Vec<u64>, GcError>>()?;
+        client_ms += ms(clock);
+        self.traffic.client_ms += client_ms;
+        // A decoded value at or above t means the garbling was not for
+        // these shares.
+        if let Some(&bad) = shares.iter().find(|&&s| s >= modulus.t) {
+            return Err(PrivateError::Message(format!(
+                "a garbled step decoded to {bad}, not below t = {}",
+                modulus.t
+            )));
+        }
+        Ok(shares)
+    }
+
+    /// The client's share is its quantized image.
+    fn input(&self, plan: &Plan, image: &[f64]) -> Vec<u64> {
+        plan.input
+            .apply(image)
+            .iter()
+            .map(|&v| plan.modulus.reduce(v))
             .collect()
+    }
+
+    /// Reconstructs the accumulators from the server's shares and
+    /// rescales each into its logit.
+    fn logits(
+        &mut self,
+        channel: &Channel,
+        plan: &Plan,
+        acc: &[u64],
+    ) -> Result<Vec<f64>, PrivateError> {
+        let message = channel.recv()?;
+        let theirs = plan
+            .modulus
+            .from_bytes(&message, "the server's output shares")?;
+        if theirs.len() != acc.len() {
+            return Err(PrivateError::Message(format!(
+                "{} output shares, the FC layer has {}",
+                theirs.len(),
+                acc.len()
+            )));
+        }
+        let shares = Shares {
+            client: acc.to_vec(),
+            server: theirs,
+        };
+        Ok(shares
+            .reveal(plan.modulus)
+            .iter()
+            .zip(&plan.logits)
+            .map(|(&v, l)| l.apply(v))
+            .collect())
+    }
+
+    fn traffic(&mut self) -> &mut Traffic {
+        &mut self.traffic
     }
 }
 
 /// Serves a forward pass whose error `E` holds a [`PrivateError`] (the
-/// linear layers' own errors are the caller's).
-impl<E: From<PrivateError>> Steps<E> for SharedSteps<'_> {
-    type Act = Shares;
-    type Int = Shares;
+/// linear layers' own errors are the caller's). Each value is the party's
+/// own share of it.
+impl<E: From<PrivateError>, R: Role> Steps<E> for PartySteps<'_, R> {
+    type Act = Vec<u64>;
+    type Int = Vec<u64>;
 
-    /// The client's quantized image is its share; the server's is zero.
-    fn input(&mut self, image: Vec<f64>) -> Result<Shares, E> {
-        let x = self.net.input(&image);
-        Ok(Shares {
-            client: x.iter().map(|&v| self.modulus.reduce(v)).collect(),
-            server: vec![0; x.len()],
-        })
+    fn input(&mut self, image: Vec<f64>) -> Result<Vec<u64>, E> {
+        Ok(self.role.input(self.plan, &image))
     }
 
-    fn quantize(&mut self, _: usize, xs: &[Shares]) -> Result<Vec<Shares>, E> {
+    fn quantize(&mut self, _: usize, xs: &[Vec<u64>]) -> Result<Vec<Vec<u64>>, E> {
         Ok(xs.to_vec())
     }
 
+    /// The plan's circuits for layer `l` (built for the shortcut and the
+    /// reader this pass gives it).
     fn output(
         &mut self,
         l: usize,
-        acc: Vec<Shares>,
-        shortcut: Option<Shortcut<Shares, Shares>>,
-        reader: Reader,
-    ) -> Result<Vec<Shares>, E> {
-        let net = self.net;
-        let kind = shortcut.as_ref().map(Shortcut::kind);
-        let (acc_bounds, short_bounds) = net.term_bounds(l, kind);
-        let short_bound = |o: usize| short_bounds.as_ref().map(|b| b[o]);
-        let steps = net.steps(l, kind, reader);
-        let layer = net.layer(l);
-        let circuits = self.circuits(
-            &layer.shape.name,
-            steps.iter().enumerate().map(|(o, step)| {
-                ChannelCircuit::new(step, acc_bounds[o], short_bound(o), self.modulus)
-            }),
-        )?;
-        if reader == Reader::Pool {
-            self.pooled_bound = steps
-                .iter()
-                .enumerate()
-                .map(|(o, s)| s.bound(acc_bounds[o], short_bound(o).unwrap_or(0)))
-                .collect();
-        }
-        let hw = layer.shape.out_h() * layer.shape.out_w();
+        acc: Vec<Vec<u64>>,
+        shortcut: Option<Shortcut<Vec<u64>, Vec<u64>>>,
+        _: Reader,
+    ) -> Result<Vec<Vec<u64>>, E> {
+        let circuits = self.plan.layer(l);
         let shorts = shortcut.map(|s| match s {
             Shortcut::Conv(_, v) => v,
             Shortcut::Identity { x, .. } => x,
@@ -314,64 +472,53 @@ impl<E: From<PrivateError>> Steps<E> for SharedSteps<'_> {
         acc.iter()
             .enumerate()
             .map(|(i, a)| {
+                if circuits.is_empty() || !a.len().is_multiple_of(circuits.len()) {
+                    return Err(PrivateError::Message(format!(
+                        "layer {l}: {} accumulators for {} channel steps",
+                        a.len(),
+                        circuits.len()
+                    ))
+                    .into());
+                }
+                let hw = a.len() / circuits.len();
                 let short = shorts.as_ref().map(|s| &s[i]);
-                let job = |j: usize| {
-                    let mut inputs = Inputs {
-                        client: vec![a.client[j]],
-                        server: vec![a.server[j]],
-                    };
-                    if let Some(s) = short {
-                        inputs.client.push(s.client[j]);
-                        inputs.server.push(s.server[j]);
-                    }
-                    (&circuits[j / hw], inputs)
-                };
-                Ok(self.garbled(a.client.len(), job)?)
+                let jobs = (0..a.len())
+                    .map(|j| {
+                        let mut own = vec![a[j]];
+                        own.extend(short.map(|s| s[j]));
+                        (&circuits[j / hw], own)
+                    })
+                    .collect();
+                Ok(self.role.garbled(self.channel, self.plan.modulus, jobs)?)
             })
             .collect()
     }
 
     /// Per channel, the mean of its values on shares (summed inside the
     /// circuit, where no sum wraps).
-    fn pool(&mut self, xs: Vec<Shares>, channels: usize) -> Result<Vec<Shares>, E> {
-        let hw = xs.first().map_or(1, |x| x.client.len() / channels);
-        let step = self.net.pool_step(hw);
-        let circuits = self.circuits(
-            "pooling",
-            self.pooled_bound
-                .iter()
-                .map(|&b| MeanCircuit::new(&step, hw, b, self.modulus)),
-        )?;
+    fn pool(&mut self, xs: Vec<Vec<u64>>, channels: usize) -> Result<Vec<Vec<u64>>, E> {
+        let circuits = self.plan.pool();
+        if circuits.len() != channels {
+            return Err(PrivateError::Message(format!(
+                "pooling: {channels} channels for {} channel steps",
+                circuits.len()
+            ))
+            .into());
+        }
         xs.iter()
             .map(|x| {
-                let job = |o: usize| {
-                    let inputs = Inputs {
-                        client: x.client[o * hw..(o + 1) * hw].to_vec(),
-                        server: x.server[o * hw..(o + 1) * hw].to_vec(),
-                    };
-                    (&circuits[o], inputs)
-                };
-                Ok(self.garbled(channels, job)?)
+                let hw = x.len() / channels.max(1);
+                let jobs = (0..channels)
+                    .map(|o| (&circuits[o], x[o * hw..(o + 1) * hw].to_vec()))
+                    .collect();
+                Ok(self.role.garbled(self.channel, self.plan.modulus, jobs)?)
             })
             .collect()
     }
 
-    /// The server sends its shares of the FC accumulators; the client
-    /// reconstructs them and rescales each into its logit.
-    fn logits(&mut self, acc: Vec<Shares>) -> Result<Vec<Vec<f64>>, E> {
-        let logits = self.net.logit_steps();
-        let word = self.modulus.bits.div_ceil(8);
-        Ok(acc
-            .iter()
-            .map(|a| {
-                self.traffic.online_server_bytes += a.server.len() * word;
-                self.traffic.rounds += 1;
-                a.reveal(self.modulus)
-                    .iter()
-                    .zip(&logits)
-                    .map(|(&v, l)| l.apply(v))
-                    .collect()
-            })
-            .collect())
+    fn logits(&mut self, acc: Vec<Vec<u64>>) -> Result<Vec<Vec<f64>>, E> {
+        acc.iter()
+            .map(|a| Ok(self.role.logits(self.channel, self.plan, a)?))
+            .collect()
     }
 }

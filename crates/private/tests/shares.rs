@@ -1,11 +1,14 @@
 //! A forward pass on shares, every step between linear layers a garbled
-//! circuit, against the integer model in the clear. The linear layers come
-//! from a dealer that re-shares each accumulator under a fresh mask, as the
-//! server's masked HE replies do: these tests check the nonlinear half, not
-//! the HE layers (explore-he's infer tests run both).
+//! circuit, against the integer model in the clear; each party in its own
+//! thread, exchanging bytes only. The linear layers come from a dealer
+//! that re-shares each accumulator under a fresh mask, as the server's
+//! masked HE replies do: these tests check the nonlinear half, not the HE
+//! layers (explore-he's infer tests run both).
 
-use explore_private::{Modulus, PrivateError, SharedSteps, Shares};
-use explore_quant::{QuantizedNet, Reader, Round, Steps, fixtures};
+use explore_private::{
+    ClientSteps, Modulus, Network, Plan, PrivateError, ServerSteps, dealer, two_parties,
+};
+use explore_quant::{QuantizedNet, Reader, Steps, fixtures};
 use rand::SeedableRng;
 use rand::rngs::StdRng;
 
@@ -23,32 +26,13 @@ fn modulus(net: &QuantizedNet) -> Modulus {
     Modulus::new(fixtures::plaintext_modulus(net)).unwrap()
 }
 
-/// The dealer's linear layers, as the forward pass takes them.
-fn dealer(
-    net: &QuantizedNet,
-    modulus: Modulus,
-    rng: &mut StdRng,
-    round: &Round<Shares>,
-) -> Result<Vec<Vec<Shares>>, PrivateError> {
-    Ok(explore_private::dealer::linear(net, modulus, rng, round))
-}
-
 #[test]
-fn the_forward_pass_on_shares_computes_the_integer_models_logits() {
+fn the_forward_pass_on_shares_computes_the_integer_models_logits_over_either_network() {
     let net = net();
     let modulus = modulus(&net);
+    let plan = Plan::new(&net, modulus).unwrap();
     let image = fixtures::images(1, 7);
-    let mut rng = StdRng::seed_from_u64(11);
-    let mut dealer_rng = StdRng::seed_from_u64(12);
-    let mut steps = SharedSteps::new(&net, modulus, &mut rng).unwrap();
-    let started = std::time::Instant::now();
-    let logits = net
-        .logits_on(&image, &mut steps, &mut |round: &Round<Shares>| {
-            dealer(&net, modulus, &mut dealer_rng, round)
-        })
-        .unwrap();
-    assert_eq!(logits, net.logits(&image).unwrap());
-
+    let expected = net.logits(&image).unwrap().pop().unwrap();
     // One share ReLU per output of every layer whose output a step reads
     // (a shortcut conv's go into its block's second step), and one per
     // pooled channel.
@@ -61,36 +45,62 @@ fn the_forward_pass_on_shares_computes_the_integer_models_logits() {
         .map(|(_, c)| c.shape.c_out * c.shape.out_h() * c.shape.out_w())
         .sum::<usize>()
         + net.fc.shape.c_in;
-    let traffic = steps.traffic;
-    assert_eq!(traffic.relus, relus);
-    assert!(traffic.and_gates > 100 * relus);
-    eprintln!(
-        "t = {} ({} bits): {traffic:?}, {:.1} s for one image on both parties",
-        modulus.t,
-        modulus.bits,
-        started.elapsed().as_secs_f64()
-    );
+    let mut traffics = Vec::new();
+    for network in Network::ALL {
+        let started = std::time::Instant::now();
+        let (logits, traffic) = dealer::infer(&net, &plan, network, &image, 11).unwrap();
+        assert_eq!(logits, expected, "{network}");
+        assert_eq!(traffic.relus, relus);
+        assert!(traffic.and_gates > 100 * relus);
+        // A garbled layer per step, and the output's reveal.
+        let layers = net.convs.len() - shortcuts.len() + 1;
+        assert_eq!(traffic.rounds, layers + 1);
+        eprintln!(
+            "{network}, t = {} ({} bits): {traffic:?}, {:.1} s for one image",
+            modulus.t,
+            modulus.bits,
+            started.elapsed().as_secs_f64()
+        );
+        traffics.push(traffic);
+    }
+    // The same messages cross either wire.
+    let bytes = |t: &explore_private::Traffic| {
+        (
+            t.offline_bytes,
+            t.online_client_bytes,
+            t.online_server_bytes,
+        )
+    };
+    assert_eq!(bytes(&traffics[0]), bytes(&traffics[1]));
 }
 
-/// What the client decodes after the first layer's step is uniform mod
-/// t, although the activations themselves are small and mostly zero.
+/// What each party holds after the first layer's step is uniform mod t,
+/// although the activations themselves are small and mostly zero.
 #[test]
-fn the_client_decodes_only_uniformly_masked_values() {
+fn each_party_holds_only_uniformly_masked_values() {
     let net = net();
     let modulus = modulus(&net);
-    let mut rng = StdRng::seed_from_u64(21);
-    let mut steps = SharedSteps::new(&net, modulus, &mut rng).unwrap();
+    let plan = Plan::new(&net, modulus).unwrap();
     let image: Vec<f64> = fixtures::images(1, 5).iter().map(|&v| v as f64).collect();
-    let x = Steps::<PrivateError>::input(&mut steps, image).unwrap();
-    let acc = dealer(&net, modulus, &mut rng, &[(0, vec![x])])
-        .unwrap()
-        .pop()
-        .unwrap();
     let reader = Reader::Layer(net.spec.blocks[0].conv1);
-    let out = Steps::<PrivateError>::output(&mut steps, 0, acc, None, reader)
-        .unwrap()
-        .pop()
-        .unwrap();
+    let (client, server) = two_parties(
+        Network::Memory,
+        |channel| {
+            let mut steps = ClientSteps::connect(&plan, channel, &mut StdRng::seed_from_u64(21))?;
+            let x = Steps::<PrivateError>::input(&mut steps, image.clone())?;
+            let acc = dealer::client(channel, modulus, &[(0, vec![x])])?.remove(0);
+            Steps::<PrivateError>::output(&mut steps, 0, acc, None, reader)
+        },
+        |channel| {
+            let mut rng = StdRng::seed_from_u64(22);
+            let mut steps = ServerSteps::connect(&plan, channel, &mut rng)?;
+            let x = Steps::<PrivateError>::input(&mut steps, image.clone())?;
+            let acc = dealer::server(&net, channel, modulus, &mut rng, &[(0, vec![x])])?.remove(0);
+            Steps::<PrivateError>::output(&mut steps, 0, acc, None, reader)
+        },
+    )
+    .unwrap();
+    let (client, server) = (&client[0], &server[0]);
 
     // Chi-square over 16 equal bins of [0, t).
     let chi2 = |values: &[u64]| {
@@ -103,10 +113,14 @@ fn the_client_decodes_only_uniformly_masked_values() {
             .map(|b| (b - expected).powi(2) / expected)
             .sum::<f64>()
     };
-    let activations: Vec<u64> = out.reveal(modulus).iter().map(|&v| v as u64).collect();
+    let activations: Vec<u64> = client
+        .iter()
+        .zip(server)
+        .map(|(&a, &b)| modulus.add(a, b))
+        .collect();
     // 15 degrees of freedom: 37.7 is the 0.999 quantile.
-    assert!(chi2(&out.client) < 37.7, "{}", chi2(&out.client));
-    assert!(chi2(&out.server) < 37.7, "{}", chi2(&out.server));
+    assert!(chi2(client) < 37.7, "{}", chi2(client));
+    assert!(chi2(server) < 37.7, "{}", chi2(server));
     assert!(chi2(&activations) > 1000.0, "the test would see a leak");
     assert!(activations.iter().all(|&v| v <= 127));
 }
@@ -116,15 +130,7 @@ fn a_modulus_too_narrow_for_a_steps_bounds_is_refused_naming_the_layer() {
     let net = net();
     // 20 bits: a step whose accumulator bound passes (t - 1)/2 is refused
     // before anything is garbled for it.
-    let modulus = Modulus::new(786_433).unwrap();
-    let mut rng = StdRng::seed_from_u64(31);
-    let mut dealer_rng = StdRng::seed_from_u64(32);
-    let mut steps = SharedSteps::new(&net, modulus, &mut rng).unwrap();
-    let image = fixtures::images(1, 7);
-    let result = net.logits_on(&image, &mut steps, &mut |round: &Round<Shares>| {
-        dealer(&net, modulus, &mut dealer_rng, round)
-    });
-    let error = result.unwrap_err();
+    let error = Plan::new(&net, Modulus::new(786_433).unwrap()).unwrap_err();
     let PrivateError::Step { layer, channel, .. } = &error else {
         panic!("{error:?}")
     };
@@ -152,4 +158,45 @@ fn a_modulus_too_narrow_for_a_steps_bounds_is_refused_naming_the_layer() {
         message.contains(layer.as_str()) && message.contains("he.plaintext_bits"),
         "{message}"
     );
+}
+
+/// A server whose garbled layer is cut short, or that hangs up, fails the
+/// client with an error saying so, never a wrong share.
+#[test]
+fn a_truncated_or_missing_message_fails_the_client_naming_it() {
+    let net = net();
+    let modulus = modulus(&net);
+    let plan = Plan::new(&net, modulus).unwrap();
+    let image: Vec<f64> = fixtures::images(1, 5).iter().map(|&v| v as f64).collect();
+    let reader = Reader::Layer(net.spec.blocks[0].conv1);
+    for cut in [Some(1000), None] {
+        let result = two_parties(
+            Network::Memory,
+            |channel| {
+                let mut steps =
+                    ClientSteps::connect(&plan, channel, &mut StdRng::seed_from_u64(1))?;
+                let x = Steps::<PrivateError>::input(&mut steps, image.clone())?;
+                let acc = dealer::client(channel, modulus, &[(0, vec![x])])?.remove(0);
+                Steps::<PrivateError>::output(&mut steps, 0, acc, None, reader)
+            },
+            |channel| {
+                let mut rng = StdRng::seed_from_u64(2);
+                let _steps = ServerSteps::connect(&plan, channel, &mut rng)?;
+                let x = vec![0u64; image.len()];
+                dealer::server(&net, channel, modulus, &mut rng, &[(0, vec![x])])?;
+                let _request = channel.recv()?;
+                if let Some(bytes) = cut {
+                    channel.send(&vec![0u8; bytes])?;
+                }
+                Ok(Vec::<Vec<u64>>::new())
+            },
+        );
+        let message = result.unwrap_err().to_string();
+        let expected = if cut.is_some() {
+            "garbled circuit"
+        } else {
+            "hung up"
+        };
+        assert!(message.contains(expected), "{message}");
+    }
 }

@@ -20,11 +20,14 @@ mod between;
 pub mod fixed;
 #[cfg(any(test, feature = "fixtures"))]
 pub mod fixtures;
+mod forward;
 mod steps;
 
 use between::{FixedSteps, FloatSteps};
 pub use between::{Reader, Requantization, Shortcut, ShortcutKind, Steps};
-pub use steps::LogitStep;
+pub use forward::{Linear, Round, logits_on};
+use forward::{forward, images as batch_of};
+pub use steps::{InputStep, LogitStep};
 
 #[derive(Debug, thiserror::Error, PartialEq)]
 pub enum QuantError {
@@ -193,18 +196,6 @@ pub fn top1(logits: &[f64]) -> usize {
         .unwrap_or(0)
 }
 
-/// The linear layers of one round of a forward pass: each layer's index
-/// (`convs.len()` is the FC layer) with its quantized inputs over the batch
-/// (`I`, one image's: integers in the clear, or shares of them).
-/// A block's first conv and its shortcut read the same input and share a
-/// round; every other layer has its own.
-pub type Round<I = Vec<i64>> = [(usize, Vec<I>)];
-
-/// How a forward pass gets the integer accumulators of a round's layers
-/// (each layer's outputs over the batch, `[c_out, out_h, out_w]` per image):
-/// computed in the clear, or by a server on ciphertexts.
-pub type Linear<'a, E, I = Vec<i64>> = dyn FnMut(&Round<I>) -> Result<Vec<Vec<I>>, E> + 'a;
-
 impl QuantizedNet {
     /// Quantizes `folded` under `config`, calibrating each layer's input
     /// scale on `calibration` (normalized images, `n*c*h*w`) layer by layer:
@@ -256,14 +247,15 @@ impl QuantizedNet {
         };
         // Calibrated on real values between layers (under either
         // requantization): fixed point then rescales between these scales.
-        let batch = net.images(calibration)?;
+        let batch = batch_of(&net.spec, calibration)?;
         let mut scales = vec![1.0; net.convs.len() + 1];
         let plain = net.clone();
         let mut calibrate_layer = |l: usize, xs: &[Vec<f64>]| {
             scales[l] = calibrate(xs, config.percentile, config.activation_bits);
             scales[l]
         };
-        let _: Result<_, std::convert::Infallible> = plain.forward(
+        let _: Result<_, std::convert::Infallible> = forward(
+            &plain.spec,
             batch,
             &mut FloatSteps::new(&plain, &mut calibrate_layer),
             &mut |round| Ok(plain.in_the_clear(round)),
@@ -283,21 +275,6 @@ impl QuantizedNet {
         Ok(net)
     }
 
-    fn images(&self, flat: &[f32]) -> Result<Vec<Vec<f64>>, QuantError> {
-        let (c, h, w) = self.spec.dataset.input_shape();
-        let per_image = c * h * w;
-        if flat.is_empty() || !flat.len().is_multiple_of(per_image) {
-            return Err(QuantError::ImageLength {
-                per_image,
-                got: flat.len(),
-            });
-        }
-        Ok(flat
-            .chunks(per_image)
-            .map(|x| x.iter().map(|&v| v as f64).collect())
-            .collect())
-    }
-
     /// Layer `l` (`convs.len()` is the FC layer).
     pub fn layer(&self, l: usize) -> &QuantizedLayer {
         self.convs.get(l).unwrap_or(&self.fc)
@@ -314,100 +291,23 @@ impl QuantizedNet {
             .collect()
     }
 
-    /// One round over the batch: each layer's integer inputs, and the
-    /// accumulators `linear` returns for them.
-    fn round<S: Steps<E>, E>(
-        &self,
-        steps: &mut S,
-        layers: &[(usize, &[S::Act])],
-        linear: &mut Linear<E, S::Int>,
-    ) -> Result<Vec<Vec<S::Int>>, E> {
-        let round = layers
-            .iter()
-            .map(|&(l, xs)| Ok((l, steps.quantize(l, xs)?)))
-            .collect::<Result<Vec<_>, E>>()?;
-        linear(&round)
-    }
-
-    /// The ResNet forward pass over a batch, its linear layers from
-    /// `linear` round by round, the arithmetic between them from `steps`;
-    /// returns logits.
-    fn forward<S: Steps<E>, E>(
-        &self,
-        batch: Vec<Vec<f64>>,
-        steps: &mut S,
-        linear: &mut Linear<E, S::Int>,
-    ) -> Result<Vec<Vec<f64>>, E> {
-        let one = |out: Vec<Vec<S::Int>>| out.into_iter().next().expect("one layer");
-        let blocks = &self.spec.blocks;
-        // Who reads block i's input: its first conv, or after the last
-        // block the pooling.
-        let reader = |i: usize| {
-            blocks
-                .get(i)
-                .map_or(Reader::Pool, |b| Reader::Layer(b.conv1))
-        };
-        let image = batch
-            .into_iter()
-            .map(|x| steps.input(x))
-            .collect::<Result<Vec<_>, E>>()?;
-        let acc = one(self.round(steps, &[(0, &image)], linear)?);
-        let mut x = steps.output(0, acc, None, reader(0))?;
-        for (i, b) in blocks.iter().enumerate() {
-            let (acc, shortcut) = match b.shortcut {
-                Some(s) => {
-                    let mut out = self.round(steps, &[(b.conv1, &x), (s, &x)], linear)?;
-                    let short = out.pop().expect("the shortcut");
-                    (one(out), Shortcut::Conv(s, short))
-                }
-                None => {
-                    let acc = one(self.round(steps, &[(b.conv1, &x)], linear)?);
-                    (
-                        acc,
-                        Shortcut::Identity {
-                            input_of: b.conv1,
-                            x,
-                        },
-                    )
-                }
-            };
-            let h = steps.output(b.conv1, acc, None, Reader::Layer(b.conv2))?;
-            let acc = one(self.round(steps, &[(b.conv2, &h)], linear)?);
-            x = steps.output(b.conv2, acc, Some(shortcut), reader(i + 1))?;
-        }
-        let pooled = steps.pool(x, self.spec.fc.in_features)?;
-        let fc = self.convs.len();
-        let acc = one(self.round(steps, &[(fc, &pooled)], linear)?);
-        steps.logits(acc)
-    }
-
     /// The forward pass at the calibrated scales, under the model's
     /// requantization.
     fn run<E>(&self, batch: Vec<Vec<f64>>, linear: &mut Linear<E>) -> Result<Vec<Vec<f64>>, E> {
         match self.config.requantization {
-            Requantization::Fixed => self.forward(batch, &mut FixedSteps { net: self }, linear),
+            Requantization::Fixed => {
+                forward(&self.spec, batch, &mut FixedSteps { net: self }, linear)
+            }
             Requantization::Float => {
                 let mut calibrated = |l: usize, _: &[Vec<f64>]| self.layer(l).input_scale;
-                self.forward(batch, &mut FloatSteps::new(self, &mut calibrated), linear)
+                forward(
+                    &self.spec,
+                    batch,
+                    &mut FloatSteps::new(self, &mut calibrated),
+                    linear,
+                )
             }
         }
-    }
-
-    /// The forward pass over `images` (`n*c*h*w`, normalized) with the
-    /// arithmetic between linear layers from `steps` (which must compute
-    /// the net's own steps, [`QuantizedNet::steps`]: a two-party
-    /// evaluation on shares) and the linear layers from `linear`.
-    pub fn logits_on<S: Steps<E>, E>(
-        &self,
-        images: &[f32],
-        steps: &mut S,
-        linear: &mut Linear<E, S::Int>,
-    ) -> Result<Vec<Vec<f64>>, E>
-    where
-        E: From<QuantError>,
-    {
-        let batch = self.images(images)?;
-        self.forward(batch, steps, linear)
     }
 
     /// The forward pass of one image (`c*h*w`, normalized) with its linear
@@ -425,14 +325,14 @@ impl QuantizedNet {
             }
             .into());
         }
-        let batch = self.images(image)?;
+        let batch = batch_of(&self.spec, image)?;
         let mut logits = self.run(batch, linear)?;
         Ok(logits.pop().expect("one image"))
     }
 
     /// Logits of each image in `images` (`n*c*h*w`, normalized).
     pub fn logits(&self, images: &[f32]) -> Result<Vec<Vec<f64>>, QuantError> {
-        let batch = self.images(images)?;
+        let batch = batch_of(&self.spec, images)?;
         self.run(batch, &mut |round| Ok(self.in_the_clear(round)))
     }
 

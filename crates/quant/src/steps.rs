@@ -26,6 +26,21 @@ impl LogitStep {
     }
 }
 
+/// A normalized image as the first layer's integer input: quantized at
+/// that layer's input scale to the activation width. The client of a
+/// two-party inference applies it to its own image.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct InputStep {
+    pub scale: f64,
+    pub bits: u32,
+}
+
+impl InputStep {
+    pub fn apply(&self, image: &[f64]) -> Vec<i64> {
+        quantize(image, self.scale, self.bits)
+    }
+}
+
 impl QuantizedLayer {
     /// The largest |accumulator| of each output channel when every input
     /// lies within ±`input_level`: the channel's sum of |weights| times it.
@@ -45,13 +60,17 @@ impl QuantizedNet {
         max_level(self.config.activation_bits) as u64
     }
 
+    /// How an image becomes the first layer's input.
+    pub fn input_step(&self) -> InputStep {
+        InputStep {
+            scale: self.layer(0).input_scale,
+            bits: self.config.activation_bits,
+        }
+    }
+
     /// A normalized image as the first layer's integer input.
     pub fn input(&self, image: &[f64]) -> Vec<i64> {
-        quantize(
-            image,
-            self.layer(0).input_scale,
-            self.config.activation_bits,
-        )
+        self.input_step().apply(image)
     }
 
     /// Layer `l`'s step per output channel, with a block's `shortcut`,

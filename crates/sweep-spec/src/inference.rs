@@ -2,7 +2,7 @@
 //! ([`Protocol`]), which Galois keys it is asked for ([`KeysMode`]),
 //! whether the server's work follows the pruning ([`ConstantTime`]), and
 //! the network links its measured bytes and rounds are priced on
-//! ([`Link`]); the protocol itself is the `explore-he` crate.
+//! ([`Link`]), and what carries the parties' messages ([`Network`]); the protocol itself is the `explore-he` crate.
 
 use serde::{Deserialize, Serialize};
 
@@ -44,6 +44,24 @@ pub enum Protocol {
 explore_he_model::named_enum!(Protocol: String, |s| format!("protocol {s:?}: use two-party or client-aided"), {
     TwoParty => "two-party",
     ClientAided => "client-aided",
+});
+
+/// What carries the two parties' messages in `explore infer`
+/// (`--network`): each party runs in its own thread and they exchange
+/// only bytes, over an in-process channel or a real TCP socket on the
+/// loopback interface, whose time per inference is then measured rather
+/// than computed from bytes and rounds.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Network {
+    #[default]
+    Memory,
+    Loopback,
+}
+
+explore_he_model::named_enum!(Network: String, |s| format!("network {s:?}: use memory or loopback"), {
+    Memory => "memory",
+    Loopback => "loopback",
 });
 
 /// Whether the server computes every block the dense network computes

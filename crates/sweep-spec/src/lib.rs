@@ -21,7 +21,7 @@ pub mod strategy;
 pub mod training;
 
 pub use data::DataSpec;
-pub use inference::{ConstantTime, ConstantTimeError, KeysMode, Link, Protocol};
+pub use inference::{ConstantTime, ConstantTimeError, KeysMode, Link, Network, Protocol};
 pub use point::{PointKey, Shard, point_keys};
 pub use quant::{BITS, QuantConfig, QuantConfigError};
 pub use recovery::{Finetune, PruneSchedule};
