@@ -9,6 +9,9 @@ pub enum HeError {
     /// A layer or network the HE model cannot pack or count.
     #[error(transparent)]
     Model(#[from] explore_he_model::Error),
+    /// Shares that do not fit the plaintext modulus.
+    #[error(transparent)]
+    Private(#[from] explore_private::PrivateError),
     #[error("layer {layer}: {got} input values given, the shape needs {expected}")]
     InputLength {
         layer: String,

@@ -662,7 +662,8 @@ impl Server {
             })
             .collect::<Result<Vec<_>, HeError>>()?;
         let read = layout.read_output(&masks.into_iter().map(Some).collect::<Vec<_>>());
-        let share = read.iter().map(|&r| (t - r as u64) % t).collect();
+        let modulus = explore_private::Modulus::new(t)?;
+        let share = read.iter().map(|&r| modulus.neg(r as u64)).collect();
         Ok((masked, share))
     }
 
