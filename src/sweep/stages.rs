@@ -784,6 +784,7 @@ impl Workspace {
             gc_offline_bytes: gc.map_or(0, |g| g.offline_bytes.mean.round() as u64),
             gc_online_bytes: gc.map_or(0, |g| g.online_bytes.mean.round() as u64),
             gc_rounds: gc.map_or(0, |g| g.rounds as u64),
+            constant_time: e2e.as_ref().is_some_and(|r| r.constant_time),
         };
         Ok(PointResult {
             record,

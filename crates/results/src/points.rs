@@ -116,6 +116,10 @@ pub struct PointRecord {
     pub gc_offline_bytes: u64,
     pub gc_online_bytes: u64,
     pub gc_rounds: u64,
+    /// Whether the chain's server did the dense network's work
+    /// (`he.constant_time`): then `e2e_server_ms` is the dense network's
+    /// time, whatever the pruning. False in a table from before.
+    pub constant_time: bool,
 }
 
 /// The directory name of a row's trained model in a sweep's `points/`
@@ -173,7 +177,7 @@ macro_rules! column {
 
 /// The schema of `points.csv`, in column order: the one place a column is
 /// named, written and parsed.
-const SCHEMA: [ColumnDef; 47] = [
+const SCHEMA: [ColumnDef; 48] = [
     column!(sweep, text),
     column!(model, text),
     column!(dataset, text),
@@ -226,6 +230,9 @@ const SCHEMA: [ColumnDef; 47] = [
     column!(gc_offline_bytes, count, Some("0")),
     column!(gc_online_bytes, count, Some("0")),
     column!(gc_rounds, count, Some("0")),
+    // Added with the constant-time cost in the report: older tables did
+    // not say, and read as off.
+    column!(constant_time, boolean, Some("false")),
 ];
 
 /// Columns added with the validation split and step budgets: a table
@@ -558,6 +565,7 @@ pub(crate) mod tests {
             gc_offline_bytes: 700_000_000,
             gc_online_bytes: 92_000_000,
             gc_rounds: 21,
+            constant_time: true,
         }
     }
 
@@ -610,9 +618,9 @@ pub(crate) mod tests {
     fn a_table_from_before_end_to_end_inference_reads_as_not_run() {
         let records = vec![record(Strategy::Hybrid, 0.5, 0.8, 100)];
         // The six end-to-end columns and the image-set fingerprint come
-        // before the seven of recovery budgets and the five of the
-        // two-party protocol: cut all nineteen off.
-        let back = read_without_last(&records, 19);
+        // before the seven of recovery budgets, the five of the two-party
+        // protocol and constant time: cut all twenty off.
+        let back = read_without_last(&records, 20);
         assert_eq!(
             (back[0].infer_images, back[0].rounds, back[0].bytes_up),
             (0, 0, 0)
@@ -629,8 +637,8 @@ pub(crate) mod tests {
         with_budget.budget = 4;
         assert_eq!(with_budget.key().dir_name(), "hybrid-0.5-e4-s0");
         // The seven columns of budgets, then the five of the two-party
-        // protocol.
-        let back = read_without_last(&[with_budget], 12);
+        // protocol and constant time.
+        let back = read_without_last(&[with_budget], 13);
         assert_eq!(back[0].key().budget, None);
         assert_eq!(back[0].key().dir_name(), "hybrid-0.5-s0");
         assert_eq!((back[0].recovery_epochs, back[0].recovery_steps), (0, 0));
@@ -647,7 +655,8 @@ pub(crate) mod tests {
     #[test]
     fn a_table_from_before_the_two_party_protocol_reads_as_client_aided() {
         let records = vec![record(Strategy::Hybrid, 0.5, 0.8, 100)];
-        let back = read_without_last(&records, 5);
+        let back = read_without_last(&records, 6);
+        assert!(!back[0].constant_time, "an older table ran without it");
         let gc = &back[0];
         assert_eq!(
             (

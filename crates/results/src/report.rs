@@ -515,6 +515,8 @@ pub struct EndToEnd {
     pub gc_ms: f64,
     pub gc_bytes: f64,
     pub gc_rounds: f64,
+    /// Whether the server did the dense network's work (every replicate).
+    pub constant_time: bool,
 }
 
 impl EndToEnd {
@@ -544,6 +546,7 @@ impl EndToEnd {
             gc_ms: mean(|p| if p.gc_ms.is_nan() { 0.0 } else { p.gc_ms })?,
             gc_bytes: mean(|p| (p.gc_offline_bytes + p.gc_online_bytes) as f64)?,
             gc_rounds: mean(|p| p.gc_rounds as f64)?,
+            constant_time: runs.iter().all(|p| p.constant_time),
         })
     }
 
@@ -577,6 +580,24 @@ fn inference_table(records: &[PointRecord], points: &[Summary]) -> String {
             continue;
         };
         let mb = |b: f64| format!("{:.2}", b / 1e6);
+        // What the dense network's work costs this point over its own:
+        // the layer timings of the dense model and of the point, measured
+        // alike (`latency_measured_ms`).
+        let dense_latency = points
+            .iter()
+            .find(|d| d.strategy.is_dense() && d.schedule == p.schedule)
+            .map(|d| d.latency.mean);
+        let constant_time = match (e.constant_time, dense_latency) {
+            (false, _) => "off".to_string(),
+            _ if p.strategy.is_dense() => "on (no cost)".to_string(),
+            (true, Some(d)) if d.is_finite() && p.latency.mean.is_finite() => format!(
+                "on: +{:.0} ms ({:.0} vs {:.0} rotations)",
+                d - p.latency.mean,
+                p.rotations_dense,
+                p.rotations.mean
+            ),
+            (true, _) => "on (not timed)".to_string(),
+        };
         rows.push(vec![
             format!("{} ({})", p.label(), p.schedule),
             e.images.to_string(),
@@ -594,6 +615,7 @@ fn inference_table(records: &[PointRecord], points: &[Summary]) -> String {
             mb(e.bytes_down),
             mb(e.gc_bytes),
             format!("{:.0} + {:.0}", e.rounds, e.gc_rounds),
+            constant_time,
         ]);
     }
     if rows.is_empty() {
@@ -613,8 +635,10 @@ fn inference_table(records: &[PointRecord], points: &[Summary]) -> String {
          the dense model. Under `he.constant_time: on` (the default with dense keys) the \
          server computes every block of the dense network, pruned weights multiplied as \
          zeros, so a pruned point's HE server time is the dense network's: that is the price \
-         of a time that says nothing about the pruning, and the HE latency above (only the \
-         nonzero products) is what pruning saves without it. Times are measured on this \
+         of a time that says nothing about the pruning. The last column gives that price per \
+         point, measured: the encrypted layers' time of the dense model less the point's own \
+         (both timed alike, the latency of the tables above), with the rotations the server \
+         then executes against the point's own. Times are measured on this \
          machine with both parties on it; the link times are **computed** from all the \
          measured bytes and rounds ({}; {}), not measured.\n",
         Link::LAN.name,
@@ -634,6 +658,7 @@ fn inference_table(records: &[PointRecord], points: &[Summary]) -> String {
             "HE MB down",
             "two-party MB",
             "rounds (HE + two-party)",
+            "constant time",
         ],
         &rows,
     );
@@ -1041,6 +1066,34 @@ mod tests {
                 .count(),
             2 + 4
         );
+    }
+
+    #[test]
+    fn the_end_to_end_table_prices_constant_time_per_point() {
+        // The last cell of a point's row.
+        let cell = |md: &str, label: &str| -> String {
+            let row = section(md, "## End-to-end private inference")
+                .lines()
+                .find(|l| l.starts_with(&format!("| {label} (")))
+                .unwrap_or_else(|| panic!("no {label} row in\n{md}"));
+            row.trim_end_matches(['|', ' '])
+                .rsplit('|')
+                .next()
+                .unwrap()
+                .trim()
+                .to_string()
+        };
+        let md = render_plain("", &sweep(), &[]);
+        // The dense model's layers take 2,600 ms, diagonal 0.5's 1,300.
+        assert_eq!(
+            cell(&md, "diagonal 0.5"),
+            "on: +1300 ms (1000 vs 500 rotations)"
+        );
+        assert_eq!(cell(&md, "dense"), "on (no cost)");
+        let mut off = sweep();
+        off.iter_mut().for_each(|p| p.constant_time = false);
+        let md = render_plain("", &off, &[]);
+        assert_eq!(cell(&md, "diagonal 0.5"), "off");
     }
 
     #[test]
