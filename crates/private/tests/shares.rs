@@ -149,7 +149,7 @@ fn a_modulus_too_narrow_for_a_steps_bounds_is_refused_naming_the_layer() {
     let bound = [Some(l), shortcut]
         .into_iter()
         .flatten()
-        .map(|c| net.layer(c).accumulator_bounds(127)[*channel])
+        .map(|c| explore_he_model::plaintext::accumulator_bound(&net.layer(c).shape, 8, 8))
         .max()
         .unwrap();
     assert!(bound > (786_433 - 1) / 2, "{layer} {channel}: {bound}");

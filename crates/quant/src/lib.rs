@@ -425,6 +425,35 @@ mod tests {
     use super::*;
     use crate::fixtures::{config, images, random_net};
 
+    /// A step's bounds, from which the two-party circuits take their
+    /// widths, are the same for a network and its pruned copy, and hold
+    /// every accumulator either can reach.
+    #[test]
+    fn the_steps_bounds_depend_on_the_shapes_not_the_weights() {
+        let folded = random_net(3);
+        let mut pruned = folded.clone();
+        for c in &mut pruned.convs {
+            c.weight.iter_mut().step_by(2).for_each(|w| *w = 0.0);
+        }
+        let quantized = |f: &FoldedNet| QuantizedNet::new(f, config(8), &images(4, 1)).unwrap();
+        let (dense, pruned) = (quantized(&folded), quantized(&pruned));
+        for l in 0..=dense.convs.len() {
+            let identity = Some(ShortcutKind::Identity { input_of: l });
+            for kind in [None, identity] {
+                assert_eq!(dense.term_bounds(l, kind), pruned.term_bounds(l, kind));
+            }
+            for net in [&dense, &pruned] {
+                let layer = net.layer(l);
+                let per = layer.weight.len() / layer.shape.c_out;
+                let (bounds, _) = net.term_bounds(l, None);
+                for (w, bound) in layer.weight.chunks(per).zip(bounds) {
+                    let reach: u64 = w.iter().map(|v| v.unsigned_abs()).sum::<u64>() * 127;
+                    assert!(reach <= bound, "layer {l}: {reach} > {bound}");
+                }
+            }
+        }
+    }
+
     #[test]
     fn weights_quantize_symmetrically_and_keep_zeros() {
         let (q, s) = quantize_weights(&[0.5, -1.0, 0.0, 0.25], 1, 8, false);

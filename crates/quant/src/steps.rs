@@ -8,7 +8,9 @@
 
 use crate::between::{Reader, ShortcutKind};
 use crate::fixed::{Rescale, Step, at_shift};
-use crate::{QuantizedLayer, QuantizedNet, max_level, quantize};
+use explore_he_model::plaintext::accumulator_bound;
+
+use crate::{QuantizedNet, max_level, quantize};
 
 /// One logit from the FC layer's accumulator, exactly:
 /// `(acc * multiplier + bias) / 2^shift`.
@@ -38,18 +40,6 @@ pub struct InputStep {
 impl InputStep {
     pub fn apply(&self, image: &[f64]) -> Vec<i64> {
         quantize(image, self.scale, self.bits)
-    }
-}
-
-impl QuantizedLayer {
-    /// The largest |accumulator| of each output channel when every input
-    /// lies within ±`input_level`: the channel's sum of |weights| times it.
-    pub fn accumulator_bounds(&self, input_level: u64) -> Vec<u64> {
-        let per = self.weight.len() / self.shape.c_out.max(1);
-        self.weight
-            .chunks(per.max(1))
-            .map(|w| w.iter().map(|v| v.unsigned_abs()).sum::<u64>() * input_level)
-            .collect()
     }
 }
 
@@ -107,16 +97,27 @@ impl QuantizedNet {
 
     /// The bounds of the terms of layer `l`'s steps, per output channel:
     /// its accumulators', and the shortcut's (a conv's accumulators, or
-    /// the block's input, within the activation range).
+    /// the block's input, within the activation range). An accumulator's
+    /// is its layer's worst case, every product at its largest magnitude
+    /// (the bound the plaintext modulus is chosen for), not the channel's
+    /// sum of |weights|: a circuit's widths then depend on the shapes
+    /// alone, so neither its size nor its time says anything about the
+    /// weights or their pruning.
     pub fn term_bounds(
         &self,
         l: usize,
         shortcut: Option<ShortcutKind>,
     ) -> (Vec<u64>, Option<Vec<u64>>) {
         let level = self.max_level();
-        let own = self.layer(l).accumulator_bounds(level);
+        let worst = |l: usize| {
+            let shape = &self.layer(l).shape;
+            let bound =
+                accumulator_bound(shape, self.config.weight_bits, self.config.activation_bits);
+            vec![bound; shape.c_out]
+        };
+        let own = worst(l);
         let short = shortcut.map(|kind| match kind {
-            ShortcutKind::Conv(s) => self.layer(s).accumulator_bounds(level),
+            ShortcutKind::Conv(s) => worst(s),
             ShortcutKind::Identity { .. } => vec![level; own.len()],
         });
         (own, short)
