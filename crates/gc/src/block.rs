@@ -35,10 +35,21 @@ impl Block {
     }
 }
 
-/// Labels as bytes, 16 little-endian bytes each: what the garbler sends
-/// of its own inputs' labels.
+/// Labels as bytes, 16 little-endian bytes each, written into `out`
+/// (exactly `16 * blocks.len()` bytes): what the garbler sends of its own
+/// inputs' labels, and its tables.
+pub fn write_blocks(blocks: &[Block], out: &mut [u8]) {
+    debug_assert_eq!(out.len(), blocks.len() * BLOCK_BYTES);
+    for (b, chunk) in blocks.iter().zip(out.chunks_exact_mut(BLOCK_BYTES)) {
+        chunk.copy_from_slice(&b.0.to_le_bytes());
+    }
+}
+
+/// Labels as a new byte vector ([`write_blocks`]).
 pub fn blocks_to_bytes(blocks: &[Block]) -> Vec<u8> {
-    blocks.iter().flat_map(|b| b.0.to_le_bytes()).collect()
+    let mut out = vec![0u8; blocks.len() * BLOCK_BYTES];
+    write_blocks(blocks, &mut out);
+    out
 }
 
 /// `count` labels from the front of `bytes`, and the bytes after them; too

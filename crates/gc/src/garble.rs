@@ -12,7 +12,7 @@
 
 use rand::CryptoRng;
 
-use crate::block::{BLOCK_BYTES, blocks_from_bytes, blocks_to_bytes};
+use crate::block::{BLOCK_BYTES, blocks_from_bytes, write_blocks};
 use crate::circuit::{Circuit, Gate, Wire};
 use crate::ot::{ExtSender, ExtendRequest, ExtendResponse};
 use crate::{Block, FixedKeyHash, GcError};
@@ -244,19 +244,34 @@ impl GarbledCircuit {
         self.tables.len() * 2 * BLOCK_BYTES + self.decoding.len().div_ceil(8)
     }
 
-    /// The garbling as sent: its first gate's index, its tables, its
-    /// decoding bits packed little-endian.
-    pub fn to_bytes(&self) -> Vec<u8> {
-        let mut bytes = Vec::with_capacity(8 + self.bytes());
-        bytes.extend(self.first_gate.to_le_bytes());
-        let tables: Vec<Block> = self.tables.iter().flatten().copied().collect();
-        bytes.extend(blocks_to_bytes(&tables));
-        bytes.extend(self.decoding.chunks(8).map(|bits| {
-            bits.iter()
+    /// The bytes of the garbling of `circuit` as sent: its first gate's
+    /// index, two blocks per AND gate, a bit per output.
+    pub fn wire_len(circuit: &Circuit) -> usize {
+        8 + circuit.and_gates() * 2 * BLOCK_BYTES + circuit.outputs.len().div_ceil(8)
+    }
+
+    /// The garbling as sent, written into `out` (exactly its
+    /// [`GarbledCircuit::wire_len`]): its first gate's index, its tables,
+    /// its decoding bits packed little-endian. A layer's garblings are
+    /// written side by side, in parallel.
+    pub fn write_to(&self, out: &mut [u8]) {
+        let (first, rest) = out.split_at_mut(8);
+        first.copy_from_slice(&self.first_gate.to_le_bytes());
+        let (tables, packed) = rest.split_at_mut(self.tables.len() * 2 * BLOCK_BYTES);
+        write_blocks(self.tables.as_flattened(), tables);
+        for (byte, bits) in packed.iter_mut().zip(self.decoding.chunks(8)) {
+            *byte = bits
+                .iter()
                 .enumerate()
-                .fold(0u8, |byte, (i, &b)| byte | (u8::from(b) << i))
-        }));
-        bytes
+                .fold(0u8, |byte, (i, &b)| byte | (u8::from(b) << i));
+        }
+    }
+
+    /// The garbling as a new byte vector ([`GarbledCircuit::write_to`]).
+    pub fn to_bytes(&self) -> Vec<u8> {
+        let mut out = vec![0u8; 8 + self.bytes()];
+        self.write_to(&mut out);
+        out
     }
 
     /// A garbling of `circuit` from the front of `bytes`, and the bytes
@@ -267,7 +282,7 @@ impl GarbledCircuit {
     ) -> Result<(GarbledCircuit, &'b [u8]), GcError> {
         const MESSAGE: &str = "garbled circuit";
         let outputs = circuit.outputs.len();
-        let expected = 8 + circuit.and_gates() * 2 * BLOCK_BYTES + outputs.div_ceil(8);
+        let expected = GarbledCircuit::wire_len(circuit);
         if bytes.len() < expected {
             return Err(GcError::Message {
                 message: MESSAGE,
@@ -442,6 +457,7 @@ mod tests {
             let (garbled, ..) = run(&circuit, &mut rng);
             let mut bytes = garbled.to_bytes();
             assert_eq!(bytes.len(), 8 + garbled.bytes());
+            assert_eq!(bytes.len(), GarbledCircuit::wire_len(&circuit));
             bytes.extend([1, 2]);
             let (back, rest) = GarbledCircuit::from_bytes(&bytes, &circuit).unwrap();
             assert_eq!((&back, rest), (&garbled, &[1u8, 2][..]));

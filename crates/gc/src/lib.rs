@@ -28,7 +28,7 @@ pub mod mean;
 pub mod ot;
 pub mod relu;
 
-pub use block::{BLOCK_BYTES, Block, blocks_from_bytes, blocks_to_bytes};
+pub use block::{BLOCK_BYTES, Block, blocks_from_bytes, blocks_to_bytes, write_blocks};
 pub use builder::Builder;
 pub use circuit::{Circuit, Wire, from_bits, to_bits};
 pub use garble::{Encoding, GarbledCircuit, Tweaks, evaluate, garble, send_evaluator_labels};

@@ -28,7 +28,7 @@ use explore_quant::{QuantError, QuantizedNet, Round, conv_int, logits_on, top1};
 use explore_spec::{ConstantTimeError, HeSpec, KeysMode, Link, Protocol};
 use explore_stats::{mean, sample_sd};
 
-use crate::protocol::{Client, Executed, ReplyShape, Server};
+use crate::protocol::{Client, Executed, Reply, ReplyShape, Server};
 use explore_he_model::cost::KeySet;
 use explore_he_model::network::{HeCost, network_cost};
 use explore_he_model::noise::{Flooding, NoiseDepth};
@@ -522,7 +522,7 @@ fn one_image(
                     let clock = Instant::now();
                     let (reply, executed) = session.answer(&query)?;
                     run.he_ms += ms(clock);
-                    channel.send(&reply)?;
+                    channel.send(reply)?;
                     run.seen.push(Seen {
                         layers: executed.iter().map(|(l, _)| *l).collect(),
                         inputs: Vec::new(),
@@ -723,16 +723,20 @@ fn two_party_server(
         let own: Vec<&[u64]> = round.iter().map(|(_, x)| x[0].as_slice()).collect();
         let query = channel.recv()?;
         let clock = Instant::now();
-        let reply = session.answer_shares(&query, &own)?;
+        let Reply {
+            bytes,
+            executed,
+            shares,
+        } = session.answer_shares(&query, &own)?;
         run.he_ms += ms(clock);
-        channel.send(&reply.bytes)?;
+        channel.send(bytes)?;
         run.seen.push(Seen {
             layers: round.iter().map(|(l, _)| *l).collect(),
             inputs: own.iter().map(|x| as_signed(x)).collect(),
-            outputs: reply.shares.iter().map(|o| as_signed(o)).collect(),
-            executed: reply.executed,
+            outputs: shares.iter().map(|o| as_signed(o)).collect(),
+            executed,
         });
-        Ok(reply.shares.into_iter().map(|o| vec![o]).collect())
+        Ok(shares.into_iter().map(|o| vec![o]).collect())
     })?;
     run.traffic = steps.traffic();
     Ok(run)

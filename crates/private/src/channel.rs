@@ -79,18 +79,21 @@ impl Channel {
         }
     }
 
-    /// Sends one message.
-    pub fn send(&self, message: &[u8]) -> Result<(), PrivateError> {
+    /// Sends one message (moved, not copied, into an in-process channel:
+    /// a layer's garbled tables are tens of megabytes).
+    pub fn send(&self, message: impl Into<Vec<u8>>) -> Result<(), PrivateError> {
+        let message = message.into();
+        let len = message.len();
         match &self.wire {
-            Wire::Memory { tx, .. } => tx.send(message.to_vec()).map_err(hung_up)?,
+            Wire::Memory { tx, .. } => tx.send(message).map_err(hung_up)?,
             Wire::Tcp(s) => {
                 let mut s = s;
-                s.write_all(&(message.len() as u64).to_le_bytes())
-                    .and_then(|()| s.write_all(message))
+                s.write_all(&(len as u64).to_le_bytes())
+                    .and_then(|()| s.write_all(&message))
                     .map_err(hung_up)?;
             }
         }
-        self.sent.fetch_add(message.len(), Ordering::Relaxed);
+        self.sent.fetch_add(len, Ordering::Relaxed);
         Ok(())
     }
 
@@ -191,7 +194,7 @@ mod tests {
                 b.send(b"back").unwrap();
                 got
             });
-            a.send(&big).unwrap();
+            a.send(big.clone()).unwrap();
             assert_eq!(a.recv().unwrap(), b"back");
             let (first, empty, third) = reader.join().unwrap();
             assert_eq!((first.as_slice(), empty.len()), (&b"first"[..], 0));
@@ -227,7 +230,7 @@ mod tests {
                 },
                 |channel| {
                     let m = channel.recv()?;
-                    channel.send(&[m.as_slice(), b"-pong"].concat())?;
+                    channel.send([m.as_slice(), b"-pong"].concat())?;
                     Ok::<_, PrivateError>(m.len())
                 },
             )

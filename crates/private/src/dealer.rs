@@ -60,7 +60,7 @@ pub fn client(
 ) -> Result<Vec<Vec<Vec<u64>>>, PrivateError> {
     for (_, xs) in round {
         for x in xs {
-            channel.send(&modulus.to_bytes(x))?;
+            channel.send(modulus.to_bytes(x))?;
         }
     }
     round
@@ -102,7 +102,7 @@ pub fn server<R: Rng>(
         own.push(shares.into_iter().map(|s| s.server).collect());
     }
     for message in theirs {
-        channel.send(&message)?;
+        channel.send(message)?;
     }
     Ok(own)
 }

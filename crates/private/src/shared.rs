@@ -22,8 +22,9 @@
 
 use explore_gc::ot::base::{self, KAPPA};
 use explore_gc::{
-    ExtReceiver, ExtSender, ExtendRequest, ExtendResponse, GarbledCircuit, GcError, ShareInputs,
-    Tweaks, blocks_from_bytes, blocks_to_bytes, evaluate, from_bits, garble, send_evaluator_labels,
+    BLOCK_BYTES, ExtReceiver, ExtSender, ExtendRequest, ExtendResponse, GarbledCircuit, GcError,
+    ShareInputs, Tweaks, blocks_from_bytes, evaluate, from_bits, garble, send_evaluator_labels,
+    write_blocks,
 };
 use explore_quant::{Reader, Shortcut, Steps};
 use rand::rngs::StdRng;
@@ -113,6 +114,58 @@ fn ms(since: std::time::Instant) -> f64 {
 /// share of each of the values it reads.
 type Jobs<'c, P> = Vec<(&'c Garbling<P>, Vec<u64>)>;
 
+/// Where each garbling's tables and each garbler's labels lie in a
+/// layer's message: the tables side by side, then the labels.
+struct Layout {
+    table_lens: Vec<usize>,
+    label_lens: Vec<usize>,
+    tables: usize,
+}
+
+impl Layout {
+    fn of<P>(jobs: &Jobs<'_, P>) -> Layout {
+        let table_lens: Vec<usize> = jobs
+            .iter()
+            .map(|(g, _)| GarbledCircuit::wire_len(&g.circuit))
+            .collect();
+        let label_lens = jobs
+            .iter()
+            .map(|(g, _)| g.circuit.garbler_inputs() * BLOCK_BYTES)
+            .collect();
+        Layout {
+            tables: table_lens.iter().sum(),
+            table_lens,
+            label_lens,
+        }
+    }
+
+    fn len(&self) -> usize {
+        self.tables + self.label_lens.iter().sum::<usize>()
+    }
+}
+
+/// `bytes` cut into consecutive parts of `lens` bytes, to fill in parallel.
+fn split<'b>(mut bytes: &'b mut [u8], lens: &[usize]) -> Vec<&'b mut [u8]> {
+    lens.iter()
+        .map(|&len| {
+            let (part, rest) = std::mem::take(&mut bytes).split_at_mut(len);
+            bytes = rest;
+            part
+        })
+        .collect()
+}
+
+/// `bytes` cut into consecutive parts of `lens` bytes, to read in parallel.
+fn pieces<'b>(mut bytes: &'b [u8], lens: &[usize]) -> Vec<&'b [u8]> {
+    lens.iter()
+        .map(|&len| {
+            let (part, rest) = bytes.split_at(len);
+            bytes = rest;
+            part
+        })
+        .collect()
+}
+
 /// One party's side of the steps: how a layer of circuits runs, how an
 /// image enters and how the logits leave.
 pub trait Role {
@@ -186,10 +239,11 @@ impl<'a> ServerSteps<'a> {
         let clock = std::time::Instant::now();
         let (sender, reply) = ExtSender::setup(rng, &base::SenderMessage::from_bytes(&message)?);
         let reply = reply.to_bytes();
+        let offline_bytes = reply.len();
         let mut seed = [0u8; 32];
         rng.fill_bytes(&mut seed);
         let server_ms = ms(clock);
-        channel.send(&reply)?;
+        channel.send(reply)?;
         Ok(PartySteps {
             plan,
             channel,
@@ -198,7 +252,7 @@ impl<'a> ServerSteps<'a> {
                 tweaks: Tweaks::new(),
                 sender,
                 traffic: Traffic {
-                    offline_bytes: reply.len(),
+                    offline_bytes,
                     server_ms,
                     ..Traffic::default()
                 },
@@ -218,8 +272,9 @@ impl<'a> ClientSteps<'a> {
         let clock = std::time::Instant::now();
         let (setup, message) = ExtReceiver::setup(rng);
         let message = message.to_bytes();
+        let offline_bytes = message.len();
         let mut client_ms = ms(clock);
-        channel.send(&message)?;
+        channel.send(message)?;
         let reply = channel.recv()?;
         let clock = std::time::Instant::now();
         let receiver = setup.finish(&base::ReceiverMessage::from_bytes(&reply, KAPPA)?)?;
@@ -230,7 +285,7 @@ impl<'a> ClientSteps<'a> {
             role: Evaluator {
                 receiver,
                 traffic: Traffic {
-                    offline_bytes: message.len(),
+                    offline_bytes,
                     client_ms,
                     ..Traffic::default()
                 },
@@ -267,16 +322,24 @@ impl Role for Garbler {
             .collect::<Result<Vec<_>, GcError>>()?
             .into_iter()
             .unzip();
-        let mut message: Vec<u8> = garbled.iter().flat_map(GarbledCircuit::to_bytes).collect();
-        let tables = message.len();
         let own = encodings
             .par_iter()
             .zip(&jobs)
             .zip(&masks)
             .map(|((e, (g, shares)), &mask)| e.garbler_labels(&g.params.garbler_bits(shares, mask)))
             .collect::<Result<Vec<_>, GcError>>()?;
-        own.iter()
-            .for_each(|labels| message.extend(blocks_to_bytes(labels)));
+        // The tables, then the labels of the server's bits, each garbling's
+        // written into its own part of one message in parallel.
+        let layout = Layout::of(&jobs);
+        let mut message = vec![0u8; layout.len()];
+        let (tables, labels) = message.split_at_mut(layout.tables);
+        garbled
+            .par_iter()
+            .zip(split(tables, &layout.table_lens))
+            .for_each(|(g, out)| g.write_to(out));
+        own.par_iter()
+            .zip(split(labels, &layout.label_lens))
+            .for_each(|(l, out)| write_blocks(l, out));
         let mut server_ms = ms(clock);
 
         let request = channel.recv()?;
@@ -285,10 +348,12 @@ impl Role for Garbler {
             &encodings,
             &mut self.sender,
             &ExtendRequest::from_bytes(&request)?,
-        )?;
-        message.extend(response.to_bytes());
+        )?
+        .to_bytes();
         server_ms += ms(clock);
-        channel.send(&message)?;
+        let online = message.len() - layout.tables + response.len();
+        channel.send(message)?;
+        channel.send(response)?;
 
         let traffic = &mut self.traffic;
         traffic.server_ms += server_ms;
@@ -297,8 +362,8 @@ impl Role for Garbler {
             .iter()
             .map(|(g, _)| g.circuit.and_gates())
             .sum::<usize>();
-        traffic.offline_bytes += tables;
-        traffic.online_server_bytes += message.len() - tables;
+        traffic.offline_bytes += layout.tables;
+        traffic.online_server_bytes += online;
         traffic.rounds += 1;
         Ok(masks.iter().map(|&r| modulus.neg(r)).collect())
     }
@@ -316,8 +381,8 @@ impl Role for Garbler {
         acc: &[u64],
     ) -> Result<Vec<f64>, PrivateError> {
         let message = plan.modulus.to_bytes(acc);
-        channel.send(&message)?;
         self.traffic.online_server_bytes += message.len();
+        channel.send(message)?;
         self.traffic.rounds += 1;
         Ok(Vec::new())
     }
@@ -342,26 +407,35 @@ impl Role for Evaluator {
         let (request, pending) = self.receiver.extend(&bits);
         let request = request.to_bytes();
         let mut client_ms = ms(clock);
-        channel.send(&request)?;
         self.traffic.online_client_bytes += request.len();
+        channel.send(request)?;
 
         let message = channel.recv()?;
+        let response = channel.recv()?;
         let clock = std::time::Instant::now();
-        let mut rest = message.as_slice();
-        let mut garbled = Vec::with_capacity(jobs.len());
-        for (g, _) in &jobs {
-            let (one, after) = GarbledCircuit::from_bytes(rest, &g.circuit)?;
-            garbled.push(one);
-            rest = after;
+        let layout = Layout::of(&jobs);
+        if message.len() != layout.len() {
+            return Err(GcError::Message {
+                message: "garbled circuits and labels of a layer",
+                expected: layout.len(),
+                got: message.len(),
+            }
+            .into());
         }
-        let mut theirs = Vec::with_capacity(jobs.len());
-        for (g, _) in &jobs {
-            let (labels, after) =
-                blocks_from_bytes(rest, g.circuit.garbler_inputs(), "garbler labels")?;
-            theirs.push(labels);
-            rest = after;
-        }
-        let labels = pending.finish(&ExtendResponse::from_bytes(rest, bits.len())?)?;
+        let (tables, labels) = message.split_at(layout.tables);
+        let garbled = pieces(tables, &layout.table_lens)
+            .into_par_iter()
+            .zip(&jobs)
+            .map(|(bytes, (g, _))| Ok(GarbledCircuit::from_bytes(bytes, &g.circuit)?.0))
+            .collect::<Result<Vec<_>, GcError>>()?;
+        let theirs = pieces(labels, &layout.label_lens)
+            .into_par_iter()
+            .zip(&jobs)
+            .map(|(bytes, (g, _))| {
+                Ok(blocks_from_bytes(bytes, g.circuit.garbler_inputs(), "garbler labels")?.0)
+            })
+            .collect::<Result<Vec<_>, GcError>>()?;
+        let labels = pending.finish(&ExtendResponse::from_bytes(&response, bits.len())?)?;
         let offsets: Vec<usize> = jobs
             .iter()
             .scan(0, |at, (g, _)| {
