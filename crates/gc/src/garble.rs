@@ -56,6 +56,18 @@ impl Tweaks {
         Tweaks::default()
     }
 
+    /// A session starting at a random gate index in the lower half of the
+    /// range (2^61 gates left to it), so that sessions under the one
+    /// fixed AES key rarely hash under the same tweaks: every inference
+    /// is a session, and the hash's multi-instance bound counts the
+    /// queries per tweak over all of them.
+    pub fn random<R: CryptoRng + ?Sized>(rng: &mut R) -> Tweaks {
+        Tweaks {
+            next_gate: rng.next_u64() % (MAX_GATES / 2),
+            end: MAX_GATES,
+        }
+    }
+
     /// The next `gates` gate indices as a part of the session on their
     /// own, so that a garbling can run on another thread: no tweak of the
     /// part is taken by the session again.
@@ -291,6 +303,18 @@ impl GarbledCircuit {
             });
         }
         let first_gate = u64::from_le_bytes(bytes[..8].try_into().expect("8 bytes"));
+        // The tweaks of its gates must lie in a session's range, below the
+        // oblivious transfer's.
+        if first_gate
+            .checked_add(circuit.and_gates() as u64)
+            .is_none_or(|end| end > MAX_GATES)
+        {
+            return Err(GcError::Message {
+                message: "garbled circuit (its first gate is past a session's tweaks)",
+                expected,
+                got: bytes.len(),
+            });
+        }
         let (tables, rest) = blocks_from_bytes(&bytes[8..], 2 * circuit.and_gates(), MESSAGE)?;
         let (packed, rest) = rest.split_at(outputs.div_ceil(8));
         let decoding = (0..outputs)
@@ -466,6 +490,14 @@ mod tests {
                 GarbledCircuit::from_bytes(short, &circuit),
                 Err(GcError::Message { .. })
             ));
+            // A first gate whose tweaks would pass a session's range.
+            if circuit.and_gates() > 0 {
+                bytes[..8].copy_from_slice(&(MAX_GATES - 1).to_le_bytes());
+                assert!(matches!(
+                    GarbledCircuit::from_bytes(&bytes, &circuit),
+                    Err(GcError::Message { .. })
+                ));
+            }
         }
     }
 

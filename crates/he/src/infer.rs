@@ -69,6 +69,12 @@ pub enum InferError {
         executed: String,
         modeled: String,
     },
+    #[error("image {image}, layer {layer}: {what}: the parties' records of the round disagree")]
+    Records {
+        image: usize,
+        layer: String,
+        what: String,
+    },
     #[error("image {image}: the encrypted chain's logits differ from the integer model's")]
     Logits { image: usize },
     #[error(
@@ -549,24 +555,39 @@ fn one_image(
     }
     let modulus = plan.map(|p| p.modulus);
     for (mine, theirs) in c.seen.iter().zip(&s.seen) {
-        // The harness adds the shares up for its checks.
-        let join = |a: &[Vec<i64>], b: &[Vec<i64>]| -> Vec<Vec<i64>> {
-            match modulus {
-                None => a.to_vec(),
-                Some(m) => a
-                    .iter()
-                    .zip(b)
-                    .map(|(a, b)| {
-                        a.iter()
-                            .zip(b)
-                            .map(|(&x, &y)| m.signed(m.add(x as u64, y as u64)))
-                            .collect()
-                    })
-                    .collect(),
-            }
+        let disagree = |what: String| InferError::Records {
+            image: i,
+            layer: format!("{:?}", mine.layers),
+            what,
         };
-        let inputs = join(&mine.inputs, &theirs.inputs);
-        let outputs = join(&mine.outputs, &theirs.outputs);
+        if mine.layers != theirs.layers {
+            return Err(disagree(format!("the server answered {:?}", theirs.layers)));
+        }
+        // The harness adds the shares up for its checks.
+        let join = |a: &[Vec<i64>], b: &[Vec<i64>]| -> Result<Vec<Vec<i64>>, InferError> {
+            let Some(m) = modulus else {
+                return Ok(a.to_vec());
+            };
+            let lens = |v: &[Vec<i64>]| v.iter().map(Vec::len).collect::<Vec<_>>();
+            if lens(a) != lens(b) {
+                return Err(disagree(format!(
+                    "shares of {:?} and {:?} values",
+                    lens(a),
+                    lens(b)
+                )));
+            }
+            Ok(a.iter()
+                .zip(b)
+                .map(|(a, b)| {
+                    a.iter()
+                        .zip(b)
+                        .map(|(&x, &y)| m.signed(m.add(x as u64, y as u64)))
+                        .collect()
+                })
+                .collect())
+        };
+        let inputs = join(&mine.inputs, &theirs.inputs)?;
+        let outputs = join(&mine.outputs, &theirs.outputs)?;
         check_round(dep, i, &mine.layers, (&inputs, &outputs), &theirs.executed)?;
     }
     let nonlinear = plan.map(|_| c.traffic.plus(s.traffic));
@@ -753,6 +774,14 @@ fn check_round(
     (inputs, outputs): (&[Vec<i64>], &[Vec<i64>]),
     executed: &Executed,
 ) -> Result<(), InferError> {
+    let n = layers.len();
+    if inputs.len() != n || outputs.len() != n {
+        return Err(InferError::Records {
+            image: i,
+            layer: format!("{layers:?}"),
+            what: format!("{} inputs and {} outputs", inputs.len(), outputs.len()),
+        });
+    }
     if executed.iter().map(|(l, _)| *l).ne(layers.iter().copied()) {
         return Err(InferError::Counts {
             image: i,
@@ -775,7 +804,22 @@ fn check_round(
                 modeled: format!("{modeled:?}"),
             });
         }
-        let expected = conv_int(&layer.shape, x, &layer.weight);
+        let shape = &layer.shape;
+        if x.len() != shape.c_in * shape.h * shape.w {
+            return Err(InferError::Records {
+                image: i,
+                layer: shape.name.clone(),
+                what: format!("{} input values", x.len()),
+            });
+        }
+        let expected = conv_int(shape, x, &layer.weight);
+        if output.len() != expected.len() {
+            return Err(InferError::Records {
+                image: i,
+                layer: shape.name.clone(),
+                what: format!("{} outputs, the layer has {}", output.len(), expected.len()),
+            });
+        }
         if let Some(index) = (0..expected.len()).find(|&j| expected[j] != output[j]) {
             return Err(InferError::Mismatch {
                 image: i,

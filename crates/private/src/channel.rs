@@ -84,6 +84,9 @@ impl Channel {
     pub fn send(&self, message: impl Into<Vec<u8>>) -> Result<(), PrivateError> {
         let message = message.into();
         let len = message.len();
+        // A send over a socket blocks while the other party is busy and
+        // its buffer full: that is waiting too.
+        let clock = Instant::now();
         match &self.wire {
             Wire::Memory { tx, .. } => tx.send(message).map_err(hung_up)?,
             Wire::Tcp(s) => {
@@ -94,6 +97,8 @@ impl Channel {
             }
         }
         self.sent.fetch_add(len, Ordering::Relaxed);
+        self.waited_ns
+            .fetch_add(clock.elapsed().as_nanos() as u64, Ordering::Relaxed);
         Ok(())
     }
 
@@ -110,8 +115,17 @@ impl Channel {
                 let mut s = s;
                 let mut len = [0u8; 8];
                 s.read_exact(&mut len).map_err(hung_up)?;
-                let mut message = vec![0u8; u64::from_le_bytes(len) as usize];
-                s.read_exact(&mut message).map_err(hung_up)?;
+                let len = u64::from_le_bytes(len);
+                // Memory grows only as bytes arrive, whatever the frame
+                // claims.
+                let mut message = Vec::new();
+                s.take(len).read_to_end(&mut message).map_err(hung_up)?;
+                if message.len() as u64 != len {
+                    return Err(hung_up(format!(
+                        "a frame of {len} bytes ended after {}",
+                        message.len()
+                    )));
+                }
                 message
             }
         };
@@ -120,8 +134,8 @@ impl Channel {
         Ok(message)
     }
 
-    /// The time this end spent in [`Channel::recv`], waiting for the other
-    /// party or the wire.
+    /// The time this end spent in [`Channel::recv`] and blocked in
+    /// [`Channel::send`], waiting for the other party or the wire.
     pub fn waited(&self) -> Duration {
         Duration::from_nanos(self.waited_ns.load(Ordering::Relaxed))
     }

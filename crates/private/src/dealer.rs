@@ -89,6 +89,13 @@ pub fn server<R: Rng>(
             .iter()
             .map(|x| {
                 let client = modulus.from_bytes(&channel.recv()?, "the client's input shares")?;
+                if client.len() != x.len() {
+                    return Err(PrivateError::Message(format!(
+                        "{} input shares from the client, the server holds {}",
+                        client.len(),
+                        x.len()
+                    )));
+                }
                 Ok(Shares {
                     client,
                     server: x.clone(),

@@ -242,6 +242,9 @@ impl<'a> ServerSteps<'a> {
         let offline_bytes = reply.len();
         let mut seed = [0u8; 32];
         rng.fill_bytes(&mut seed);
+        // Public (each garbling sends its first gate), so drawn apart from
+        // the seed of the masks.
+        let tweaks = Tweaks::random(rng);
         let server_ms = ms(clock);
         channel.send(reply)?;
         Ok(PartySteps {
@@ -249,7 +252,7 @@ impl<'a> ServerSteps<'a> {
             channel,
             role: Garbler {
                 rng: StdRng::from_seed(seed),
-                tweaks: Tweaks::new(),
+                tweaks,
                 sender,
                 traffic: Traffic {
                     offline_bytes,

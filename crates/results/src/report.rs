@@ -591,7 +591,7 @@ fn inference_table(records: &[PointRecord], points: &[Summary]) -> String {
             (false, _) => "off".to_string(),
             _ if p.strategy.is_dense() => "on (no cost)".to_string(),
             (true, Some(d)) if d.is_finite() && p.latency.mean.is_finite() => format!(
-                "on: +{:.0} ms ({:.0} vs {:.0} rotations)",
+                "on: {:+.0} ms ({:.0} vs {:.0} rotations)",
                 d - p.latency.mean,
                 p.rotations_dense,
                 p.rotations.mean
