@@ -96,6 +96,9 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
     if let Some(p) = args.protocol {
         spec.he.protocol = p;
     }
+    if let Err(e) = spec.he.protocol.check(spec.he.requantization) {
+        bail!("--protocol {}: {e}", spec.he.protocol);
+    }
     if let Err(e) = spec.he.constant_time() {
         bail!(
             "--keys {} --protocol {} --constant-time: {e}",

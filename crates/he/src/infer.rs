@@ -25,7 +25,7 @@ use explore_private::{
     Channel, ClientSteps, Modulus, Network, Plan, PrivateError, ServerSteps, Traffic, two_parties,
 };
 use explore_quant::{QuantError, QuantizedNet, Round, conv_int, logits_on, top1};
-use explore_spec::{ConstantTimeError, HeSpec, KeysMode, Link, Protocol};
+use explore_spec::{ConstantTimeError, HeSpec, KeysMode, Link, Protocol, ProtocolError};
 use explore_stats::{mean, sample_sd};
 
 use crate::protocol::{Client, Executed, Reply, ReplyShape, Server};
@@ -48,6 +48,8 @@ pub enum InferError {
     Quant(#[from] QuantError),
     #[error(transparent)]
     ConstantTime(#[from] ConstantTimeError),
+    #[error(transparent)]
+    Protocol(#[from] ProtocolError),
     #[error(transparent)]
     Private(#[from] PrivateError),
     #[error(
@@ -120,6 +122,8 @@ impl Deployment {
         he: &HeSpec,
     ) -> Result<Deployment, InferError> {
         let (mode, flooding, margin_bits) = (he.keys, he.flooding, he.noise_margin);
+        // The model's own rounding decides, whatever the spec says.
+        let protocol = he.protocol.check(qnet.config.requantization)?;
         let constant_time = he.constant_time()?;
         let spec: &NetSpec = &qnet.spec;
         let dense = crate::dense_network_cost(spec, scheduler)?;
@@ -179,7 +183,7 @@ impl Deployment {
             })
             .collect();
         Ok(Deployment {
-            protocol: he.protocol,
+            protocol,
             mode,
             constant_time,
             net,

@@ -6,6 +6,8 @@
 
 use serde::{Deserialize, Serialize};
 
+use crate::quant::Requantization;
+
 /// Which Galois keys the client is asked for.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "lowercase")]
@@ -45,6 +47,27 @@ explore_he_model::named_enum!(Protocol: String, |s| format!("protocol {s:?}: use
     TwoParty => "two-party",
     ClientAided => "client-aided",
 });
+
+/// Why a protocol cannot run a model.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
+pub enum ProtocolError {
+    /// The circuits on shares compute integer steps; a model that rescales
+    /// in f64 has none to compute, so its logits would differ.
+    #[error(
+        "the two-party protocol evaluates the integer model's fixed-point steps on shares, but this model rescales in floating point (he.requantization: float): use he.requantization: fixed, or the client-aided protocol"
+    )]
+    FloatSteps,
+}
+
+impl Protocol {
+    /// The protocol, if it can run a model under `requantization`.
+    pub fn check(self, requantization: Requantization) -> Result<Protocol, ProtocolError> {
+        match (self, requantization) {
+            (Protocol::TwoParty, Requantization::Float) => Err(ProtocolError::FloatSteps),
+            _ => Ok(self),
+        }
+    }
+}
 
 /// What carries the two parties' messages in `explore infer`
 /// (`--network`): each party runs in its own thread and they exchange

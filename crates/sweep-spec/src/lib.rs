@@ -21,7 +21,9 @@ pub mod strategy;
 pub mod training;
 
 pub use data::DataSpec;
-pub use inference::{ConstantTime, ConstantTimeError, KeysMode, Link, Network, Protocol};
+pub use inference::{
+    ConstantTime, ConstantTimeError, KeysMode, Link, Network, Protocol, ProtocolError,
+};
 pub use point::{PointKey, Shard, point_keys};
 pub use quant::{BITS, QuantConfig, QuantConfigError};
 pub use recovery::{Finetune, PruneSchedule};

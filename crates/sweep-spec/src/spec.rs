@@ -576,6 +576,9 @@ impl Spec {
                 "coefficients is the dense baseline without rotations, which every sweep measures beside its own schedule; pruning needs a slot schedule: use best or gazelle".into(),
             ));
         }
+        if let Err(e) = self.he.protocol.check(self.he.requantization) {
+            return Err(bad("he.protocol", e.to_string()));
+        }
         if let Err(e) = self.he.constant_time() {
             return Err(bad("he.constant_time", e.to_string()));
         }
@@ -820,6 +823,19 @@ train: {epochs: 1, lr: 0.1}
             e.contains("he.constant_time") && e.contains("use the two-party protocol"),
             "{e}"
         );
+        // Two-party runs fixed-point steps; a float model must say
+        // client-aided (then constant time resolves to off by itself).
+        let text = format!("{MINIMAL}he: {{requantization: float}}\n");
+        let e = Spec::parse(&text, Path::new("t.yaml"))
+            .unwrap_err()
+            .to_string();
+        assert!(
+            e.contains("he.protocol")
+                && e.contains("use he.requantization: fixed, or the client-aided protocol"),
+            "{e}"
+        );
+        let text = format!("{MINIMAL}he: {{requantization: float, protocol: client-aided}}\n");
+        Spec::parse(&text, Path::new("t.yaml")).unwrap();
         for (extra, field, words) in [
             (
                 "prune: {gradual: {ramp: 0.5}}",
