@@ -1028,6 +1028,16 @@ mod tests {
         })
     }
 
+    /// The last cell of a markdown table row, trimmed.
+    fn last_cell(row: &str) -> String {
+        row.trim_end_matches(['|', ' '])
+            .rsplit('|')
+            .next()
+            .unwrap()
+            .trim()
+            .to_string()
+    }
+
     fn section<'a>(md: &'a str, heading: &str) -> &'a str {
         let start = md
             .find(heading)
@@ -1076,12 +1086,7 @@ mod tests {
                 .lines()
                 .find(|l| l.starts_with(&format!("| {label} (")))
                 .unwrap_or_else(|| panic!("no {label} row in\n{md}"));
-            row.trim_end_matches(['|', ' '])
-                .rsplit('|')
-                .next()
-                .unwrap()
-                .trim()
-                .to_string()
+            last_cell(row)
         };
         let md = render_plain("", &sweep(), &[]);
         // The dense model's layers take 2,600 ms, diagonal 0.5's 1,300.
@@ -1256,15 +1261,7 @@ mod tests {
             "{s}"
         );
         let by_rotations = row_of(s, "rotations", "diagonal");
-        let last = |row: &str| {
-            row.trim_end_matches(['|', ' '])
-                .rsplit('|')
-                .next()
-                .unwrap()
-                .trim()
-                .to_string()
-        };
-        assert_eq!(last(by_rotations), "-", "{by_rotations}");
+        assert_eq!(last_cell(by_rotations), "-", "{by_rotations}");
         let by_latency = row_of(s, "latency", "diagonal");
         assert!(by_latency.contains("| 0.38x"), "{by_latency}");
     }
