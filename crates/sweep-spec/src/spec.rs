@@ -266,7 +266,7 @@ pub struct HeSpec {
     /// What the client of private inference decrypts per layer:
     /// `two-party` (masked shares; ReLUs as garbled circuits: the model
     /// stays private) or `client-aided` (exact outputs: the client learns
-    /// the model; a baseline).
+    /// the model; a baseline). Two-party needs `requantization: fixed`.
     #[serde(default)]
     pub protocol: Protocol,
     /// Which Galois keys a client of private inference is asked for:
