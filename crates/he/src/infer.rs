@@ -22,7 +22,8 @@ use serde::Serialize;
 use explore_data::Dataset;
 use explore_he_model::arch::NetSpec;
 use explore_private::{
-    Channel, ClientSteps, Modulus, Network, Plan, PrivateError, ServerSteps, Traffic, two_parties,
+    Channel, ClientSteps, Modulus, Network, Plan, PrivateError, ServerSteps, Shares, Traffic,
+    two_parties,
 };
 use explore_quant::{QuantError, QuantizedNet, Round, conv_int, logits_on, top1};
 use explore_spec::{ConstantTimeError, HeSpec, KeysMode, Link, Protocol, ProtocolError};
@@ -580,13 +581,15 @@ fn one_image(
                     lens(b)
                 )));
             }
+            let residues = |v: &[i64]| v.iter().map(|&x| x as u64).collect();
             Ok(a.iter()
                 .zip(b)
                 .map(|(a, b)| {
-                    a.iter()
-                        .zip(b)
-                        .map(|(&x, &y)| m.signed(m.add(x as u64, y as u64)))
-                        .collect()
+                    Shares {
+                        client: residues(a),
+                        server: residues(b),
+                    }
+                    .reveal(m)
                 })
                 .collect())
         };
