@@ -89,6 +89,14 @@ impl<'a> Table<'a> {
         }
     }
 
+    /// The seeds behind a point's validation comparison with its twin (0
+    /// when it has none).
+    pub fn validation_seeds(&self, p: &Summary, summaries: &[Summary]) -> usize {
+        self.twin(p, summaries)
+            .and_then(|twin| self.versus(p, twin).validation)
+            .map_or(0, |v| v.seeds)
+    }
+
     /// The mean optimizer steps of a summary's replicates.
     pub fn steps(&self, s: &Summary) -> Option<f64> {
         let steps: Vec<f64> = s
@@ -124,6 +132,28 @@ impl<'a> Table<'a> {
             .collect();
         stats::mean(&v)
     }
+}
+
+/// Of `candidates`, those whose validation comparison with their twin
+/// rests on the most seeds. A comparison on fewer seeds has a thinner
+/// seed-to-seed part in its interval (none at all on one seed), so across
+/// strategies such a point must not outrank a better-replicated one on cost
+/// alone: the headline chooses among these.
+pub fn best_replicated<'s>(
+    table: &Table,
+    candidates: impl IntoIterator<Item = &'s Summary>,
+    summaries: &'s [Summary],
+) -> Vec<&'s Summary> {
+    let seeded: Vec<(&Summary, usize)> = candidates
+        .into_iter()
+        .map(|p| (p, table.validation_seeds(p, summaries)))
+        .collect();
+    let most = seeded.iter().map(|&(_, k)| k).max().unwrap_or(0);
+    seeded
+        .into_iter()
+        .filter(|&(_, k)| k == most)
+        .map(|(p, _)| p)
+        .collect()
 }
 
 /// The iso-accuracy choice: among `candidates`, the cheapest under `cost`

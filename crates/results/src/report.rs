@@ -341,7 +341,14 @@ fn speedups(
             .chain([("overall", None)]);
         for (name, s) in groups {
             let mut row = vec![cost.name().to_string(), name.to_string()];
-            let chosen = paired::cheapest_equivalent(table_of, pruned(s), points, cost, margin);
+            // Within one strategy any point may be chosen, its seeds shown;
+            // across strategies, as for the headline, only the best
+            // replicated.
+            let candidates = match s {
+                Some(_) => pruned(s).collect(),
+                None => paired::best_replicated(table_of, pruned(None), points),
+            };
+            let chosen = paired::cheapest_equivalent(table_of, candidates, points, cost, margin);
             match chosen {
                 Some(p) => {
                     let twin = table_of.twin(p, points).expect("chosen against its twin");
@@ -416,6 +423,7 @@ fn speedups(
             .is_some_and(|t| table_of.versus(p, t).validation.is_some())
     });
     if comparable {
+        md += &fewer_seeds_note(points, table_of);
         match sentence(margin) {
             Some(s) => {
                 let _ = writeln!(md, "**Headline:** {s}.\n");
@@ -489,14 +497,43 @@ const WIDER_MARGINS: [f64; 2] = [2.0, 4.0];
 
 /// The report's headline point: the pruned point with the fewest
 /// rotations, over every strategy, whose validation accuracy is equivalent
-/// to its budget-matched twin's.
+/// to its budget-matched twin's, among the points compared on the most
+/// seeds ([`paired::best_replicated`]).
 pub fn headline<'s>(
     points: &'s [Summary],
     table_of: &paired::Table,
     margin: f64,
 ) -> Option<&'s Summary> {
     let pruned = points.iter().filter(|p| !p.strategy.is_dense());
-    paired::cheapest_equivalent(table_of, pruned, points, Cost::Rotations, margin)
+    let candidates = paired::best_replicated(table_of, pruned, points);
+    paired::cheapest_equivalent(table_of, candidates, points, Cost::Rotations, margin)
+}
+
+/// A sentence naming the comparable points left out of the headline and
+/// the `overall` rows for resting on fewer seeds; empty when none is.
+fn fewer_seeds_note(points: &[Summary], table_of: &paired::Table) -> String {
+    let comparable: Vec<(&Summary, usize)> = points
+        .iter()
+        .filter(|p| !p.strategy.is_dense())
+        .map(|p| (p, table_of.validation_seeds(p, points)))
+        .filter(|&(_, k)| k > 0)
+        .collect();
+    let most = comparable.iter().map(|&(_, k)| k).max().unwrap_or(0);
+    let fewer: Vec<String> = comparable
+        .iter()
+        .filter(|&&(_, k)| k < most)
+        .map(|(p, k)| format!("{} ({k})", p.label()))
+        .collect();
+    if fewer.is_empty() {
+        return String::new();
+    }
+    format!(
+        "The headline and the `overall` rows choose among the points compared with their twin \
+         on {most} seeds, the most any point has: an interval on fewer seeds has a thinner \
+         seed-to-seed part (none on one seed), so it cannot outrank them on cost alone. Chosen \
+         only within their strategy's row: {}.\n\n",
+        fewer.join(", ")
+    )
 }
 
 /// A front point's end-to-end inference, averaged over its replicates that
@@ -1183,6 +1220,56 @@ mod tests {
         };
         assert_eq!(seeds("0.5"), "1 of 2", "{s}");
         assert_eq!(seeds("0.9"), "1", "{s}");
+    }
+
+    /// A cheaper point equivalent on one seed does not outrank a
+    /// two-seed one in the headline or the overall row; its own strategy's
+    /// row still chooses it, and the report says why it is left out.
+    #[test]
+    fn the_headline_chooses_among_the_points_on_the_most_seeds() {
+        let (mut points, _) = paired_sweep();
+        points[1].val_accuracy = 0.911; // diagonal 0.5, 500 rotations
+        points[3].val_accuracy = 0.912; // channel 0.5, 400 rotations
+        for i in [0, 1, 4] {
+            // dense, diagonal 0.5 and its twin also on seed 1
+            let mut r = points[i].clone();
+            r.seed = 1;
+            points.push(r);
+        }
+        let outcomes: Vec<_> = points.iter().map(outcomes_of).collect();
+        let md = render_paired(&points, &outcomes);
+        let s = section(&md, "## Speedup at iso-accuracy");
+        assert!(
+            s.contains("**Headline:** diagonal at target 0.5 needs 2.00x fewer rotations"),
+            "{s}"
+        );
+        assert!(s.contains("(2 seeds, 1000 test images)"), "{s}");
+        assert!(
+            s.contains("compared with their twin on 2 seeds")
+                && s.contains(
+                    "Chosen only within their strategy's row: diagonal 0.9 (1), channel 0.5 (1)."
+                ),
+            "{s}"
+        );
+        let cells = |strategy: &str| -> Vec<String> {
+            let row = row_of(s, "rotations", strategy);
+            let c: Vec<&str> = row.split('|').map(str::trim).collect();
+            // target, seeds, cost value
+            vec![c[3].into(), c[4].into(), c[10].into()]
+        };
+        assert_eq!(cells("overall"), ["0.5", "2", "500"], "{s}");
+        assert_eq!(cells("channel"), ["0.5", "1", "400"], "{s}");
+        // With every point on one seed the rule changes nothing.
+        let (mut points, _) = paired_sweep();
+        points[1].val_accuracy = 0.911;
+        points[3].val_accuracy = 0.912;
+        let outcomes: Vec<_> = points.iter().map(outcomes_of).collect();
+        let s = render_paired(&points, &outcomes);
+        assert!(
+            s.contains("**Headline:** channel at target 0.5 needs 2.50x fewer rotations"),
+            "{s}"
+        );
+        assert!(!s.contains("Chosen only within"), "{s}");
     }
 
     fn row_of<'a>(s: &'a str, cost: &str, strategy: &str) -> &'a str {
