@@ -47,6 +47,7 @@ use rand::{CryptoRng, RngCore};
 use zeroize::Zeroizing;
 
 use crate::error::HeError;
+use crate::rows;
 use explore_he_model::layout::Rotation;
 
 /// The variance of fhe.rs's error distribution: `BfvParametersBuilder`'s
@@ -87,14 +88,14 @@ fn top_context(par: &Arc<BfvParameters>) -> Result<&Arc<Context>, HeError> {
 pub struct KeyBasis {
     par: Arc<BfvParameters>,
     special: Option<Special>,
+    /// The keys' primes with their NTTs, for the switch's own arithmetic.
+    rows: rows::Basis,
 }
 
 /// A special prime and what dividing by it needs.
 struct Special {
     /// `Q` and `P` together: the keys' and the lifted digits' context.
     qp: Arc<Context>,
-    /// `P` alone, to take a sum's `P` row out of NTT form.
-    p: Arc<Context>,
     /// `P^-1 mod q_j`, one per ciphertext prime.
     p_inverse: Vec<u64>,
 }
@@ -115,10 +116,15 @@ impl KeyBasis {
     /// choice's to keep ([`explore_he_model::noise::ModulusChoice`]); the
     /// 128-bit sums of [`Decomposed::rotate`] bound `P` to 60 bits.
     pub fn new(par: &Arc<BfvParameters>, special_bits: Option<usize>) -> Result<KeyBasis, HeError> {
+        let rows_of = |ctx: &Arc<Context>| {
+            rows::Basis::new(ctx.moduli_operators(), par.degree())
+                .ok_or_else(|| math(fhe_math::Error::Default("a prime without an NTT".into())))
+        };
         let Some(bits) = special_bits else {
             return Ok(KeyBasis {
                 par: Arc::clone(par),
                 special: None,
+                rows: rows_of(top_context(par)?)?,
             });
         };
         let q = par.moduli();
@@ -143,13 +149,11 @@ impl KeyBasis {
             .iter()
             .map(|qj| qj.inv(qj.reduce(p)).expect("P is a prime other than q_j"))
             .collect();
+        let qp = Context::new_arc(&qp, n).map_err(math)?;
         Ok(KeyBasis {
             par: Arc::clone(par),
-            special: Some(Special {
-                qp: Context::new_arc(&qp, n).map_err(math)?,
-                p: Context::new_arc(&[p], n).map_err(math)?,
-                p_inverse,
-            }),
+            rows: rows_of(&qp)?,
+            special: Some(Special { qp, p_inverse }),
         })
     }
 
@@ -157,7 +161,7 @@ impl KeyBasis {
     pub fn special_prime(&self) -> Option<u64> {
         self.special
             .as_ref()
-            .map(|s| *s.p.moduli().first().expect("one prime"))
+            .map(|s| *s.qp.moduli().last().expect("P is QP's last prime"))
     }
 
     pub fn par(&self) -> &Arc<BfvParameters> {
@@ -192,7 +196,9 @@ impl KeyBasis {
 /// in NTT-Shoup form.
 pub struct HoistedKey {
     rotation: Rotation,
-    exponent: SubstitutionExponent,
+    /// The key's Galois element in NTT form at `Q`: the sums' evaluations
+    /// `perm[i]` move to `i`.
+    perm: Vec<u32>,
     /// The seed of the uniform `a_i`, which is all a client sends of them
     /// (as fhe.rs does for its own keys).
     seed: [u8; 32],
@@ -251,7 +257,7 @@ impl HoistedKey {
         }
         Ok(HoistedKey {
             rotation,
-            exponent,
+            perm: ntt_permutation(top_context(par)?, par.degree(), &exponent)?,
             seed,
             b,
             a: permuted(uniform, &inverse)?,
@@ -320,7 +326,7 @@ impl HoistedKey {
             SubstitutionExponent::new(ctx, inverse_mod(element, 2 * par.degree())).map_err(math)?;
         Ok(HoistedKey {
             rotation,
-            exponent,
+            perm: ntt_permutation(top_context(par)?, par.degree(), &exponent)?,
             seed,
             a: permuted(uniform_parts(ctx, digits, seed), &inverse)?,
             b,
@@ -337,149 +343,106 @@ impl HoistedKey {
 pub struct Decomposed<'a> {
     basis: &'a KeyBasis,
     c0: Poly,
-    /// Lifted to the keys' context.
-    digits: Vec<Poly>,
+    /// Lifted to the keys' primes, in NTT form, as flat rows.
+    digits: Vec<Vec<u64>>,
 }
 
 impl<'a> Decomposed<'a> {
     /// The expensive half of a key switch, paid once per ciphertext: `c1`
     /// out of NTT form, one digit per ciphertext modulus, each digit into
-    /// NTT form over every modulus of the keys (`Q`, or `QP`).
+    /// NTT form over every modulus of the keys (`Q`, or `QP`). A digit's
+    /// own row is `c1`'s row in NTT form already, so each digit takes one
+    /// NTT fewer than the keys have primes.
     pub fn new(ct: &Ciphertext, basis: &'a KeyBasis) -> Result<Decomposed<'a>, HeError> {
         if ct.len() != 2 || ct[0].ctx() != top_context(&basis.par)? {
             return Err(HeError::Fhe(fhe::Error::DefaultError(
                 "hoisting needs a fresh two-part ciphertext at the top level".into(),
             )));
         }
-        let ctx = basis.key_context()?;
         let mut c1 = ct[1].clone();
+        c1.change_representation(Representation::Ntt);
+        let ntt = c1.coefficients().to_owned();
         c1.change_representation(Representation::PowerBasis);
         let digits = c1
             .coefficients()
             .outer_iter()
-            .map(|residues| {
-                let residues = residues.as_slice().expect("rows are contiguous");
-                // The digits of a ciphertext are public: variable time is safe.
-                let mut d = Poly::try_convert_from(residues, ctx, true, Representation::PowerBasis)
-                    .map_err(math)?;
-                d.change_representation(Representation::Ntt);
-                Ok(d)
+            .zip(ntt.outer_iter())
+            .enumerate()
+            .map(|(i, (residues, own))| {
+                basis.rows.lift(
+                    residues.as_slice().expect("rows are contiguous"),
+                    i,
+                    own.as_slice().expect("rows are contiguous"),
+                )
             })
-            .collect::<Result<Vec<_>, HeError>>()?;
-        Ok(Decomposed {
-            basis,
-            c0: ct[0].clone(),
-            digits,
-        })
+            .collect();
+        let mut c0 = ct[0].clone();
+        c0.change_representation(Representation::Ntt);
+        Ok(Decomposed { basis, c0, digits })
     }
 
     /// The cheap half, per rotation: the inner product of the digits with
     /// the key (divided by `P` under a special prime), `c0` added, then the
-    /// key's Galois element applied to the two sums.
-    ///
-    /// Each sum accumulates its products in 128-bit integers and reduces
-    /// once per coefficient, into one allocation per sum, where a
-    /// product-then-add per digit reduces and allocates `2L` times: with
-    /// `L` digits and moduli below `2^60` the sum stays below `2^(120 +
-    /// log2 L)`.
+    /// key's Galois element applied to the two sums. Each sum accumulates
+    /// its products in 128-bit integers and reduces once per coefficient
+    /// ([`rows::Basis::inner_products`]), in scratch rows the thread
+    /// reuses; only the result's rows are allocated.
     pub fn rotate(&self, key: &HoistedKey) -> Result<Ciphertext, HeError> {
-        let ctx = self.basis.key_context()?;
-        let n = self.basis.par.degree();
-        let moduli = ctx.moduli_operators();
-        let mut acc0 = vec![0u128; moduli.len() * n];
-        let mut acc1 = vec![0u128; moduli.len() * n];
-        if self.basis.special.is_none() {
-            // Without a division, c0 joins the first sum at once.
-            for (acc, x) in acc0.iter_mut().zip(self.c0.coefficients().iter()) {
-                *acc = *x as u128;
+        let rows = &self.basis.rows;
+        let n = rows.degree();
+        let (m, l) = (rows.len(), self.basis.par.moduli().len());
+        let b: Vec<&[u64]> = key.b.iter().map(flat).collect();
+        let a: Vec<&[u64]> = key.a.iter().map(flat).collect();
+        let c0 = flat(&self.c0);
+        let sums = rows::with_scratch((2 * m + 1) * n, |scratch| {
+            let (s0, rest) = scratch.split_at_mut(m * n);
+            let (s1, tmp) = rest.split_at_mut(m * n);
+            rows.inner_products(&self.digits, &b, &a, s0, s1);
+            if let Some(special) = &self.basis.special {
+                rows.divide_by_last(s0, &special.p_inverse, tmp);
+                rows.divide_by_last(s1, &special.p_inverse, tmp);
             }
-        }
-        for ((d, b), a) in self.digits.iter().zip(&key.b).zip(&key.a) {
-            let d = d.coefficients();
-            let (b, a) = (b.coefficients(), a.coefficients());
-            let terms = d.iter().zip(b.iter()).zip(a.iter());
-            for ((x0, x1), ((d, b), a)) in acc0.iter_mut().zip(acc1.iter_mut()).zip(terms) {
-                *x0 += *d as u128 * *b as u128;
-                *x1 += *d as u128 * *a as u128;
-            }
-        }
-        let reduce = |acc: Vec<u128>| -> Vec<u64> {
-            acc.chunks_exact(n)
-                .zip(moduli)
-                .flat_map(|(row, q)| row.iter().map(|&x| q.reduce_u128(x)))
-                .collect()
-        };
+            rows.add_rows(&mut s0[..l * n], c0);
+            [
+                rows::permute(s0, &key.perm, l),
+                rows::permute(s1, &key.perm, l),
+            ]
+        });
         let q_ctx = top_context(&self.basis.par)?;
-        let (mut sum0, sum1) = match &self.basis.special {
-            None => (reduce(acc0), reduce(acc1)),
-            Some(special) => (
-                special.divide(reduce(acc0), q_ctx, n)?,
-                special.divide(reduce(acc1), q_ctx, n)?,
-            ),
-        };
-        let mut out = Vec::with_capacity(2);
-        if self.basis.special.is_some() {
-            let c0 = self.c0.coefficients();
-            for ((x, c), q) in sum0
-                .chunks_exact_mut(n)
-                .zip(c0.outer_iter())
-                .zip(q_ctx.moduli_operators())
-            {
-                q.add_vec(x, c.as_slice().expect("rows are contiguous"));
-            }
-        }
-        for sum in [std::mem::take(&mut sum0), sum1] {
-            let sum =
-                Poly::try_convert_from(sum, q_ctx, false, Representation::Ntt).map_err(math)?;
-            out.push(sum.substitute(&key.exponent).map_err(math)?);
-        }
+        let out = sums
+            .into_iter()
+            .map(|sum| Poly::try_convert_from(sum, q_ctx, false, Representation::Ntt).map_err(math))
+            .collect::<Result<Vec<_>, _>>()?;
         Ok(Ciphertext::new(out, &self.basis.par)?)
     }
 }
 
-impl Special {
-    /// `round(x / P)` at `Q` of a sum `x` at `QP` (rows in NTT form, `P`'s
-    /// last): `(x - [x]_P) / P`, with `[x]_P` centred, is exact over the
-    /// integers and differs from `x / P` by at most 1/2.
-    fn divide(
-        &self,
-        mut rows: Vec<u64>,
-        q_ctx: &Arc<Context>,
-        n: usize,
-    ) -> Result<Vec<u64>, HeError> {
-        let p_row = rows.split_off(rows.len() - n);
-        let p = *self.p.moduli().first().expect("one prime");
-        let mut x_p =
-            Poly::try_convert_from(p_row, &self.p, true, Representation::Ntt).map_err(math)?;
-        x_p.change_representation(Representation::PowerBasis);
-        let centred: Vec<i64> = x_p
-            .coefficients()
-            .iter()
-            .map(|&c| {
-                if c > p / 2 {
-                    c as i64 - p as i64
-                } else {
-                    c as i64
-                }
-            })
-            .collect();
-        // The residue of a public sum: variable time is safe.
-        let mut r =
-            Poly::try_convert_from(centred.as_slice(), q_ctx, true, Representation::PowerBasis)
-                .map_err(math)?;
-        r.change_representation(Representation::Ntt);
-        let residues = r.coefficients();
-        for (((row, r), q), &inv) in rows
-            .chunks_exact_mut(n)
-            .zip(residues.outer_iter())
-            .zip(q_ctx.moduli_operators())
-            .zip(&self.p_inverse)
-        {
-            q.sub_vec(row, r.as_slice().expect("rows are contiguous"));
-            q.scalar_mul_vec(row, inv);
-        }
-        Ok(rows)
-    }
+/// A polynomial's residues as flat rows (its array is in standard layout).
+fn flat(p: &Poly) -> &[u64] {
+    p.coefficients()
+        .to_slice()
+        .expect("fhe-math keeps coefficients contiguous")
+}
+
+/// The permutation of evaluations that `exponent` applies in NTT form,
+/// read off fhe-math's own substitution of the indices `0..n` (each below
+/// every prime), so that it cannot drift from fhe.rs's convention.
+fn ntt_permutation(
+    ctx: &Arc<Context>,
+    degree: usize,
+    exponent: &SubstitutionExponent,
+) -> Result<Vec<u32>, HeError> {
+    let index: Vec<u64> = (0..ctx.moduli().len())
+        .flat_map(|_| 0..degree as u64)
+        .collect();
+    let p = Poly::try_convert_from(index, ctx, true, Representation::Ntt).map_err(math)?;
+    let moved = p.substitute(exponent).map_err(math)?;
+    Ok(moved
+        .coefficients()
+        .row(0)
+        .iter()
+        .map(|&i| i as u32)
+        .collect())
 }
 
 /// The uniform `a_i` of a key, one per digit, expanded by fhe-math's

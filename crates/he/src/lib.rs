@@ -21,6 +21,7 @@ pub mod layer;
 pub mod params;
 pub mod plan;
 pub mod protocol;
+mod rows;
 pub mod runner;
 
 pub use explore_he_model::layer::LayerLayout;
