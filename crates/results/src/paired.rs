@@ -89,14 +89,6 @@ impl<'a> Table<'a> {
         }
     }
 
-    /// The seeds behind a point's validation comparison with its twin (0
-    /// when it has none).
-    pub fn validation_seeds(&self, p: &Summary, summaries: &[Summary]) -> usize {
-        self.twin(p, summaries)
-            .and_then(|twin| self.versus(p, twin).validation)
-            .map_or(0, |v| v.seeds)
-    }
-
     /// The mean optimizer steps of a summary's replicates.
     pub fn steps(&self, s: &Summary) -> Option<f64> {
         let steps: Vec<f64> = s
@@ -134,32 +126,63 @@ impl<'a> Table<'a> {
     }
 }
 
-/// Of `candidates`, those whose validation comparison with their twin
-/// rests on the most seeds. A comparison on fewer seeds has a thinner
-/// seed-to-seed part in its interval (none at all on one seed), so across
-/// strategies such a point must not outrank a better-replicated one on cost
-/// alone: the headline chooses among these.
-pub fn best_replicated<'s>(
+/// Which points a choice may take across strategies.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Replicates {
+    /// Any point (within one strategy, where the seeds are shown beside).
+    Any,
+    /// Only the equivalent points compared on the most seeds any
+    /// equivalent point has: a comparison on fewer seeds has a thinner
+    /// seed-to-seed part in its interval (none at all on one seed), so it
+    /// must not outrank a better-replicated one on cost alone.
+    Most,
+}
+
+/// The candidates with finite cost whose paired validation difference from
+/// their budget-matched twin is equivalent within `margin` (or better),
+/// with that difference.
+fn equivalent<'s>(
     table: &Table,
     candidates: impl IntoIterator<Item = &'s Summary>,
     summaries: &'s [Summary],
-) -> Vec<&'s Summary> {
-    let seeded: Vec<(&Summary, usize)> = candidates
+    cost: Cost,
+    margin: f64,
+) -> Vec<(&'s Summary, Paired)> {
+    candidates
         .into_iter()
-        .map(|p| (p, table.validation_seeds(p, summaries)))
-        .collect();
-    let most = seeded.iter().map(|&(_, k)| k).max().unwrap_or(0);
-    seeded
+        .filter(|p| cost.of(p).is_finite())
+        .filter_map(|p| {
+            let twin = table.twin(p, summaries)?;
+            let v = table.versus(p, twin).validation?;
+            matches!(v.verdict(margin), Verdict::Equivalent | Verdict::Better).then_some((p, v))
+        })
+        .collect()
+}
+
+/// The equivalent points (as [`cheapest_equivalent`] admits them) that
+/// [`Replicates::Most`] leaves out, each with its seeds: those on fewer
+/// seeds than the best-replicated equivalent point.
+pub fn equivalent_on_fewer_seeds<'s>(
+    table: &Table,
+    candidates: impl IntoIterator<Item = &'s Summary>,
+    summaries: &'s [Summary],
+    cost: Cost,
+    margin: f64,
+) -> Vec<(&'s Summary, usize)> {
+    let eligible = equivalent(table, candidates, summaries, cost, margin);
+    let most = eligible.iter().map(|(_, v)| v.seeds).max().unwrap_or(0);
+    eligible
         .into_iter()
-        .filter(|&(_, k)| k == most)
-        .map(|(p, _)| p)
+        .filter(|(_, v)| v.seeds < most)
+        .map(|(p, v)| (p, v.seeds))
         .collect()
 }
 
 /// The iso-accuracy choice: among `candidates`, the cheapest under `cost`
 /// whose paired validation difference from its budget-matched twin is
 /// equivalent within `margin` (or better), chosen without looking at the
-/// test images. Among equally cheap ones, the one with the larger
+/// test images; under [`Replicates::Most`], only among those compared on
+/// the most seeds. Among equally cheap ones, the one with the larger
 /// validation difference.
 pub fn cheapest_equivalent<'s>(
     table: &Table,
@@ -167,20 +190,20 @@ pub fn cheapest_equivalent<'s>(
     summaries: &'s [Summary],
     cost: Cost,
     margin: f64,
+    replicates: Replicates,
 ) -> Option<&'s Summary> {
-    candidates
+    let eligible = equivalent(table, candidates, summaries, cost, margin);
+    let most = match replicates {
+        Replicates::Any => 0,
+        Replicates::Most => eligible.iter().map(|(_, v)| v.seeds).max().unwrap_or(0),
+    };
+    eligible
         .into_iter()
-        .filter(|p| cost.of(p).is_finite())
-        .filter_map(|p| {
-            let twin = table.twin(p, summaries)?;
-            let v = table.versus(p, twin).validation?;
-            matches!(v.verdict(margin), Verdict::Equivalent | Verdict::Better)
-                .then_some((p, v.mean))
-        })
+        .filter(|(_, v)| v.seeds >= most)
         .min_by(|a, b| {
             cost.of(a.0)
                 .total_cmp(&cost.of(b.0))
-                .then(b.1.total_cmp(&a.1))
+                .then(b.1.mean.total_cmp(&a.1.mean))
         })
         .map(|(p, _)| p)
 }
@@ -255,6 +278,7 @@ mod tests {
             &summaries,
             Cost::Rotations,
             0.005,
+            Replicates::Any,
         )
         .unwrap();
         assert_eq!(chosen.target, 0.5);
@@ -281,8 +305,15 @@ mod tests {
             Versus::default()
         );
         assert!(
-            cheapest_equivalent(&table, &summaries[..1], &summaries, Cost::Rotations, 0.005)
-                .is_none()
+            cheapest_equivalent(
+                &table,
+                &summaries[..1],
+                &summaries,
+                Cost::Rotations,
+                0.005,
+                Replicates::Any
+            )
+            .is_none()
         );
     }
 }

@@ -344,11 +344,12 @@ fn speedups(
             // Within one strategy any point may be chosen, its seeds shown;
             // across strategies, as for the headline, only the best
             // replicated.
-            let candidates = match s {
-                Some(_) => pruned(s).collect(),
-                None => paired::best_replicated(table_of, pruned(None), points),
+            let replicates = match s {
+                Some(_) => paired::Replicates::Any,
+                None => paired::Replicates::Most,
             };
-            let chosen = paired::cheapest_equivalent(table_of, candidates, points, cost, margin);
+            let chosen =
+                paired::cheapest_equivalent(table_of, pruned(s), points, cost, margin, replicates);
             match chosen {
                 Some(p) => {
                     let twin = table_of.twin(p, points).expect("chosen against its twin");
@@ -423,7 +424,7 @@ fn speedups(
             .is_some_and(|t| table_of.versus(p, t).validation.is_some())
     });
     if comparable {
-        md += &fewer_seeds_note(points, table_of);
+        md += &fewer_seeds_note(points, table_of, margin);
         match sentence(margin) {
             Some(s) => {
                 let _ = writeln!(md, "**Headline:** {s}.\n");
@@ -505,34 +506,42 @@ pub fn headline<'s>(
     margin: f64,
 ) -> Option<&'s Summary> {
     let pruned = points.iter().filter(|p| !p.strategy.is_dense());
-    let candidates = paired::best_replicated(table_of, pruned, points);
-    paired::cheapest_equivalent(table_of, candidates, points, Cost::Rotations, margin)
+    paired::cheapest_equivalent(
+        table_of,
+        pruned,
+        points,
+        Cost::Rotations,
+        margin,
+        paired::Replicates::Most,
+    )
 }
 
-/// A sentence naming the comparable points left out of the headline and
-/// the `overall` rows for resting on fewer seeds; empty when none is.
-fn fewer_seeds_note(points: &[Summary], table_of: &paired::Table) -> String {
-    let comparable: Vec<(&Summary, usize)> = points
-        .iter()
-        .filter(|p| !p.strategy.is_dense())
-        .map(|p| (p, table_of.validation_seeds(p, points)))
-        .filter(|&(_, k)| k > 0)
-        .collect();
-    let most = comparable.iter().map(|&(_, k)| k).max().unwrap_or(0);
-    let fewer: Vec<String> = comparable
-        .iter()
-        .filter(|&&(_, k)| k < most)
-        .map(|(p, k)| format!("{} ({k})", p.label()))
-        .collect();
+/// A sentence naming the points equivalent at `margin` that the headline
+/// and the `overall` rows leave out for resting on fewer seeds; empty when
+/// none is.
+fn fewer_seeds_note(points: &[Summary], table_of: &paired::Table, margin: f64) -> String {
+    let pruned = points.iter().filter(|p| !p.strategy.is_dense());
+    let fewer =
+        paired::equivalent_on_fewer_seeds(table_of, pruned, points, Cost::Rotations, margin);
     if fewer.is_empty() {
         return String::new();
     }
+    let names: Vec<String> = fewer
+        .iter()
+        .map(|(p, k)| {
+            format!(
+                "{} ({k} {})",
+                p.label(),
+                if *k == 1 { "seed" } else { "seeds" }
+            )
+        })
+        .collect();
     format!(
-        "The headline and the `overall` rows choose among the points compared with their twin \
-         on {most} seeds, the most any point has: an interval on fewer seeds has a thinner \
-         seed-to-seed part (none on one seed), so it cannot outrank them on cost alone. Chosen \
-         only within their strategy's row: {}.\n\n",
-        fewer.join(", ")
+        "The headline and the `overall` rows choose among the equivalent points compared with \
+         their twin on the most seeds: an interval on fewer seeds has a thinner seed-to-seed \
+         part (none on one seed), so it cannot outrank them on cost alone. Equivalent on fewer \
+         seeds, so chosen only within their strategy's row: {}.\n\n",
+        names.join(", ")
     )
 }
 
@@ -1245,10 +1254,7 @@ mod tests {
         );
         assert!(s.contains("(2 seeds, 1000 test images)"), "{s}");
         assert!(
-            s.contains("compared with their twin on 2 seeds")
-                && s.contains(
-                    "Chosen only within their strategy's row: diagonal 0.9 (1), channel 0.5 (1)."
-                ),
+            s.contains("Equivalent on fewer seeds, so chosen only within their strategy's row: channel 0.5 (1 seed)."),
             "{s}"
         );
         let cells = |strategy: &str| -> Vec<String> {
@@ -1269,7 +1275,23 @@ mod tests {
             s.contains("**Headline:** channel at target 0.5 needs 2.50x fewer rotations"),
             "{s}"
         );
-        assert!(!s.contains("Chosen only within"), "{s}");
+        assert!(!s.contains("chosen only within"), "{s}");
+        // Where the best-replicated points are not equivalent, the best
+        // replicated of the equivalent ones is chosen, not "none".
+        let (mut points, _) = paired_sweep();
+        points[3].val_accuracy = 0.912; // channel 0.5, equivalent, 1 seed
+        for i in [0, 1, 4] {
+            // diagonal 0.5 (not equivalent: 90.5 against 91.2) on seed 1 too
+            let mut r = points[i].clone();
+            r.seed = 1;
+            points.push(r);
+        }
+        let outcomes: Vec<_> = points.iter().map(outcomes_of).collect();
+        let s = render_paired(&points, &outcomes);
+        assert!(
+            s.contains("**Headline:** channel at target 0.5 needs 2.50x fewer rotations"),
+            "{s}"
+        );
     }
 
     fn row_of<'a>(s: &'a str, cost: &str, strategy: &str) -> &'a str {
