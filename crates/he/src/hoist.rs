@@ -117,8 +117,11 @@ impl KeyBasis {
     /// 128-bit sums of [`Decomposed::rotate`] bound `P` to 60 bits.
     pub fn new(par: &Arc<BfvParameters>, special_bits: Option<usize>) -> Result<KeyBasis, HeError> {
         let rows_of = |ctx: &Arc<Context>| {
-            rows::Basis::new(ctx.moduli_operators(), par.degree())
-                .ok_or_else(|| math(fhe_math::Error::Default("a prime without an NTT".into())))
+            rows::Basis::new(ctx.moduli_operators(), par.degree()).ok_or_else(|| {
+                math(fhe_math::Error::Default(
+                    "a prime above 60 bits or without an NTT of the ring's degree".into(),
+                ))
+            })
         };
         let Some(bits) = special_bits else {
             return Ok(KeyBasis {

@@ -29,8 +29,12 @@ pub(crate) struct Basis {
 }
 
 impl Basis {
-    /// `None` if a prime has no NTT of size `n` (not `1 mod 2n`).
+    /// `None` if a prime has no NTT of size `n` (not `1 mod 2n`), or has
+    /// more than 60 bits (the 128-bit sums of [`Self::inner_products`]).
     pub fn new(moduli: &[Modulus], n: usize) -> Option<Basis> {
+        if moduli.iter().any(|q| **q >> 60 != 0) {
+            return None;
+        }
         let ntt = moduli
             .iter()
             .map(|q| NttOperator::new(q, n))
@@ -83,6 +87,10 @@ impl Basis {
         s1: &mut [u64],
     ) {
         let n = self.n;
+        assert!(
+            digits.len() == b.len() && digits.len() == a.len(),
+            "one key part per digit"
+        );
         for (j, q) in self.moduli.iter().enumerate() {
             for start in (j * n..(j + 1) * n).step_by(BLOCK) {
                 let len = BLOCK.min((j + 1) * n - start);
@@ -119,8 +127,9 @@ impl Basis {
             let p_mod_q = q.reduce(p);
             for (t, &c) in tmp.iter_mut().zip(p_row.iter()) {
                 // [c]_P centred, mod q_j: c, less P where c > P/2, without
-                // a branch on the (possibly secret-dependent) value.
-                let above = (half < c) as u64;
+                // a branch on the (possibly secret-dependent) value: both
+                // are below 2^62, so the difference's sign bit is the test.
+                let above = half.wrapping_sub(c) >> 63;
                 *t = q.sub(q.reduce(c), above * p_mod_q);
             }
             self.ntt[j].forward(tmp);
@@ -161,14 +170,18 @@ thread_local! {
 }
 
 /// Runs `f` on `len` words of this thread's scratch (contents unspecified),
-/// grown once and reused by every rotation the thread runs.
+/// grown once and reused by every rotation the thread runs. Should `f` ever
+/// come back here on the same thread (a rayon task stolen inside it), the
+/// inner call gets words of its own rather than a double borrow.
 pub(crate) fn with_scratch<T>(len: usize, f: impl FnOnce(&mut [u64]) -> T) -> T {
-    SCRATCH.with(|cell| {
-        let mut scratch = cell.borrow_mut();
-        if scratch.len() < len {
-            scratch.resize(len, 0);
+    SCRATCH.with(|cell| match cell.try_borrow_mut() {
+        Ok(mut scratch) => {
+            if scratch.len() < len {
+                scratch.resize(len, 0);
+            }
+            f(&mut scratch[..len])
         }
-        f(&mut scratch[..len])
+        Err(_) => f(&mut vec![0; len]),
     })
 }
 
