@@ -159,6 +159,11 @@ fn equivalent<'s>(
         .collect()
 }
 
+/// The most seeds any of `eligible`'s comparisons rests on.
+fn most_seeds(eligible: &[(&Summary, Paired)]) -> usize {
+    eligible.iter().map(|(_, v)| v.seeds).max().unwrap_or(0)
+}
+
 /// The equivalent points (as [`cheapest_equivalent`] admits them) that
 /// [`Replicates::Most`] leaves out, each with its seeds: those on fewer
 /// seeds than the best-replicated equivalent point.
@@ -170,7 +175,7 @@ pub fn equivalent_on_fewer_seeds<'s>(
     margin: f64,
 ) -> Vec<(&'s Summary, usize)> {
     let eligible = equivalent(table, candidates, summaries, cost, margin);
-    let most = eligible.iter().map(|(_, v)| v.seeds).max().unwrap_or(0);
+    let most = most_seeds(&eligible);
     eligible
         .into_iter()
         .filter(|(_, v)| v.seeds < most)
@@ -195,7 +200,7 @@ pub fn cheapest_equivalent<'s>(
     let eligible = equivalent(table, candidates, summaries, cost, margin);
     let most = match replicates {
         Replicates::Any => 0,
-        Replicates::Most => eligible.iter().map(|(_, v)| v.seeds).max().unwrap_or(0),
+        Replicates::Most => most_seeds(&eligible),
     };
     eligible
         .into_iter()
