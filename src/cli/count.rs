@@ -72,8 +72,7 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
                 cost.depth(),
                 args.net.noise_margin,
                 he::Flooding::OFF,
-                // Under coefficient encoding nothing switches keys.
-                args.net.special_prime && cost.schedule.rotates(),
+                scheduler.special_prime(args.net.special_prime),
             )?;
             let key_bytes = he::params::galois_key_bytes(args.net.poly_degree, &moduli)?;
             println!(

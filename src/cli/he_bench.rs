@@ -166,8 +166,7 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
         .iter()
         .map(|(_, model, _, _)| model.depth)
         .fold(he::NoiseDepth::default(), he::NoiseDepth::max);
-    // Under coefficient encoding nothing switches keys: no special prime.
-    let special_prime = args.net.special_prime && scheduler.schedule().rotates();
+    let special_prime = scheduler.special_prime(args.net.special_prime);
     let params = sized_params(&args, &shapes, depth, special_prime)?;
     let moduli = params.sized.clone().expect("sized to the noise");
     eprintln!(

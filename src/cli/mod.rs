@@ -101,20 +101,21 @@ pub struct NetworkArgs {
     #[arg(long, default_value_t = explore_he::noise::DEFAULT_MARGIN_BITS)]
     pub noise_margin: f64,
     /// on (key switching with a special prime: keys at QP, a rotation adds
-    /// little noise, so fewer ciphertext primes hold the network) or off
-    /// (fhe.rs's key switching over the ciphertext primes alone).
-    // A bool field is a flag to clap unless its action says it takes a
-    // value: without `Set`, `--special-prime off` was refused.
+    /// little noise, so a ciphertext prime fewer holds the network and
+    /// every key and ciphertext is a third smaller) or off (over the
+    /// ciphertext primes alone). Default: whichever costs less compute
+    /// under --hoisting: off with hoisting, on without.
+    // A bool is a flag to clap unless its action says it takes a value:
+    // without `Set`, `--special-prime off` was refused.
     #[arg(
         long,
-        default_value = "on",
         action = clap::ArgAction::Set,
         value_parser = clap::builder::TypedValueParser::map(
             clap::builder::PossibleValuesParser::new(["on", "off"]),
             |v| v == "on"
         )
     )]
-    pub special_prime: bool,
+    pub special_prime: Option<bool>,
 }
 
 impl NetworkArgs {

@@ -228,7 +228,9 @@ impl Workspace {
             .plaintext_bits(he.plaintext_bits)
             .quantization(he.weight_bits, he.activation_bits)
             .fewest_primes(depth, he.noise_margin, he::Flooding::OFF)
-            .special_prime(he.special_prime)
+            // One context serves every schedule; under coefficient encoding
+            // nothing switches keys, so the hoisting alone decides.
+            .special_prime(he.hoisting.special_prime(he.special_prime))
             .build()?;
         Ok(HeContext::new(params))
     }

@@ -33,6 +33,21 @@ crate::named_enum!(Hoisting: String, |s| format!("unknown hoisting `{s}`: use on
     Off => "off",
 });
 
+impl Hoisting {
+    /// Whether rotations switch keys with a special prime: `asked` (the
+    /// spec's `he.special_prime`, the `--special-prime` flag), else the
+    /// choice that costs less compute. Hoisted, a rotation with a special
+    /// prime must divide by it (two inverse and four forward NTTs at two
+    /// ciphertext primes), which one without never does, and that outweighs
+    /// the prime fewer in every product; without hoisting every rotation
+    /// decomposes anyway and the prime fewer wins (README, "Throughput").
+    /// Either way the special prime saves a third of every key and
+    /// ciphertext, which is what asking for it buys.
+    pub fn special_prime(self, asked: Option<bool>) -> bool {
+        asked.unwrap_or(self == Hoisting::Off)
+    }
+}
+
 /// The schedule family of a network.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Hash, Serialize, Deserialize)]
 #[serde(rename_all = "lowercase")]
@@ -148,6 +163,13 @@ impl Scheduler {
             costs,
             poly_degree,
         })
+    }
+
+    /// Whether this scheduler's rotations switch keys with a special prime
+    /// ([`Hoisting::special_prime`] of `asked`); never under coefficient
+    /// encoding, where nothing switches keys.
+    pub fn special_prime(&self, asked: Option<bool>) -> bool {
+        self.schedule.rotates() && self.hoisting.special_prime(asked)
     }
 
     pub fn schedule(&self) -> Schedule {
@@ -314,6 +336,31 @@ mod tests {
             PrimitiveCosts::default(),
             n,
         )
+    }
+
+    #[test]
+    fn the_special_prime_is_as_asked_else_on_only_without_hoisting() {
+        for hoisting in [Hoisting::On, Hoisting::Off] {
+            assert!(hoisting.special_prime(Some(true)));
+            assert!(!hoisting.special_prime(Some(false)));
+        }
+        assert!(!Hoisting::On.special_prime(None));
+        assert!(Hoisting::Off.special_prime(None));
+        let off = |schedule| {
+            Scheduler::new(
+                schedule,
+                None,
+                Hoisting::Off,
+                PrimitiveCosts::default(),
+                8192,
+            )
+            .unwrap()
+        };
+        assert!(off(Schedule::Best).special_prime(None));
+        assert!(off(Schedule::Gazelle).special_prime(Some(true)));
+        // Coefficient encoding switches no keys, whatever was asked.
+        assert!(!off(Schedule::Coefficients).special_prime(Some(true)));
+        assert!(!off(Schedule::Coefficients).special_prime(None));
     }
 
     #[test]

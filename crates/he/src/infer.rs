@@ -142,8 +142,7 @@ impl Deployment {
             .plaintext_bits(he.plaintext_bits)
             .quantization(qnet.config.weight_bits, qnet.config.activation_bits)
             .fewest_primes(dense.depth(), margin_bits, flooding)
-            // Under coefficient encoding nothing switches keys.
-            .special_prime(he.special_prime && scheduler.schedule().rotates())
+            .special_prime(scheduler.special_prime(he.special_prime))
             .build()?;
         let (net, cost, keys, depths): (_, _, _, Vec<NoiseDepth>) = match mode {
             KeysMode::Live => {
@@ -857,7 +856,7 @@ mod tests {
         HeSpec {
             keys,
             flooding,
-            special_prime,
+            special_prime: Some(special_prime),
             noise_margin: 10.0,
             ..HeSpec::default()
         }

@@ -239,11 +239,14 @@ pub struct HeSpec {
     /// layer under the worst-case bound: the fewest primes that do are used.
     #[serde(default = "default_noise_margin")]
     pub noise_margin: f64,
-    /// Key switching with a special prime (keys at QP: a rotation adds
-    /// little noise, so fewer ciphertext primes hold the network); `false`
-    /// for fhe.rs's key switching over the ciphertext primes alone.
-    #[serde(default = "yes")]
-    pub special_prime: bool,
+    /// Key switching with a special prime (`true`: keys at QP, a rotation
+    /// adds little noise, so a ciphertext prime fewer holds the network and
+    /// every key and ciphertext is a third smaller) or over the ciphertext
+    /// primes alone (`false`). Absent: whichever costs less compute under
+    /// `hoisting` ([`Hoisting::special_prime`]: off with hoisting, on
+    /// without).
+    #[serde(default)]
+    pub special_prime: Option<bool>,
     /// Bits of the plaintext modulus; chosen from the accumulator bound when absent.
     #[serde(default)]
     pub plaintext_bits: Option<u32>,
@@ -315,7 +318,7 @@ impl Default for HeSpec {
             baby_step: None,
             hoisting: Hoisting::default(),
             noise_margin: default_noise_margin(),
-            special_prime: true,
+            special_prime: None,
             protocol: Protocol::default(),
             keys: KeysMode::default(),
             constant_time: None,
