@@ -400,7 +400,8 @@ impl<'a> Decomposed<'a> {
         let sums = rows::with_scratch((2 * m + 1) * n, |scratch| {
             let (s0, rest) = scratch.split_at_mut(m * n);
             let (s1, tmp) = rest.split_at_mut(m * n);
-            rows.inner_products(&self.digits, &b, &a, s0, s1);
+            let digits: Vec<&[u64]> = self.digits.iter().map(Vec::as_slice).collect();
+            rows.inner_products(&digits, &b, &a, s0, s1);
             if let Some(special) = &self.basis.special {
                 rows.divide_by_last(s0, &special.p_inverse, tmp);
                 rows.divide_by_last(s1, &special.p_inverse, tmp);
@@ -411,17 +412,47 @@ impl<'a> Decomposed<'a> {
                 rows::permute(s1, &key.perm, l),
             ]
         });
-        let q_ctx = top_context(&self.basis.par)?;
-        let out = sums
+        self.basis.ciphertext(sums)
+    }
+}
+
+impl KeyBasis {
+    /// The row arithmetic of the keys' primes (`Q`, then `P` if any), whose
+    /// first primes are the ciphertexts'.
+    pub(crate) fn rows(&self) -> &rows::Basis {
+        &self.rows
+    }
+
+    /// A top-level ciphertext of two parts given as NTT rows at `Q`.
+    pub(crate) fn ciphertext(&self, parts: [Vec<u64>; 2]) -> Result<Ciphertext, HeError> {
+        let q_ctx = top_context(&self.par)?;
+        let out = parts
             .into_iter()
-            .map(|sum| Poly::try_convert_from(sum, q_ctx, false, Representation::Ntt).map_err(math))
+            .map(|part| {
+                Poly::try_convert_from(part, q_ctx, false, Representation::Ntt).map_err(math)
+            })
             .collect::<Result<Vec<_>, _>>()?;
-        Ok(Ciphertext::new(out, &self.basis.par)?)
+        Ok(Ciphertext::new(out, &self.par)?)
+    }
+
+    /// `pt` as a product with a ciphertext multiplies it: its values in
+    /// `[0, t)` at every ciphertext prime, in NTT form (fhe.rs's own
+    /// plaintext polynomial, which it keeps private).
+    pub(crate) fn plaintext_rows(&self, pt: &fhe::bfv::Plaintext) -> Result<Poly, HeError> {
+        let mut m = Poly::try_convert_from(
+            pt,
+            top_context(&self.par)?,
+            false,
+            Representation::PowerBasis,
+        )
+        .map_err(math)?;
+        m.change_representation(Representation::Ntt);
+        Ok(m)
     }
 }
 
 /// A polynomial's residues as flat rows (its array is in standard layout).
-fn flat(p: &Poly) -> &[u64] {
+pub(crate) fn flat(p: &Poly) -> &[u64] {
     p.coefficients()
         .to_slice()
         .expect("fhe-math keeps coefficients contiguous")

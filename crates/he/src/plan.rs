@@ -7,23 +7,25 @@
 use std::collections::{BTreeMap, BTreeSet};
 use std::sync::Arc;
 
-use fhe::bfv::{Ciphertext, EvaluationKey, Plaintext, dot_product_scalar};
+use fhe::bfv::{Ciphertext, EvaluationKey};
+use fhe_math::rq::{Poly, Representation};
 use rayon::prelude::*;
 
 use crate::error::HeError;
-use crate::hoist::{Decomposed, HoistedKey, KeyBasis};
+use crate::hoist::{Decomposed, HoistedKey, KeyBasis, flat};
 use crate::keys::KeySource;
 use crate::params::check_weights;
 use explore_he_model::cost::LayerCost;
 use explore_he_model::layout::{Half, PackingLayout, Rotation};
 use explore_quant::conv_int;
 
-/// One live mask: input block `a` read at (offset, baby step), its plaintext.
+/// One live mask: input block `a` read at (offset, baby step), its
+/// plaintext as the product multiplies it (NTT form at `Q`).
 struct Product {
     a: usize,
     offset: usize,
     baby: usize,
-    pt: Plaintext,
+    pt: Poly,
 }
 
 /// The products of one giant step of one half of one output block.
@@ -91,11 +93,14 @@ impl LayerPlan {
             }
         }
         let params = keys.params();
-        let encoded: Vec<(explore_he_model::layout::MaskKey, Plaintext)> = masks
+        let encoded: Vec<(explore_he_model::layout::MaskKey, Poly)> = masks
             .into_iter()
             .collect::<Vec<_>>()
             .into_par_iter()
-            .map(|(key, slots)| Ok((key, params.encode(&slots)?)))
+            .map(|(key, slots)| {
+                let pt = params.key_basis.plaintext_rows(&params.encode(&slots)?)?;
+                Ok((key, pt))
+            })
             .collect::<Result<_, HeError>>()?;
         let mut giants: Vec<GiantSum> = Vec::new();
         let mut rotations = BTreeSet::new();
@@ -215,6 +220,36 @@ impl LayerPlan {
         })
     }
 
+    /// `sum_k c_k m_k` over a giant step's products, as one lazy
+    /// multiply-accumulate: each block of coefficients summed in 128-bit
+    /// integers on the stack and reduced once ([`crate::rows::Basis::inner_products`]),
+    /// where a product and an addition each would reduce and allocate.
+    /// fhe.rs's own `dot_product_scalar` sums the same way, but over whole
+    /// rows of 128-bit accumulators it allocates per call: on he-bench its
+    /// accumulators' traffic and fresh pages cost more than the products.
+    fn multiply_accumulate<'c>(
+        &self,
+        terms: impl Iterator<Item = (&'c Ciphertext, &'c Poly)>,
+    ) -> Result<Ciphertext, HeError> {
+        let (mut pts, mut c0s, mut c1s) = (Vec::new(), Vec::new(), Vec::new());
+        for (ct, pt) in terms {
+            let ntt = |p: &Poly| p.representation() == &Representation::Ntt;
+            assert!(
+                ct.len() == 2 && ntt(&ct[0]) && ntt(&ct[1]) && ntt(pt),
+                "a product takes a two-part ciphertext and a plaintext in NTT form"
+            );
+            pts.push(flat(pt));
+            c0s.push(flat(&ct[0]));
+            c1s.push(flat(&ct[1]));
+        }
+        let len = pts.first().expect("a giant step has products").len();
+        let (mut s0, mut s1) = (vec![0u64; len], vec![0u64; len]);
+        self.basis
+            .rows()
+            .inner_products(&pts, &c0s, &c1s, &mut s0, &mut s1);
+        self.basis.ciphertext([s0, s1])
+    }
+
     /// The encrypted layer: output block b, or None when every weight feeding
     /// it is zero (it decrypts to zeros without any work). Returns the
     /// operations performed.
@@ -264,17 +299,8 @@ impl LayerPlan {
             .giants
             .par_iter()
             .map(|g| {
-                // One lazy multiply-accumulate (fhe.rs's): products summed in
-                // 128-bit integers, one reduction per coefficient, where a
-                // product and an addition each would reduce and allocate.
-                let mut t = dot_product_scalar(
-                    g.products.iter().map(source),
-                    g.products.iter().map(|p| &p.pt),
-                )?;
-                // fhe.rs marks the sum for variable-time arithmetic; it
-                // carries the server's weights, so it goes on in constant time.
-                t.iter_mut()
-                    .for_each(|p| p.disallow_variable_time_computations());
+                let mut t =
+                    self.multiply_accumulate(g.products.iter().map(|p| (source(p), &p.pt)))?;
                 let mut c = LayerCost {
                     pmults: g.products.len(),
                     adds: g.products.len() - 1,
