@@ -19,7 +19,10 @@
 # no penalty: the unpenalized regularization phase and the budget-matched
 # dense twins, which a penalty cannot change. A row whose penalty is the
 # main sweep's too is the main sweep's seed 0, and takes its points as well.
-# What a row copies it does not retrain; everything else it trains.
+# Likewise a row that differs from the directory's first row (by name) in
+# the penalty alone takes that row's dense points and twins of every seed
+# (the group-Lasso arms: he-cost's, for none and uniform). What a row
+# copies it does not retrain; everything else it trains.
 #
 # It prints one table: per row, strategy and target, the integer model's
 # validation accuracy and its twin's (what a choice between rows reads),
@@ -44,28 +47,33 @@ adopt() {
 shaping() { grep -v -E '^[[:space:]]*(#|$)|^[[:space:]]*(name|strategies|seeds|images|repeats|lambda|weighting):' "$1"; }
 penalty() { grep -E '^[[:space:]]*(lambda|weighting):' "$1"; }
 
-# share OUT PATTERN...: copies the main sweep's seed-0 points named by the
-# patterns (and their rows of points.csv) into OUT, unless OUT has them.
+# share SRC OUT SEEDS PATTERN...: copies the points of the sweep in SRC
+# named by the patterns (and their rows of points.csv) into OUT, unless OUT
+# has them: those of seed 0 (SEEDS=0) or of every seed (SEEDS=all).
 share() {
-  local out=$1; shift
+  local src=$1 out=$2 seeds=$3; shift 3
+  local glob=$seeds
+  [ "$seeds" = all ] && glob='*'
   mkdir -p "$out/points"
   for pattern in "$@"; do
-    for dir in "$main"/points/$pattern-s0; do
+    for dir in "$src"/points/$pattern-s$glob; do
+      [ -d "$dir" ] || continue
       [ -d "$out/points/$(basename "$dir")" ] || cp -r "$dir" "$out/points/"
     done
   done
-  [ -f "$out/points.csv" ] || head -n 1 "$main/points.csv" >"$out/points.csv"
-  awk -F, -v patterns="$*" '
+  [ -f "$src/points.csv" ] || return 0
+  [ -f "$out/points.csv" ] || head -n 1 "$src/points.csv" >"$out/points.csv"
+  awk -F, -v patterns="$*" -v seeds="$seeds" '
     FNR == 1 { for (i = 1; i <= NF; i++) col[$i] = i; next }
     FNR == NR { have[$col["strategy"] "," $col["target"] "," $col["seed"] "," $col["schedule"]] = 1; next }
-    $col["seed"] == 0 && !have[$col["strategy"] "," $col["target"] "," $col["seed"] "," $col["schedule"]] {
+    (seeds == "all" || $col["seed"] == seeds) && !have[$col["strategy"] "," $col["target"] "," $col["seed"] "," $col["schedule"]] {
       n = split(patterns, p, " ")
       for (i = 1; i <= n; i++) {
         name = $col["strategy"] "-" $col["target"]
         if ($col["strategy"] == "dense") name = "dense-0"
         if (name ~ "^" p[i] "$" || (p[i] ~ /\*$/ && index(name, substr(p[i], 1, length(p[i]) - 1)) == 1)) { print; break }
       }
-    }' "$out/points.csv" "$main/points.csv" >>"$out/points.csv"
+    }' "$out/points.csv" "$src/points.csv" >>"$out/points.csv"
 }
 
 specs=${1:-sweeps/ablation}
@@ -87,11 +95,25 @@ for spec in "$specs"/*.yaml; do
       for reg in "$main"/regularized/*-s0; do
         adopt "$reg" "$out/regularized"
       done
-      share "$out" 'dense-0' 'dense-matched-*' 'hybrid-*'
+      share "$main" "$out" 0 'dense-0' 'dense-matched-*' 'hybrid-*'
     else
       echo "$row: differs from the main sweep in the penalty alone: dense, the unpenalized phase and the twins are copied" >&2
-      share "$out" 'dense-0' 'dense-matched-*'
+      share "$main" "$out" 0 'dense-0' 'dense-matched-*'
     fi
+  fi
+  # A row that differs from the directory's first row in the penalty alone
+  # takes that row's unpenalized phases, dense points and budget-matched
+  # twins, every seed of them so far: a twin starts from the unpenalized
+  # phase (regularized/plain-sN), so no penalty shapes any of them.
+  first=$(ls "$specs"/*.yaml | head -n 1)
+  if [ "$spec" != "$first" ] && diff -q <(shaping "$spec") <(shaping "$first") >/dev/null; then
+    from=results/$(basename "$specs")/$(basename "$first" .yaml)
+    echo "$row: differs from $(basename "$first" .yaml) in the penalty alone: its unpenalized phases, dense points and twins are copied" >&2
+    mkdir -p "$out/regularized"
+    for plain in "$from"/regularized/plain-s*; do
+      adopt "$plain" "$out/regularized"
+    done
+    share "$from" "$out" all 'dense-0' 'dense-matched-*'
   fi
   "$explore" sweep "$spec" --output "$out" "$@" >&2
   bash scripts/save_partial.sh "$out" "$keep"
