@@ -357,7 +357,7 @@ impl<'a> Decomposed<'a> {
     /// own row is `c1`'s row in NTT form already, so each digit takes one
     /// NTT fewer than the keys have primes.
     pub fn new(ct: &Ciphertext, basis: &'a KeyBasis) -> Result<Decomposed<'a>, HeError> {
-        if ct.len() != 2 || ct[0].ctx() != top_context(&basis.par)? {
+        if !is_fresh(ct, &basis.par) {
             return Err(HeError::Fhe(fhe::Error::DefaultError(
                 "hoisting needs a fresh two-part ciphertext at the top level".into(),
             )));
@@ -449,6 +449,19 @@ impl KeyBasis {
         m.change_representation(Representation::Ntt);
         Ok(m)
     }
+}
+
+/// Whether `ct` is what a layer takes: two parts at the top level, in NTT
+/// form, as fhe.rs's own encryptions and rotations and this module's are.
+/// A client's bytes can decode to anything else, which the server refuses.
+pub(crate) fn is_fresh(ct: &Ciphertext, par: &Arc<BfvParameters>) -> bool {
+    let Ok(top) = top_context(par) else {
+        return false;
+    };
+    ct.len() == 2
+        && ct
+            .iter()
+            .all(|p| p.ctx() == top && p.representation() == &Representation::Ntt)
 }
 
 /// A polynomial's residues as flat rows (its array is in standard layout).

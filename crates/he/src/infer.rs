@@ -116,7 +116,8 @@ impl Deployment {
     /// masks, or none of them under constant time. Parameters: the fewest
     /// primes that hold the dense network's deepest layer and its flooded
     /// reply with `noise_margin` to spare, with a special prime for key
-    /// switching if asked for and the schedule rotates.
+    /// switching where [`Scheduler::special_prime`] says (as asked, else
+    /// without hoisting; never under coefficient encoding).
     pub fn new(
         qnet: &QuantizedNet,
         scheduler: &Scheduler,
@@ -891,9 +892,10 @@ mod tests {
     #[test]
     fn a_pruned_resnet_runs_as_a_chain_of_rounds_equal_to_the_integer_model() {
         let test = data(2);
-        // Dense keys with flooding and a special prime (the default
-        // deployment but for constant time, so that pruning saves work),
-        // then live keys without either, hoisted and not.
+        // Dense keys with flooding and a special prime asked for (the
+        // default deployment but for constant time, so that pruning saves
+        // work, and the key switching, which the default leaves off under
+        // hoisting), then live keys without either, hoisted and not.
         for (mode, flooding, hoisting, special) in [
             (KeysMode::Dense, Flooding::DEFAULT, Hoisting::On, true),
             (KeysMode::Live, Flooding::OFF, Hoisting::Off, false),
@@ -975,8 +977,8 @@ mod tests {
         ));
     }
 
-    /// The dense baseline under coefficient encoding, deployed with the
-    /// defaults (dense keys, flooding, a special prime asked for): every
+    /// The dense baseline under coefficient encoding, deployed with dense
+    /// keys, flooding and a special prime asked for: every
     /// image's logits equal the integer model's, the client uploads no
     /// rotation key, the server rotates nothing, and no special prime is
     /// taken since nothing switches keys.

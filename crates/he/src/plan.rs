@@ -12,7 +12,7 @@ use fhe_math::rq::{Poly, Representation};
 use rayon::prelude::*;
 
 use crate::error::HeError;
-use crate::hoist::{Decomposed, HoistedKey, KeyBasis, flat};
+use crate::hoist::{Decomposed, HoistedKey, KeyBasis, flat, is_fresh};
 use crate::keys::KeySource;
 use crate::params::check_weights;
 use explore_he_model::cost::LayerCost;
@@ -233,11 +233,12 @@ impl LayerPlan {
     ) -> Result<Ciphertext, HeError> {
         let (mut pts, mut c0s, mut c1s) = (Vec::new(), Vec::new(), Vec::new());
         for (ct, pt) in terms {
-            let ntt = |p: &Poly| p.representation() == &Representation::Ntt;
-            assert!(
-                ct.len() == 2 && ntt(&ct[0]) && ntt(&ct[1]) && ntt(pt),
-                "a product takes a two-part ciphertext and a plaintext in NTT form"
-            );
+            if !is_fresh(ct, self.basis.par()) {
+                return Err(HeError::Fhe(fhe::Error::DefaultError(
+                    "a product needs a two-part ciphertext at the top level in NTT form".into(),
+                )));
+            }
+            debug_assert_eq!(pt.representation(), &Representation::Ntt);
             pts.push(flat(pt));
             c0s.push(flat(&ct[0]));
             c1s.push(flat(&ct[1]));
@@ -361,7 +362,48 @@ impl LayerPlan {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::runner::tests::{context, random, schedule, shape};
+    use crate::runner::tests::{context, random, schedule, shape, special_prime_context};
+
+    /// The blocked sums equal fhe.rs's own products and additions, residue
+    /// for residue, past the 255 terms after which they reduce on the way,
+    /// with keys at `Q` and at `QP` (whose rows basis has one prime more).
+    #[test]
+    fn a_giant_step_sum_equals_fhe_rs_products_and_additions() {
+        let s = shape(4, 4, 4, 3, 1);
+        let w = random(s.weight_len(), 8, 1);
+        for mut ctx in [context(&[s.clone()]), special_prime_context(&[s.clone()])] {
+            let layout = PackingLayout::new(&s, 8192, schedule(false, true, false, 2)).unwrap();
+            let plan = LayerPlan::new(&mut ctx, layout, &w, Work::Pruned).unwrap();
+            let terms = 300;
+            let cts: Vec<Ciphertext> = (0..terms)
+                .map(|k| ctx.encrypt(&random(64, 8, k)).unwrap())
+                .collect();
+            let pts: Vec<_> = (0..terms)
+                .map(|k| ctx.encode(&random(64, 8, 1000 + k)).unwrap())
+                .collect();
+            let rows: Vec<Poly> = pts
+                .iter()
+                .map(|pt| plan.basis.plaintext_rows(pt).unwrap())
+                .collect();
+            let ours = plan.multiply_accumulate(cts.iter().zip(&rows)).unwrap();
+            let theirs = cts
+                .iter()
+                .zip(&pts)
+                .map(|(ct, pt)| ct * pt)
+                .reduce(|a, b| &a + &b)
+                .unwrap();
+            for part in 0..2 {
+                assert_eq!(ours[part].coefficients(), theirs[part].coefficients());
+            }
+            // A ciphertext one prime short is refused, not summed.
+            let mut low = cts[0].clone();
+            low.switch_to_level(1).unwrap();
+            assert!(
+                plan.multiply_accumulate([(&low, &rows[0])].into_iter())
+                    .is_err()
+            );
+        }
+    }
 
     #[test]
     fn a_rotation_without_its_key_is_an_error_not_a_fallback() {

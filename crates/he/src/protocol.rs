@@ -38,7 +38,7 @@ use rayon::prelude::*;
 
 use crate::context::HeContext;
 use crate::error::HeError;
-use crate::hoist::HoistedKey;
+use crate::hoist::{HoistedKey, is_fresh};
 use crate::keys::KeySource;
 use crate::layer::Plan;
 use crate::params::HeParams;
@@ -576,7 +576,15 @@ impl Server {
         for (k, (layer, held, parts)) in round.into_iter().enumerate() {
             let mut inputs: Vec<Ciphertext> = parts
                 .par_iter()
-                .map(|b| Ok(Ciphertext::from_bytes(b, par)?))
+                .map(|b| {
+                    let ct = Ciphertext::from_bytes(b, par)?;
+                    if !is_fresh(&ct, par) {
+                        return Err(wire(format!(
+                            "round {index}, layer {layer}: an input that is not a two-part ciphertext at the top level in NTT form"
+                        )));
+                    }
+                    Ok(ct)
+                })
                 .collect::<Result<_, HeError>>()?;
             if let Some(own) = own {
                 inputs = self.add_share(&held.layout, inputs, own[k])?;
@@ -1117,7 +1125,7 @@ mod tests {
             flood_bits: None,
             primes: params.moduli_bits().len(),
         };
-        let layer = (slots, w.clone(), reply);
+        let layer = (slots.clone(), w.clone(), reply);
         let server = Server::new(
             params.clone(),
             &upload,
@@ -1139,6 +1147,15 @@ mod tests {
         let e = session.answer(&first[..first.len() - 5]).unwrap_err();
         assert!(matches!(e, HeError::Wire(_)), "{e}");
         refused(e, "round 0");
+        // A ciphertext that decodes but is not what a layer takes (here one
+        // prime short) is refused before any arithmetic.
+        let mut low = client.ctx.encrypt_layer(&slots, &x).unwrap();
+        low[0].switch_to_level(1).unwrap();
+        let e = session
+            .answer(&Client::write_query(0, &[(0, low)]))
+            .unwrap_err();
+        assert!(matches!(e, HeError::Wire(_)), "{e}");
+        refused(e, "top level");
         refused(
             session.answer(&second).unwrap_err(),
             "round 1 where round 0 is next",

@@ -1,7 +1,9 @@
-//! The arithmetic of a key switch on flat RNS rows (prime `j`'s residues at
-//! `j*n..(j+1)*n`), in place and in constant time: each prime's NTT, the
-//! digits' inner product with a key, the division by a special prime, and
-//! an automorphism in NTT form as a permutation of indices.
+//! The arithmetic of a key switch and of a giant step's sum on flat RNS
+//! rows (prime `j`'s residues at `j*n..(j+1)*n`), in place and in constant
+//! time: each prime's NTT, sums of products (the digits' inner product with
+//! a key, a giant step's plaintexts with its ciphertexts), the division by
+//! a special prime, and an automorphism in NTT form as a permutation of
+//! indices.
 //!
 //! fhe-math offers these on `Poly`, where each step allocates its result,
 //! converts through signed or big integers, and (for large blocks) takes

@@ -281,7 +281,7 @@ pub(crate) mod tests {
     }
 
     /// Keys at `QP`: the table's last prime as the special prime.
-    fn special_prime_context(layers: &[ConvShape]) -> HeContext {
+    pub(crate) fn special_prime_context(layers: &[ConvShape]) -> HeContext {
         let params = HeParamsBuilder::new(8192, layers).special_prime(true);
         HeContext::new(params.build().unwrap())
     }
