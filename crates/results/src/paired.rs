@@ -69,13 +69,19 @@ impl<'a> Table<'a> {
 
     /// `a - b`, paired seed by seed on each image set.
     pub fn versus(&self, a: &Summary, b: &Summary) -> Versus {
+        self.versus_in(a, self, b)
+    }
+
+    /// `a - b` where `b` is a point of `other`, another sweep's table (an
+    /// ablation's arm), paired seed by seed on each image set.
+    pub fn versus_in(&self, a: &Summary, other: &Table, b: &Summary) -> Versus {
         let pairs = |set: fn(&Outcomes) -> &Correct| -> Option<Paired> {
             let both: Vec<(&[bool], &[bool])> = a
                 .seeds
                 .iter()
                 .filter_map(|&seed| {
                     let oa = self.row(a, seed)?.1?;
-                    let ob = self.row(b, seed)?.1?;
+                    let ob = other.row(b, seed)?.1?;
                     let (ca, cb) = (set(oa), set(ob));
                     // Paired only on the same images.
                     (ca.set == cb.set).then_some((ca.as_slice(), cb.as_slice()))
@@ -123,6 +129,27 @@ impl<'a> Table<'a> {
             .filter(|a| a.is_finite())
             .collect();
         stats::mean(&v)
+    }
+}
+
+/// A paired difference in points with its verdict at `margin`:
+/// `-0.21 [-0.60, +0.18], equivalent within ±0.50` with the 95 % interval,
+/// `-0.21, equivalent within ±0.50` without; `n/a` without outcomes.
+pub fn cell(p: Option<Paired>, margin: f64, interval: bool) -> String {
+    let Some(p) = p else {
+        return "n/a".into();
+    };
+    let verdict = p.verdict(margin).phrase(margin);
+    if interval {
+        let (lo, hi) = p.interval(0.95);
+        format!(
+            "{:+.2} [{:+.2}, {:+.2}], {verdict}",
+            100.0 * p.mean,
+            100.0 * lo,
+            100.0 * hi
+        )
+    } else {
+        format!("{:+.2}, {verdict}", 100.0 * p.mean)
     }
 }
 

@@ -360,10 +360,10 @@ fn speedups(
                     row.extend([
                         format!("{}", p.target),
                         seeds_cell(p, &vs_twin),
-                        paired_cell(vs_twin.validation, margin, false),
+                        paired::cell(vs_twin.validation, margin, false),
                         pct(p.accuracy.mean),
-                        paired_cell(vs_twin.test, margin, true),
-                        paired_cell(vs_dense.test, margin, true),
+                        paired::cell(vs_twin.test, margin, true),
+                        paired::cell(vs_dense.test, margin, true),
                         format!("{} / {} / {}", steps(p), steps(twin), steps(dense)),
                         cost.format(cost.of(p)),
                         format!("{:.2}x", reference / cost.of(p)),
@@ -412,7 +412,7 @@ fn speedups(
             p.strategy,
             p.target,
             reference / Cost::Rotations.of(p),
-            paired_cell(vs_twin.test, m, true),
+            paired::cell(vs_twin.test, m, true),
             seeds_cell(p, &vs_twin),
             if seeds == 1 { "seed" } else { "seeds" },
             p.test_images,
@@ -757,10 +757,10 @@ fn paired_table(points: &[Summary], table_of: &paired::Table, margin: f64) -> St
                     twin.map_or("-".into(), steps),
                     steps(dense)
                 ),
-                paired_cell(vs_twin.validation, margin, false),
-                paired_cell(vs_twin.test, margin, true),
-                paired_cell(vs_dense.validation, margin, false),
-                paired_cell(vs_dense.test, margin, true),
+                paired::cell(vs_twin.validation, margin, false),
+                paired::cell(vs_twin.test, margin, true),
+                paired::cell(vs_dense.validation, margin, false),
+                paired::cell(vs_dense.test, margin, true),
                 format!(
                     "{} / {}",
                     power_cell(vs_twin.validation, margin),
@@ -794,27 +794,6 @@ fn seeds_cell(p: &Summary, vs: &paired::Versus) -> String {
         paired.to_string()
     } else {
         format!("{paired} of {}", p.seeds.len())
-    }
-}
-
-/// A paired difference in points: `-0.21 [-0.60, +0.18], equivalent within
-/// ±0.50` (with the interval), or `-0.21 (90 % CI ...)`-free short form.
-
-fn paired_cell(p: Option<stats::Paired>, margin: f64, interval: bool) -> String {
-    let Some(p) = p else {
-        return "n/a".into();
-    };
-    let verdict = p.verdict(margin).phrase(margin);
-    if interval {
-        let (lo, hi) = p.interval(0.95);
-        format!(
-            "{:+.2} [{:+.2}, {:+.2}], {verdict}",
-            100.0 * p.mean,
-            100.0 * lo,
-            100.0 * hi
-        )
-    } else {
-        format!("{:+.2}, {verdict}", 100.0 * p.mean)
     }
 }
 
