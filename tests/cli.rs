@@ -301,6 +301,37 @@ fn sweep_counts_resumes_and_checks() {
         "{}",
         text(&ok)
     );
+    // `compare` pairs two sweeps point by point, seed by seed, from their
+    // outcome files: the sweep against itself differs by nothing on all
+    // three seeds; a table without those files cannot be paired.
+    let same = explore(&[
+        "compare",
+        points.to_str().unwrap(),
+        points.to_str().unwrap(),
+    ]);
+    assert_eq!(same.status.code(), Some(0), "{}", text(&same));
+    let diagonal = text(&same)
+        .lines()
+        .find(|l| l.starts_with("| diagonal 0.6"))
+        .map(String::from)
+        .unwrap_or_else(|| panic!("{}", text(&same)));
+    assert!(
+        diagonal.contains("| 3 ")
+            && diagonal
+                .matches("+0.00 [+0.00, +0.00], equivalent within ±0.50")
+                .count()
+                == 2,
+        "{diagonal}"
+    );
+    let alone = tmp.path().join("front-alone.csv");
+    std::fs::copy(&front, &alone).unwrap();
+    let unpaired = explore(&["compare", points.to_str().unwrap(), alone.to_str().unwrap()]);
+    assert_eq!(unpaired.status.code(), Some(0), "{}", text(&unpaired));
+    assert!(
+        text(&unpaired).contains("| n/a") && !text(&unpaired).contains("equivalent"),
+        "{}",
+        text(&unpaired)
+    );
     // It fails against a clearly better baseline (no outcomes, no image-set
     // fingerprint and no profile beside it: unpaired, and the new run's own
     // three seeds give the noise).

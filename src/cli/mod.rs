@@ -8,6 +8,7 @@ use anyhow::Context;
 use clap::{Parser, Subcommand};
 
 mod check;
+mod compare;
 mod count;
 mod he_bench;
 mod infer;
@@ -50,6 +51,9 @@ enum Command {
     Pareto(pareto::Args),
     /// Compare a sweep's front with a baseline front; exit 1 on regression.
     Check(check::Args),
+    /// Compare two sweeps on the same images point by point, paired seed by
+    /// seed (the arms of an ablation).
+    Compare(compare::Args),
 }
 
 impl Cli {
@@ -64,6 +68,7 @@ impl Cli {
             Command::Merge(a) => merge::run(a),
             Command::Pareto(a) => pareto::run(a),
             Command::Check(a) => check::run(a),
+            Command::Compare(a) => compare::run(a),
         }
     }
 }

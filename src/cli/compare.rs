@@ -1,0 +1,67 @@
+//! `explore compare`: two sweeps run on the same images, point against point,
+//! paired seed by seed (see `explore_results::arms`): the arms of an
+//! ablation such as `sweeps/lasso/`, or one recipe against another.
+
+use std::path::{Path, PathBuf};
+use std::process::ExitCode;
+
+use explore_results::{arms, outcomes, points};
+
+#[derive(clap::Args)]
+pub struct Args {
+    /// The first sweep's points.csv (its per-image outcomes in points/ beside it).
+    a: PathBuf,
+    /// The second sweep's points.csv; differences read first minus second.
+    b: PathBuf,
+    /// Equivalence margin in accuracy points: a verdict of "equivalent"
+    /// needs the paired difference's 90 % interval inside ±margin.
+    #[arg(long, default_value_t = 100.0 * explore_results::paired::DEFAULT_MARGIN)]
+    margin: f64,
+}
+
+pub fn run(args: Args) -> anyhow::Result<ExitCode> {
+    if !(args.margin > 0.0 && args.margin < 100.0) {
+        anyhow::bail!(
+            "--margin {}: give the equivalence margin in accuracy points, above 0 and below 100 (0.5 is half a point)",
+            args.margin
+        );
+    }
+    let read = |path: &Path| -> anyhow::Result<_> {
+        let rows = points::read(path)?;
+        let outcomes = outcomes::of_table(path, &rows)?;
+        Ok((rows, outcomes))
+    };
+    let (a, a_out) = read(&args.a)?;
+    let (b, b_out) = read(&args.b)?;
+    let rows = arms::compare(&a, &a_out, &b, &b_out)
+        .map_err(|e| anyhow::anyhow!("{} against {}: {e}", args.a.display(), args.b.display()))?;
+    if rows.is_empty() {
+        anyhow::bail!(
+            "{} and {} hold no strategy and target in common: compare sweeps of the same targets",
+            args.a.display(),
+            args.b.display()
+        );
+    }
+    let name = |p: &Path| {
+        // A sweep's table is its directory's points.csv: name it by the directory.
+        p.parent().and_then(Path::file_name).map_or_else(
+            || p.display().to_string(),
+            |n| n.to_string_lossy().into_owned(),
+        )
+    };
+    let names = (name(&args.a), name(&args.b));
+    let names = if names.0 == names.1 {
+        ("first".to_string(), "second".to_string())
+    } else {
+        names
+    };
+    println!(
+        "paired seed by seed on the same images, {} - {}; 95 % intervals; verdicts at ±{:.2} points (90 % interval inside)",
+        names.0, names.1, args.margin
+    );
+    print!(
+        "{}",
+        arms::render(&rows, (&names.0, &names.1), args.margin / 100.0)
+    );
+    Ok(ExitCode::SUCCESS)
+}
