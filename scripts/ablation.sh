@@ -27,7 +27,8 @@
 # It prints one table: per row, strategy and target, the integer model's
 # validation accuracy and its twin's (what a choice between rows reads),
 # the float and integer test accuracies, the rotations, the steps and the
-# training seconds of the point.
+# training seconds of the point. Then each later row against the first,
+# paired seed by seed on the same images (`explore compare`).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 explore=${EXPLORE:-target/release/explore}
@@ -78,6 +79,7 @@ share() {
 
 specs=${1:-sweeps/ablation}
 shift $(($# > 0 ? 1 : 0))
+first=$(ls "$specs"/*.yaml | head -n 1)
 for spec in "$specs"/*.yaml; do
   row=$(basename "$spec" .yaml)
   out=results/$(basename "$specs")/$row
@@ -105,7 +107,6 @@ for spec in "$specs"/*.yaml; do
   # takes that row's unpenalized phases, dense points and budget-matched
   # twins, every seed of them so far: a twin starts from the unpenalized
   # phase (regularized/plain-sN), so no penalty shapes any of them.
-  first=$(ls "$specs"/*.yaml | head -n 1)
   if [ "$spec" != "$first" ] && diff -q <(shaping "$spec") <(shaping "$first") >/dev/null; then
     from=results/$(basename "$specs")/$(basename "$first" .yaml)
     echo "$row: differs from $(basename "$first" .yaml) in the penalty alone: its unpenalized phases, dense points and twins are copied" >&2
@@ -136,4 +137,10 @@ for spec in "$specs"/*.yaml; do
         100 * $col["accuracy"], 100 * $col["accuracy_quantized"], $col["rotations"],
         $col["rotations_dense"], $col["train_steps"], $col["train_seconds"]
     }' "$csv" "$csv"
+done
+for spec in "$specs"/*.yaml; do
+  [ "$spec" = "$first" ] && continue
+  echo
+  "$explore" compare "results/$(basename "$specs")/$(basename "$first" .yaml)/points.csv" \
+    "results/$(basename "$specs")/$(basename "$spec" .yaml)/points.csv"
 done
