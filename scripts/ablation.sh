@@ -27,7 +27,7 @@
 # It prints one table: per row, strategy and target, the integer model's
 # validation accuracy and its twin's (what a choice between rows reads),
 # the float and integer test accuracies, the rotations, the steps and the
-# training seconds of the point. Then each later row against the first,
+# training seconds of the point. Then the first row minus each later one,
 # paired seed by seed on the same images (`explore compare`).
 set -euo pipefail
 cd "$(dirname "$0")/.."

@@ -302,8 +302,9 @@ fn sweep_counts_resumes_and_checks() {
         text(&ok)
     );
     // `compare` pairs two sweeps point by point, seed by seed, from their
-    // outcome files: the sweep against itself differs by nothing on all
-    // three seeds; a table without those files cannot be paired.
+    // outcome files: the sweep against itself is one model per point, on
+    // all three seeds; a table without those files, or a margin given as
+    // a fraction, is bad input.
     let same = explore(&[
         "compare",
         points.to_str().unwrap(),
@@ -316,22 +317,27 @@ fn sweep_counts_resumes_and_checks() {
         .map(String::from)
         .unwrap_or_else(|| panic!("{}", text(&same)));
     assert!(
-        diagonal.contains("| 3 ")
-            && diagonal
-                .matches("+0.00 [+0.00, +0.00], equivalent within ±0.50")
-                .count()
-                == 2,
+        diagonal.contains("| 3 ") && diagonal.matches("identical on every image").count() == 2,
         "{diagonal}"
     );
     let alone = tmp.path().join("front-alone.csv");
     std::fs::copy(&front, &alone).unwrap();
     let unpaired = explore(&["compare", points.to_str().unwrap(), alone.to_str().unwrap()]);
-    assert_eq!(unpaired.status.code(), Some(0), "{}", text(&unpaired));
+    assert_eq!(unpaired.status.code(), Some(2), "{}", text(&unpaired));
     assert!(
-        text(&unpaired).contains("| n/a") && !text(&unpaired).contains("equivalent"),
+        text(&unpaired).contains("front-alone.csv") && text(&unpaired).contains("outcomes.json"),
         "{}",
         text(&unpaired)
     );
+    let fraction = explore(&[
+        "compare",
+        points.to_str().unwrap(),
+        points.to_str().unwrap(),
+        "--margin",
+        "0.005",
+    ]);
+    assert_eq!(fraction.status.code(), Some(2), "{}", text(&fraction));
+    assert!(text(&fraction).contains("--margin"), "{}", text(&fraction));
     // It fails against a clearly better baseline (no outcomes, no image-set
     // fingerprint and no profile beside it: unpaired, and the new run's own
     // three seeds give the noise).

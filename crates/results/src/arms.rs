@@ -16,7 +16,9 @@ use crate::paired::{self, Table, Versus};
 use crate::pareto::{self, Summary};
 use crate::points::PointRecord;
 use crate::table;
+use explore_he_model::schedule::Schedule;
 use explore_spec::Strategy;
+use explore_stats::Paired;
 
 /// One strategy and target (and recovery budget, in sweeps of several)
 /// held by both sweeps.
@@ -24,11 +26,15 @@ use explore_spec::Strategy;
 pub struct ArmRow {
     /// `hybrid 0.5`, with `, 8 epochs` in sweeps of several budgets.
     pub label: String,
-    /// Mean rotations per inference of each side.
+    /// Mean rotations per inference of each side, over its seeds.
     pub rotations: (f64, f64),
     /// `a - b` on each image set (`None` where no seed of both sides has
-    /// outcomes on the same images).
+    /// outcomes on the same images, or the set has fewer than 2 images).
     pub versus: Versus,
+    /// Both sides have the same outcome on every paired image: one model
+    /// (an ablation's arms share their dense controls), not two models
+    /// found equivalent.
+    pub identical: bool,
 }
 
 /// Why two tables cannot be compared.
@@ -39,7 +45,9 @@ pub struct MismatchError(String);
 /// `a - b` for every strategy and target of `a` that `b` holds too, at each
 /// recovery budget; `outcomes` are aligned with their table's rows (as
 /// [`crate::outcomes::of_table`] reads them). Both sweeps must hold the
-/// same budgets, so no point is set against one trained for longer.
+/// same budgets, so no point is set against one trained for longer, and be
+/// measured under the same schedule, so their rotations count the same
+/// thing; and some point must pair on the same images.
 pub fn compare(
     a: &[PointRecord],
     a_outcomes: &[Option<Outcomes>],
@@ -52,14 +60,30 @@ pub fn compare(
             "the first table holds recovery budgets {ours:?} and the second {theirs:?} ([] is one unnamed budget): compare sweeps run with the same prune.finetune.epochs"
         )));
     }
+    let (sa, sb) = (pareto::primary_schedule(a), pareto::primary_schedule(b));
+    if sa != sb {
+        let name = |s: Option<Schedule>| s.map_or("none".to_string(), |s| s.to_string());
+        return Err(MismatchError(format!(
+            "the first table was measured under schedule {} and the second under {}, so their rotations count different things: compare sweeps run with the same he.schedule",
+            name(sa),
+            name(sb)
+        )));
+    }
     let several = !ours.is_empty();
     let mut rows = Vec::new();
-    for budget in if several { ours } else { vec![0] } {
+    for (i, budget) in (if several { ours } else { vec![0] })
+        .into_iter()
+        .enumerate()
+    {
         let (a_rows, a_out) = budgets::at_budget(a, a_outcomes, budget);
         let (b_rows, b_out) = budgets::at_budget(b, b_outcomes, budget);
         let (a_table, b_table) = (Table::new(&a_rows, &a_out), Table::new(&b_rows, &b_out));
         let b_summaries = pareto::summarize(&b_rows);
         for sa in pareto::summarize(&a_rows) {
+            // The dense model has no budget: every budget's rows hold it.
+            if sa.strategy == Strategy::Dense && i > 0 {
+                continue;
+            }
             let Some(sb) = b_summaries.iter().find(|sb| same(&sa, sb)) else {
                 continue;
             };
@@ -71,8 +95,19 @@ pub fn compare(
                 label,
                 rotations: (sa.rotations.mean, sb.rotations.mean),
                 versus: a_table.versus_in(&sa, &b_table, sb),
+                identical: a_table.identical_in(&sa, &b_table, sb),
             });
         }
+    }
+    if rows.is_empty() {
+        return Err(MismatchError(
+            "the tables hold no strategy and target in common: compare sweeps of the same strategies and targets".into(),
+        ));
+    }
+    if rows.iter().all(|r| r.versus == Versus::default()) {
+        return Err(MismatchError(
+            "no point pairs: none has per-image outcomes (points/<point>/outcomes.json beside its table) on the same images as its counterpart: compare the points.csv of two sweeps written by `explore sweep` on the same data".into(),
+        ));
     }
     Ok(rows)
 }
@@ -81,14 +116,14 @@ fn same(a: &Summary, b: &Summary) -> bool {
     a.strategy == b.strategy && (a.target - b.target).abs() < 1e-9
 }
 
-/// The comparison as a markdown table: per row, both sides' rotations and
-/// the paired differences with their 95 % intervals and verdicts at
-/// `margin` (a fraction), on validation and test.
+/// The comparison as a markdown table: per row, the seeds paired, both
+/// sides' rotations and the paired differences with their 95 % intervals
+/// and verdicts at `margin` (a fraction), on validation and test.
 pub fn render(rows: &[ArmRow], names: (&str, &str), margin: f64) -> String {
     let (a, b) = names;
     let header = [
         "point",
-        "seeds",
+        "seeds paired",
         &format!("rotations, {a}"),
         &format!("rotations, {b}"),
         &format!("validation, {a} - {b} (points)"),
@@ -98,13 +133,17 @@ pub fn render(rows: &[ArmRow], names: (&str, &str), margin: f64) -> String {
         .iter()
         .map(|r| {
             let seeds = r.versus.test.or(r.versus.validation).map_or(0, |p| p.seeds);
+            let difference = |p: Option<Paired>| match p {
+                Some(_) if r.identical => "identical on every image".to_string(),
+                p => paired::cell(p, margin, true),
+            };
             vec![
                 r.label.clone(),
                 seeds.to_string(),
                 format!("{:.0}", r.rotations.0),
                 format!("{:.0}", r.rotations.1),
-                paired::cell(r.versus.validation, margin, true),
-                paired::cell(r.versus.test, margin, true),
+                difference(r.versus.validation),
+                difference(r.versus.test),
             ]
         })
         .collect();
@@ -148,17 +187,19 @@ mod tests {
     #[test]
     fn arms_pair_seed_by_seed_on_the_points_both_hold() {
         let n = 2000;
-        // Arm a: 100 wrong per seed; arm b: those 100 and 60 more, so a is
-        // 3 points better on every image set of every seed.
+        // Seed 1 is the only seed both arms ran: arm a has 100 wrong there,
+        // arm b those 100 and 60 more, so a is 3 points better. Paired with
+        // b's seed 1 by anything but its seed, a's seed 0 (other images
+        // wrong) would give another difference.
         let a = vec![
             row(Strategy::Hybrid, 0.5, 0, 384),
             row(Strategy::Hybrid, 0.5, 1, 380),
-            row(Strategy::Hybrid, 0.7, 0, 234),
+            row(Strategy::Hybrid, 0.7, 1, 234),
         ];
         let b = vec![
-            row(Strategy::Hybrid, 0.5, 0, 392),
-            row(Strategy::Hybrid, 0.5, 1, 390),
-            row(Strategy::Diagonal, 0.7, 0, 239),
+            row(Strategy::Hybrid, 0.5, 1, 392),
+            row(Strategy::Hybrid, 0.5, 2, 390),
+            row(Strategy::Diagonal, 0.7, 1, 239),
         ];
         let a_out: Vec<Option<Outcomes>> = vec![
             Some(outcomes(n, 100, 0)),
@@ -166,8 +207,8 @@ mod tests {
             Some(outcomes(n, 100, 0)),
         ];
         let b_out: Vec<Option<Outcomes>> = vec![
-            Some(outcomes(n, 160, 0)),
             Some(outcomes(n, 160, 7)),
+            Some(outcomes(n, 300, 0)),
             Some(outcomes(n, 100, 0)),
         ];
         let rows = compare(&a, &a_out, &b, &b_out).unwrap();
@@ -176,12 +217,13 @@ mod tests {
         let r = &rows[0];
         assert_eq!(r.label, "hybrid 0.5");
         assert_eq!(r.rotations, (382.0, 391.0));
+        assert!(!r.identical);
         let test = r.versus.test.unwrap();
-        assert_eq!(test.seeds, 2);
+        assert_eq!(test.seeds, 1);
         assert!((test.mean - 0.03).abs() < 1e-12, "{}", test.mean);
         assert_eq!(test.verdict(0.005), Verdict::Better);
         let text = render(&rows, ("he-cost", "none"), 0.005);
-        assert!(text.contains("| hybrid 0.5 | 2     | 382"), "{text}");
+        assert!(text.contains("| hybrid 0.5 | 1            | 382"), "{text}");
         assert!(text.contains("+3.00 ["), "{text}");
         assert!(
             text.contains("validation, he-cost - none (points)"),
@@ -190,12 +232,68 @@ mod tests {
     }
 
     #[test]
-    fn sweeps_of_different_budgets_are_not_compared() {
-        let mut a = row(Strategy::Hybrid, 0.5, 0, 384);
-        a.budget = 8;
-        let b = row(Strategy::Hybrid, 0.5, 0, 384);
-        let e = compare(&[a], &[], &[b], &[]).unwrap_err();
-        assert!(e.to_string().contains("prune.finetune.epochs"), "{e}");
+    fn a_shared_model_reads_identical_and_dense_appears_once_over_budgets() {
+        let n = 500;
+        let mut a = Vec::new();
+        let mut b = Vec::new();
+        for budget in [2, 4] {
+            for side in [&mut a, &mut b] {
+                let mut p = row(Strategy::Hybrid, 0.5, 0, 384);
+                p.budget = budget;
+                side.push(p);
+            }
+        }
+        a.push(row(Strategy::Dense, 0.0, 0, 775));
+        b.push(row(Strategy::Dense, 0.0, 0, 775));
+        let a_out = vec![
+            Some(outcomes(n, 50, 0)),
+            Some(outcomes(n, 40, 0)),
+            Some(outcomes(n, 30, 0)),
+        ];
+        let b_out = vec![
+            Some(outcomes(n, 60, 0)),
+            Some(outcomes(n, 40, 0)),
+            Some(outcomes(n, 30, 0)),
+        ];
+        let rows = compare(&a, &a_out, &b, &b_out).unwrap();
+        let labels: Vec<&str> = rows.iter().map(|r| r.label.as_str()).collect();
+        assert_eq!(
+            labels,
+            ["hybrid 0.5, 2 epochs", "dense", "hybrid 0.5, 4 epochs"]
+        );
+        let identical: Vec<bool> = rows.iter().map(|r| r.identical).collect();
+        assert_eq!(identical, [false, true, true]);
+        let text = render(&rows, ("a", "b"), 0.005);
+        assert_eq!(
+            text.matches("identical on every image").count(),
+            4,
+            "{text}"
+        );
+        assert!(text.contains("+2.00 ["), "{text}");
+    }
+
+    #[test]
+    fn sweeps_that_cannot_be_compared_say_why_and_the_fix() {
+        let point = |budget| PointRecord {
+            budget,
+            ..row(Strategy::Hybrid, 0.5, 0, 384)
+        };
+        let paired = [Some(outcomes(100, 10, 0))];
+        let error = |a: PointRecord, b: PointRecord, b_out: &[Option<Outcomes>]| {
+            compare(&[a], &paired, &[b], b_out).unwrap_err().to_string()
+        };
+        let e = error(point(8), point(0), &paired);
+        assert!(e.contains("prune.finetune.epochs"), "{e}");
+        let gazelle = PointRecord {
+            schedule: Schedule::Gazelle,
+            ..point(0)
+        };
+        let e = error(point(0), gazelle, &paired);
+        assert!(e.contains("he.schedule") && e.contains("gazelle"), "{e}");
+        let e = error(point(0), row(Strategy::Diagonal, 0.5, 0, 384), &paired);
+        assert!(e.contains("no strategy and target in common"), "{e}");
+        let e = error(point(0), point(0), &[None]);
+        assert!(e.contains("outcomes.json"), "{e}");
     }
 
     #[test]

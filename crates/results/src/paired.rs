@@ -75,24 +75,44 @@ impl<'a> Table<'a> {
     /// `a - b` where `b` is a point of `other`, another sweep's table (an
     /// ablation's arm), paired seed by seed on each image set.
     pub fn versus_in(&self, a: &Summary, other: &Table, b: &Summary) -> Versus {
-        let pairs = |set: fn(&Outcomes) -> &Correct| -> Option<Paired> {
-            let both: Vec<(&[bool], &[bool])> = a
-                .seeds
-                .iter()
-                .filter_map(|&seed| {
-                    let oa = self.row(a, seed)?.1?;
-                    let ob = other.row(b, seed)?.1?;
-                    let (ca, cb) = (set(oa), set(ob));
-                    // Paired only on the same images.
-                    (ca.set == cb.set).then_some((ca.as_slice(), cb.as_slice()))
-                })
-                .collect();
-            stats::paired_difference(&both)
-        };
         Versus {
-            validation: pairs(|o| &o.validation),
-            test: pairs(|o| &o.test),
+            validation: stats::paired_difference(&self.pairs_in(a, other, b, |o| &o.validation)),
+            test: stats::paired_difference(&self.pairs_in(a, other, b, |o| &o.test)),
         }
+    }
+
+    /// Whether `a` and `b` (a point of `other`) have paired outcomes and
+    /// the same outcome on every image of both sets under every paired
+    /// seed: one model, copied (an ablation's shared controls), or two
+    /// that cannot be told apart.
+    pub fn identical_in(&self, a: &Summary, other: &Table, b: &Summary) -> bool {
+        let sets: [fn(&Outcomes) -> &Correct; 2] = [|o| &o.validation, |o| &o.test];
+        let pairs: Vec<_> = sets
+            .into_iter()
+            .flat_map(|set| self.pairs_in(a, other, b, set))
+            .collect();
+        !pairs.is_empty() && pairs.iter().all(|(x, y)| x == y)
+    }
+
+    /// The outcomes of `a` and of `b` (a point of `other`) on one image set,
+    /// seed by seed, where both were tested on the same images.
+    fn pairs_in<'s>(
+        &'s self,
+        a: &Summary,
+        other: &'s Table<'_>,
+        b: &Summary,
+        set: fn(&Outcomes) -> &Correct,
+    ) -> Vec<(&'s [bool], &'s [bool])> {
+        a.seeds
+            .iter()
+            .filter_map(|&seed| {
+                let oa = self.row(a, seed)?.1?;
+                let ob = other.row(b, seed)?.1?;
+                let (ca, cb) = (set(oa), set(ob));
+                // Paired only on the same images.
+                (ca.set == cb.set).then_some((ca.as_slice(), cb.as_slice()))
+            })
+            .collect()
     }
 
     /// The mean optimizer steps of a summary's replicates.
