@@ -13,7 +13,7 @@
 use crate::budgets;
 use crate::outcomes::Outcomes;
 use crate::paired::{self, Table, Versus};
-use crate::pareto::{self, Summary};
+use crate::pareto;
 use crate::points::PointRecord;
 use crate::table;
 use explore_he_model::schedule::Schedule;
@@ -84,7 +84,10 @@ pub fn compare(
             if sa.strategy == Strategy::Dense && i > 0 {
                 continue;
             }
-            let Some(sb) = b_summaries.iter().find(|sb| same(&sa, sb)) else {
+            let Some(sb) = b_summaries
+                .iter()
+                .find(|sb| pareto::same_point(sa.strategy, sa.target, sb.strategy, sb.target))
+            else {
                 continue;
             };
             let mut label = sa.label();
@@ -110,10 +113,6 @@ pub fn compare(
         ));
     }
     Ok(rows)
-}
-
-fn same(a: &Summary, b: &Summary) -> bool {
-    a.strategy == b.strategy && (a.target - b.target).abs() < 1e-9
 }
 
 /// The comparison as a markdown table: per row, the seeds paired, both

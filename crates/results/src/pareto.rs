@@ -98,7 +98,8 @@ impl Summary {
     }
 }
 
-fn same_point(a: Strategy, a_target: f64, b: Strategy, b_target: f64) -> bool {
+/// Whether two (strategy, target) pairs name one point.
+pub(crate) fn same_point(a: Strategy, a_target: f64, b: Strategy, b_target: f64) -> bool {
     a == b && (a_target - b_target).abs() < 1e-9
 }
 
