@@ -138,8 +138,8 @@ pub fn garble<R: CryptoRng + ?Sized>(
                 let (a0, b0) = (zero[a.0], zero[b.0]);
                 let (pa, pb) = (a0.lsb(), b0.lsb());
                 let (j, k) = tweaks(first_gate + tables.len() as u64);
-                let (ha0, ha1) = (hash.hash(a0, j), hash.hash(a0 ^ delta, j));
-                let (hb0, hb1) = (hash.hash(b0, k), hash.hash(b0 ^ delta, k));
+                let [ha0, ha1, hb0, hb1] =
+                    hash.hash_all([a0, a0 ^ delta, b0, b0 ^ delta], [j, j, k, k]);
                 let generator = ha0 ^ ha1 ^ delta.scaled(pb);
                 let evaluator = hb0 ^ hb1 ^ a0;
                 let generator_zero = ha0 ^ generator.scaled(pa);
@@ -199,8 +199,9 @@ pub fn evaluate(
                 let (wa, wb) = (labels[a.0], labels[b.0]);
                 let (j, k) = tweaks(garbled.first_gate + and_index as u64);
                 and_index += 1;
-                let generator_half = hash.hash(wa, j) ^ generator.scaled(wa.lsb());
-                let evaluator_half = hash.hash(wb, k) ^ (evaluator ^ wa).scaled(wb.lsb());
+                let [hj, hk] = hash.hash_all([wa, wb], [j, k]);
+                let generator_half = hj ^ generator.scaled(wa.lsb());
+                let evaluator_half = hk ^ (evaluator ^ wa).scaled(wb.lsb());
                 labels[out.0] = generator_half ^ evaluator_half;
             }
         }

@@ -356,10 +356,8 @@ impl ExtSender {
         let masked = pairs.iter().zip(&rows).enumerate();
         let masked = masked.map(|(i, (&(x0, x1), &q))| {
             let (q, tweak) = (Block(q), tweak(self.next_row, i));
-            (
-                x0 ^ self.hash.hash(q, tweak),
-                x1 ^ self.hash.hash(q ^ self.s, tweak),
-            )
+            let [h0, h1] = self.hash.hash_all([q, q ^ self.s], [tweak, tweak]);
+            (x0 ^ h0, x1 ^ h1)
         });
         let response = ExtendResponse {
             pairs: masked.collect(),
