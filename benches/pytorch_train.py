@@ -1,7 +1,7 @@
 """Training and inference throughput of the same ResNet-20 (width 1, batch
-64, 3x32x32, SGD with momentum and weight decay, BatchNorm, 10 classes) in
-PyTorch on the CPU, for comparison with `cargo bench --bench train` on the
-same machine.
+64, 3x32x32, SGD with momentum and weight decay, BatchNorm, 10 classes; with
+--quick the quick spec's width 0.25 on 1x28x28) in PyTorch on the CPU, for
+comparison with `cargo bench --bench train` on the same machine.
 
     python3 -m venv /tmp/torchenv && /tmp/torchenv/bin/pip install torch
     /tmp/torchenv/bin/python benches/pytorch_train.py --batches 30 --threads 2
@@ -42,17 +42,17 @@ class Block(nn.Module):
 
 
 class ResNet20(nn.Module):
-    def __init__(self, classes=10):
+    def __init__(self, channels=3, widths=(16, 32, 64), classes=10):
         super().__init__()
-        self.conv1 = nn.Conv2d(3, 16, 3, 1, 1, bias=False)
-        self.bn1 = nn.BatchNorm2d(16)
-        blocks, c = [], 16
-        for stage, width in enumerate([16, 32, 64]):
+        self.conv1 = nn.Conv2d(channels, widths[0], 3, 1, 1, bias=False)
+        self.bn1 = nn.BatchNorm2d(widths[0])
+        blocks, c = [], widths[0]
+        for stage, width in enumerate(widths):
             for i in range(3):
                 blocks.append(Block(c, width, 2 if stage > 0 and i == 0 else 1))
                 c = width
         self.blocks = nn.Sequential(*blocks)
-        self.fc = nn.Linear(64, classes)
+        self.fc = nn.Linear(widths[-1], classes)
 
     def forward(self, x):
         x = self.blocks(F.relu(self.bn1(self.conv1(x))))
@@ -106,6 +106,11 @@ def main():
         help="JSON list of [c_in, c_out, hw, k, stride]: time each conv alone on one thread "
         "and print [[forward ms, forward+backward ms], ...] (for cargo bench --bench conv)",
     )
+    parser.add_argument(
+        "--quick",
+        action="store_true",
+        help="the quick spec's network instead: width 0.25 (4, 8, 16 channels) on 1x28x28",
+    )
     parser.add_argument("--conv-batch", type=int, default=32)
     parser.add_argument("--repeats", type=int, default=5)
     args = parser.parse_args()
@@ -117,10 +122,11 @@ def main():
     device = torch.device(args.device)
     # A GPU runs asynchronously: wait for it before reading the clock.
     sync = torch.cuda.synchronize if device.type == "cuda" else (lambda: None)
-    model = ResNet20().to(device)
+    channels, size, widths = (1, 28, (4, 8, 16)) if args.quick else (3, 32, (16, 32, 64))
+    model = ResNet20(channels, widths).to(device)
     opt = torch.optim.SGD(model.parameters(), lr=0.01, momentum=0.9, weight_decay=5e-4)
     batch = args.batch
-    x = torch.randn(batch, 3, 32, 32, device=device)
+    x = torch.randn(batch, channels, size, size, device=device)
     y = torch.arange(batch, device=device) % 10
 
     def step():
@@ -151,7 +157,8 @@ def main():
                           "device": args.device, "train": train, "inference": infer}))
         return
     print(
-        f"PyTorch {torch.__version__} on {args.device}, {args.threads} threads, batch {batch}, 3x32x32: "
+        f"PyTorch {torch.__version__} on {args.device}, {args.threads} threads, batch {batch}, "
+        f"{channels}x{size}x{size}, widths {widths}: "
         f"train {train:.1f} img/s, inference {infer:.1f} img/s"
     )
 

@@ -1,5 +1,6 @@
 //! Training and inference throughput of ResNet-20 (width 1, batch 64 or
-//! `--batch N`, 3x32x32) on the training device, in images per second,
+//! `--batch N`, 3x32x32; with `--quick` the quick spec's network, width
+//! 0.25 on 1x28x28) on the training device, in images per second,
 //! through the same `train::train` and `train::evaluate` the tool runs.
 //!
 //! `cargo bench --bench train` (add `-- --batches N` for more batches, the
@@ -45,6 +46,12 @@ fn main() {
     let batches = number("--batches", 6);
     let batch = number("--batch", 64);
     let profile = args.iter().any(|a| a == "--profile");
+    let quick = args.iter().any(|a| a == "--quick");
+    let (kind, width) = if quick {
+        (DatasetKind::FashionMnist, 0.25)
+    } else {
+        (DatasetKind::Cifar10, 1.0)
+    };
     let pytorch = args
         .iter()
         .position(|a| a == "--pytorch")
@@ -61,10 +68,11 @@ fn main() {
         })
         .unwrap_or_default();
     let threads = std::env::var("RAYON_NUM_THREADS").unwrap_or_else(|_| "all".into());
+    let (c, h, w) = kind.input_shape();
     println!(
-        "ResNet-20, batch {batch}, 3x32x32, {batches} timed batches, {replicas} replicas, device {backend}, rayon threads: {threads}"
+        "ResNet-20 width {width}, batch {batch}, {c}x{h}x{w}, {batches} timed batches, {replicas} replicas, device {backend}, rayon threads: {threads}"
     );
-    let spec = NetSpec::new(Arch::ResNet20, DatasetKind::Cifar10, 1.0).expect("valid spec");
+    let spec = NetSpec::new(Arch::ResNet20, kind, width).expect("valid spec");
     let cfg = TrainConfig {
         epochs: 1,
         batch_size: batch,
@@ -82,13 +90,13 @@ fn main() {
     let model = ResNet::new(&spec, &device(backend, 0).expect("the device"));
     let (model, _) = train(
         model,
-        &images(1, batch),
+        &images(kind, 1, batch),
         &cfg,
         Phase::with(&mut NoHook),
         "warm-up",
     )
     .expect("trains");
-    let data = images(batches, batch);
+    let data = images(kind, batches, batch);
     let (model, stats) =
         train(model, &data, &cfg, Phase::with(&mut NoHook), "bench").expect("trains");
     println!(
@@ -112,7 +120,7 @@ fn main() {
         model
     };
 
-    let _ = evaluate(&model, &images(1, batch), batch, replicas);
+    let _ = evaluate(&model, &images(kind, 1, batch), batch, replicas);
     let start = Instant::now();
     let _ = evaluate(&model, &data, batch, replicas);
     let seconds = start.elapsed().as_secs_f64();
@@ -121,7 +129,7 @@ fn main() {
     if let Some(python) = pytorch {
         // PyTorch on the GPU when burn trains on one.
         let torch_device = if backend.on_gpu() { "cuda" } else { "cpu" };
-        let torch = pytorch_side(&python, batches, batch, torch_device);
+        let torch = pytorch_side(&python, batches, batch, torch_device, quick);
         println!(
             "PyTorch {} on {torch_device} ({} threads): train {:.1} img/s, inference {:.1} img/s",
             torch.version, torch.threads, torch.train, torch.inference
@@ -146,8 +154,9 @@ struct Torch {
 /// `benches/pytorch_train.py --json` with `python` on `batches` timed
 /// batches of `batch` images on `device` (cpu or cuda), with as many
 /// threads as rayon has.
-fn pytorch_side(python: &str, batches: usize, batch: usize, device: &str) -> Torch {
+fn pytorch_side(python: &str, batches: usize, batch: usize, device: &str, quick: bool) -> Torch {
     let threads = rayon::current_num_threads();
+    let quick = quick.then(|| "--quick".to_string());
     let v = pytorch::run(
         python,
         &[
@@ -160,7 +169,10 @@ fn pytorch_side(python: &str, batches: usize, batch: usize, device: &str) -> Tor
             batch.to_string(),
             "--device".into(),
             device.into(),
-        ],
+        ]
+        .into_iter()
+        .chain(quick)
+        .collect::<Vec<_>>(),
     );
     let number = |k: &str| v[k].as_f64().unwrap_or_else(|| panic!("no {k} in {v}"));
     Torch {
@@ -171,12 +183,13 @@ fn pytorch_side(python: &str, batches: usize, batch: usize, device: &str) -> Tor
     }
 }
 
-/// `batches * batch` CIFAR-shaped images of deterministic noise.
-fn images(batches: usize, batch: usize) -> Dataset {
+/// `batches * batch` images of `kind`'s shape, of deterministic noise.
+fn images(kind: DatasetKind, batches: usize, batch: usize) -> Dataset {
     let n = batches * batch;
+    let (c, h, w) = kind.input_shape();
     Dataset {
-        kind: DatasetKind::Cifar10,
-        images: (0..n * 3 * 32 * 32)
+        kind,
+        images: (0..n * c * h * w)
             .map(|i| (i * 7919 % 1000) as f32 / 500.0 - 1.0)
             .collect(),
         labels: (0..n).map(|i| (i % 10) as u16).collect(),
