@@ -166,12 +166,19 @@ pub(crate) fn subset_indices(len: usize, n: usize, seed: u64) -> Option<Vec<usiz
     Some(indices)
 }
 
-/// Random crop (4-pixel padding) and horizontal flip for CIFAR; a no-op for
-/// the MNIST-like datasets, whose digits and garments are centred and
-/// orientation-specific. Padding takes the normalized value of a black pixel
-/// (`-mean / std` per channel), as when padding before normalizing.
+/// Whether [`augment`] changes `kind`'s images: CIFAR's are cropped and
+/// flipped; the MNIST-like datasets' digits and garments are centred and
+/// orientation-specific, so they are left as they are (and no random number
+/// is drawn for them).
+pub fn augments(kind: DatasetKind) -> bool {
+    matches!(kind, DatasetKind::Cifar10 | DatasetKind::Cifar100)
+}
+
+/// Random crop (4-pixel padding) and horizontal flip where [`augments`]
+/// says so, else a no-op. Padding takes the normalized value of a black
+/// pixel (`-mean / std` per channel), as when padding before normalizing.
 pub fn augment(kind: DatasetKind, image: &mut [f32], rng: &mut impl rand::Rng) {
-    if !matches!(kind, DatasetKind::Cifar10 | DatasetKind::Cifar100) {
+    if !augments(kind) {
         return;
     }
     let dy = rng.random_range(0..=2 * PAD);

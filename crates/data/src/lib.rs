@@ -26,7 +26,7 @@ use rayon::prelude::*;
 use explore_he_model::arch::DatasetKind;
 
 // What a spec asks for is the spec crate's; re-exported beside its loader.
-pub use dataset::{Dataset, RawImages, augment, normalization};
+pub use dataset::{Dataset, RawImages, augment, augments, normalization};
 pub use explore_spec::DataSpec;
 pub use fetch::Source;
 pub use files::{DataError, Split};

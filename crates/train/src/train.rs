@@ -98,6 +98,30 @@ pub struct Teacher<'a> {
     pub temperature: f64,
 }
 
+impl Teacher<'_> {
+    /// The teacher's logits on `x`.
+    fn logits(&self, x: Tensor<4>) -> Tensor<2> {
+        Tensor::from_inner(self.model.forward(x.inner()))
+    }
+
+    /// The teacher's logits for every image of `data`, in order, `classes`
+    /// to an image, in batches of `batch_size`. In eval mode an image's
+    /// logits do not depend on the batch around it, so when the images do
+    /// not change between epochs (no augmentation) a phase computes them
+    /// once instead of at every step.
+    fn logits_of_all(&self, data: &Dataset, batch_size: usize, device: &Device) -> Vec<f32> {
+        let indices: Vec<usize> = (0..data.len()).collect();
+        let parts: Vec<Tensor<2>> = indices
+            .chunks(batch_size.max(1))
+            .map(|chunk| self.logits(Batch::new(data, chunk, None).tensors(device).0))
+            .collect();
+        Tensor::cat(parts, 0)
+            .into_data()
+            .try_into_vec::<f32>()
+            .expect("f32 logits")
+    }
+}
+
 /// What a training phase adds to plain SGD on the cross-entropy.
 pub struct Phase<'a> {
     pub hook: &'a mut dyn TrainHook,
@@ -281,6 +305,14 @@ pub fn train(
         // run is unchanged, and a GPU need not wait for the host. Dropping
         // the receiver (the run stopped early) ends the thread.
         let (ready, batches) = std::sync::mpsc::sync_channel::<(usize, usize, Batch)>(PREFETCH);
+        // The teacher's forward was about a third of a distilled step on
+        // the quick spec's network; where every epoch shows the teacher the
+        // same images, one pass over them replaces it.
+        let fixed_inputs = !cfg.augment || !data::augments(train.kind);
+        let cached = teacher
+            .as_ref()
+            .filter(|_| fixed_inputs)
+            .map(|t| t.logits_of_all(train, cfg.batch_size, &device));
         scope.spawn(move || {
             let mut rng = StdRng::seed_from_u64(cfg.seed);
             let mut order: Vec<usize> = (0..train.len()).collect();
@@ -294,7 +326,10 @@ pub fn train(
                     .enumerate()
                     .take(total - epoch * steps_per_epoch);
                 for (step, indices) in steps {
-                    let batch = Batch::new(train, indices, cfg.augment.then_some(&mut rng));
+                    let mut batch = Batch::new(train, indices, cfg.augment.then_some(&mut rng));
+                    if let Some(all) = &cached {
+                        batch = batch.with_teacher_logits(all, train.kind.classes(), indices);
+                    }
                     if ready.send((epoch, step, batch)).is_err() {
                         return;
                     }
@@ -317,6 +352,7 @@ pub fn train(
                 // parameters' nodes would share one graph and its lock.
                 let model = model.clone().fork(&device);
                 let share = shard.len() as f32 / images as f32;
+                let cached = shard.teacher_logits(&device);
                 let (x, y) = shard.tensors(&device);
                 laps.lap(|p| &mut p.upload_ms);
                 let logits = match fake_quant {
@@ -325,8 +361,9 @@ pub fn train(
                 };
                 let mut loss = loss_fn.forward(logits.clone(), y.clone());
                 if let Some(t) = &teacher {
+                    let z_t = cached.unwrap_or_else(|| t.logits(x));
                     loss = loss.mul_scalar(1.0 - t.weight)
-                        + distillation(logits.clone(), t, x).mul_scalar(t.weight);
+                        + distillation(logits.clone(), z_t, t.temperature).mul_scalar(t.weight);
                 }
                 let loss = loss.mul_scalar(share);
                 laps.lap(|p| &mut p.forward_ms);
@@ -413,10 +450,10 @@ pub fn train(
 }
 
 /// `T^2 * KL(softmax(z_t / T) || softmax(z_s / T))`, averaged over the
-/// batch, for the student's `logits` on `x`.
-fn distillation(logits: Tensor<2>, teacher: &Teacher, x: Tensor<4>) -> Tensor<1> {
-    let t = teacher.temperature;
-    let z_t = Tensor::from_inner(teacher.model.forward(x.inner())).div_scalar(t);
+/// batch, for the student's `logits` and the teacher's `teacher_logits` on
+/// the same images, at temperature `t`.
+fn distillation(logits: Tensor<2>, teacher_logits: Tensor<2>, t: f64) -> Tensor<1> {
+    let z_t = teacher_logits.div_scalar(t);
     let log_p_t = log_softmax(z_t.clone(), 1);
     let p_t = softmax(z_t, 1);
     let log_p_s = log_softmax(logits.div_scalar(t), 1);
@@ -523,6 +560,10 @@ struct Batch {
     shape: (usize, usize, usize),
     pixels: Vec<f32>,
     labels: Vec<i64>,
+    /// The teacher's logits for these images, computed ahead
+    /// ([`Teacher::logits_of_all`]); empty when the teacher runs at the
+    /// step (or there is none).
+    teacher_logits: Vec<f32>,
 }
 
 impl Batch {
@@ -539,7 +580,30 @@ impl Batch {
             shape: data.kind.input_shape(),
             pixels,
             labels: indices.iter().map(|&i| data.labels[i] as i64).collect(),
+            teacher_logits: Vec::new(),
         }
+    }
+
+    /// The batch with images `indices`' rows of `all`, the teacher's
+    /// logits for every image of the set, `classes` to an image, in order.
+    fn with_teacher_logits(mut self, all: &[f32], classes: usize, indices: &[usize]) -> Batch {
+        self.teacher_logits = indices
+            .iter()
+            .flat_map(|&i| &all[i * classes..(i + 1) * classes])
+            .copied()
+            .collect();
+        self
+    }
+
+    /// `[n, classes]` teacher logits on `device`, if computed ahead.
+    fn teacher_logits(&self, device: &Device) -> Option<Tensor<2>> {
+        if self.teacher_logits.is_empty() {
+            return None;
+        }
+        let n = self.len();
+        let classes = self.teacher_logits.len() / n;
+        let data = TensorData::new(self.teacher_logits.clone(), [n, classes]);
+        Some(Tensor::from_data(data, device))
     }
 
     fn len(&self) -> usize {
@@ -550,14 +614,20 @@ impl Batch {
     /// smaller than `n`).
     fn shards(self, n: usize) -> Vec<Batch> {
         let (c, h, w) = self.shape;
-        let size = self.len().div_ceil(n).max(1);
-        self.labels
-            .chunks(size)
-            .zip(self.pixels.chunks(size * c * h * w))
-            .map(|(labels, pixels)| Batch {
-                shape: self.shape,
-                pixels: pixels.to_vec(),
-                labels: labels.to_vec(),
+        let len = self.len();
+        let size = len.div_ceil(n).max(1);
+        let classes = self.teacher_logits.len() / len.max(1);
+        (0..len)
+            .step_by(size)
+            .map(|start| {
+                let images = start..(start + size).min(len);
+                let rows = |per: usize| images.start * per..images.end * per;
+                Batch {
+                    shape: self.shape,
+                    pixels: self.pixels[rows(c * h * w)].to_vec(),
+                    labels: self.labels[images.clone()].to_vec(),
+                    teacher_logits: self.teacher_logits[rows(classes)].to_vec(),
+                }
             })
             .collect()
     }
@@ -784,6 +854,15 @@ mod tests {
         assert_eq!(shards[1].labels, [1, 3]);
         assert_eq!(&shards[1].pixels[..28 * 28], data.image(1));
         assert_eq!(Batch::new(&data, &[3], None).shards(2).len(), 1);
+        // Teacher logits computed ahead follow their images into the shards.
+        let all: Vec<f32> = (0..5 * 10).map(|v| v as f32).collect();
+        let order = [4, 0, 2, 1, 3];
+        let shards = Batch::new(&data, &order, None)
+            .with_teacher_logits(&all, 10, &order)
+            .shards(2);
+        assert_eq!(shards[0].teacher_logits[..10], all[40..50]);
+        assert_eq!(shards[0].teacher_logits[10..20], all[..10]);
+        assert_eq!(shards[1].teacher_logits[10..], all[30..40]);
     }
 
     #[test]
@@ -1013,8 +1092,17 @@ mod tests {
         let dev = teacher.fc.weight.device();
         let (x, _) = Batch::new(&data, &[0, 1, 2, 3], None).tensors(&dev);
         let own_logits = Tensor::from_inner(valid.forward(x.clone().inner()));
-        let own = distillation(own_logits, &t, x);
+        let own = distillation(own_logits, t.logits(x), t.temperature);
         assert!(own.into_scalar::<f32>().abs() < 1e-5);
+        // The logits a phase computes ahead are the teacher's on any batch
+        // the images land in, row for row.
+        let all = t.logits_of_all(&data, 16, &dev);
+        let order = [7, 3, 39, 0, 21];
+        let batch = Batch::new(&data, &order, None).with_teacher_logits(&all, 10, &order);
+        let ahead = batch.teacher_logits(&dev).unwrap();
+        let at_step = t.logits(batch.tensors(&dev).0);
+        let gap = (ahead - at_step).abs().max().into_scalar::<f32>();
+        assert!(gap < 1e-5, "{gap}");
         // A student trained on the teacher's soft labels alone learns the task.
         let (student, _) = train(
             ResNet::new(&spec, &device(13)),
