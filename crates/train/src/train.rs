@@ -305,9 +305,9 @@ pub fn train(
         // run is unchanged, and a GPU need not wait for the host. Dropping
         // the receiver (the run stopped early) ends the thread.
         let (ready, batches) = std::sync::mpsc::sync_channel::<(usize, usize, Batch)>(PREFETCH);
-        // The teacher's forward was about a third of a distilled step on
-        // the quick spec's network; where every epoch shows the teacher the
-        // same images, one pass over them replaces it.
+        // The teacher's eval-mode forward ran at every step of a distilled
+        // phase; where every epoch shows the teacher the same images, one
+        // pass over them replaces it.
         let fixed_inputs = !cfg.augment || !data::augments(train.kind);
         let cached = teacher
             .as_ref()
