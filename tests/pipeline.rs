@@ -182,6 +182,7 @@ fn proximal_lasso_gradual_pruning_and_qat_keep_what_they_prune() {
                 model: &teacher,
                 weight: 0.5,
                 temperature: 4.0,
+                kept: None,
             }),
             fake_quant: None,
             profile: false,

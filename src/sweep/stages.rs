@@ -4,7 +4,9 @@
 //! with its summary written last, so a killed run redoes at most the stage
 //! it was in.
 
+use std::collections::HashMap;
 use std::path::PathBuf;
+use std::sync::{Arc, Mutex};
 use std::time::Instant;
 
 use burn::module::Module;
@@ -27,7 +29,7 @@ use explore_train::model::{FakeQuant, ResNet};
 use explore_train::prune::{
     GradualPruning, GroupLasso, LassoMethod, Mask, MaskHook, ProximalLasso, Pruner,
 };
-use explore_train::train::{self, DenseSummary, NoHook, Phase, Teacher, TrainHook};
+use explore_train::train::{self, DenseSummary, KeptLogits, NoHook, Phase, Teacher, TrainHook};
 
 /// Training images that activation statistics and quantization ranges are
 /// measured on.
@@ -42,6 +44,10 @@ pub struct Workspace {
     /// Held out of the training split (`data.validation`); may be empty.
     pub val_data: Dataset,
     pub test_data: Dataset,
+    /// Each replicate's dense model's logits on the training images, kept
+    /// for every distilled phase of the replicate's points (the dense model
+    /// of a seed is their one teacher).
+    teacher_logits: Mutex<HashMap<u64, Arc<KeptLogits>>>,
 }
 
 /// What the training half of a point measured (`trained.json`).
@@ -111,6 +117,7 @@ impl Workspace {
             train_data: splits.train,
             val_data: splits.validation,
             test_data: splits.test,
+            teacher_logits: Mutex::default(),
         })
     }
 
@@ -466,10 +473,18 @@ impl Workspace {
         let spec = &self.spec;
         let pruner = self.pruner(key.strategy)?;
         let teacher = dense.valid();
+        let kept = Arc::clone(
+            self.teacher_logits
+                .lock()
+                .expect("no panic holds the lock")
+                .entry(key.seed)
+                .or_default(),
+        );
         let distill = |weight: f64, temperature: f64| Teacher {
             model: &teacher,
             weight,
             temperature,
+            kept: Some(&kept),
         };
         let teacher_of = || {
             spec.prune

@@ -8,6 +8,7 @@
 //! augmentation, and [`device`] seeds weight initialization.
 
 use std::path::PathBuf;
+use std::sync::OnceLock;
 use std::time::Instant;
 
 use burn::module::Module;
@@ -96,7 +97,22 @@ pub struct Teacher<'a> {
     pub model: &'a ResNet,
     pub weight: f64,
     pub temperature: f64,
+    /// Where the teacher's logits on the training images are kept across
+    /// the phases that distil from it on them; `None` for a phase that
+    /// computes its own.
+    pub kept: Option<&'a KeptLogits>,
 }
+
+/// One teacher's logits on one training set, computed by the first
+/// distilled phase whose images are fixed (see [`train`]) and reused by the
+/// next: the teacher and the images do not change between those phases, so
+/// neither do the logits. Kept with the batch size that computed them, and
+/// reused only at that size: eval mode does not mix images, but a kernel
+/// may round differently on another shape, and a reused run must equal a
+/// recomputed one bit for bit. The caller keeps one per teacher and
+/// training set.
+#[derive(Debug, Default)]
+pub struct KeptLogits(OnceLock<(usize, Vec<f32>)>);
 
 impl Teacher<'_> {
     /// The teacher's logits on `x`.
@@ -297,6 +313,28 @@ pub fn train(
     let profiling = profile.then_some(&device);
     let mut profiled = StepProfile::default();
     let mut unread = Unread::default();
+    // The teacher's eval-mode forward ran at every step of a distilled
+    // phase; where every epoch shows the teacher the same images, one
+    // pass over them replaces it, or none where an earlier phase kept it.
+    let fixed_inputs = !cfg.augment || !data::augments(train.kind);
+    let computed: Vec<f32>;
+    let cached: Option<&[f32]> = match teacher.as_ref().filter(|_| fixed_inputs) {
+        None => None,
+        Some(t) => {
+            let compute = || t.logits_of_all(train, cfg.batch_size, &device);
+            let kept = t
+                .kept
+                .map(|k| k.0.get_or_init(|| (cfg.batch_size, compute())))
+                .filter(|(batch_size, _)| *batch_size == cfg.batch_size);
+            Some(match kept {
+                Some((_, logits)) => logits,
+                None => {
+                    computed = compute();
+                    &computed
+                }
+            })
+        }
+    };
     let model = std::thread::scope(|scope| -> Result<ResNet, TrainError> {
         let mut model = model;
         // Batches are gathered (and augmented) on a thread of their own, a
@@ -305,14 +343,6 @@ pub fn train(
         // run is unchanged, and a GPU need not wait for the host. Dropping
         // the receiver (the run stopped early) ends the thread.
         let (ready, batches) = std::sync::mpsc::sync_channel::<(usize, usize, Batch)>(PREFETCH);
-        // The teacher's eval-mode forward ran at every step of a distilled
-        // phase; where every epoch shows the teacher the same images, one
-        // pass over them replaces it.
-        let fixed_inputs = !cfg.augment || !data::augments(train.kind);
-        let cached = teacher
-            .as_ref()
-            .filter(|_| fixed_inputs)
-            .map(|t| t.logits_of_all(train, cfg.batch_size, &device));
         scope.spawn(move || {
             let mut rng = StdRng::seed_from_u64(cfg.seed);
             let mut order: Vec<usize> = (0..train.len()).collect();
@@ -1088,6 +1118,7 @@ mod tests {
             model: &valid,
             weight: 1.0,
             temperature: 4.0,
+            kept: None,
         };
         let dev = teacher.fc.weight.device();
         let (x, _) = Batch::new(&data, &[0, 1, 2, 3], None).tensors(&dev);
@@ -1119,6 +1150,55 @@ mod tests {
         .unwrap();
         let student_accuracy = evaluate(&student, &data, 16, 2);
         assert!(student_accuracy >= 0.8, "{student_accuracy}");
+    }
+
+    /// A distilled phase with a teacher's `kept` logits computes them once
+    /// at its batch size; the next phase reuses them, one at another batch
+    /// size computes its own, and each trains exactly as without them.
+    #[test]
+    fn kept_teacher_logits_are_computed_once_and_change_no_run() {
+        let data = synthetic(40, 6);
+        let spec = NetSpec::new(Arch::ResNet20, DatasetKind::FashionMnist, 0.25).unwrap();
+        let teacher = ResNet::new(&spec, &device(21)).valid();
+        let kept = KeptLogits::default();
+        let run = |cfg: &TrainConfig, kept: Option<&KeptLogits>| {
+            let teacher = Teacher {
+                model: &teacher,
+                weight: 0.5,
+                temperature: 4.0,
+                kept,
+            };
+            let phase = Phase {
+                hook: &mut NoHook,
+                teacher: Some(teacher),
+                fake_quant: None,
+                profile: false,
+            };
+            let student = ResNet::new(&spec, &device(22));
+            train(student, &data, cfg, phase, "kept").unwrap().0.fold()
+        };
+        let (small, large) = (
+            cfg(1),
+            TrainConfig {
+                batch_size: 20,
+                ..cfg(1)
+            },
+        );
+        let first = run(&small, Some(&kept));
+        let (batch_size, logits) = kept.0.get().expect("kept by the first phase");
+        let dev = device(0);
+        let own = Teacher {
+            model: &teacher,
+            weight: 0.5,
+            temperature: 4.0,
+            kept: None,
+        };
+        assert_eq!(*batch_size, small.batch_size);
+        assert_eq!(*logits, own.logits_of_all(&data, small.batch_size, &dev));
+        assert_eq!(first, run(&small, None));
+        assert_eq!(run(&small, Some(&kept)), first);
+        assert_eq!(run(&large, Some(&kept)), run(&large, None));
+        assert_eq!(kept.0.get().map(|k| k.0), Some(small.batch_size));
     }
 
     #[test]
