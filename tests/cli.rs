@@ -771,8 +771,9 @@ fn a_truncated_data_file_exits_2_naming_it_and_its_size() {
 /// per budget, in directories of their own, the twin's fine-tuning steps
 /// equal to its point's, the three accuracies recorded, the recovery curve
 /// drawn and tabled, and a resumed run that trains nothing again. Under
-/// `independent` the twins of one budget are one model, trained once: the
-/// second target's is the first's, its training time to the nanosecond.
+/// `independent` the twins of one budget are one model, trained and
+/// measured once: the second target's is the first's, its training time to
+/// the nanosecond, its measured encrypted time and per-image outcomes too.
 #[test]
 fn several_budgets_are_points_of_their_own_with_a_recovery_curve() {
     let tmp = tempfile::tempdir().unwrap();
@@ -811,9 +812,10 @@ threads: 2
         column(&points, "budget"),
         column(&points, "recovery_steps"),
     );
-    let (seconds, accuracy) = (
+    let (seconds, accuracy, measured) = (
         column(&points, "train_seconds"),
         column(&points, "accuracy"),
+        column(&points, "latency_measured_ms"),
     );
     // 300 images in batches of 32: 10 steps an epoch.
     let at_target = |strategy: &str, target: &str, budget: &str| {
@@ -832,6 +834,12 @@ threads: 2
         let secs = |i: usize| seconds[i].parse::<f64>().unwrap();
         assert!((secs(twin) - secs(first)).abs() < 1e-9, "{seconds:?}");
         assert_eq!(accuracy[twin], accuracy[first]);
+        assert_eq!(measured[twin], measured[first]);
+        let outcomes = |target: &str| {
+            let dir = out.join(format!("points/dense-matched-{target}-e{budget}-s0"));
+            std::fs::read(dir.join("outcomes.json")).unwrap()
+        };
+        assert_eq!(outcomes("0.6"), outcomes("0.4"));
     }
     for name in [
         "pruned_accuracy",

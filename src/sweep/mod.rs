@@ -175,14 +175,14 @@ pub fn run(
                 };
                 overall.inc(1);
                 current.set_message(format!("{}: encrypted inference", key.dir_name()));
-                // A dense point measured under another schedule already
-                // (a schedule added to a finished sweep).
-                let reported = done.iter().find(|r| {
-                    PointKey {
-                        schedule: key.schedule,
-                        ..r.key()
-                    } == key
-                });
+                // The same weights measured already: a dense point under
+                // another schedule (a schedule added to a finished sweep),
+                // or a shared twin at another target, which under the same
+                // schedule is measured once.
+                let reported = done
+                    .iter()
+                    .filter(|r| ws.same_weights(key, r.key()))
+                    .min_by_key(|r| r.schedule != key.schedule);
                 let result = ws.measure_point(
                     &trained,
                     &key.scheduler(&ws.spec),

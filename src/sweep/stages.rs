@@ -367,14 +367,33 @@ impl Workspace {
     /// Under `independent`, a twin does not depend on its target: it starts
     /// from the plain model, prunes nothing and recovers on its point's
     /// budget, all seeded by seed and phase alone. So the twins of one
-    /// budget and seed are one model, trained for the first target and
-    /// copied for the others (the summary last, so a copy cut short is
-    /// no finished point). Each copy is still measured under encryption as
-    /// its own point.
+    /// budget and seed are one model.
+    fn twin_shared_across_targets(&self, key: PointKey) -> bool {
+        key.strategy == Strategy::DenseMatched
+            && self.spec.prune.schedule() == PruneSchedule::Independent
+    }
+
+    /// Whether `row` is a point with the very weights of `key`: the same
+    /// point under another (or the same) schedule, or a twin shared across
+    /// targets ([`Self::twin_shared_across_targets`]) at another target.
+    pub fn same_weights(&self, key: PointKey, row: PointKey) -> bool {
+        let target = if self.twin_shared_across_targets(key) {
+            row.target
+        } else {
+            key.target
+        };
+        row == PointKey {
+            target,
+            schedule: row.schedule,
+            ..key
+        }
+    }
+
+    /// A shared twin ([`Self::twin_shared_across_targets`]) is trained for
+    /// the first target and copied for the others (the summary last, so a
+    /// copy cut short is no finished point).
     fn shared_twin(&self, key: PointKey) -> Result<Option<TrainedPoint>, SweepError> {
-        if key.strategy != Strategy::DenseMatched
-            || self.spec.prune.schedule() != PruneSchedule::Independent
-        {
+        if !self.twin_shared_across_targets(key) {
             return Ok(None);
         }
         let trained = self.spec.prune.targets.iter().find_map(|&target| {
@@ -666,10 +685,11 @@ impl Workspace {
     /// The integer model's per-image outcomes of a trained point, on the
     /// validation and test images (per image, so that points can be
     /// compared on the same images). They do not depend on the schedule, so
-    /// a point that a row already `reported` (under another schedule) keeps
-    /// that row's outcomes: re-measured after a resume on another CPU, where
-    /// burn's kernels round differently, an image can move, and the table
-    /// would disagree with its own files.
+    /// a point whose weights a row already `reported` (under another
+    /// schedule, or a shared twin at another target) keeps that row's
+    /// outcomes: re-measured after a resume on another CPU, where burn's
+    /// kernels round differently, an image can move, and the table would
+    /// disagree with its own files.
     fn outcomes(
         &self,
         trained: &TrainedPoint,
@@ -677,11 +697,15 @@ impl Workspace {
         reported: Option<&PointRecord>,
     ) -> Result<Outcomes, SweepError> {
         let path = Outcomes::path(&trained.dir);
-        if let Some(row) = reported
-            && let Some(known) = Outcomes::read(&path)?
-        {
-            known.check_against(row, &path)?;
-            return Ok(known);
+        if let Some(row) = reported {
+            let known_path = Outcomes::path(&self.store.point_dir(&row.key()));
+            if let Some(known) = Outcomes::read(&known_path)? {
+                known.check_against(row, &known_path)?;
+                if known_path != path {
+                    known.write(&path)?;
+                }
+                return Ok(known);
+            }
         }
         let outcomes = Outcomes {
             validation: Correct::new(
@@ -702,7 +726,10 @@ impl Workspace {
     /// weights, and run every layer on real ciphertexts for `he.images` test
     /// images, each decrypted and verified; the executor's counts must equal
     /// the cost model's, layer by layer; then the whole network end to end.
-    /// `reported` is a row the point already has under another schedule.
+    /// `reported` is a row that measured the same weights
+    /// ([`Self::same_weights`]). Under the same schedule it measured this
+    /// very computation, so its row is this point's, at this target:
+    /// nothing is run twice.
     pub fn measure_point(
         &self,
         trained: &TrainedPoint,
@@ -733,6 +760,18 @@ impl Workspace {
             spec.he.noise_margin,
             he::Flooding::OFF,
         )?;
+        let key = trained.key;
+        if let Some(row) = reported.filter(|r| r.schedule == scheduler.schedule()) {
+            return Ok(PointResult {
+                record: PointRecord {
+                    target: key.target,
+                    ..row.clone()
+                },
+                dense_cost,
+                cost,
+                checkpoint: trained.dir.clone(),
+            });
+        }
         let images = spec.he.images.min(self.test_data.len());
         let mut measured_ms = 0.0;
         let mut noise_budget = i64::MAX;
@@ -749,7 +788,6 @@ impl Workspace {
         }
         let e2e = self.infer(&qnet, scheduler)?;
         let gc = e2e.as_ref().and_then(|r| r.nonlinear.as_ref());
-        let key = trained.key;
         let (pruned, recovered) = (trained.summary.pruned, trained.summary.recovered);
         let record = PointRecord {
             sweep: spec.name.clone(),
