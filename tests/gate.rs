@@ -238,15 +238,15 @@ fn the_drawn_noise_is_the_measured_noise() {
 /// move together in ways the profile's common-plus-point split does not
 /// capture, and a model that missed them would show more false alarms
 /// here than the Monte Carlo's. Returns how many seeds failed unchanged,
-/// with every accuracy 2 points lower, and with 5 % more rotations on every
-/// point (dense included).
-fn leave_one_seed_out() -> (usize, usize, usize, usize) {
+/// with every accuracy 2 and 3 points lower, and with 5 % more rotations
+/// on every point (dense included).
+fn leave_one_seed_out() -> (usize, usize, [usize; 2], usize) {
     let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("reports/quick");
     let rows = points::read(&dir.join("points.csv")).unwrap();
     let mut seeds: Vec<u64> = rows.iter().map(|r| r.seed).collect();
     seeds.sort_unstable();
     seeds.dedup();
-    let (mut unchanged, mut dropped, mut costlier) = (0, 0, 0);
+    let (mut unchanged, mut dropped, mut costlier) = (0, [0, 0], 0);
     for &s in &seeds {
         let (new, base): (Vec<PointRecord>, Vec<PointRecord>) =
             rows.iter().cloned().partition(|r| r.seed == s);
@@ -262,7 +262,8 @@ fn leave_one_seed_out() -> (usize, usize, usize, usize) {
         };
         let verdict = |change| usize::from(fails(&changed(change), &base, &profile));
         unchanged += verdict(Change::None);
-        dropped += verdict(Change::Drop(0.02));
+        dropped[0] += verdict(Change::Drop(0.02));
+        dropped[1] += verdict(Change::Drop(0.03));
         costlier += verdict(Change::Rotations(1.05, true));
     }
     (seeds.len(), unchanged, dropped, costlier)
@@ -272,15 +273,22 @@ fn leave_one_seed_out() -> (usize, usize, usize, usize) {
 fn real_reseeds_of_the_baseline_pass_and_real_shifts_fail() {
     let (seeds, unchanged, dropped, costlier) = leave_one_seed_out();
     eprintln!(
-        "leave one seed out, {seeds} seeds: {unchanged} unchanged fail, {dropped} fail 2 points lower, {costlier} fail with 5% more rotations"
+        "leave one seed out, {seeds} seeds: {unchanged} unchanged fail, {} fail 2 points lower, {} 3 points lower, {costlier} fail with 5% more rotations",
+        dropped[0], dropped[1]
     );
     // At a 5 % false-alarm rate, 3 or more failures of 10 unchanged seeds
-    // happen 1 % of the time; at 80 % power, fewer than 6 catches 3 %.
+    // happen 1 % of the time; at 80 % power, fewer than 6 catches 3 %. The
+    // Monte Carlo puts 80 % power at a 3-point drop
+    // (`a_uniform_accuracy_drop_is_caught_once_it_exceeds_the_common_noise`)
+    // and about half at 2 points, where 10 real reseeds vary too much to
+    // test (at 50 % power, fewer than 6 catches of 10 happen 62 % of the
+    // time); they are printed.
     assert!(seeds >= 10, "the baseline has {seeds} seeds");
     assert!(unchanged <= 2, "{unchanged} of {seeds} real reseeds fail");
     assert!(
-        dropped * 10 >= 6 * seeds,
-        "a 2-point drop caught on {dropped} of {seeds}"
+        dropped[1] * 10 >= 6 * seeds,
+        "a 3-point drop caught on {} of {seeds}",
+        dropped[1]
     );
     assert_eq!(costlier, seeds, "+5 % rotations passed on some seed");
 }
