@@ -749,17 +749,6 @@ impl Workspace {
         let q_convs: Vec<Vec<i64>> = deployed.convs.iter().map(|l| l.weight.clone()).collect();
         let cost = he::network_cost(&deployed.spec, &q_convs, &deployed.fc.weight, scheduler)?;
         let dense_cost = he::dense_network_cost(&self.net, scheduler)?;
-        let p = ctx.params();
-        // The special prime serves key switching; coefficient encoding has none.
-        let special = p.special_bits.filter(|_| scheduler.schedule().rotates());
-        let moduli = he::ModulusChoice::holding(
-            p.poly_degree,
-            p.plaintext_bits,
-            cost.depth(),
-            (p.moduli_bits(), special),
-            spec.he.noise_margin,
-            he::Flooding::OFF,
-        )?;
         let key = trained.key;
         if let Some(row) = reported.filter(|r| r.schedule == scheduler.schedule()) {
             return Ok(PointResult {
@@ -772,6 +761,17 @@ impl Workspace {
                 checkpoint: trained.dir.clone(),
             });
         }
+        let p = ctx.params();
+        // The special prime serves key switching; coefficient encoding has none.
+        let special = p.special_bits.filter(|_| scheduler.schedule().rotates());
+        let moduli = he::ModulusChoice::holding(
+            p.poly_degree,
+            p.plaintext_bits,
+            cost.depth(),
+            (p.moduli_bits(), special),
+            spec.he.noise_margin,
+            he::Flooding::OFF,
+        )?;
         let images = spec.he.images.min(self.test_data.len());
         let mut measured_ms = 0.0;
         let mut noise_budget = i64::MAX;
